@@ -1,0 +1,51 @@
+# Flotilla's one entry point. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+GO    ?= go
+VERSION  ?= v1
+REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X github.com/flotilla-dev/flotilla/internal/buildinfo.version=$(VERSION) \
+            -X github.com/flotilla-dev/flotilla/internal/buildinfo.revision=$(REVISION)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/flotilla (VERSION=v2 bakes in another version)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flotilla ./cmd/flotilla
+
+.PHONY: run
+run: ## run the whole system locally (flotilla up)
+	$(GO) run ./cmd/flotilla up
+
+.PHONY: deps
+deps: ## install what the tests need (redis-server) when missing
+	@hack/ensure-packages.sh redis-server:redis-server
+
+.PHONY: test
+test: deps ## unit and integration tests, race detector on (the README's test command)
+	$(GO) test -race -shuffle=on -timeout 15m ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck (pinned)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	@hack/fuzz.sh $${FUZZTIME:-20s}
+
+.PHONY: bench
+bench: ## Go benchmarks, 10 runs each, for benchstat
+	$(GO) test -run '^$$' -bench . -benchmem -count=10 ./... | tee bench.txt
+
+.PHONY: ci
+ci: lint test ## what CI runs
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf bin dist
