@@ -1,0 +1,308 @@
+// Package config is the gateway's routing configuration: pure data, a
+// strict YAML decoder and Validate. It imports only the standard library and
+// a YAML decoder, so every other gateway package can depend on it.
+//
+// Start-up settings (listen and admin addresses, access log) are flags of
+// `flotilla gateway`, not part of this file: the file is the routing
+// config, which can be reloaded while the gateway runs.
+package config
+
+import "time"
+
+// APIVersion and Kind identify the file format; both are required.
+const (
+	APIVersion = "flotilla.dev/v1alpha1"
+	Kind       = "Gateway"
+)
+
+// Config is one gateway routing configuration.
+type Config struct {
+	// APIVersion must be "flotilla.dev/v1alpha1".
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	// Kind must be "Gateway".
+	Kind string `yaml:"kind" json:"kind"`
+	// Defaults apply to every route that does not set its own value.
+	Defaults Defaults `yaml:"defaults" json:"defaults"`
+	// Backends are the named upstream groups routes send traffic to.
+	Backends []Backend `yaml:"backends" json:"backends"`
+	// Routes are matched by precedence (see Match), not by their order in
+	// the file; the order only breaks exact ties.
+	Routes []Route `yaml:"routes" json:"routes"`
+}
+
+// Defaults are route settings used where a route leaves them unset.
+type Defaults struct {
+	// Timeout bounds a whole proxied exchange, retries included, until the
+	// response headers arrive (default 30s).
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// Retries is the retry policy (default: 2 retries for idempotent
+	// requests and failed connects).
+	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+}
+
+// Backend is a named group of upstream endpoints: one Kubernetes Service,
+// one version of an app.
+type Backend struct {
+	// Name identifies the backend in routes, metrics and the admin API.
+	// Required; [a-z0-9] and '-', '_', '.'.
+	Name string `yaml:"name" json:"name"`
+	// Addresses are host:port endpoints. An IP literal is used as is; a DNS
+	// name is re-resolved every ResolveInterval and every address it
+	// returns becomes an endpoint (a headless Service).
+	Addresses []string `yaml:"addresses" json:"addresses"`
+	// ResolveInterval is how often DNS names are resolved again (default 5s).
+	ResolveInterval time.Duration `yaml:"resolveInterval" json:"resolveInterval"`
+	// Protocol to speak upstream: "http1" (default) or "h2c" (HTTP/2
+	// without TLS).
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Balance picks the endpoint for each request.
+	Balance Balance `yaml:"balance" json:"balance"`
+	// HealthCheck, when set, probes every endpoint actively.
+	HealthCheck *HealthCheck `yaml:"healthCheck" json:"healthCheck,omitempty"`
+	// Outlier, when set, ejects endpoints that fail consecutive requests
+	// (default: 5 failures, 30s base ejection, 5m maximum).
+	Outlier *Outlier `yaml:"outlier" json:"outlier,omitempty"`
+	// MaxInFlight caps concurrent requests per endpoint; a full endpoint is
+	// skipped and when every endpoint is full the request gets 503
+	// (default 0: no cap).
+	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight"`
+}
+
+// Balancing policies.
+const (
+	RoundRobin     = "round_robin"
+	LeastRequest   = "least_request"
+	Random         = "random"
+	ConsistentHash = "consistent_hash"
+)
+
+// Balance selects a load-balancing policy.
+type Balance struct {
+	// Policy is round_robin (default), least_request (power of two
+	// choices), random or consistent_hash.
+	Policy string `yaml:"policy" json:"policy"`
+	// HashOn is the key for consistent_hash; exactly one field must be set.
+	HashOn *HashOn `yaml:"hashOn" json:"hashOn,omitempty"`
+}
+
+// HashOn names the request property consistent hashing keys on. A request
+// without it is balanced round robin.
+type HashOn struct {
+	// Header is a request header name.
+	Header string `yaml:"header" json:"header,omitempty"`
+	// Cookie is a cookie name.
+	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
+	// ClientIP keys on the client's address (the TCP peer).
+	ClientIP bool `yaml:"clientIP" json:"clientIP,omitempty"`
+}
+
+// HealthCheck configures active HTTP health checks.
+type HealthCheck struct {
+	// Path is requested with GET (default "/healthz").
+	Path string `yaml:"path" json:"path"`
+	// Interval between checks of one endpoint (default 5s).
+	Interval time.Duration `yaml:"interval" json:"interval"`
+	// Timeout of one check (default 1s); must be below Interval.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// HealthyThreshold is how many passes in a row make an unhealthy
+	// endpoint healthy (default 1).
+	HealthyThreshold int `yaml:"healthyThreshold" json:"healthyThreshold"`
+	// UnhealthyThreshold is how many failures in a row make a healthy
+	// endpoint unhealthy (default 2).
+	UnhealthyThreshold int `yaml:"unhealthyThreshold" json:"unhealthyThreshold"`
+	// ExpectedStatuses are the passing status codes (default 200..399).
+	ExpectedStatuses []int `yaml:"expectedStatuses" json:"expectedStatuses,omitempty"`
+}
+
+// Outlier configures passive outlier detection: a request that fails to
+// connect or gets a 5xx counts as a failure.
+type Outlier struct {
+	// ConsecutiveFailures ejects an endpoint (default 5).
+	ConsecutiveFailures int `yaml:"consecutiveFailures" json:"consecutiveFailures"`
+	// BaseEjection is the first ejection's length; each further ejection
+	// doubles it (default 30s).
+	BaseEjection time.Duration `yaml:"baseEjection" json:"baseEjection"`
+	// MaxEjection caps the ejection length (default 5m).
+	MaxEjection time.Duration `yaml:"maxEjection" json:"maxEjection"`
+}
+
+// Route is one routing rule: a match, what to do to the request, and where
+// to send it (backends) or a redirect.
+type Route struct {
+	// Name identifies the route in metrics, logs and the admin API.
+	// Required and unique.
+	Name string `yaml:"name" json:"name"`
+	// Match selects requests; every set condition must hold.
+	Match Match `yaml:"match" json:"match"`
+	// Rewrite changes the path or host sent upstream.
+	Rewrite *Rewrite `yaml:"rewrite" json:"rewrite,omitempty"`
+	// Redirect answers with a redirect instead of proxying; exclusive with
+	// Backends.
+	Redirect *Redirect `yaml:"redirect" json:"redirect,omitempty"`
+	// RequestHeaders edits the request sent upstream.
+	RequestHeaders *HeaderOps `yaml:"requestHeaders" json:"requestHeaders,omitempty"`
+	// ResponseHeaders edits the response sent to the client.
+	ResponseHeaders *HeaderOps `yaml:"responseHeaders" json:"responseHeaders,omitempty"`
+	// Backends receive the traffic, split by weight (a canary).
+	Backends []BackendRef `yaml:"backends" json:"backends,omitempty"`
+	// Sticky, when set, pins a client to the backend it first got with a
+	// cookie, so a canary user stays on the canary.
+	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
+	// Mirror copies a share of requests to a shadow backend.
+	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
+	// Timeout overrides Defaults.Timeout.
+	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// Retries overrides Defaults.Retries.
+	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+}
+
+// Path match types.
+const (
+	PathExact  = "Exact"
+	PathPrefix = "Prefix"
+	PathRegex  = "Regex"
+)
+
+// Value match types for headers, query parameters and cookies.
+const (
+	MatchExact   = "Exact"
+	MatchRegex   = "Regex"
+	MatchPresent = "Present"
+)
+
+// Match is the condition a request must meet. The zero Match matches
+// everything.
+type Match struct {
+	// Hosts are exact ("flaskapp.test") or wildcard ("*.example.com",
+	// one or more labels) host names, without port. Empty: any host.
+	Hosts []string `yaml:"hosts" json:"hosts,omitempty"`
+	// Path matches the request path (default: Prefix "/").
+	Path *PathMatch `yaml:"path" json:"path,omitempty"`
+	// Methods, when set, must contain the request method.
+	Methods []string `yaml:"methods" json:"methods,omitempty"`
+	// Headers must all match.
+	Headers []ValueMatch `yaml:"headers" json:"headers,omitempty"`
+	// Query parameters must all match.
+	Query []ValueMatch `yaml:"query" json:"query,omitempty"`
+	// Cookies must all match (A/B tests by cookie).
+	Cookies []ValueMatch `yaml:"cookies" json:"cookies,omitempty"`
+}
+
+// PathMatch matches the URL path.
+type PathMatch struct {
+	// Type is Exact, Prefix (default; matches whole segments: "/flask"
+	// matches "/flask" and "/flask/x", not "/flasky") or Regex (RE2,
+	// anchored at both ends).
+	Type string `yaml:"type" json:"type"`
+	// Value is the path or the regular expression.
+	Value string `yaml:"value" json:"value"`
+}
+
+// ValueMatch matches one named header, query parameter or cookie.
+type ValueMatch struct {
+	// Name of the header (case-insensitive), parameter or cookie.
+	Name string `yaml:"name" json:"name"`
+	// Type is Exact (default), Regex (RE2, anchored) or Present.
+	Type string `yaml:"type" json:"type"`
+	// Value to compare with; unused for Present.
+	Value string `yaml:"value" json:"value,omitempty"`
+}
+
+// Path rewrite types.
+const (
+	RewriteReplacePrefix = "ReplacePrefix"
+	RewriteReplaceFull   = "ReplaceFull"
+	RewriteRegex         = "Regex"
+)
+
+// Rewrite changes the request before it goes upstream.
+type Rewrite struct {
+	// Path rewrites the path.
+	Path *PathRewrite `yaml:"path" json:"path,omitempty"`
+	// Host replaces the Host header sent upstream (default: the client's
+	// Host is kept, as ingress-nginx does).
+	Host string `yaml:"host" json:"host,omitempty"`
+}
+
+// PathRewrite rewrites the URL path.
+type PathRewrite struct {
+	// Type is ReplacePrefix (the matched Prefix is replaced by Value; needs
+	// a Prefix path match), ReplaceFull (the path becomes Value) or Regex
+	// (Pattern's match is replaced by Value, which may use $1, ${name}: the
+	// ingress-nginx rewrite-target).
+	Type string `yaml:"type" json:"type"`
+	// Value is the replacement.
+	Value string `yaml:"value" json:"value"`
+	// Pattern is the RE2 regular expression for Regex (default: the route's
+	// Regex path match).
+	Pattern string `yaml:"pattern" json:"pattern,omitempty"`
+}
+
+// Redirect answers the request with a redirect. Unset fields keep the
+// request's value.
+type Redirect struct {
+	// Scheme, "http" or "https".
+	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
+	// Host name of the target.
+	Host string `yaml:"host" json:"host,omitempty"`
+	// Port of the target (0: the default for the scheme).
+	Port int `yaml:"port" json:"port,omitempty"`
+	// Path replaces the whole path.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// StatusCode is 301, 302 (default), 303, 307 or 308.
+	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
+}
+
+// HeaderOps edits headers: Remove first, then Set, then Add.
+type HeaderOps struct {
+	// Add appends values.
+	Add map[string]string `yaml:"add" json:"add,omitempty"`
+	// Set replaces values.
+	Set map[string]string `yaml:"set" json:"set,omitempty"`
+	// Remove deletes headers.
+	Remove []string `yaml:"remove" json:"remove,omitempty"`
+}
+
+// BackendRef sends a share of a route's traffic to a backend.
+type BackendRef struct {
+	// Name of a backend in Config.Backends.
+	Name string `yaml:"name" json:"name"`
+	// Weight is the relative share, 0..100 (default 1); 0 sends nothing,
+	// which is how blue/green keeps the idle colour routed but unused.
+	Weight *int `yaml:"weight" json:"weight,omitempty"`
+}
+
+// Sticky pins a client to a backend of the route with a cookie.
+type Sticky struct {
+	// Cookie name (default "flotilla-backend").
+	Cookie string `yaml:"cookie" json:"cookie"`
+	// TTL is the cookie's Max-Age (default 1h).
+	TTL time.Duration `yaml:"ttl" json:"ttl"`
+}
+
+// Mirror copies requests to a shadow backend; its responses are discarded
+// and it never slows or fails the primary request.
+type Mirror struct {
+	// Backend is the shadow backend's name.
+	Backend string `yaml:"backend" json:"backend"`
+	// Percent of requests mirrored, 0..100 (default 100).
+	Percent *float64 `yaml:"percent" json:"percent,omitempty"`
+}
+
+// Retries is a retry policy. A request is retried on another endpoint when
+// it failed to connect (any method) or, for idempotent methods without a
+// body that cannot be replayed, on a transport error or a RetryOn status.
+type Retries struct {
+	// Attempts is the number of retries after the first try, 0..10
+	// (default 2 when no retries block is given at all; 0 disables).
+	Attempts int `yaml:"attempts" json:"attempts"`
+	// Backoff is the base of the jittered exponential backoff between
+	// tries (default 25ms, capped at 10×).
+	Backoff time.Duration `yaml:"backoff" json:"backoff"`
+	// Budget caps retries in flight to this fraction of requests in flight
+	// per backend, 0..1, with at least 3 allowed (default 0.2).
+	Budget *float64 `yaml:"budget" json:"budget,omitempty"`
+	// RetryOn lists upstream status codes that are retried for idempotent
+	// requests (default none: only failures without a response).
+	RetryOn []int `yaml:"retryOn" json:"retryOn,omitempty"`
+}

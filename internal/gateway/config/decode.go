@@ -1,0 +1,203 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileBytes caps the size of a config file (1 MiB).
+const MaxFileBytes = 1 << 20
+
+// Load reads, decodes, defaults and validates the file at path. Errors name
+// the file and every problem found.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse strictly decodes one YAML document (unknown fields, duplicate keys
+// and extra documents are errors), applies defaults and validates it.
+func Parse(data []byte) (*Config, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Decode strictly decodes data without defaulting or validating it.
+func Decode(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty config: want apiVersion, kind, backends and routes")
+		}
+		return nil, cleanYAMLError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document: want exactly one")
+	}
+	return &c, nil
+}
+
+var (
+	notFound = regexp.MustCompile(`field (\S+) not found in type config\.\w+`)
+	intoType = regexp.MustCompile(` into (config\.\w+|time\.Duration|\*?\w+)`)
+)
+
+// cleanYAMLError rewrites yaml.v3's messages, which name Go types, into
+// ones that name what the user wrote.
+func cleanYAMLError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = notFound.ReplaceAllString(msg, `unknown field "$1"`)
+	msg = intoType.ReplaceAllStringFunc(msg, func(s string) string {
+		switch t := strings.TrimPrefix(s, " into "); t {
+		case "time.Duration":
+			return " into a duration (like 500ms, 5s, 1m)"
+		case "int", "float64", "bool", "string":
+			return " into " + map[string]string{"int": "an integer", "float64": "a number", "bool": "a boolean", "string": "a string"}[t]
+		default:
+			return " into an object or list of the wrong shape"
+		}
+	})
+	return errors.New(msg)
+}
+
+// SetDefaults fills every unset field with its documented default.
+func (c *Config) SetDefaults() {
+	if c.Defaults.Timeout == 0 {
+		c.Defaults.Timeout = 30 * time.Second
+	}
+	if c.Defaults.Retries == nil {
+		c.Defaults.Retries = &Retries{Attempts: 2}
+	}
+	c.Defaults.Retries.setDefaults()
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		if b.ResolveInterval == 0 {
+			b.ResolveInterval = 5 * time.Second
+		}
+		if b.Protocol == "" {
+			b.Protocol = "http1"
+		}
+		if b.Balance.Policy == "" {
+			b.Balance.Policy = RoundRobin
+		}
+		if h := b.HealthCheck; h != nil {
+			if h.Path == "" {
+				h.Path = "/healthz"
+			}
+			if h.Interval == 0 {
+				h.Interval = 5 * time.Second
+			}
+			if h.Timeout == 0 {
+				h.Timeout = min(time.Second, h.Interval/2)
+			}
+			if h.HealthyThreshold == 0 {
+				h.HealthyThreshold = 1
+			}
+			if h.UnhealthyThreshold == 0 {
+				h.UnhealthyThreshold = 2
+			}
+		}
+		if b.Outlier == nil {
+			b.Outlier = &Outlier{}
+		}
+		if b.Outlier.ConsecutiveFailures == 0 {
+			b.Outlier.ConsecutiveFailures = 5
+		}
+		if b.Outlier.BaseEjection == 0 {
+			b.Outlier.BaseEjection = 30 * time.Second
+		}
+		if b.Outlier.MaxEjection == 0 {
+			b.Outlier.MaxEjection = 5 * time.Minute
+		}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Match.Path == nil {
+			r.Match.Path = &PathMatch{Type: PathPrefix, Value: "/"}
+		}
+		if r.Match.Path.Type == "" {
+			r.Match.Path.Type = PathPrefix
+		}
+		for _, vs := range [][]ValueMatch{r.Match.Headers, r.Match.Query, r.Match.Cookies} {
+			for j := range vs {
+				if vs[j].Type == "" {
+					vs[j].Type = MatchExact
+				}
+			}
+		}
+		for j := range r.Backends {
+			if r.Backends[j].Weight == nil {
+				one := 1
+				r.Backends[j].Weight = &one
+			}
+		}
+		if r.Redirect != nil && r.Redirect.StatusCode == 0 {
+			r.Redirect.StatusCode = 302
+		}
+		if r.Sticky != nil {
+			if r.Sticky.Cookie == "" {
+				r.Sticky.Cookie = "flotilla-backend"
+			}
+			if r.Sticky.TTL == 0 {
+				r.Sticky.TTL = time.Hour
+			}
+		}
+		if r.Mirror != nil && r.Mirror.Percent == nil {
+			hundred := 100.0
+			r.Mirror.Percent = &hundred
+		}
+		if r.Timeout == 0 {
+			r.Timeout = c.Defaults.Timeout
+		}
+		if r.Retries == nil {
+			rr := *c.Defaults.Retries
+			r.Retries = &rr
+		}
+		r.Retries.setDefaults()
+	}
+}
+
+func (r *Retries) setDefaults() {
+	if r.Backoff == 0 {
+		r.Backoff = 25 * time.Millisecond
+	}
+	if r.Budget == nil {
+		b := 0.2
+		r.Budget = &b
+	}
+}
