@@ -1,0 +1,461 @@
+// Package route compiles a validated config.Config into an immutable
+// routing table and matches requests against it. A Table is never
+// modified after Compile; the gateway swaps whole tables atomically.
+//
+// Precedence, as Gateway API orders it (Envoy Gateway's choice for
+// regular expressions, which Gateway API leaves to implementations):
+//  1. host: an exact host beats the longest matching wildcard, which beats
+//     routes without hosts; a request that no route of a more specific
+//     host matches falls through to the less specific ones;
+//  2. path: Exact, then Regex (longer expression first), then Prefix
+//     (longer prefix first);
+//  3. a route with methods beats one without;
+//  4. more header matches, then more query matches, then more cookie
+//     matches;
+//  5. the order in the file.
+package route
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+)
+
+// Table is a compiled, immutable routing table.
+type Table struct {
+	exact  map[string][]*Route // lower-case host → routes by precedence
+	wild   []wildBucket        // longest suffix first
+	any    []*Route            // routes without hosts
+	routes []*Route            // in config order
+}
+
+type wildBucket struct {
+	suffix string // ".example.com"
+	routes []*Route
+}
+
+// Route is one compiled route. Its fields are read-only.
+type Route struct {
+	// Name is the route's config name.
+	Name string
+	// Index is the route's position in config.Routes.
+	Index int
+	// Config is the route's validated, defaulted configuration.
+	Config *config.Route
+
+	path     pathMatcher
+	methods  []string
+	headers  []valueMatcher
+	query    []valueMatcher
+	cookies  []valueMatcher
+	rewrite  func(string) string
+	reqOps   headerOps
+	respOps  headerOps
+	hostRW   string
+	redirect *config.Redirect
+}
+
+// Compile builds the table for c, which must have been defaulted and
+// validated. It fails only on what Validate cannot see.
+func Compile(c *config.Config) (*Table, error) {
+	t := &Table{exact: map[string][]*Route{}}
+	wild := map[string][]*Route{}
+	for i := range c.Routes {
+		rc := &c.Routes[i]
+		r, err := compileRoute(rc, i)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %w", i, err)
+		}
+		t.routes = append(t.routes, r)
+		if len(rc.Match.Hosts) == 0 {
+			t.any = append(t.any, r)
+		}
+		for _, h := range rc.Match.Hosts {
+			h = strings.ToLower(h)
+			if suffix, ok := strings.CutPrefix(h, "*"); ok {
+				wild[suffix] = append(wild[suffix], r)
+			} else {
+				t.exact[h] = append(t.exact[h], r)
+			}
+		}
+	}
+	for s, rs := range wild {
+		t.wild = append(t.wild, wildBucket{suffix: s, routes: rs})
+	}
+	slices.SortFunc(t.wild, func(a, b wildBucket) int {
+		return cmp.Or(cmp.Compare(len(b.suffix), len(a.suffix)), strings.Compare(a.suffix, b.suffix))
+	})
+	sortRoutes(t.any)
+	for _, rs := range t.exact {
+		sortRoutes(rs)
+	}
+	for _, b := range t.wild {
+		sortRoutes(b.routes)
+	}
+	return t, nil
+}
+
+// sortRoutes orders routes of one host bucket by precedence.
+func sortRoutes(rs []*Route) {
+	slices.SortStableFunc(rs, func(a, b *Route) int {
+		return cmp.Or(
+			cmp.Compare(a.path.kind, b.path.kind),
+			cmp.Compare(len(b.path.value), len(a.path.value)),
+			cmp.Compare(boolRank(len(b.methods) > 0), boolRank(len(a.methods) > 0)),
+			cmp.Compare(len(b.headers), len(a.headers)),
+			cmp.Compare(len(b.query), len(a.query)),
+			cmp.Compare(len(b.cookies), len(a.cookies)),
+			cmp.Compare(a.Index, b.Index),
+		)
+	})
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Routes returns the routes in config order.
+func (t *Table) Routes() []*Route { return t.routes }
+
+// Route returns the route named name, or nil.
+func (t *Table) Route(name string) *Route {
+	for _, r := range t.routes {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// Match returns the route for r by precedence, or nil.
+func (t *Table) Match(r *http.Request) *Route {
+	host := hostOnly(r.Host)
+	var q url.Values // parsed once, on first need
+	m := func(rs []*Route) *Route {
+		for _, rt := range rs {
+			if rt.matches(r, &q) {
+				return rt
+			}
+		}
+		return nil
+	}
+	if rs, ok := t.exact[host]; ok {
+		if rt := m(rs); rt != nil {
+			return rt
+		}
+	}
+	for _, b := range t.wild {
+		if len(host) > len(b.suffix) && strings.HasSuffix(host, b.suffix) {
+			if rt := m(b.routes); rt != nil {
+				return rt
+			}
+		}
+	}
+	return m(t.any)
+}
+
+// hostOnly lower-cases the host and drops the port and a trailing dot,
+// allocating only when the host has upper-case letters.
+func hostOnly(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+func (rt *Route) matches(r *http.Request, q *url.Values) bool {
+	if !rt.path.match(r.URL.Path) {
+		return false
+	}
+	if len(rt.methods) > 0 && !slices.Contains(rt.methods, r.Method) {
+		return false
+	}
+	for _, h := range rt.headers {
+		if !h.matchAny(r.Header[h.name]) {
+			return false
+		}
+	}
+	if len(rt.query) > 0 {
+		if *q == nil {
+			*q = r.URL.Query()
+		}
+		for _, m := range rt.query {
+			if !m.matchAny((*q)[m.name]) {
+				return false
+			}
+		}
+	}
+	for _, m := range rt.cookies {
+		var vs []string
+		for _, c := range r.CookiesNamed(m.name) {
+			vs = append(vs, c.Value)
+		}
+		if !m.matchAny(vs) {
+			return false
+		}
+	}
+	return true
+}
+
+func compileRoute(rc *config.Route, index int) (*Route, error) {
+	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect}
+	var err error
+	if r.path, err = compilePath(rc.Match.Path); err != nil {
+		return nil, err
+	}
+	for _, g := range []struct {
+		dst       *[]valueMatcher
+		src       []config.ValueMatch
+		canonical bool
+	}{{&r.headers, rc.Match.Headers, true}, {&r.query, rc.Match.Query, false}, {&r.cookies, rc.Match.Cookies, false}} {
+		for _, vm := range g.src {
+			m, err := compileValue(vm, g.canonical)
+			if err != nil {
+				return nil, err
+			}
+			*g.dst = append(*g.dst, m)
+		}
+	}
+	if rw := rc.Rewrite; rw != nil {
+		r.hostRW = rw.Host
+		if rw.Path != nil {
+			if r.rewrite, err = compileRewrite(rw.Path, r.path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r.reqOps = compileHeaderOps(rc.RequestHeaders)
+	r.respOps = compileHeaderOps(rc.ResponseHeaders)
+	return r, nil
+}
+
+// Path match kinds, in precedence order.
+const (
+	kindExact = iota
+	kindRegex
+	kindPrefix
+)
+
+type pathMatcher struct {
+	kind  int
+	value string // exact path, prefix without trailing slash, or regex source
+	re    *regexp.Regexp
+}
+
+func compilePath(pm *config.PathMatch) (pathMatcher, error) {
+	switch pm.Type {
+	case config.PathExact:
+		return pathMatcher{kind: kindExact, value: pm.Value}, nil
+	case config.PathRegex:
+		re, err := regexp.Compile(`^(?:` + pm.Value + `)$`)
+		if err != nil {
+			return pathMatcher{}, fmt.Errorf("match.path.value: %w", err)
+		}
+		return pathMatcher{kind: kindRegex, value: pm.Value, re: re}, nil
+	default:
+		v := strings.TrimRight(pm.Value, "/")
+		return pathMatcher{kind: kindPrefix, value: v}, nil
+	}
+}
+
+func (m *pathMatcher) match(p string) bool {
+	switch m.kind {
+	case kindExact:
+		return p == m.value
+	case kindRegex:
+		return m.re.MatchString(p)
+	}
+	// Prefix matches whole segments: "/flask" matches "/flask" and
+	// "/flask/x" but not "/flasky". The "/" prefix is stored as "".
+	return strings.HasPrefix(p, m.value) && (len(p) == len(m.value) || p[len(m.value)] == '/')
+}
+
+type valueMatcher struct {
+	name  string
+	kind  string
+	value string
+	re    *regexp.Regexp
+}
+
+func compileValue(vm config.ValueMatch, canonical bool) (valueMatcher, error) {
+	m := valueMatcher{name: vm.Name, kind: vm.Type, value: vm.Value}
+	if canonical {
+		m.name = http.CanonicalHeaderKey(vm.Name)
+	}
+	if vm.Type == config.MatchRegex {
+		re, err := regexp.Compile(`^(?:` + vm.Value + `)$`)
+		if err != nil {
+			return m, fmt.Errorf("match %s: %w", vm.Name, err)
+		}
+		m.re = re
+	}
+	return m, nil
+}
+
+func (m *valueMatcher) matchAny(vs []string) bool {
+	if m.kind == config.MatchPresent {
+		return len(vs) > 0
+	}
+	for _, v := range vs {
+		if m.re != nil && m.re.MatchString(v) || m.re == nil && v == m.value {
+			return true
+		}
+	}
+	return false
+}
+
+func compileRewrite(pr *config.PathRewrite, pm pathMatcher) (func(string) string, error) {
+	switch pr.Type {
+	case config.RewriteReplaceFull:
+		return func(string) string { return pr.Value }, nil
+	case config.RewriteReplacePrefix:
+		prefix, value := pm.value, strings.TrimRight(pr.Value, "/")
+		return func(p string) string {
+			rest := strings.TrimPrefix(p, prefix)
+			if out := value + rest; out != "" {
+				if out[0] != '/' {
+					return "/" + out
+				}
+				return out
+			}
+			return "/"
+		}, nil
+	default: // Regex
+		re := pm.re
+		if pr.Pattern != "" {
+			var err error
+			if re, err = regexp.Compile(pr.Pattern); err != nil {
+				return nil, fmt.Errorf("rewrite.path.pattern: %w", err)
+			}
+		}
+		tmpl := pr.Value
+		return func(p string) string {
+			m := re.FindStringSubmatchIndex(p)
+			if m == nil {
+				return p
+			}
+			out := p[:m[0]] + string(re.ExpandString(nil, tmpl, p, m)) + p[m[1]:]
+			if out == "" || out[0] != '/' {
+				out = "/" + out
+			}
+			return out
+		}, nil
+	}
+}
+
+// RewritePath returns the path to send upstream.
+func (rt *Route) RewritePath(p string) string {
+	if rt.rewrite == nil {
+		return p
+	}
+	return rt.rewrite(p)
+}
+
+// RewritesPath reports whether the route changes the path.
+func (rt *Route) RewritesPath() bool { return rt.rewrite != nil }
+
+// Host is the Host to send upstream, or "" to keep the client's.
+func (rt *Route) Host() string { return rt.hostRW }
+
+// Redirect returns the redirect target and status for r when the route is
+// a redirect, else "", 0.
+func (rt *Route) Redirect(r *http.Request) (string, int) {
+	rd := rt.redirect
+	if rd == nil {
+		return "", 0
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	reqHost, reqPort, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		reqHost, reqPort = r.Host, ""
+	}
+	host, port := reqHost, reqPort
+	if rd.Scheme != "" || rd.Host != "" {
+		port = "" // the scheme's default port unless one is given
+	}
+	if rd.Scheme != "" {
+		scheme = rd.Scheme
+	}
+	if rd.Host != "" {
+		host = rd.Host
+	}
+	if rd.Port != 0 {
+		port = strconv.Itoa(rd.Port)
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	}
+	u := url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	if rd.Path != "" {
+		u.Path = rd.Path
+	}
+	return u.String(), rd.StatusCode
+}
+
+type headerOps struct {
+	remove []string
+	set    [][2]string
+	add    [][2]string
+}
+
+func compileHeaderOps(h *config.HeaderOps) headerOps {
+	var o headerOps
+	if h == nil {
+		return o
+	}
+	for _, k := range h.Remove {
+		o.remove = append(o.remove, http.CanonicalHeaderKey(k))
+	}
+	for _, k := range slices.Sorted(maps.Keys(h.Set)) {
+		o.set = append(o.set, [2]string{http.CanonicalHeaderKey(k), h.Set[k]})
+	}
+	for _, k := range slices.Sorted(maps.Keys(h.Add)) {
+		o.add = append(o.add, [2]string{http.CanonicalHeaderKey(k), h.Add[k]})
+	}
+	return o
+}
+
+func (o *headerOps) apply(h http.Header) {
+	for _, k := range o.remove {
+		delete(h, k)
+	}
+	for _, kv := range o.set {
+		h[kv[0]] = []string{kv[1]}
+	}
+	for _, kv := range o.add {
+		h[kv[0]] = append(h[kv[0]], kv[1])
+	}
+}
+
+// EditRequestHeaders applies the route's request header operations.
+func (rt *Route) EditRequestHeaders(h http.Header) { rt.reqOps.apply(h) }
+
+// EditResponseHeaders applies the route's response header operations.
+func (rt *Route) EditResponseHeaders(h http.Header) { rt.respOps.apply(h) }
+
+// EditsResponseHeaders reports whether the route has response header
+// operations, so callers can skip installing a hook.
+func (rt *Route) EditsResponseHeaders() bool {
+	return len(rt.respOps.remove)+len(rt.respOps.set)+len(rt.respOps.add) > 0
+}
