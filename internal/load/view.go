@@ -142,7 +142,7 @@ func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {
 		bar(progress, 2*barWidth), 100*min(progress, 1), fmtDur(elapsed.Round(100*time.Millisecond)),
 		t.requests, float64(last.requests)/span.Seconds(), v.r.inFlight.Load())
 
-	fmt.Fprintf(b, "\n%-16s %-26s %s\n", "version", "last 1s", "overall")
+	fmt.Fprintf(b, "\n%-16s %-28s %s\n", "version", "last 1s", "overall")
 	var lastTotal, total int64
 	for _, n := range last.versions {
 		lastTotal += n
