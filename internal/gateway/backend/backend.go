@@ -1,0 +1,389 @@
+// Package backend is the live state of one configured backend: its
+// endpoints (static or re-resolved from DNS), their health and in-flight
+// counts, and the balancing policy that picks among them. The static
+// config.Backend is kept apart from this state, as Caddy does.
+package backend
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/health"
+)
+
+// Endpoint is one upstream address of a backend.
+type Endpoint struct {
+	// Addr is host:port (an IP for DNS-resolved endpoints).
+	Addr     string
+	host     string // the configured DNS name it came from, if any
+	inFlight atomic.Int64
+	health   health.Status
+}
+
+// InFlight is the number of requests in flight to the endpoint.
+func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
+
+// Done ends a request Acquire started.
+func (e *Endpoint) Done() { e.inFlight.Add(-1) }
+
+// set is a balance.Endpoints; a pointer so passing it allocates nothing.
+type set struct{ eps []*Endpoint }
+
+func (s *set) Len() int             { return len(s.eps) }
+func (s *set) Addr(i int) string    { return s.eps[i].Addr }
+func (s *set) InFlight(i int) int64 { return s.eps[i].inFlight.Load() }
+
+// Options are what a pool needs besides its config.
+type Options struct {
+	// Transport sends health checks (default http.DefaultTransport).
+	Transport http.RoundTripper
+	// LookupHost resolves DNS names (default net.DefaultResolver).
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// OnEject is called when an endpoint is ejected (for metrics).
+	OnEject func(backend string)
+	// Rand is the random source of the random and least_request policies
+	// (default rand.IntN).
+	Rand balance.IntN
+}
+
+// Pool is one backend's live state. Its goroutine (DNS refresh, health
+// checks, ending ejections) runs from New until Close.
+type Pool struct {
+	// Config is the backend's static configuration; read-only.
+	Config *config.Backend
+
+	opts    Options
+	picker  balance.Picker
+	hashKey func(*http.Request) string
+	checker *health.Checker
+
+	all   atomic.Pointer[set] // every endpoint
+	avail atomic.Pointer[set] // the endpoints that may get traffic
+
+	requests atomic.Int64 // in flight, for the retry budget
+	retries  atomic.Int64 // retries in flight
+
+	mu     sync.Mutex // serialises changes to all and avail
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a running pool for b, which must be validated and defaulted.
+// Addresses that are IPs are endpoints at once; DNS names are resolved in
+// the background, the first time right away.
+func New(b *config.Backend, opts Options) *Pool {
+	if opts.Transport == nil {
+		opts.Transport = http.DefaultTransport
+	}
+	if opts.LookupHost == nil {
+		opts.LookupHost = net.DefaultResolver.LookupHost
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Pool{Config: b, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	switch b.Balance.Policy {
+	case config.LeastRequest:
+		p.picker = &balance.LeastRequest{Rand: opts.Rand}
+	case config.Random:
+		p.picker = &balance.Random{Rand: opts.Rand}
+	case config.ConsistentHash:
+		p.picker = &balance.ConsistentHash{}
+		p.hashKey = hashKeyFunc(b.Balance.HashOn)
+	default:
+		p.picker = &balance.RoundRobin{}
+	}
+	if b.HealthCheck != nil {
+		p.checker = &health.Checker{Client: &http.Client{Transport: opts.Transport}, Config: b.HealthCheck}
+	}
+	var static []*Endpoint
+	for _, a := range b.Addresses {
+		if host, _, _ := net.SplitHostPort(a); net.ParseIP(host) != nil {
+			static = append(static, &Endpoint{Addr: a})
+		}
+	}
+	p.all.Store(&set{eps: static})
+	p.avail.Store(&set{eps: static})
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.run(ctx)
+	return p
+}
+
+// Close stops the pool's goroutine and waits for it. Requests in flight
+// are unaffected.
+func (p *Pool) Close() {
+	p.cancel()
+	<-p.done
+}
+
+func hashKeyFunc(h *config.HashOn) func(*http.Request) string {
+	switch {
+	case h.Header != "":
+		name := http.CanonicalHeaderKey(h.Header)
+		return func(r *http.Request) string {
+			if v := r.Header[name]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+	case h.Cookie != "":
+		return func(r *http.Request) string {
+			if c, err := r.Cookie(h.Cookie); err == nil {
+				return c.Value
+			}
+			return ""
+		}
+	default:
+		return func(r *http.Request) string {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				return r.RemoteAddr
+			}
+			return host
+		}
+	}
+}
+
+// Available reports whether any endpoint may get traffic.
+func (p *Pool) Available() bool { return p.avail.Load().Len() > 0 }
+
+// Acquire picks an endpoint for r, skipping those in skip (already tried)
+// and those at MaxInFlight, and counts the request in flight: the caller
+// must call Endpoint.Done. It returns nil, false when no endpoint is
+// available and nil, true when every available one is full.
+func (p *Pool) Acquire(r *http.Request, skip []*Endpoint) (ep *Endpoint, full bool) {
+	s := p.avail.Load()
+	n := len(s.eps)
+	if n == 0 {
+		return nil, false
+	}
+	var key string
+	if p.hashKey != nil {
+		key = p.hashKey(r)
+	}
+	start := p.picker.Pick(s, key)
+	max := int64(p.Config.MaxInFlight)
+	// Walk on from the pick when it was tried already or is full: the
+	// policy's choice holds whenever it can.
+	for i := range n {
+		e := s.eps[(start+i)%n]
+		if len(skip) < n && slices.Contains(skip, e) { // once all were tried, any may be retried
+			continue
+		}
+		if c := e.inFlight.Add(1); max > 0 && c > max {
+			e.inFlight.Add(-1)
+			full = true
+			continue
+		}
+		return e, false
+	}
+	return nil, full
+}
+
+// Report records a request's outcome for passive outlier detection.
+func (p *Pool) Report(e *Endpoint, failed bool) {
+	if d := e.health.ObserveRequest(failed, p.Config.Outlier, time.Now()); d > 0 {
+		p.opts.Logger.Warn("endpoint ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Duration("for", d))
+		if p.opts.OnEject != nil {
+			p.opts.OnEject(p.Config.Name)
+		}
+		p.refresh()
+	}
+}
+
+// RequestStarted and RequestDone count requests in flight for the retry
+// budget; RetryStart reserves a retry within budget and RetryDone ends it.
+func (p *Pool) RequestStarted() { p.requests.Add(1) }
+
+// RequestDone ends what RequestStarted began.
+func (p *Pool) RequestDone() { p.requests.Add(-1) }
+
+// RetryStart reserves a retry if retries in flight stay within budget
+// (a fraction of requests in flight, at least 3).
+func (p *Pool) RetryStart(budget float64) bool {
+	limit := max(int64(budget*float64(p.requests.Load())), 3)
+	if p.retries.Add(1) > limit {
+		p.retries.Add(-1)
+		return false
+	}
+	return true
+}
+
+// RetryDone ends a retry RetryStart reserved.
+func (p *Pool) RetryDone() { p.retries.Add(-1) }
+
+// refresh recomputes the available endpoints and wakes the loop so it
+// re-arms the ejection timer.
+func (p *Pool) refresh() {
+	p.mu.Lock()
+	now := time.Now()
+	all := p.all.Load()
+	avail := make([]*Endpoint, 0, len(all.eps))
+	for _, e := range all.eps {
+		if e.health.Available(now) {
+			avail = append(avail, e)
+		}
+	}
+	p.avail.Store(&set{eps: avail})
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) run(ctx context.Context) {
+	defer close(p.done)
+	hasDNS := len(p.all.Load().eps) < len(p.Config.Addresses)
+	var resolveC, checkC <-chan time.Time
+	if hasDNS {
+		p.resolve(ctx)
+		t := time.NewTicker(p.Config.ResolveInterval)
+		defer t.Stop()
+		resolveC = t.C
+	}
+	if p.checker != nil {
+		p.check(ctx)
+		t := time.NewTicker(p.checker.Config.Interval)
+		defer t.Stop()
+		checkC = t.C
+	}
+	eject := time.NewTimer(time.Hour)
+	defer eject.Stop()
+	for {
+		eject.Reset(p.nextEjectionEnd())
+		select {
+		case <-ctx.Done():
+			return
+		case <-resolveC:
+			p.resolve(ctx)
+		case <-checkC:
+			p.check(ctx)
+		case <-eject.C:
+			p.refresh()
+		case <-p.wake:
+		}
+	}
+}
+
+// nextEjectionEnd is how long until the earliest ejection ends (an hour
+// when none is running: the timer just re-arms).
+func (p *Pool) nextEjectionEnd() time.Duration {
+	now := time.Now()
+	next := time.Hour
+	for _, e := range p.all.Load().eps {
+		if u := e.health.EjectedUntil(); u.After(now) && u.Sub(now) < next {
+			next = u.Sub(now)
+		}
+	}
+	return next
+}
+
+// resolve turns every address into endpoints, keeping the Endpoint (and
+// its health and in-flight count) of addresses that stay. A name that
+// fails to resolve keeps its last endpoints.
+func (p *Pool) resolve(ctx context.Context) {
+	old := map[string]*Endpoint{}
+	for _, e := range p.all.Load().eps {
+		old[e.Addr] = e
+	}
+	var eps []*Endpoint
+	seen := map[string]bool{}
+	add := func(addr, host string) {
+		if seen[addr] {
+			return
+		}
+		seen[addr] = true
+		if e, ok := old[addr]; ok {
+			eps = append(eps, e)
+		} else {
+			eps = append(eps, &Endpoint{Addr: addr, host: host})
+		}
+	}
+	for _, a := range p.Config.Addresses {
+		host, port, _ := net.SplitHostPort(a)
+		if net.ParseIP(host) != nil {
+			add(a, "")
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ips, err := p.opts.LookupHost(lctx, host)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				p.opts.Logger.Warn("resolve failed; keeping last endpoints", slog.String("backend", p.Config.Name), slog.String("host", host), slog.String("error", err.Error()))
+			}
+			for _, e := range p.all.Load().eps {
+				if e.host == host {
+					add(e.Addr, host)
+				}
+			}
+			continue
+		}
+		slices.Sort(ips)
+		for _, ip := range ips {
+			add(net.JoinHostPort(ip, port), host)
+		}
+	}
+	p.mu.Lock()
+	p.all.Store(&set{eps: eps})
+	p.mu.Unlock()
+	p.refresh()
+}
+
+// check probes every endpoint concurrently and refreshes availability
+// when any flipped.
+func (p *Pool) check(ctx context.Context) {
+	eps := p.all.Load().eps
+	var wg sync.WaitGroup
+	var flipped atomic.Bool
+	for _, e := range eps {
+		wg.Go(func() {
+			err := p.checker.Check(ctx, e.Addr)
+			if ctx.Err() != nil {
+				return
+			}
+			if e.health.ObserveCheck(err, p.checker.Config) {
+				flipped.Store(true)
+				p.opts.Logger.Info("endpoint health changed", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Bool("healthy", err == nil))
+			}
+		})
+	}
+	wg.Wait()
+	if flipped.Load() {
+		p.refresh()
+	}
+}
+
+// EndpointState is one endpoint as the admin API shows it.
+type EndpointState struct {
+	Addr      string `json:"address"`
+	Available bool   `json:"available"`
+	InFlight  int64  `json:"inFlight"`
+	health.State
+}
+
+// Snapshot returns every endpoint's state, by address.
+func (p *Pool) Snapshot() []EndpointState {
+	now := time.Now()
+	var out []EndpointState
+	for _, e := range p.all.Load().eps {
+		st := e.health.Snapshot(now)
+		out = append(out, EndpointState{Addr: e.Addr, Available: e.health.Available(now), InFlight: e.inFlight.Load(), State: st})
+	}
+	slices.SortFunc(out, func(a, b EndpointState) int { return strings.Compare(a.Addr, b.Addr) })
+	return out
+}
