@@ -208,3 +208,17 @@ func TestRedisPing(t *testing.T) {
 		t.Fatalf("Ping() = %v", err)
 	}
 }
+
+func TestRedisPassword(t *testing.T) {
+	rs := redistest.Start(t, "--requirepass", "s3cret")
+	good := NewRedis(RedisOptions{Addr: rs.Addr, Password: "s3cret"})
+	defer good.Close()
+	if n, err := good.Incr(context.Background()); err != nil || n != 1 {
+		t.Errorf("Incr() with the password = %d, %v; want 1", n, err)
+	}
+	bad := NewRedis(RedisOptions{Addr: rs.Addr, Password: "wrong"})
+	defer bad.Close()
+	if _, err := bad.Incr(context.Background()); err == nil || strings.Contains(err.Error(), "wrong") {
+		t.Errorf("Incr() with a wrong password = %v, want an error that does not echo the password", err)
+	}
+}

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildFlotilla compiles the real binary once per test binary run.
+func buildFlotilla(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "flotilla")
+	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/flotilla")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestUpEndToEnd(t *testing.T) {
+	bin := buildFlotilla(t)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "up", "--addr", addr, "--log-level", "warn")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	lines := bufio.NewScanner(stdout)
+	var banner []string
+	for lines.Scan() {
+		banner = append(banner, lines.Text())
+		if strings.HasPrefix(lines.Text(), "Press Ctrl-C") {
+			break
+		}
+	}
+	if !strings.Contains(strings.Join(banner, "\n"), "http://"+addr+"/counter") {
+		t.Fatalf("banner does not print the counter URL:\n%s\nstderr: %s", strings.Join(banner, "\n"), stderr.String())
+	}
+
+	c := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("User-Agent", "curl/8.5.0")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s = %d %q", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if got := get("/counter"); got != "[counter-1] Redis counter value=1\n" {
+		t.Errorf("first GET /counter = %q", got)
+	}
+	if got := get("/counter"); got != "[counter-2] Redis counter value=2\n" {
+		t.Errorf("second GET /counter = %q", got)
+	}
+	if got := get("/demo/ping"); got != "pong\n" {
+		t.Errorf("GET /demo/ping = %q", got)
+	}
+	if got := get("/demo"); !strings.Contains(got, "served from demo-1") {
+		t.Errorf("GET /demo = %q", got)
+	}
+	if got := get("/"); !strings.Contains(got, `href="/counter"`) {
+		t.Errorf("GET / = %q", got)
+	}
+
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { io.Copy(io.Discard, stdout); done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGINT: %v (want exit 0); stderr: %s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("flotilla up did not stop within 15s of SIGINT")
+	}
+}
+
+func TestUpPortInUse(t *testing.T) {
+	bin := buildFlotilla(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(bin, "up", "--addr", ln.Addr().String())
+	cmd.Env = os.Environ()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err == nil || !errors.As(err, &ee) || ee.ExitCode() != ExitError {
+		t.Fatalf("up on a used port: err = %v, want exit %d; output %q", err, ExitError, out)
+	}
+	if want := "listen on " + ln.Addr().String() + ": "; !strings.Contains(string(out), want) || !strings.Contains(string(out), "address already in use") {
+		t.Errorf("output %q, want it to name the address and say it is in use", out)
+	}
+}
