@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -210,6 +211,8 @@ func shortErr(err error) error {
 		return errors.New("timed out")
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return errors.New("connection refused")
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return errors.New("connection lost")
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

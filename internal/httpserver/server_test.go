@@ -29,7 +29,9 @@ func TestServeDrainsGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var drained atomic.Bool
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, New(h, o, slog.New(slog.DiscardHandler)), ln, o, func() { drained.Store(true) }) }()
+	go func() {
+		served <- Serve(ctx, New(h, o, slog.New(slog.DiscardHandler)), ln, o, func() { drained.Store(true) })
+	}()
 
 	slow := make(chan string, 1)
 	go func() {
