@@ -1,0 +1,212 @@
+package deploytest
+
+import (
+	"bytes"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// TestValidateCatches breaks a valid render in one way at a time and checks
+// that validate (or the strict decoder) names the problem: the checks that
+// guard the real manifests can fail.
+func TestValidateCatches(t *testing.T) {
+	good := kustomize(t, filepath.Join(kustomizeRoot, "local"))
+	deploy := func(objs []object, name string) *appsv1.Deployment {
+		return find[*appsv1.Deployment](objs, "Deployment", "flotilla", name)
+	}
+	tests := []struct {
+		name   string
+		yaml   func([]byte) []byte // optional edit of the YAML stream
+		mutate func(objs []object) []object
+		want   string
+	}{
+		{
+			name: "misspelt field",
+			yaml: func(b []byte) []byte { return bytes.Replace(b, []byte("  replicas: 2\n"), []byte("  replica: 2\n"), 1) },
+			want: `Deployment flotilla/counter: error unmarshaling JSON: while decoding JSON: json: unknown field "replica"`,
+		},
+		{
+			name: "no readiness probe",
+			mutate: func(objs []object) []object {
+				deploy(objs, "counter").Spec.Template.Spec.Containers[0].ReadinessProbe = nil
+				return objs
+			},
+			want: "container counter: has no readinessProbe",
+		},
+		{
+			name: "liveness probe on the wrong port",
+			mutate: func(objs []object) []object {
+				deploy(objs, "demo").Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Port = intstr.FromString("metrics")
+				return objs
+			},
+			want: "livenessProbe port metrics is not a container port",
+		},
+		{
+			name: "privilege escalation",
+			mutate: func(objs []object) []object {
+				yes := true
+				deploy(objs, "demo").Spec.Template.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = &yes
+				return objs
+			},
+			want: "container demo: allowPrivilegeEscalation is not false",
+		},
+		{
+			name: "no memory limit",
+			mutate: func(objs []object) []object {
+				delete(deploy(objs, "gateway").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
+				return objs
+			},
+			want: "container gateway: needs cpu and memory limits",
+		},
+		{
+			name: "grace period shorter than drain and shutdown",
+			mutate: func(objs []object) []object {
+				g := int64(15)
+				deploy(objs, "counter").Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+				return objs
+			},
+			want: "terminationGracePeriodSeconds 15s is not above drain delay 10s + shutdown timeout 10s",
+		},
+		{
+			name: "env that is no flag",
+			mutate: func(objs []object) []object {
+				c := &deploy(objs, "counter").Spec.Template.Spec.Containers[0]
+				c.Env = append(c.Env, corev1.EnvVar{Name: "FLOTILLA_REDIS_ADRESS", Value: "redis:6379"})
+				return objs
+			},
+			want: "env FLOTILLA_REDIS_ADRESS is not a flag of flotilla counter",
+		},
+		{
+			name: "no POD_NAME",
+			mutate: func(objs []object) []object {
+				c := &deploy(objs, "demo").Spec.Template.Spec.Containers[0]
+				c.Env = c.Env[1:]
+				return objs
+			},
+			want: "POD_NAME is not set from the downward API",
+		},
+		{
+			name: "service targets a port nobody exposes",
+			mutate: func(objs []object) []object {
+				find[*corev1.Service](objs, "Service", "flotilla", "counter").Spec.Ports[0].TargetPort = intstr.FromString("web")
+				return objs
+			},
+			want: "Service flotilla/counter: port http targets web",
+		},
+		{
+			name: "selector that selects nothing",
+			mutate: func(objs []object) []object {
+				find[*corev1.Service](objs, "Service", "flotilla", "demo").Spec.Selector["app.kubernetes.io/name"] = "k8sdemo"
+				return objs
+			},
+			want: "Service flotilla/demo: selector map[app.kubernetes.io/name:k8sdemo] selects no workload",
+		},
+		{
+			name: "duplicate nodePort",
+			mutate: func(objs []object) []object {
+				find[*corev1.Service](objs, "Service", "flotilla", "demo-nodeport").Spec.Ports[0].NodePort = 30080
+				return objs
+			},
+			want: "nodePort 30080 already used",
+		},
+		{
+			name: "deployment without a disruption budget",
+			mutate: func(objs []object) []object {
+				for i, o := range objs {
+					if o.Kind == "PodDisruptionBudget" && o.Name == "demo" {
+						return append(objs[:i], objs[i+1:]...)
+					}
+				}
+				return objs
+			},
+			want: "Deployment flotilla/demo: covered by 0 PodDisruptionBudgets",
+		},
+		{
+			name: "rolling update that may drop below the replica count",
+			mutate: func(objs []object) []object {
+				one := intstr.FromInt(1)
+				deploy(objs, "counter").Spec.Strategy.RollingUpdate.MaxUnavailable = &one
+				return objs
+			},
+			want: "must set maxUnavailable: 0",
+		},
+		{
+			name: "demo may reach Redis",
+			mutate: func(objs []object) []object {
+				np := find[*networkingv1.NetworkPolicy](objs, "NetworkPolicy", "flotilla", "redis")
+				np.Spec.Ingress[0].From[0].PodSelector.MatchExpressions[0].Values = []string{"counter", "demo"}
+				return objs
+			},
+			want: "admits demo to Redis",
+		},
+		{
+			name: "redis without append-only file",
+			mutate: func(objs []object) []object {
+				ss := find[*appsv1.StatefulSet](objs, "StatefulSet", "flotilla", "redis")
+				ss.Spec.Template.Spec.Containers[0].Command = []string{"redis-server", "--dir", "/data"}
+				return objs
+			},
+			want: "redis-server runs without --appendonly yes",
+		},
+		{
+			name: "hostPath volume",
+			mutate: func(objs []object) []object {
+				s := &deploy(objs, "demo").Spec.Template.Spec
+				s.Volumes = append(s.Volumes, corev1.Volume{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+				return objs
+			},
+			want: "volume host is a hostPath",
+		},
+		{
+			name: "gateway backend through a ClusterIP Service",
+			mutate: func(objs []object) []object {
+				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
+				cm.Data["gateway.yaml"] = strings.ReplaceAll(cm.Data["gateway.yaml"], "counter-headless:8080", "counter:8080")
+				return objs
+			},
+			want: `backend counter address "counter:8080": Service counter is not headless`,
+		},
+		{
+			name: "gateway routes that do not load",
+			mutate: func(objs []object) []object {
+				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "backends: [{name: demo}]", "backends: [{name: demo-v9}]", 1)
+				return objs
+			},
+			want: "ConfigMap gateway key gateway.yaml:",
+		},
+		{
+			name: "gateway config mounted with subPath",
+			mutate: func(objs []object) []object {
+				deploy(objs, "gateway").Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "gateway.yaml"
+				return objs
+			},
+			want: "a subPath mount would never see updates",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := good
+			if tt.yaml != nil {
+				stream = tt.yaml(bytes.Clone(good))
+			}
+			objs, err := decodeAll(stream)
+			var errs []error
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				errs = validate(tt.mutate(objs))
+			}
+			if !strings.Contains(errors.Join(errs...).Error(), tt.want) {
+				t.Errorf("validate() = %v, want an error containing %q", errs, tt.want)
+			}
+		})
+	}
+}

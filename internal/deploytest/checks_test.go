@@ -1,0 +1,682 @@
+package deploytest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/flotilla-dev/flotilla/internal/cli"
+	gwconfig "github.com/flotilla-dev/flotilla/internal/gateway/config"
+)
+
+const (
+	flotillaImage = "ghcr.io/flotilla-dev/flotilla:"
+	redisImage    = "redis:"
+	// minDrain is the least drain delay that lets kube-proxy and the
+	// gateway (DNS TTL 5s, re-resolved every 2s, /readyz every 2s) stop
+	// sending to a terminating backend before it closes its listener.
+	minBackendDrain = 10 * time.Second
+	minGatewayDrain = 3 * time.Second
+)
+
+// workload is a Deployment, StatefulSet or bare Pod with its pod template.
+type workload struct {
+	obj    object
+	labels map[string]string
+	spec   *corev1.PodSpec
+	isTest bool // a helm test hook: runs once, needs no probes, no budget
+}
+
+func workloads(objs []object) []workload {
+	var ws []workload
+	for _, o := range objs {
+		switch v := o.Obj.(type) {
+		case *appsv1.Deployment:
+			ws = append(ws, workload{obj: o, labels: v.Spec.Template.Labels, spec: &v.Spec.Template.Spec})
+		case *appsv1.StatefulSet:
+			ws = append(ws, workload{obj: o, labels: v.Spec.Template.Labels, spec: &v.Spec.Template.Spec})
+		case *corev1.Pod:
+			ws = append(ws, workload{obj: o, labels: v.Labels, spec: &v.Spec, isTest: v.Annotations["helm.sh/hook"] == "test"})
+		}
+	}
+	return ws
+}
+
+// validate returns every problem found in one rendered set of objects.
+func validate(objs []object) []error {
+	var errs []error
+	fail := func(o object, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", o, fmt.Sprintf(format, args...)))
+	}
+	ws := workloads(objs)
+	for _, w := range ws {
+		checkPod(w, fail)
+	}
+	checkSelectors(objs, ws, fail)
+	checkServices(objs, ws, fail)
+	checkBudgets(objs, ws, fail)
+	checkAutoscalers(objs, ws, fail)
+	checkRedisPolicy(objs, ws, fail)
+	checkGateways(objs, ws, fail)
+	checkIngresses(objs, fail)
+	return errs
+}
+
+type failFunc func(o object, format string, args ...any)
+
+func checkPod(w workload, fail failFunc) {
+	s := w.spec
+	o := w.obj
+	if s.HostNetwork || s.HostPID || s.HostIPC {
+		fail(o, "uses the host's network, PID or IPC namespace")
+	}
+	if s.AutomountServiceAccountToken == nil || *s.AutomountServiceAccountToken {
+		if s.ServiceAccountName == "" {
+			fail(o, "mounts the default service account token; set automountServiceAccountToken: false")
+		}
+	}
+	for _, v := range s.Volumes {
+		if v.HostPath != nil {
+			fail(o, "volume %s is a hostPath (forbidden by Pod Security restricted)", v.Name)
+		}
+	}
+	psc := s.SecurityContext
+	if psc == nil {
+		psc = &corev1.PodSecurityContext{}
+	}
+	for _, c := range slices.Concat(s.InitContainers, s.Containers) {
+		co := object{Kind: o.Kind, Name: o.Name + " container " + c.Name, Namespace: o.Namespace}
+		checkContainerSecurity(co, c, psc, fail)
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+			fail(co, "needs cpu and memory requests")
+		}
+		if c.Resources.Limits.Memory().IsZero() || c.Resources.Limits.Cpu().IsZero() {
+			fail(co, "needs cpu and memory limits")
+		}
+		if c.ImagePullPolicy != corev1.PullIfNotPresent {
+			fail(co, "imagePullPolicy is %q, want IfNotPresent (images are imported, there may be no registry)", c.ImagePullPolicy)
+		}
+		if strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image, ":") {
+			fail(co, "image %q has no pinned tag", c.Image)
+		}
+		if !w.isTest {
+			checkProbes(co, c, fail)
+		}
+		switch {
+		case strings.HasPrefix(c.Image, flotillaImage):
+			checkFlotillaContainer(co, c, s, w.isTest, fail)
+		case strings.HasPrefix(c.Image, redisImage):
+			checkRedisContainer(co, c, s, psc, fail)
+		default:
+			fail(co, "image %q is neither flotilla nor redis", c.Image)
+		}
+	}
+}
+
+func checkContainerSecurity(o object, c corev1.Container, psc *corev1.PodSecurityContext, fail failFunc) {
+	sc := c.SecurityContext
+	if sc == nil {
+		fail(o, "has no securityContext")
+		return
+	}
+	nonRoot := psc.RunAsNonRoot
+	if sc.RunAsNonRoot != nil {
+		nonRoot = sc.RunAsNonRoot
+	}
+	if nonRoot == nil || !*nonRoot {
+		fail(o, "runAsNonRoot is not true")
+	}
+	uid := psc.RunAsUser
+	if sc.RunAsUser != nil {
+		uid = sc.RunAsUser
+	}
+	if uid == nil || *uid == 0 {
+		fail(o, "runAsUser must be set and non-zero (the images may have no user entry)")
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		fail(o, "allowPrivilegeEscalation is not false")
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		fail(o, "is privileged")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		fail(o, "readOnlyRootFilesystem is not true")
+	}
+	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
+		fail(o, "must drop ALL capabilities and add none")
+	}
+	seccomp := psc.SeccompProfile
+	if sc.SeccompProfile != nil {
+		seccomp = sc.SeccompProfile
+	}
+	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		fail(o, "seccompProfile is not RuntimeDefault")
+	}
+}
+
+func checkProbes(o object, c corev1.Container, fail failFunc) {
+	for name, p := range map[string]*corev1.Probe{"readinessProbe": c.ReadinessProbe, "livenessProbe": c.LivenessProbe} {
+		if p == nil {
+			fail(o, "has no %s", name)
+			continue
+		}
+		var port intstr.IntOrString
+		switch {
+		case p.HTTPGet != nil:
+			port = p.HTTPGet.Port
+			want := map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"}[name]
+			if p.HTTPGet.Path != want {
+				fail(o, "%s path is %q, want %q", name, p.HTTPGet.Path, want)
+			}
+		case p.TCPSocket != nil:
+			port = p.TCPSocket.Port
+		default:
+			fail(o, "%s is neither httpGet nor tcpSocket", name)
+			continue
+		}
+		if !hasPort(c, port) {
+			fail(o, "%s port %s is not a container port", name, port.String())
+		}
+	}
+}
+
+func hasPort(c corev1.Container, p intstr.IntOrString) bool {
+	for _, cp := range c.Ports {
+		if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
+			return true
+		}
+	}
+	return false
+}
+
+func envValue(c corev1.Container, name string) (string, bool) {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom == nil {
+			return e.Value, true
+		}
+	}
+	return "", false
+}
+
+func checkFlotillaContainer(o object, c corev1.Container, s *corev1.PodSpec, isTest bool, fail failFunc) {
+	if len(c.Command) > 0 {
+		fail(o, "sets command %q; the image's entrypoint is /flotilla, give the subcommand in args", c.Command)
+	}
+	if len(c.Args) == 0 {
+		fail(o, "has no args: the first must be a flotilla subcommand")
+		return
+	}
+	sub := c.Args[0]
+	known, err := flagsOf(sub)
+	if err != nil {
+		fail(o, "%v", err)
+		return
+	}
+	for _, a := range c.Args[1:] {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			name, _, _ = strings.Cut(name, "=")
+			if !known.flags[name] {
+				fail(o, "flotilla %s has no flag --%s", sub, name)
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "FLOTILLA_") && !known.env[e.Name] {
+			fail(o, "env %s is not a flag of flotilla %s", e.Name, sub)
+		}
+	}
+	if isTest {
+		return
+	}
+	podName := false
+	for _, e := range c.Env {
+		if e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+			podName = true
+		}
+	}
+	if !podName {
+		fail(o, "POD_NAME is not set from the downward API (metadata.name)")
+	}
+	drain, shutdown := durationSetting(o, c, "drain-delay", 0, fail), durationSetting(o, c, "shutdown-timeout", 10*time.Second, fail)
+	grace := time.Duration(ptrOr(s.TerminationGracePeriodSeconds, 30)) * time.Second
+	if grace <= drain+shutdown {
+		fail(o, "terminationGracePeriodSeconds %s is not above drain delay %s + shutdown timeout %s", grace, drain, shutdown)
+	}
+	minDrain := minBackendDrain
+	if sub == "gateway" {
+		minDrain = minGatewayDrain
+	}
+	if drain < minDrain {
+		fail(o, "drain delay %s is below %s: clients would still be sent to a closed listener", drain, minDrain)
+	}
+}
+
+// durationSetting reads a flag from args (--name=v or --name v) or its
+// FLOTILLA_ variable, else def.
+func durationSetting(o object, c corev1.Container, flag string, def time.Duration, fail failFunc) time.Duration {
+	v, ok := envValue(c, "FLOTILLA_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_")))
+	for i, a := range c.Args {
+		if a == "--"+flag && i+1 < len(c.Args) {
+			v, ok = c.Args[i+1], true
+		} else if after, found := strings.CutPrefix(a, "--"+flag+"="); found {
+			v, ok = after, true
+		}
+	}
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fail(o, "--%s: %v", flag, err)
+	}
+	return d
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func checkRedisContainer(o object, c corev1.Container, s *corev1.PodSpec, psc *corev1.PodSecurityContext, fail failFunc) {
+	if len(c.Command) == 0 || c.Command[0] != "redis-server" {
+		fail(o, "command must start with redis-server, got %q", c.Command)
+		return
+	}
+	args := strings.Join(c.Command[1:], " ")
+	if !strings.Contains(args, "--appendonly yes") {
+		fail(o, "redis-server runs without --appendonly yes")
+	}
+	dir := ""
+	for i, a := range c.Command {
+		if a == "--dir" && i+1 < len(c.Command) {
+			dir = c.Command[i+1]
+		}
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == dir && !m.ReadOnly {
+			mounted = true
+		}
+	}
+	if dir == "" || !mounted {
+		fail(o, "--dir %q is not a writable volume mount", dir)
+	}
+	if psc.FSGroup == nil || *psc.FSGroup != 999 || ptrOr(psc.RunAsUser, 0) != 999 {
+		fail(o, "Redis runs as uid/fsGroup 999 so it can write its volume")
+	}
+}
+
+func selectorMatches(sel *metav1.LabelSelector, lbls map[string]string) bool {
+	if sel == nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || s.Empty() {
+		return false
+	}
+	return s.Matches(labels.Set(lbls))
+}
+
+func checkSelectors(objs []object, ws []workload, fail failFunc) {
+	for _, w := range ws {
+		var sel *metav1.LabelSelector
+		switch v := w.obj.Obj.(type) {
+		case *appsv1.Deployment:
+			sel = v.Spec.Selector
+			if v.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+				ru := v.Spec.Strategy.RollingUpdate
+				if ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != "0" && ru.MaxUnavailable.String() != "0%" {
+					fail(w.obj, "rolling update must set maxUnavailable: 0 so no old pod goes before a new one is ready")
+				}
+			}
+		case *appsv1.StatefulSet:
+			sel = v.Spec.Selector
+		default:
+			continue
+		}
+		if !selectorMatches(sel, w.labels) {
+			fail(w.obj, "selector %v does not match its pod template labels %v", sel, w.labels)
+		}
+		for _, other := range ws {
+			if other.obj == w.obj || other.obj.Namespace != w.obj.Namespace || other.isTest {
+				continue
+			}
+			if selectorMatches(sel, other.labels) {
+				fail(w.obj, "selector also matches the pods of %s", other.obj)
+			}
+		}
+	}
+}
+
+func selected(sel map[string]string, ns string, ws []workload) []workload {
+	var out []workload
+	for _, w := range ws {
+		if w.obj.Namespace == ns && !w.isTest && len(sel) > 0 && labels.SelectorFromSet(sel).Matches(labels.Set(w.labels)) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func containerPort(w workload, p intstr.IntOrString) bool {
+	for _, c := range w.spec.Containers {
+		if hasPort(c, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkServices(objs []object, ws []workload, fail failFunc) {
+	nodePorts := map[int32]string{}
+	for _, o := range objs {
+		svc, ok := o.Obj.(*corev1.Service)
+		if !ok {
+			continue
+		}
+		targets := selected(svc.Spec.Selector, o.Namespace, ws)
+		if len(targets) == 0 {
+			fail(o, "selector %v selects no workload", svc.Spec.Selector)
+		}
+		for _, p := range svc.Spec.Ports {
+			tp := p.TargetPort
+			if tp.Type == intstr.Int && tp.IntVal == 0 {
+				tp = intstr.FromInt32(p.Port)
+			}
+			for _, w := range targets {
+				if !containerPort(w, tp) {
+					fail(o, "port %s targets %s, which %s does not expose", p.Name, tp.String(), w.obj)
+				}
+			}
+			if p.NodePort != 0 {
+				if p.NodePort < 30000 || p.NodePort > 32767 {
+					fail(o, "nodePort %d outside 30000-32767", p.NodePort)
+				}
+				if prev, dup := nodePorts[p.NodePort]; dup {
+					fail(o, "nodePort %d already used by %s", p.NodePort, prev)
+				}
+				nodePorts[p.NodePort] = o.String()
+			}
+		}
+	}
+}
+
+func checkBudgets(objs []object, ws []workload, fail failFunc) {
+	for _, w := range ws {
+		if w.isTest {
+			continue
+		}
+		n := 0
+		for _, o := range objs {
+			if pdb, ok := o.Obj.(*policyv1.PodDisruptionBudget); ok && o.Namespace == w.obj.Namespace && selectorMatches(pdb.Spec.Selector, w.labels) {
+				n++
+			}
+		}
+		if n != 1 {
+			fail(w.obj, "covered by %d PodDisruptionBudgets, want 1", n)
+		}
+	}
+	for _, o := range objs {
+		if pdb, ok := o.Obj.(*policyv1.PodDisruptionBudget); ok {
+			if (pdb.Spec.MinAvailable == nil) == (pdb.Spec.MaxUnavailable == nil) {
+				fail(o, "set exactly one of minAvailable and maxUnavailable")
+			}
+			found := false
+			for _, w := range ws {
+				found = found || (w.obj.Namespace == o.Namespace && selectorMatches(pdb.Spec.Selector, w.labels))
+			}
+			if !found {
+				fail(o, "selects no workload")
+			}
+		}
+	}
+}
+
+func checkAutoscalers(objs []object, ws []workload, fail failFunc) {
+	scaled := map[string]bool{}
+	for _, o := range objs {
+		hpa, ok := o.Obj.(*autoscalingv2.HorizontalPodAutoscaler)
+		if !ok {
+			continue
+		}
+		ref := hpa.Spec.ScaleTargetRef
+		scaled[o.Namespace+"/"+ref.Name] = true
+		found := false
+		for _, w := range ws {
+			found = found || (w.obj.Kind == ref.Kind && w.obj.Name == ref.Name && w.obj.Namespace == o.Namespace)
+		}
+		if !found {
+			fail(o, "scales %s %s, which does not exist", ref.Kind, ref.Name)
+		}
+		if ptrOr(hpa.Spec.MinReplicas, 1) < 1 || ptrOr(hpa.Spec.MinReplicas, 1) > hpa.Spec.MaxReplicas {
+			fail(o, "minReplicas must be 1..maxReplicas")
+		}
+	}
+	for _, w := range ws {
+		if w.obj.Kind == "Deployment" && w.labels["app.kubernetes.io/name"] == "counter" && !scaled[w.obj.Namespace+"/"+w.obj.Name] {
+			fail(w.obj, "the counter has no HorizontalPodAutoscaler")
+		}
+	}
+}
+
+// checkRedisPolicy: every Redis is covered by a NetworkPolicy that admits
+// the counter and the gateway, and nothing else.
+func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
+	for _, redis := range ws {
+		if redis.labels["app.kubernetes.io/name"] != "redis" {
+			continue
+		}
+		covered := false
+		for _, o := range objs {
+			np, ok := o.Obj.(*networkingv1.NetworkPolicy)
+			if !ok || o.Namespace != redis.obj.Namespace || !selectorMatches(&np.Spec.PodSelector, redis.labels) {
+				continue
+			}
+			covered = true
+			var admitted []string
+			for _, w := range ws {
+				if w.obj.Namespace != o.Namespace || w.isTest {
+					continue
+				}
+				for _, rule := range np.Spec.Ingress {
+					for _, peer := range rule.From {
+						if peer.PodSelector != nil && peer.NamespaceSelector == nil && peer.IPBlock == nil && selectorMatches(peer.PodSelector, w.labels) {
+							admitted = append(admitted, w.labels["app.kubernetes.io/name"])
+						}
+					}
+				}
+			}
+			slices.Sort(admitted)
+			admitted = slices.Compact(admitted)
+			for _, name := range admitted {
+				if name != "counter" && name != "gateway" {
+					fail(o, "admits %s to Redis; only counter and gateway may connect", name)
+				}
+			}
+			if !slices.Contains(admitted, "counter") {
+				fail(o, "does not admit the counter to Redis")
+			}
+		}
+		if !covered {
+			fail(redis.obj, "no NetworkPolicy restricts who reaches Redis")
+		}
+	}
+}
+
+// checkGateways: the routes ConfigMap is valid gateway config, is mounted as
+// a directory (subPath mounts never update), and every backend address names
+// a headless Service whose pods listen on that port.
+func checkGateways(objs []object, ws []workload, fail failFunc) {
+	for _, w := range ws {
+		for _, c := range w.spec.Containers {
+			if !strings.HasPrefix(c.Image, flotillaImage) || len(c.Args) == 0 || c.Args[0] != "gateway" {
+				continue
+			}
+			path := ""
+			for i, a := range c.Args {
+				if a == "--config" && i+1 < len(c.Args) {
+					path = c.Args[i+1]
+				}
+			}
+			if path == "" {
+				fail(w.obj, "gateway has no --config")
+				continue
+			}
+			dir, file := path[:strings.LastIndex(path, "/")], path[strings.LastIndex(path, "/")+1:]
+			var mount *corev1.VolumeMount
+			for i, m := range c.VolumeMounts {
+				if m.MountPath == dir {
+					mount = &c.VolumeMounts[i]
+				}
+			}
+			if mount == nil || mount.SubPath != "" {
+				fail(w.obj, "no volume mounted as the directory %s (a subPath mount would never see updates)", dir)
+				continue
+			}
+			cmName := ""
+			for _, v := range w.spec.Volumes {
+				if v.Name == mount.Name && v.ConfigMap != nil {
+					cmName = v.ConfigMap.Name
+				}
+			}
+			cm := find[*corev1.ConfigMap](objs, "ConfigMap", w.obj.Namespace, cmName)
+			if cm == nil {
+				fail(w.obj, "config volume %s is not an existing ConfigMap (%q)", mount.Name, cmName)
+				continue
+			}
+			cfg, err := gwconfig.Parse([]byte(cm.Data[file]))
+			if err != nil {
+				fail(w.obj, "ConfigMap %s key %s: %v", cmName, file, err)
+				continue
+			}
+			for _, b := range cfg.Backends {
+				for _, addr := range b.Addresses {
+					checkBackendAddress(objs, ws, w.obj, b.Name, addr, fail)
+				}
+			}
+		}
+	}
+}
+
+func checkBackendAddress(objs []object, ws []workload, gw object, backend, addr string, fail failFunc) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		fail(gw, "backend %s address %q: %v", backend, addr, err)
+		return
+	}
+	port, _ := strconv.Atoi(portStr)
+	name, ns, _ := strings.Cut(host, ".")
+	if ns == "" {
+		ns = gw.Namespace
+	} else {
+		ns, _, _ = strings.Cut(ns, ".")
+	}
+	svc := find[*corev1.Service](objs, "Service", ns, name)
+	if svc == nil {
+		fail(gw, "backend %s address %q: no Service %s in namespace %q", backend, addr, name, ns)
+		return
+	}
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		fail(gw, "backend %s address %q: Service %s is not headless, so the gateway would see one address and balance per connection", backend, addr, name)
+	}
+	for _, t := range selected(svc.Spec.Selector, ns, ws) {
+		if !containerPort(t, intstr.FromInt(port)) {
+			fail(gw, "backend %s address %q: %s does not listen on %d", backend, addr, t.obj, port)
+		}
+	}
+}
+
+func find[T any](objs []object, kind, ns, name string) T {
+	var zero T
+	for _, o := range objs {
+		if o.Kind == kind && o.Namespace == ns && o.Name == name {
+			if v, ok := o.Obj.(T); ok {
+				return v
+			}
+		}
+	}
+	return zero
+}
+
+func checkIngresses(objs []object, fail failFunc) {
+	for _, o := range objs {
+		ing, ok := o.Obj.(*networkingv1.Ingress)
+		if !ok {
+			continue
+		}
+		for _, r := range ing.Spec.Rules {
+			if r.HTTP == nil {
+				continue
+			}
+			for _, p := range r.HTTP.Paths {
+				b := p.Backend.Service
+				if b == nil {
+					fail(o, "path %s has no service backend", p.Path)
+					continue
+				}
+				svc := find[*corev1.Service](objs, "Service", o.Namespace, b.Name)
+				if svc == nil {
+					fail(o, "path %s: no Service %s", p.Path, b.Name)
+					continue
+				}
+				if !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool {
+					return (b.Port.Name != "" && sp.Name == b.Port.Name) || (b.Port.Number != 0 && sp.Port == b.Port.Number)
+				}) {
+					fail(o, "path %s: Service %s has no port %v", p.Path, b.Name, b.Port)
+				}
+			}
+		}
+	}
+}
+
+// flagSet is what `flotilla <sub> --help` documents.
+type flagSet struct{ flags, env map[string]bool }
+
+var (
+	helpMu    sync.Mutex
+	helpCache = map[string]flagSet{}
+	helpFlag  = regexp.MustCompile(`--([a-z0-9-]+)[^\n]*\[\$(FLOTILLA_[A-Z0-9_]+)\]`)
+)
+
+// flagsOf asks the real flotilla command line which flags sub has, so a
+// manifest cannot set a flag or variable the binary does not know.
+func flagsOf(sub string) (flagSet, error) {
+	helpMu.Lock()
+	defer helpMu.Unlock()
+	if fs, ok := helpCache[sub]; ok {
+		return fs, nil
+	}
+	var out bytes.Buffer
+	env := cli.Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
+	if code := cli.Run(context.Background(), []string{sub, "--help"}, env); code != cli.ExitOK {
+		return flagSet{}, fmt.Errorf("flotilla %s --help exited %d: %s", sub, code, out.String())
+	}
+	fs := flagSet{flags: map[string]bool{}, env: map[string]bool{}}
+	for _, m := range helpFlag.FindAllStringSubmatch(out.String(), -1) {
+		fs.flags[m[1]] = true
+		fs.env[m[2]] = true
+	}
+	if len(fs.flags) == 0 {
+		return fs, fmt.Errorf("flotilla %s --help lists no flags", sub)
+	}
+	helpCache[sub] = fs
+	return fs, nil
+}
