@@ -402,3 +402,15 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 		t.Errorf("Run() error = %v, want the missing mode named", err)
 	}
 }
+
+// BenchmarkClosedLoop measures the client's cost per request, the target
+// (an httptest server answering at once) included.
+func BenchmarkClosedLoop(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { answer(w, "v1", "a") }))
+	defer srv.Close()
+	b.ReportAllocs()
+	s, err := Run(b.Context(), Config{URL: srv.URL, Concurrency: 8, Requests: int64(b.N)}, Options{})
+	if err != nil || s.Errors != 0 {
+		b.Fatalf("Run() = %v, %d errors", err, s.Errors)
+	}
+}

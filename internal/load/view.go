@@ -109,18 +109,33 @@ func (v *view) drawPlain(t *tally, last point, span, elapsed time.Duration) {
 		t.failed(), 100*ratio(t.failed(), t.requests))
 	l := latencyOf(&t.lat)
 	fmt.Fprintf(b, " p50=%s p90=%s p99=%s max=%s", fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max))
-	shares := func(m map[string]int64) string {
-		var total int64
-		for _, n := range m {
-			total += n
-		}
-		var parts []string
-		for _, k := range sortedKeys(m) {
-			parts = append(parts, fmt.Sprintf("%s:%.0f%%", k, 100*ratio(m[k], total)))
-		}
-		return strings.Join(parts, ",")
+	fmt.Fprintf(b, " versions_1s=%s versions=%s", shares(last.versions), shares(t.versions))
+	if v.cfg.PerInstance {
+		fmt.Fprintf(b, " instances_1s=%s instances=%s", shares(byInstance(last.instances)), shares(byInstance(t.instances)))
 	}
-	fmt.Fprintf(b, " versions_1s=%s versions=%s\n", shares(last.versions), shares(t.versions))
+	b.WriteString("\n")
+}
+
+// shares formats counts as "a:60%,b:40%", in version order.
+func shares(m map[string]int64) string {
+	var total int64
+	for _, n := range m {
+		total += n
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s:%.0f%%", k, 100*ratio(m[k], total)))
+	}
+	return strings.Join(parts, ",")
+}
+
+// byInstance keys instance counts by "version/instance".
+func byInstance(m map[instanceKey]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, n := range m {
+		out[k.version+"/"+k.instance] = n
+	}
+	return out
 }
 
 func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {

@@ -40,7 +40,7 @@ func newTestView(t *testing.T, c Config, o Options) *view {
 
 func TestPlainLinesShowLastSecond(t *testing.T) {
 	var out bytes.Buffer
-	v := newTestView(t, Config{Rate: 40, Duration: 10 * time.Second}, Options{Out: &out})
+	v := newTestView(t, Config{Rate: 40, Duration: 10 * time.Second, PerInstance: true}, Options{Out: &out})
 	v.frame(v.r.start.Add(500*time.Millisecond), fakeTally(map[string]int64{"v1": 10}, [numKinds]int64{}))
 	v.frame(v.r.start.Add(1500*time.Millisecond), fakeTally(map[string]int64{"v1": 10, "v2": 30}, [numKinds]int64{kindReset: 2}))
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -53,7 +53,8 @@ func TestPlainLinesShowLastSecond(t *testing.T) {
 		}
 	}
 	// In the second since 0.5s, only v2 answered: 30 of 32 requests.
-	for _, want := range []string{"load t=1.5s requests=42 rate=32.0/s", "errors=2 error_rate=4.76%", "versions_1s=v1:0%,v2:100% versions=v1:25%,v2:75%"} {
+	for _, want := range []string{"load t=1.5s requests=42 rate=32.0/s", "errors=2 error_rate=4.76%", "versions_1s=v1:0%,v2:100% versions=v1:25%,v2:75%",
+		"instances_1s=v1/v1-pod:0%,v2/v2-pod:100% instances=v1/v1-pod:25%,v2/v2-pod:75%"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("line 2 = %q, want it to contain %q", lines[1], want)
 		}
