@@ -59,7 +59,7 @@ func overlays(t *testing.T) (kustomizations, components []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kustomizations) < 8 {
+	if len(kustomizations) < 16 {
 		t.Fatalf("found only %d kustomizations under %s: %v", len(kustomizations), kustomizeRoot, kustomizations)
 	}
 	return kustomizations, components
