@@ -70,15 +70,15 @@ func (v *view) loop(ctx context.Context) {
 func (v *view) recent(now time.Time, t *tally) (p point, span time.Duration) {
 	cur := point{at: now, requests: t.requests, versions: t.versions, instances: t.instances}
 	v.history = append(v.history, cur)
-	old := point{at: v.r.start}
-	for i, h := range v.history {
-		if now.Sub(h.at) < window {
-			break
-		}
-		old = h
-		if i > 0 {
-			v.history = v.history[1:] // keep one point at or past the window
-		}
+	// Keep the newest point at least a window old, and those after it.
+	i := 0
+	for i+1 < len(v.history) && now.Sub(v.history[i+1].at) >= window {
+		i++
+	}
+	v.history = v.history[i:]
+	old := point{at: v.r.start} // early on: since the start
+	if now.Sub(v.history[0].at) >= window {
+		old = v.history[0]
 	}
 	d := point{requests: cur.requests - old.requests, versions: map[string]int64{}, instances: map[instanceKey]int64{}}
 	for k, n := range cur.versions {
@@ -116,7 +116,8 @@ func (v *view) drawPlain(t *tally, last point, span, elapsed time.Duration) {
 	b.WriteString("\n")
 }
 
-// shares formats counts as "a:60%,b:40%", in version order.
+// shares formats counts as "a:60%,b:40%", in version order, leaving out
+// zeros; "-" when there are none.
 func shares(m map[string]int64) string {
 	var total int64
 	for _, n := range m {
@@ -124,7 +125,12 @@ func shares(m map[string]int64) string {
 	}
 	var parts []string
 	for _, k := range sortedKeys(m) {
-		parts = append(parts, fmt.Sprintf("%s:%.0f%%", k, 100*ratio(m[k], total)))
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%.0f%%", k, 100*ratio(m[k], total)))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
 	}
 	return strings.Join(parts, ",")
 }

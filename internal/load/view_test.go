@@ -43,9 +43,14 @@ func TestPlainLinesShowLastSecond(t *testing.T) {
 	v := newTestView(t, Config{Rate: 40, Duration: 10 * time.Second, PerInstance: true}, Options{Out: &out})
 	v.frame(v.r.start.Add(500*time.Millisecond), fakeTally(map[string]int64{"v1": 10}, [numKinds]int64{}))
 	v.frame(v.r.start.Add(1500*time.Millisecond), fakeTally(map[string]int64{"v1": 10, "v2": 30}, [numKinds]int64{kindReset: 2}))
+	v.frame(v.r.start.Add(2600*time.Millisecond), fakeTally(map[string]int64{"v1": 10, "v2": 30}, [numKinds]int64{kindReset: 2}))
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("got %d lines, want 2:\n%s", len(lines), out.String())
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want 3:\n%s", len(lines), out.String())
+	}
+	// Nothing answered in the last second.
+	if want := "rate=0.0/s"; !strings.Contains(lines[2], want) || !strings.Contains(lines[2], "versions_1s=- versions=v1:25%,v2:75% instances_1s=- ") {
+		t.Errorf("line 3 = %q, want rate=0.0/s and versions_1s=-, instances_1s=-", lines[2])
 	}
 	for _, want := range []string{"load t=0.5s requests=10 rate=20.0/s", "versions_1s=v1:100% versions=v1:100%"} {
 		if !strings.Contains(lines[0], want) {
@@ -53,8 +58,8 @@ func TestPlainLinesShowLastSecond(t *testing.T) {
 		}
 	}
 	// In the second since 0.5s, only v2 answered: 30 of 32 requests.
-	for _, want := range []string{"load t=1.5s requests=42 rate=32.0/s", "errors=2 error_rate=4.76%", "versions_1s=v1:0%,v2:100% versions=v1:25%,v2:75%",
-		"instances_1s=v1/v1-pod:0%,v2/v2-pod:100% instances=v1/v1-pod:25%,v2/v2-pod:75%"} {
+	for _, want := range []string{"load t=1.5s requests=42 rate=32.0/s", "errors=2 error_rate=4.76%", "versions_1s=v2:100% versions=v1:25%,v2:75%",
+		"instances_1s=v2/v2-pod:100% instances=v1/v1-pod:25%,v2/v2-pod:75%"} {
 		if !strings.Contains(lines[1], want) {
 			t.Errorf("line 2 = %q, want it to contain %q", lines[1], want)
 		}
