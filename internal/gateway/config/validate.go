@@ -271,9 +271,8 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		if b.Weight != nil {
 			if *b.Weight < 0 || *b.Weight > 100 {
 				p.addf(bp+".weight", "must be 0..100, got %d", *b.Weight)
-			} else {
-				total += *b.Weight
 			}
+			total += max(*b.Weight, 0)
 		}
 	}
 	if len(r.Backends) > 0 && total == 0 {

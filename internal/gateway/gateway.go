@@ -1,0 +1,388 @@
+// Package gateway wires the gateway together: config → route table →
+// backend pools → proxy, with metrics, access log, admin API and reload.
+// It is the one place that knows every gateway package (the "server" of
+// the house layout); `flotilla gateway` and `flotilla up` build one with
+// New.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
+	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
+	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
+	"github.com/flotilla-dev/flotilla/internal/gateway/route"
+	"github.com/flotilla-dev/flotilla/internal/metrics"
+	"github.com/flotilla-dev/flotilla/internal/probe"
+)
+
+// Options are the gateway's start-up settings; the routing config is
+// separate and reloadable.
+type Options struct {
+	// Logger receives operational logs (default: discard).
+	Logger *slog.Logger
+	// AccessLog, when not nil, receives one JSON line per request.
+	AccessLog io.Writer
+	// Registry receives the gateway's metrics (default: a new registry
+	// with the Go and process collectors).
+	Registry *prometheus.Registry
+	// ConfigPath is the file ReloadFile reads ("" when the config is built
+	// in memory, as `flotilla up` does: ReloadFile then fails).
+	ConfigPath string
+	// MaxRequestBody caps request bodies in bytes; larger ones get 413
+	// (default 32 MiB).
+	MaxRequestBody int64
+	// MaxMirrorInFlight caps mirrored copies in flight; more are dropped
+	// (default 64).
+	MaxMirrorInFlight int
+	// LookupHost resolves backend DNS names (default net.DefaultResolver).
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+	// Rand drives random balancing, P2C and mirror sampling (default
+	// rand.IntN); tests pass balance.Seeded.
+	Rand balance.IntN
+}
+
+// Gateway is a running gateway. Its handler is Handler; its admin API is
+// AdminHandler. Close stops it.
+type Gateway struct {
+	opts    Options
+	log     *slog.Logger
+	access  *slog.Logger
+	metrics *gwMetrics
+	probes  probe.Probes
+	proxy   *proxy.Proxy
+	mirror  *proxy.Mirror
+	h1, h2c *http.Transport
+
+	state atomic.Pointer[state]
+
+	mu     sync.Mutex // serialises Reload, SetWeights and Close
+	status ReloadStatus
+	closed bool
+}
+
+// state is everything a request reads, swapped as one.
+type state struct {
+	cfg    *config.Config
+	table  *route.Table
+	routes []*routeState // by route index
+	pools  map[string]*backend.Pool
+}
+
+// routeState is a route's live traffic split.
+type routeState struct {
+	rt      *route.Route
+	names   []string
+	pools   []*backend.Pool
+	weights []int
+	split   *balance.SmoothWeighted
+	allowed func(int) bool // bound once: no allocation per request
+	mirror  *backend.Pool
+	metrics []*routeMetrics
+}
+
+func (rs *routeState) available(i int) bool { return rs.pools[i].Available() }
+
+// ReloadStatus reports the last configuration load.
+type ReloadStatus struct {
+	// OK is false when the last load failed; the previous good config is
+	// still serving.
+	OK bool `json:"ok"`
+	// At is when the last load was attempted.
+	At time.Time `json:"at"`
+	// LastSuccess is when a config was last swapped in.
+	LastSuccess time.Time `json:"lastSuccess"`
+	// Source is the file, or "memory" for configs passed to Reload.
+	Source string `json:"source"`
+	// Errors are every problem of a failed load, each with its YAML path.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// New builds and starts a gateway for cfg, which must be defaulted and
+// validated (config.Load and config.Parse do both).
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = metrics.NewRegistry("gateway")
+	}
+	if opts.MaxRequestBody <= 0 {
+		opts.MaxRequestBody = 32 << 20
+	}
+	if opts.MaxMirrorInFlight <= 0 {
+		opts.MaxMirrorInFlight = 64
+	}
+	g := &Gateway{opts: opts, log: opts.Logger, h1: newTransport(false), h2c: newTransport(true)}
+	if opts.AccessLog != nil {
+		g.access = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
+	}
+	g.metrics = newMetrics(opts.Registry, g)
+	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log,
+		OnRetry: func(r, b string) { g.metrics.retries.WithLabelValues(r, b).Inc() }})
+	g.mirror = proxy.NewMirror(g.proxy, opts.MaxMirrorInFlight, func(r, res string) { g.metrics.mirrors.WithLabelValues(r, res).Inc() })
+	if err := g.Reload(cfg); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// newTransport is tuned for a proxy: many idle keep-alive connections per
+// endpoint (Go's default of 2 makes a proxy dial on almost every request
+// under load), no transparent compression, no environment proxy.
+func newTransport(h2c bool) *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+	if h2c {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		t.Protocols = &p
+	}
+	return t
+}
+
+// Handler is the data-plane handler.
+func (g *Gateway) Handler() http.Handler { return g }
+
+// Probes is the gateway's readiness state; call Drain on shutdown.
+func (g *Gateway) Probes() *probe.Probes { return &g.probes }
+
+// Close stops health checks, DNS refresh and mirrors, and closes idle
+// upstream connections. Requests in flight finish; call it after the
+// server's Shutdown.
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	g.closed = true
+	g.probes.Drain()
+	g.mirror.Close()
+	if st := g.state.Load(); st != nil {
+		for _, p := range st.pools {
+			p.Close()
+		}
+	}
+	g.h1.CloseIdleConnections()
+	g.h2c.CloseIdleConnections()
+}
+
+// Reload swaps in cfg (defaulted and validated) atomically: requests in
+// flight finish on the old table, new ones use the new one. Backends
+// whose config is unchanged keep their endpoints' health and connections.
+// Live weight changes made with SetWeights are replaced by cfg's. On error
+// nothing changes and the error is reported (log, metric, Status).
+func (g *Gateway) Reload(cfg *config.Config) error {
+	return g.load("memory", func() (*config.Config, error) { return cfg, nil })
+}
+
+// ReloadFile loads Options.ConfigPath and swaps it in, like Reload.
+func (g *Gateway) ReloadFile() error {
+	if g.opts.ConfigPath == "" {
+		return errors.New("no config file: this gateway's config is built in memory")
+	}
+	return g.load(g.opts.ConfigPath, func() (*config.Config, error) { return config.Load(g.opts.ConfigPath) })
+}
+
+// Status reports the last configuration load.
+func (g *Gateway) Status() ReloadStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.status
+	s.Errors = slices.Clone(s.Errors)
+	return s
+}
+
+func (g *Gateway) load(source string, read func() (*config.Config, error)) error {
+	start := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway closed")
+	}
+	cfg, err := read()
+	if err == nil {
+		err = g.swap(cfg)
+	}
+	g.status.At, g.status.Source = start, source
+	g.metrics.reloadSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		g.status.OK, g.status.Errors = false, splitErrors(err)
+		g.metrics.reloads.WithLabelValues("failure").Inc()
+		g.metrics.lastOK.Set(0)
+		g.log.Error("config rejected; the last good config keeps serving", slog.String("source", source), slog.Any("errors", g.status.Errors))
+		return err
+	}
+	g.status = ReloadStatus{OK: true, At: start, LastSuccess: start, Source: source}
+	g.metrics.reloads.WithLabelValues("success").Inc()
+	g.metrics.lastOK.Set(1)
+	g.metrics.lastSuccess.Set(float64(start.UnixNano()) / 1e9)
+	g.log.Info("config loaded", slog.String("source", source), slog.Int("routes", len(cfg.Routes)), slog.Int("backends", len(cfg.Backends)))
+	return nil
+}
+
+// splitErrors flattens errors.Join trees into one message per problem.
+func splitErrors(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+// swap validates, compiles and installs cfg. g.mu is held.
+func (g *Gateway) swap(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	table, err := route.Compile(cfg)
+	if err != nil {
+		return err
+	}
+	old := g.state.Load()
+	pools := map[string]*backend.Pool{}
+	for i := range cfg.Backends {
+		b := &cfg.Backends[i]
+		if old != nil {
+			if p, ok := old.pools[b.Name]; ok && reflect.DeepEqual(p.Config, b) {
+				pools[b.Name] = p
+				continue
+			}
+		}
+		pools[b.Name] = backend.New(b, backend.Options{Transport: g.h1, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
+			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }})
+	}
+	st := &state{cfg: cfg, table: table, pools: pools}
+	for _, rt := range table.Routes() {
+		var weights []int
+		for _, ref := range rt.Config.Backends {
+			weights = append(weights, *ref.Weight)
+		}
+		st.routes = append(st.routes, g.newRouteState(rt, pools, weights))
+	}
+	g.state.Store(st)
+	if old != nil {
+		for name, p := range old.pools {
+			if pools[name] != p {
+				p.Close()
+			}
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool, weights []int) *routeState {
+	rs := &routeState{rt: rt, weights: weights, split: balance.NewSmoothWeighted(weights)}
+	rs.allowed = rs.available
+	for _, ref := range rt.Config.Backends {
+		rs.names = append(rs.names, ref.Name)
+		rs.pools = append(rs.pools, pools[ref.Name])
+		rs.metrics = append(rs.metrics, g.metrics.forRoute(rt.Name, ref.Name))
+	}
+	if m := rt.Config.Mirror; m != nil {
+		rs.mirror = pools[m.Backend]
+	}
+	return rs
+}
+
+// Weights returns a route's live backend weights.
+func (g *Gateway) Weights(routeName string) (map[string]int, error) {
+	st := g.state.Load()
+	rt := st.table.Route(routeName)
+	if rt == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoRoute, routeName)
+	}
+	rs := st.routes[rt.Index]
+	out := map[string]int{}
+	for i, n := range rs.names {
+		out[n] = rs.weights[i]
+	}
+	return out, nil
+}
+
+// ErrNoRoute and ErrBadWeights are what Weights and SetWeights reject;
+// the admin API answers them with 404 and 422.
+var (
+	ErrNoRoute    = fmt.Errorf("no such route (%w)", admin.ErrNotFound)
+	ErrBadWeights = fmt.Errorf("invalid weights (%w)", admin.ErrInvalid)
+)
+
+// SetWeights changes a route's backend weights at once (a blue/green flip
+// or a canary step). Backends not named keep their weight. The change
+// lasts until the next Reload.
+func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.state.Load()
+	rt := st.table.Route(routeName)
+	if rt == nil {
+		return fmt.Errorf("%w: %q", ErrNoRoute, routeName)
+	}
+	rs := st.routes[rt.Index]
+	weights := slices.Clone(rs.weights)
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(w)) {
+		i := slices.Index(rs.names, name)
+		switch v := w[name]; {
+		case i < 0:
+			errs = append(errs, fmt.Errorf("route %q has no backend %q", routeName, name))
+		case v < 0 || v > 100:
+			errs = append(errs, fmt.Errorf("%s: must be 0..100, got %d", name, v))
+		default:
+			weights[i] = v
+		}
+	}
+	if len(errs) == 0 && !slices.ContainsFunc(weights, func(v int) bool { return v > 0 }) {
+		errs = append(errs, errors.New("weights add up to 0: nothing would be served"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrBadWeights, errors.Join(errs...))
+	}
+	next := *st
+	next.routes = slices.Clone(st.routes)
+	nrs := *rs
+	nrs.weights = weights
+	nrs.split = balance.NewSmoothWeighted(weights)
+	nrs.allowed = nrs.available
+	next.routes[rt.Index] = &nrs
+	g.state.Store(&next)
+	g.log.Info("weights changed", slog.String("route", routeName), slog.Any("weights", w))
+	return nil
+}
+
+func randIntN(f balance.IntN, n int) int {
+	if f == nil {
+		return rand.IntN(n)
+	}
+	return f(n)
+}

@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
+)
+
+// ServeHTTP routes and proxies one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := g.state.Load()
+	rec := &recorder{ResponseWriter: w}
+	rid := proxy.RequestID(r.Header.Get("X-Request-Id"))
+	var rs *routeState
+	var ex *proxy.Exchange
+	backendIdx := -1
+	defer func() {
+		g.observe(rec, r, start, rid, rs, backendIdx, ex)
+	}()
+
+	if r.ContentLength > g.opts.MaxRequestBody {
+		proxy.WriteError(rec, http.StatusRequestEntityTooLarge, "request_too_large", rid)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(rec, r.Body, g.opts.MaxRequestBody)
+	}
+	rt := st.table.Match(r)
+	if rt == nil {
+		proxy.WriteError(rec, http.StatusNotFound, "no_route", rid)
+		return
+	}
+	rs = st.routes[rt.Index]
+	if target, code := rt.Redirect(r); code != 0 {
+		rec.Header()["X-Request-Id"] = []string{rid}
+		http.Redirect(rec, r, target, code)
+		return
+	}
+	backendIdx, cookie := rs.pick(r)
+	ex = &proxy.Exchange{Route: rt, Pool: rs.pools[backendIdx], RequestID: rid,
+		Traceparent: proxy.Traceparent(r.Header.Get("Traceparent")), SetCookie: cookie}
+	if rs.mirror != nil && g.sample(*rt.Config.Mirror.Percent) {
+		g.sendMirror(r, rs)
+	}
+	g.proxy.Serve(rec, r, ex)
+}
+
+// pick chooses the backend: the sticky cookie's when it names a backend
+// with weight and available endpoints, else the weighted split among
+// backends with available endpoints. When none has any, the first
+// weighted backend is returned and the proxy answers 503.
+func (rs *routeState) pick(r *http.Request) (int, *http.Cookie) {
+	sticky := rs.rt.Config.Sticky
+	if sticky != nil {
+		if c, err := r.Cookie(sticky.Cookie); err == nil {
+			for i, n := range rs.names {
+				if n == c.Value && rs.weights[i] > 0 && rs.pools[i].Available() {
+					return i, nil
+				}
+			}
+		}
+	}
+	i := rs.split.Next(rs.allowed)
+	if i < 0 {
+		for j, w := range rs.weights {
+			if w > 0 {
+				return j, nil
+			}
+		}
+	}
+	if sticky != nil {
+		return i, &http.Cookie{Name: sticky.Cookie, Value: rs.names[i], Path: "/", MaxAge: int(sticky.TTL.Seconds()),
+			HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	}
+	return i, nil
+}
+
+// sample reports true with probability percent/100.
+func (g *Gateway) sample(percent float64) bool {
+	if percent >= 100 {
+		return true
+	}
+	const scale = 1_000_000
+	n := randIntN(g.opts.Rand, scale)
+	return float64(n) < percent/100*scale
+}
+
+// sendMirror copies r to the route's shadow backend. A body is mirrored
+// only when its length is known and at most proxy.MaxMirrorBody; it is
+// read here and replayed to the primary.
+func (g *Gateway) sendMirror(r *http.Request, rs *routeState) {
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength < 0 || r.ContentLength > proxy.MaxMirrorBody {
+			g.metrics.mirrors.WithLabelValues(rs.rt.Name, "skipped").Inc()
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			// The primary will see the same broken body and fail on it.
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			return
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	g.mirror.Send(r, body, rs.rt, rs.mirror)
+}
+
+func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid string, rs *routeState, backendIdx int, ex *proxy.Exchange) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	d := time.Since(start)
+	routeName, backendName := "none", "none"
+	switch {
+	case rs != nil && backendIdx >= 0:
+		routeName, backendName = rs.rt.Name, rs.names[backendIdx]
+		rs.metrics[backendIdx].observe(status, d.Seconds())
+	case rs != nil:
+		routeName, backendName = rs.rt.Name, "redirect"
+		g.metrics.requests.WithLabelValues(routeName, backendName, itoa(status)).Inc()
+	default:
+		g.metrics.requests.WithLabelValues(routeName, backendName, itoa(status)).Inc()
+	}
+	if g.access == nil {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("request_id", rid),
+		slog.String("route", routeName),
+		slog.String("backend", backendName),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("client_ip", clientIP(r.RemoteAddr)),
+		slog.String("user_agent", r.UserAgent()),
+	)
+	if ex != nil {
+		attrs = append(attrs, slog.String("endpoint", ex.Endpoint), slog.Int("attempts", ex.Attempts), slog.String("traceparent", ex.Traceparent))
+		if ex.Failure != "" {
+			attrs = append(attrs, slog.String("error", ex.Failure))
+		}
+	}
+	g.access.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
+}
+
+func clientIP(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
+}
+
+func itoa(n int) string {
+	if n >= 100 && n <= 999 {
+		return string([]byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)})
+	}
+	return "other"
+}
+
+// recorder captures the status and size of a response for metrics and
+// the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes for
+// streaming responses, deadlines).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
