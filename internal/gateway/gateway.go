@@ -73,9 +73,10 @@ type Gateway struct {
 
 	state atomic.Pointer[state]
 
-	mu     sync.Mutex // serialises Reload, SetWeights and Close
-	status ReloadStatus
-	closed bool
+	mu      sync.Mutex // serialises Reload, SetWeights and Close
+	status  ReloadStatus
+	fileSum []byte // of the config file content last loaded
+	closed  bool
 }
 
 // state is everything a request reads, swapped as one.
@@ -208,7 +209,40 @@ func (g *Gateway) ReloadFile() error {
 	if g.opts.ConfigPath == "" {
 		return errors.New("no config file: this gateway's config is built in memory")
 	}
-	return g.load(g.opts.ConfigPath, func() (*config.Config, error) { return config.Load(g.opts.ConfigPath) })
+	return g.load(g.opts.ConfigPath, func() (*config.Config, error) {
+		cfg, sum, err := loadFile(g.opts.ConfigPath)
+		if err == nil {
+			g.fileSum = sum
+		}
+		return cfg, err
+	})
+}
+
+// NewFromFile builds a gateway from the file at opts.ConfigPath, so
+// WatchFile knows which content is already loaded.
+func NewFromFile(opts Options) (*Gateway, error) {
+	cfg, sum, err := loadFile(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	g, err := New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	g.fileSum = sum
+	g.mu.Unlock()
+	return g, nil
+}
+
+// loadFile loads and validates path and hashes the bytes it parsed.
+func loadFile(path string) (*config.Config, []byte, error) {
+	before := fileSum(path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, before, nil
 }
 
 // Status reports the last configuration load.

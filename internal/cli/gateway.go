@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flotilla-dev/flotilla/internal/flagenv"
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/metrics"
+)
+
+// gatewayConfig is the gateway's start-up configuration; routing lives in
+// the --config file.
+type gatewayConfig struct {
+	configPath   string
+	addr         string
+	adminAddr    string
+	accessLog    bool
+	watch        bool
+	maxBodyBytes int64
+	server       httpserver.Options
+}
+
+func (c gatewayConfig) validate() error {
+	var errs []error
+	if c.configPath == "" {
+		errs = append(errs, flagenv.Errorf("config", "required: the routing config file (see examples/gateway/)"))
+	}
+	if _, _, err := net.SplitHostPort(c.addr); err != nil {
+		errs = append(errs, flagenv.Errorf("addr", "want host:port or :port, got %q", c.addr))
+	}
+	if c.adminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.adminAddr); err != nil {
+			errs = append(errs, flagenv.Errorf("admin-addr", `want host:port, or "" to disable, got %q`, c.adminAddr))
+		}
+	}
+	if c.maxBodyBytes <= 0 {
+		errs = append(errs, flagenv.Errorf("max-body-bytes", "must be positive, got %d", c.maxBodyBytes))
+	}
+	if err := c.server.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func newGatewayCmd(g *globals) *cobra.Command {
+	var cfg gatewayConfig
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the API gateway: routing, balancing, health, traffic strategies",
+		Long: `Run the API gateway in front of HTTP services. Routing, backends and traffic
+strategies come from the --config file (docs/gateway.md, examples/gateway/),
+which is reloaded when it changes (also on SIGHUP and POST /reload on the
+admin port); an invalid file is reported and the last good config keeps
+serving.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(); err != nil {
+				return usage(err)
+			}
+			return runGateway(cmd.Context(), cfg, g)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.configPath, "config", "", "routing config file (YAML, apiVersion flotilla.dev/v1alpha1)")
+	fs.StringVar(&cfg.addr, "addr", ":8080", "data-plane listen address")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:9901", `admin API listen address ("" disables it); it can change live weights, keep it private`)
+	fs.BoolVar(&cfg.accessLog, "access-log", true, "write one JSON access log line per request to stdout")
+	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
+	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
+	cfg.server.Flags(fs)
+	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
+	return cmd
+}
+
+func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
+	log := g.logger().With(slog.String("component", "gateway"))
+	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway")}
+	if cfg.accessLog {
+		opts.AccessLog = g.env.Stdout
+	}
+	gw, err := gateway.NewFromFile(opts)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	ln, err := httpserver.Listen(ctx, cfg.addr)
+	if err != nil {
+		return err
+	}
+	var adminLn net.Listener
+	if cfg.adminAddr != "" {
+		if adminLn, err = httpserver.Listen(ctx, cfg.adminAddr); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if cfg.watch {
+		wg.Go(func() {
+			if err := gw.WatchFile(ctx, 0); err != nil {
+				log.Error("config watch stopped", slog.String("error", err.Error()))
+			}
+		})
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				gw.ReloadFile() // reported inside
+			}
+		}
+	})
+
+	errc := make(chan error, 2)
+	// The admin server outlives the data plane's drain, so probes and
+	// metrics stay readable while requests finish.
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAdmin()
+	if adminLn != nil {
+		wg.Go(func() {
+			aopts := httpserver.Options{ShutdownTimeout: time.Second}
+			errc <- httpserver.Serve(adminCtx, httpserver.New(gw.AdminHandler(), aopts, log), adminLn, aopts, nil)
+		})
+		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()))
+	}
+	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
+	err = httpserver.Serve(ctx, httpserver.New(gw.Handler(), cfg.server, log), ln, cfg.server, gw.Probes().Drain)
+	cancel()
+	stopAdmin()
+	wg.Wait()
+	close(errc)
+	errs := []error{err}
+	for e := range errc {
+		errs = append(errs, e)
+	}
+	log.Info("gateway stopped")
+	return errors.Join(errs...)
+}
+
+func newGatewayValidateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a gateway config file and print every problem with its YAML path",
+		Args:  func(cmd *cobra.Command, args []string) error { return usage(cobra.ExactArgs(1)(cmd, args)) },
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := config.Load(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.env.Stdout, "%s: ok (%d routes, %d backends)\n", args[0], len(c.Routes), len(c.Backends))
+			return nil
+		},
+	}
+}
+
+func newGatewayAdminCmd(g *globals) *cobra.Command {
+	var adminURL string
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Use a running gateway's admin API",
+		Long: `Use a running gateway's admin API:
+  flotilla gateway admin routes | backends | config | reload
+  flotilla gateway admin weights ROUTE                 show a route's weights
+  flotilla gateway admin weights ROUTE blue=0 green=100  set them atomically`,
+	}
+	cmd.PersistentFlags().StringVar(&adminURL, "admin-url", "http://127.0.0.1:9901", "the gateway's admin API base URL")
+	flagenv.Document(cmd.PersistentFlags())
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func(ctx context.Context, method, path string, body io.Reader) error {
+		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(adminURL, "/")+path, body)
+		if err != nil {
+			return usage(flagenv.Errorf("admin-url", "%v", err))
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("admin API: %w", err)
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(g.env.Stdout, io.LimitReader(resp.Body, 16<<20)); err != nil {
+			return fmt.Errorf("admin API: %w", err)
+		}
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("admin API: %s %s: %s", method, path, resp.Status)
+		}
+		return nil
+	}
+	simple := func(use, short, method, path string) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short,
+			Args: func(cmd *cobra.Command, args []string) error { return usage(cobra.NoArgs(cmd, args)) },
+			RunE: func(cmd *cobra.Command, _ []string) error { return call(cmd.Context(), method, path, nil) }}
+	}
+	cmd.AddCommand(
+		simple("routes", "List routes with their matches and weights", "GET", "/routes"),
+		simple("backends", "List backends with endpoint health and in-flight counts", "GET", "/backends"),
+		simple("config", "Show the last config load: ok, time and every problem", "GET", "/config"),
+		simple("reload", "Re-read the config file now", "POST", "/reload"),
+		&cobra.Command{
+			Use:   "weights ROUTE [BACKEND=WEIGHT ...]",
+			Short: "Show or atomically set a route's backend weights (0..100)",
+			Args:  func(cmd *cobra.Command, args []string) error { return usage(cobra.MinimumNArgs(1)(cmd, args)) },
+			RunE: func(cmd *cobra.Command, args []string) error {
+				path := "/routes/" + args[0] + "/weights"
+				if len(args) == 1 {
+					return call(cmd.Context(), "GET", path, nil)
+				}
+				w, err := parseWeights(args[1:])
+				if err != nil {
+					return usage(err)
+				}
+				b, _ := json.Marshal(w)
+				return call(cmd.Context(), "PUT", path, strings.NewReader(string(b)))
+			},
+		},
+	)
+	return cmd
+}
+
+// parseWeights reads "name=weight" arguments.
+func parseWeights(args []string) (map[string]int, error) {
+	w := map[string]int{}
+	var errs []error
+	for _, a := range args {
+		name, v, ok := strings.Cut(a, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || name == "" || err != nil || n < 0 || n > 100 {
+			errs = append(errs, fmt.Errorf("weight %q: want BACKEND=WEIGHT with WEIGHT 0..100", a))
+			continue
+		}
+		w[name] = n
+	}
+	return w, errors.Join(errs...)
+}

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGatewayBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"config required", []string{"gateway"}, "--config (FLOTILLA_CONFIG): required"},
+		{"bad addr", []string{"gateway", "--config", "x.yaml", "--addr", "nope"}, "--addr (FLOTILLA_ADDR)"},
+		{"bad admin addr", []string{"gateway", "--config", "x.yaml", "--admin-addr", "nope"}, "--admin-addr (FLOTILLA_ADMIN_ADDR)"},
+		{"validate needs a file", []string{"gateway", "validate"}, "accepts 1 arg"},
+		{"bad weight", []string{"gateway", "admin", "weights", "canary", "v1=101", "v2"}, `weight "v1=101": want BACKEND=WEIGHT`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := run(t, nil, tt.args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("flotilla %v = %d, stderr %q; want %d and %q", tt.args, code, stderr, ExitUsage, tt.want)
+			}
+		})
+	}
+}
+
+func TestGatewayValidate(t *testing.T) {
+	code, out, stderr := run(t, nil, "gateway", "validate", "../../examples/gateway/talk.yaml")
+	if code != ExitOK || !strings.Contains(out, "ok (2 routes, 2 backends)") {
+		t.Errorf("validate talk.yaml = %d, %q, %q", code, out, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nroutes: [{name: r, backends: [{name: ghost, weight: 120}]}]\n"), 0o600)
+	code, _, stderr = run(t, nil, "gateway", "validate", bad)
+	for _, w := range []string{`routes[0].backends[0].name: no backend named "ghost"`, "routes[0].backends[0].weight: must be 0..100, got 120"} {
+		if code != ExitError || !strings.Contains(stderr, w) {
+			t.Errorf("validate bad.yaml = %d, stderr %q; want 1 and %q", code, stderr, w)
+		}
+	}
+}
+
+func gwFreeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestGatewayRunsAndAdminCLI runs `flotilla gateway` for real, sends a
+// request through it and flips weights with `flotilla gateway admin`.
+func TestGatewayRunsAndAdminCLI(t *testing.T) {
+	blue := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "blue") }))
+	defer blue.Close()
+	green := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "green") }))
+	defer green.Close()
+	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+backends:
+  - {name: blue, addresses: [%q]}
+  - {name: green, addresses: [%q]}
+routes:
+  - {name: app, backends: [{name: blue, weight: 100}, {name: green, weight: 0}]}
+`, strings.TrimPrefix(blue.URL, "http://"), strings.TrimPrefix(green.URL, "http://"))), 0o600)
+	addr, admin := gwFreeAddr(t), gwFreeAddr(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuf
+	e := Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
+	done := make(chan int)
+	go func() { done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", admin, "--shutdown-timeout", "2s"}, e) }()
+	get := func() string {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway never answered: %v; stderr %s", err, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if got := get(); got != "blue" {
+		t.Fatalf("before the flip: %q, want blue", got)
+	}
+	code, out, errOut := runWith(t, "gateway", "admin", "--admin-url", "http://"+admin, "weights", "app", "blue=0", "green=100")
+	if code != ExitOK || !strings.Contains(out, `"green": 100`) {
+		t.Fatalf("admin weights = %d %q %q", code, out, errOut)
+	}
+	if got := get(); got != "green" {
+		t.Errorf("after the flip: %q, want green", got)
+	}
+	if code, out, _ := runWith(t, "gateway", "admin", "--admin-url", "http://"+admin, "backends"); code != ExitOK || !strings.Contains(out, `"available": true`) {
+		t.Errorf("admin backends = %d %q", code, out)
+	}
+	if code, _, errOut := runWith(t, "gateway", "admin", "--admin-url", "http://"+admin, "weights", "nope", "a=1"); code != ExitError || !strings.Contains(errOut, "404") {
+		t.Errorf("admin weights on a missing route = %d %q, want exit 1 naming 404", code, errOut)
+	}
+	if !strings.Contains(stdout.String(), `"msg":"access"`) {
+		t.Errorf("no access log on stdout: %q", stdout.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Errorf("gateway exit = %d, stderr %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway did not stop")
+	}
+}
+
+// runWith runs a command that needs a live context (run cancels its own).
+func runWith(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
+	code := Run(context.Background(), args, e)
+	return code, stdout.String(), stderr.String()
+}
+
+// syncBuf is a bytes.Buffer safe for the gateway's concurrent writers.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

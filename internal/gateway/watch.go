@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// WatchFile reloads Options.ConfigPath whenever its content changes, until
+// ctx is done. It watches the file's directory, not the file: editors
+// replace files by rename, and a Kubernetes ConfigMap volume swaps a
+// "..data" symlink, both of which a watch on the file itself loses.
+// Events are coalesced over debounce (default 100ms) and a reload happens
+// only when the bytes changed. Failed reloads are reported like any other
+// (log, metric, Status) and the last good config keeps serving.
+func (g *Gateway) WatchFile(ctx context.Context, debounce time.Duration) error {
+	path := g.opts.ConfigPath
+	if path == "" {
+		return fmt.Errorf("watch: no config file")
+	}
+	if debounce <= 0 {
+		debounce = 100 * time.Millisecond
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", path, err)
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("watch %s: %w", filepath.Dir(path), err)
+	}
+	g.mu.Lock()
+	last := g.fileSum
+	g.mu.Unlock()
+	// Fire once at start: the file may have changed between loading it
+	// and watching its directory.
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			timer.Reset(debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			g.log.Warn("config watch error", slog.String("path", path), slog.String("error", err.Error()))
+		case <-timer.C:
+			sum := fileSum(path)
+			if sum == nil || bytes.Equal(sum, last) {
+				continue // gone for a moment (mid-swap) or unchanged
+			}
+			last = sum
+			g.ReloadFile() // reported inside; the old config keeps serving
+		}
+	}
+}
+
+// fileSum hashes the file's content, nil when it cannot be read.
+func fileSum(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s := sha256.Sum256(b)
+	return s[:]
+}
