@@ -84,7 +84,9 @@ routes:
 	var stdout, stderr syncBuf
 	e := Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
 	done := make(chan int)
-	go func() { done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", admin, "--shutdown-timeout", "2s"}, e) }()
+	go func() {
+		done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", admin, "--shutdown-timeout", "2s"}, e)
+	}()
 	get := func() string {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
