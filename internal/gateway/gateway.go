@@ -116,8 +116,9 @@ type ReloadStatus struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// New builds and starts a gateway for cfg, which must be defaulted and
-// validated (config.Load and config.Parse do both).
+// New builds and starts a gateway for cfg: from config.Load or
+// config.Parse, or built in Go (New fills defaults into it and validates
+// it, reporting every problem with its YAML path).
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -195,7 +196,7 @@ func (g *Gateway) Close() {
 	g.h2c.CloseIdleConnections()
 }
 
-// Reload swaps in cfg (defaulted and validated) atomically: requests in
+// Reload swaps in cfg (defaulted and validated here) atomically: requests in
 // flight finish on the old table, new ones use the new one. Backends
 // whose config is unchanged keep their endpoints' health and connections.
 // Live weight changes made with SetWeights are replaced by cfg's. On error
@@ -296,6 +297,7 @@ func splitErrors(err error) []string {
 
 // swap validates, compiles and installs cfg. g.mu is held.
 func (g *Gateway) swap(cfg *config.Config) error {
+	cfg.SetDefaults() // idempotent; lets callers build configs in Go
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -724,5 +725,45 @@ routes: [{name: r, backends: [{name: b}], retries: {attempts: 1, backoff: 1ms}}]
 	}
 	if n := testutil.CollectAndCount(f.reg, "flotilla_gateway_backend_endpoints"); n != 3 {
 		t.Errorf("flotilla_gateway_backend_endpoints series = %d, want 3", n)
+	}
+}
+
+func TestUpgradePassesThrough(t *testing.T) {
+	u := newUpstream(t, "ws")
+	u.handler = func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			w.WriteHeader(400)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString("echo: " + line)
+		brw.Flush()
+	}
+	f := start(t, fmt.Sprintf(`
+backends: [{name: ws, addresses: [%q]}]
+routes: [{name: ws, backends: [{name: ws}]}]
+`, u.addr()), Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(conn, "GET /ws HTTP/1.1\r\nHost: x.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade answer = %v, %v; want 101", resp, err)
+	}
+	fmt.Fprint(conn, "hello\n")
+	if line, _ := br.ReadString('\n'); line != "echo: hello\n" {
+		t.Errorf("over the upgraded connection got %q, want the echo", line)
 	}
 }

@@ -242,7 +242,13 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ex.timer != nil {
 			ex.timer.Stop() // headers arrived: the body may stream as long as it takes
 		}
-		resp.Body = &doneBody{ReadCloser: resp.Body, ep: ep}
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+			// An upgraded connection (WebSocket): ReverseProxy needs the
+			// writable body; the endpoint counts it until it closes.
+			resp.Body = &doneConn{ReadWriteCloser: rwc, ep: ep}
+		} else {
+			resp.Body = &doneBody{ReadCloser: resp.Body, ep: ep}
+		}
 		return resp, nil
 	}
 }
@@ -313,6 +319,19 @@ type doneBody struct {
 func (b *doneBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.once.Do(b.ep.Done)
+	return err
+}
+
+// doneConn is doneBody for an upgraded connection.
+type doneConn struct {
+	io.ReadWriteCloser
+	ep   *backend.Endpoint
+	once sync.Once
+}
+
+func (c *doneConn) Close() error {
+	err := c.ReadWriteCloser.Close()
+	c.once.Do(c.ep.Done)
 	return err
 }
 
