@@ -89,14 +89,14 @@ func (c *Config) Flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Host, "host", "", "Host header (default: the URL's host)")
 	fs.StringVar(&c.Body, "body", "", "request body")
 	fs.Float64VarP(&c.Rate, "rate", "r", 0, "open loop: requests per second, on schedule whatever the latency")
-	fs.IntVarP(&c.Concurrency, "concurrency", "c", 0, fmt.Sprintf("closed loop: number of workers; with --rate: cap on requests in flight (default %d)", DefaultMaxInFlight))
+	fs.IntVarP(&c.Concurrency, "concurrency", "c", 0, fmt.Sprintf("closed loop: number of workers; with --rate: cap on requests in flight, %d if unset", DefaultMaxInFlight))
 	fs.DurationVarP(&c.Duration, "duration", "d", 0, "stop starting requests after this long (e.g. 30s)")
 	fs.Int64VarP(&c.Requests, "requests", "n", 0, "stop after this many requests")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "bound on each request, dial to last byte")
 	keepAlive := fs.VarPF(negatedBool{&c.DisableKeepAlive}, "keepalive", "", "reuse connections (--keepalive=false: a new connection per request)")
 	keepAlive.NoOptDefVal = "true"
 	keepAlive.DefValue = "true"
-	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "error budget as a fraction 0..1: exit 1 when errors/requests is above it (1: never)")
+	fs.Float64Var(&c.MaxErrorRate, "max-error-rate", 0, "error budget, a fraction 0..1: exit 1 when errors/requests is above it (0: any error fails; 1: never)")
 	fs.StringSliceVar(&c.ExpectVersions, "expect-version", nil, "versions allowed to answer (comma-separated): exit 1 when another, or none, answers")
 	fs.BoolVar(&c.PerInstance, "per-instance", false, "live view: a bar per instance under each version")
 }
