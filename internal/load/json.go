@@ -1,6 +1,9 @@
 package load
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // MarshalJSON adds elapsed_seconds, since a time.Duration would encode as
 // nanoseconds.
@@ -15,5 +18,14 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 // MarshalJSON writes every latency in milliseconds: min_ms, mean_ms,
 // p50_ms, p90_ms, p99_ms, p999_ms, max_ms.
 func (l Latency) MarshalJSON() ([]byte, error) {
-	return json.Marshal(l.jsonMillis())
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	return json.Marshal(struct {
+		Min  float64 `json:"min_ms"`
+		Mean float64 `json:"mean_ms"`
+		P50  float64 `json:"p50_ms"`
+		P90  float64 `json:"p90_ms"`
+		P99  float64 `json:"p99_ms"`
+		P999 float64 `json:"p999_ms"`
+		Max  float64 `json:"max_ms"`
+	}{ms(l.Min), ms(l.Mean), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max)})
 }

@@ -212,12 +212,6 @@ type Latency struct {
 	Min, Mean, P50, P90, P99, P999, Max time.Duration
 }
 
-func (l Latency) jsonMillis() map[string]float64 {
-	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	return map[string]float64{"min_ms": ms(l.Min), "mean_ms": ms(l.Mean), "p50_ms": ms(l.P50),
-		"p90_ms": ms(l.P90), "p99_ms": ms(l.P99), "p999_ms": ms(l.P999), "max_ms": ms(l.Max)}
-}
-
 func latencyOf(h *histogram) Latency {
 	return Latency{Min: h.min, Mean: h.mean(), P50: h.quantile(.5), P90: h.quantile(.9),
 		P99: h.quantile(.99), P999: h.quantile(.999), Max: h.max}
