@@ -183,6 +183,24 @@ func TestValidateCatches(t *testing.T) {
 			want: "ConfigMap gateway key gateway.yaml:",
 		},
 		{
+			name: "admin API on loopback",
+			mutate: func(objs []object) []object {
+				c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
+				c.Args = append(c.Args, "--admin-addr=127.0.0.1:9901")
+				return objs
+			},
+			want: "--admin-addr listens on 127.0.0.1:9901, which only the pod itself can reach",
+		},
+		{
+			name: "listener without container port",
+			mutate: func(objs []object) []object {
+				c := &deploy(objs, "counter").Spec.Template.Spec.Containers[0]
+				c.Env = append(c.Env, corev1.EnvVar{Name: "FLOTILLA_ADDR", Value: ":9090"})
+				return objs
+			},
+			want: "--addr listens on :9090, which is no container port",
+		},
+		{
 			name: "gateway config mounted with subPath",
 			mutate: func(objs []object) []object {
 				deploy(objs, "gateway").Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "gateway.yaml"

@@ -244,6 +244,7 @@ func checkFlotillaContainer(o object, c corev1.Container, s *corev1.PodSpec, isT
 	if isTest {
 		return
 	}
+	checkListeners(o, c, known, fail)
 	podName := false
 	for _, e := range c.Env {
 		if e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
@@ -267,9 +268,9 @@ func checkFlotillaContainer(o object, c corev1.Container, s *corev1.PodSpec, isT
 	}
 }
 
-// durationSetting reads a flag from args (--name=v or --name v) or its
+// setting reads a flag's value from args (--name=v or --name v) or its
 // FLOTILLA_ variable, else def.
-func durationSetting(o object, c corev1.Container, flag string, def time.Duration, fail failFunc) time.Duration {
+func setting(c corev1.Container, flag, def string) string {
 	v, ok := envValue(c, "FLOTILLA_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_")))
 	for i, a := range c.Args {
 		if a == "--"+flag && i+1 < len(c.Args) {
@@ -281,11 +282,53 @@ func durationSetting(o object, c corev1.Container, flag string, def time.Duratio
 	if !ok {
 		return def
 	}
+	return v
+}
+
+func durationSetting(o object, c corev1.Container, flag string, def time.Duration, fail failFunc) time.Duration {
+	v := setting(c, flag, def.String())
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		fail(o, "--%s: %v", flag, err)
 	}
 	return d
+}
+
+// checkListeners: every container port is served on an address other pods
+// and the kubelet can reach (a flag defaulting to 127.0.0.1 would make the
+// port, and any probe on it, dead), and every listener of the service has a
+// container port.
+func checkListeners(o object, c corev1.Container, known flagSet, fail failFunc) {
+	served := map[int32]bool{}
+	for _, flag := range []string{"addr", "admin-addr"} {
+		def, ok := known.defaults[flag]
+		if !ok {
+			continue
+		}
+		addr := setting(c, flag, def)
+		if addr == "" {
+			continue // disabled
+		}
+		host, portStr, err := net.SplitHostPort(addr)
+		port, perr := strconv.Atoi(portStr)
+		if err != nil || perr != nil {
+			fail(o, "--%s %q is not host:port", flag, addr)
+			continue
+		}
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			fail(o, "--%s listens on %s, which only the pod itself can reach; set it to :%d", flag, addr, port)
+			continue
+		}
+		served[int32(port)] = true
+		if !hasPort(c, intstr.FromInt(port)) {
+			fail(o, "--%s listens on %s, which is no container port", flag, addr)
+		}
+	}
+	for _, cp := range c.Ports {
+		if !served[cp.ContainerPort] {
+			fail(o, "container port %s (%d) is not listened on (--addr/--admin-addr)", cp.Name, cp.ContainerPort)
+		}
+	}
 }
 
 func ptrOr[T any](p *T, def T) T {
@@ -648,12 +691,15 @@ func checkIngresses(objs []object, fail failFunc) {
 }
 
 // flagSet is what `flotilla <sub> --help` documents.
-type flagSet struct{ flags, env map[string]bool }
+type flagSet struct {
+	flags, env map[string]bool
+	defaults   map[string]string // flag → default value, where help shows one
+}
 
 var (
 	helpMu    sync.Mutex
 	helpCache = map[string]flagSet{}
-	helpFlag  = regexp.MustCompile(`--([a-z0-9-]+)[^\n]*\[\$(FLOTILLA_[A-Z0-9_]+)\]`)
+	helpFlag  = regexp.MustCompile(`--([a-z0-9-]+)[^\n]*\[\$(FLOTILLA_[A-Z0-9_]+)\](?: \(default "?([^"\n]*?)"?\))?\n`)
 )
 
 // flagsOf asks the real flotilla command line which flags sub has, so a
@@ -669,10 +715,11 @@ func flagsOf(sub string) (flagSet, error) {
 	if code := cli.Run(context.Background(), []string{sub, "--help"}, env); code != cli.ExitOK {
 		return flagSet{}, fmt.Errorf("flotilla %s --help exited %d: %s", sub, code, out.String())
 	}
-	fs := flagSet{flags: map[string]bool{}, env: map[string]bool{}}
+	fs := flagSet{flags: map[string]bool{}, env: map[string]bool{}, defaults: map[string]string{}}
 	for _, m := range helpFlag.FindAllStringSubmatch(out.String(), -1) {
 		fs.flags[m[1]] = true
 		fs.env[m[2]] = true
+		fs.defaults[m[1]] = m[3]
 	}
 	if len(fs.flags) == 0 {
 		return fs, fmt.Errorf("flotilla %s --help lists no flags", sub)

@@ -1,0 +1,230 @@
+{{/* Name prefix of every object: the release name, or release-chart. Cut
+to 40 characters so the longest suffix (-demo-headless-primary) still fits
+in 63. */}}
+{{- define "flotilla.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "flotilla.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: flotilla
+{{- end -}}
+
+{{/* Selector labels: dict "root" $ "component" name ["track" t]. */}}
+{{- define "flotilla.selector" -}}
+app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .track }}
+track: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* The demo's tracks as YAML: one unnamed track for rolling and recreate,
+two named ones for the other strategies. */}}
+{{- define "flotilla.demoTracks" -}}
+{{- $s := .Values.strategy -}}
+{{- $tracks := list -}}
+{{- if or (eq $s.type "rolling") (eq $s.type "recreate") -}}
+{{- $tracks = list (dict "track" "" "version" (.Values.demo.version | default .Values.image.tag) "replicas" .Values.demo.replicas) -}}
+{{- else if eq $s.type "blue-green" -}}
+{{- $tracks = list (merge (dict "track" "blue") $s.blueGreen.blue) (merge (dict "track" "green") $s.blueGreen.green) -}}
+{{- else if eq $s.type "canary" -}}
+{{- $tracks = list (merge (dict "track" "stable") $s.canary.stable) (merge (dict "track" "canary") $s.canary.canary) -}}
+{{- else if eq $s.type "ab-testing" -}}
+{{- $tracks = list (merge (dict "track" "a") $s.abTesting.a) (merge (dict "track" "b") $s.abTesting.b) -}}
+{{- else if eq $s.type "shadow" -}}
+{{- $tracks = list (merge (dict "track" "primary") $s.shadow.primary) (merge (dict "track" "shadow") $s.shadow.shadow) -}}
+{{- else -}}
+{{- fail (printf "strategy.type: unknown strategy %q" $s.type) -}}
+{{- end -}}
+{{- toYaml $tracks -}}
+{{- end -}}
+
+{{/* The track the plain demo Service selects ("" for every pod). */}}
+{{- define "flotilla.demoServiceTrack" -}}
+{{- $s := .Values.strategy -}}
+{{- if eq $s.type "blue-green" -}}{{ $s.blueGreen.active }}
+{{- else if eq $s.type "ab-testing" -}}a
+{{- else if eq $s.type "shadow" -}}primary
+{{- end -}}
+{{- end -}}
+
+{{/* Name of a demo track's objects. */}}
+{{- define "flotilla.demoName" -}}
+{{- $base := printf "%s-demo" (include "flotilla.fullname" .root) -}}
+{{- if .track }}{{ printf "%s-%s" $base .track }}{{ else }}{{ $base }}{{ end -}}
+{{- end -}}
+
+{{/* A Service: dict "root" $ "name" n "component" c "track" t "type" type
+"port" p "nodePort" np "targetPort" tp "headless" bool "labels" map. */}}
+{{- define "flotilla.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "flotilla.labels" .root | nindent 4 }}
+    {{- include "flotilla.selector" . | nindent 4 }}
+    {{- with .labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  {{- if .headless }}
+  clusterIP: None
+  {{- else }}
+  type: {{ .type | default "ClusterIP" }}
+  {{- end }}
+  selector:
+    {{- include "flotilla.selector" . | nindent 4 }}
+  ports:
+    - name: {{ .portName | default "http" }}
+      port: {{ .port }}
+      targetPort: {{ .targetPort | default "http" }}
+      {{- if and .nodePort (eq (.type | default "ClusterIP") "NodePort") (not .headless) }}
+      nodePort: {{ .nodePort }}
+      {{- end }}
+{{- end -}}
+
+{{/* A PodDisruptionBudget for a workload's pods. */}}
+{{- define "flotilla.pdb" -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "flotilla.labels" .root | nindent 4 }}
+    {{- include "flotilla.selector" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ .root.Values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels:
+      {{- include "flotilla.selector" . | nindent 6 }}
+{{- end -}}
+
+{{/* "FLOTILLA_X: v" maps as env entries, sorted by name. */}}
+{{- define "flotilla.env" -}}
+{{- range $k, $v := . }}
+- name: {{ $k }}
+  value: {{ $v | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* A flotilla Deployment: dict "root" $ "name" n "component" c "track" t
+"version" tag "replicas" n "args" list "env" list-of-env-yaml "resources" r
+"recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool. */}}
+{{- define "flotilla.deployment" -}}
+{{- $v := .root.Values -}}
+{{- $drain := .drainDelay | default $v.termination.drainDelay -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "flotilla.labels" .root | nindent 4 }}
+    {{- include "flotilla.selector" . | nindent 4 }}
+spec:
+  replicas: {{ .replicas }}
+  revisionHistoryLimit: 5
+  strategy:
+    {{- if .recreate }}
+    type: Recreate
+    {{- else }}
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+    {{- end }}
+  selector:
+    matchLabels:
+      {{- include "flotilla.selector" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "flotilla.labels" .root | nindent 8 }}
+        {{- include "flotilla.selector" . | nindent 8 }}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ add (include "flotilla.seconds" $drain) (include "flotilla.seconds" $v.termination.shutdownTimeout) 10 }}
+      securityContext:
+        {{- toYaml $v.podSecurityContext | nindent 8 }}
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: ScheduleAnyway
+          labelSelector:
+            matchLabels:
+              {{- include "flotilla.selector" . | nindent 14 }}
+      containers:
+        - name: {{ .component }}
+          image: "{{ $v.image.repository }}:{{ .version }}"
+          imagePullPolicy: {{ $v.image.pullPolicy }}
+          args: {{ toJson .args }}
+          env:
+            - name: POD_NAME
+              valueFrom:
+                fieldRef: {fieldPath: metadata.name}
+            {{- if .podIP }}
+            - name: POD_IP
+              valueFrom:
+                fieldRef: {fieldPath: status.podIP}
+            {{- end }}
+            - name: FLOTILLA_DRAIN_DELAY
+              value: {{ $drain | quote }}
+            - name: FLOTILLA_SHUTDOWN_TIMEOUT
+              value: {{ $v.termination.shutdownTimeout | quote }}
+            {{- with .env }}
+            {{- . | nindent 12 }}
+            {{- end }}
+          ports:
+            - name: http
+              containerPort: 8080
+            {{- if .admin }}
+            - name: admin
+              containerPort: 9901
+            {{- end }}
+          readinessProbe:
+            httpGet: {path: /readyz, port: {{ if .admin }}admin{{ else }}http{{ end }}}
+            {{- toYaml $v.probes.readiness | nindent 12 }}
+          livenessProbe:
+            httpGet: {path: /healthz, port: {{ if .admin }}admin{{ else }}http{{ end }}}
+            {{- toYaml $v.probes.liveness | nindent 12 }}
+          resources:
+            {{- toYaml .resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $v.containerSecurityContext | nindent 12 }}
+          {{- with .configMap }}
+          volumeMounts:
+            # A directory, never a subPath: subPath mounts are not updated.
+            - name: config
+              mountPath: /etc/flotilla/gateway
+              readOnly: true
+          {{- end }}
+      {{- with .configMap }}
+      volumes:
+        - name: config
+          configMap:
+            name: {{ . }}
+      {{- end }}
+{{- end -}}
+
+{{/* Whole seconds of a duration like 10s, 1m or 1m30s (schema-checked). */}}
+{{- define "flotilla.seconds" -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+(ms|h|m|s)" (toString .) -1 -}}
+{{- $n := regexFind "^[0-9]+" . | atoi -}}
+{{- if hasSuffix "ms" . }}{{ $total = add $total (div $n 1000) }}
+{{- else if hasSuffix "h" . }}{{ $total = add $total (mul $n 3600) }}
+{{- else if hasSuffix "m" . }}{{ $total = add $total (mul $n 60) }}
+{{- else }}{{ $total = add $total $n }}{{ end -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
