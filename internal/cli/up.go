@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,14 +18,18 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/counter"
 	"github.com/flotilla-dev/flotilla/internal/demo"
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
 
 type upConfig struct {
 	addr      string
+	adminAddr string
 	counters  int
 	redisAddr string
+	accessLog bool
 	server    httpserver.Options
 }
 
@@ -36,6 +37,9 @@ func (c upConfig) validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		errs = append(errs, flagenv.Errorf("addr", "want host:port or :port, got %q", c.addr))
+	}
+	if _, _, err := net.SplitHostPort(c.adminAddr); err != nil {
+		errs = append(errs, flagenv.Errorf("admin-addr", "want host:port, got %q", c.adminAddr))
 	}
 	if c.counters < 1 || c.counters > 16 {
 		errs = append(errs, flagenv.Errorf("counters", "must be 1..16, got %d", c.counters))
@@ -52,12 +56,13 @@ func newUpCmd(g *globals) *cobra.Command {
 	var cfg upConfig
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the whole system on this machine: counters, demo and one entry port",
+		Short: "Run the whole system on this machine: gateway, counters, demo",
 		Long: `Run the whole system in one process: counter replicas (counter-1,
-counter-2, …), one demo, and one entry port where /counter is balanced
-round-robin across the counters, /demo goes to the demo and / lists both.
-The count is kept in-process unless --redis-addr names a real Redis.
-Ctrl-C stops everything.`,
+counter-2, …), one demo, and the gateway on one entry port. /counter is
+balanced round-robin across the counters, /demo goes to the demo, / lists
+both, and the talk's Ingress hosts work too (Host: flaskapp.test, path
+/flask; Host: minikube.test). The count is kept in-process unless
+--redis-addr names a real Redis. Ctrl-C stops everything.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.validate(); err != nil {
 				return usage(err)
@@ -66,9 +71,11 @@ Ctrl-C stops everything.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.addr, "addr", ":8080", "entry address")
+	fs.StringVar(&cfg.addr, "addr", ":8080", "entry address (the gateway)")
+	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:0", "gateway admin API address (port 0: any free port)")
 	fs.IntVar(&cfg.counters, "counters", 2, "number of counter replicas")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "Redis host:port (default: an in-process store)")
+	fs.BoolVar(&cfg.accessLog, "access-log", false, "write the gateway's JSON access log to stdout")
 	cfg.server.ShutdownTimeout = 5 * time.Second
 	return cmd
 }
@@ -88,6 +95,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 		return err
 	}
 	defer entry.Close()
+	adminLn, err := httpserver.Listen(ctx, cfg.adminAddr)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
 
 	var store counter.Store = &counter.Memory{}
 	if cfg.redisAddr != "" {
@@ -96,7 +108,6 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	defer store.Close()
 
 	var services []*upService
-	var counters []*url.URL
 	for i := 1; i <= cfg.counters; i++ {
 		name := fmt.Sprintf("counter-%d", i)
 		svc := counter.New(counter.Options{Instance: name, Version: buildinfo.Version(), Store: store,
@@ -106,45 +117,63 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	dcfg := demo.Config{Instance: "demo-1", Version: buildinfo.Version(), DieMode: "exit"}
 	dsvc := demo.New(demo.Options{Config: dcfg, Registry: metrics.NewRegistry("demo"), Logger: log.With(slog.String("instance", "demo-1")), PodIP: "127.0.0.1"})
 	services = append(services, &upService{name: "demo-1", handler: dsvc.Handler(), drain: dsvc.Probes().Drain})
+	index := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		upIndex.Execute(w, nil)
+	})
+	services = append(services, &upService{name: "index", handler: index})
 
+	addrs := map[string][]string{} // backend name → addresses
 	for _, s := range services {
 		if s.ln, err = httpserver.Listen(ctx, "127.0.0.1:0"); err != nil {
 			return err
 		}
-		if strings.HasPrefix(s.name, "counter") {
-			counters = append(counters, &url.URL{Scheme: "http", Host: s.ln.Addr().String()})
-		}
+		group, _, _ := strings.Cut(s.name, "-")
+		addrs[group] = append(addrs[group], s.ln.Addr().String())
 	}
-	demoURL := &url.URL{Scheme: "http", Host: services[len(services)-1].ln.Addr().String()}
-
-	mux := http.NewServeMux()
-	mux.Handle("/counter", roundRobin(counters, "/counter", log))
-	mux.Handle("/counter/", roundRobin(counters, "/counter", log))
-	mux.Handle("/demo", roundRobin([]*url.URL{demoURL}, "/demo", log))
-	mux.Handle("/demo/", roundRobin([]*url.URL{demoURL}, "/demo", log))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		upIndex.Execute(w, nil)
-	})
+	gwOpts := gateway.Options{Logger: log.With(slog.String("component", "gateway")), Registry: metrics.NewRegistry("gateway")}
+	if cfg.accessLog {
+		gwOpts.AccessLog = g.env.Stdout
+	}
+	gw, err := gateway.New(upRoutes(addrs), gwOpts)
+	if err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	defer gw.Close()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(services)+1)
-	serve := func(h http.Handler, ln net.Listener, drain func()) {
+	errc := make(chan error, len(services)+2)
+	serve := func(ctx context.Context, h http.Handler, ln net.Listener, drain func()) {
 		wg.Go(func() {
 			if err := httpserver.Serve(ctx, httpserver.New(h, cfg.server, log), ln, cfg.server, drain); err != nil {
 				errc <- err
 			}
 		})
 	}
+	// The services and the admin API outlive the gateway's drain, so
+	// requests in flight through it can finish.
+	svcCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServices()
 	for _, s := range services {
-		serve(s.handler, s.ln, s.drain)
+		serve(svcCtx, s.handler, s.ln, s.drain)
 	}
-	serve(mux, entry, nil)
+	serve(svcCtx, gw.AdminHandler(), adminLn, nil)
+	gwDone := make(chan struct{})
+	go func() {
+		defer close(gwDone)
+		if err := httpserver.Serve(ctx, httpserver.New(gw.Handler(), cfg.server, log), entry, cfg.server, gw.Probes().Drain); err != nil {
+			errc <- err
+		}
+	}()
 
 	base := "http://" + displayAddr(entry.Addr())
-	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, store: %s\n", cfg.counters, store)
-	fmt.Fprintf(g.env.Stdout, "  counter  %s/counter\n  demo     %s/demo\n  index    %s/\nPress Ctrl-C to stop.\n", base, base, base)
+	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, store)
+	fmt.Fprintf(g.env.Stdout, "  counter  %s/counter\n  demo     %s/demo\n  index    %s/\n", base, base, base)
+	fmt.Fprintf(g.env.Stdout, "  talk     curl -H 'Host: flaskapp.test' %s/flask\n           curl -H 'Host: minikube.test' %s/\n", base, base)
+	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
+	<-gwDone
+	stopServices()
 	wg.Wait()
 	close(errc)
 	var errs []error
@@ -157,25 +186,33 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	return errors.Join(errs...)
 }
 
-// roundRobin proxies to targets in turn, stripping prefix from the path.
-func roundRobin(targets []*url.URL, prefix string, log *slog.Logger) http.Handler {
-	var next atomic.Uint64
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := targets[(next.Add(1)-1)%uint64(len(targets))]
-			pr.SetURL(t)
-			p := strings.TrimPrefix(pr.In.URL.Path, prefix)
-			if p == "" {
-				p = "/"
-			}
-			pr.Out.URL.Path, pr.Out.URL.RawPath = p, ""
-			pr.SetXForwarded()
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			log.Warn("upstream failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-			http.Error(w, "upstream unavailable", http.StatusBadGateway)
+// upRoutes is the gateway config of `flotilla up`: the entry paths, and the
+// talk's Ingress as in examples/gateway/talk.yaml.
+func upRoutes(addrs map[string][]string) *config.Config {
+	check := &config.HealthCheck{Path: "/readyz", Interval: time.Second}
+	backend := func(name string) config.Backend {
+		return config.Backend{Name: name, Addresses: addrs[name], HealthCheck: check}
+	}
+	prefix := func(name, path string) config.Route {
+		return config.Route{Name: name,
+			Match:    config.Match{Path: &config.PathMatch{Type: "Prefix", Value: path}},
+			Rewrite:  &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteReplacePrefix, Value: "/"}},
+			Backends: []config.BackendRef{{Name: name}}}
+	}
+	c := &config.Config{
+		APIVersion: config.APIVersion, Kind: config.Kind,
+		Backends: []config.Backend{backend("counter"), backend("demo"), {Name: "index", Addresses: addrs["index"]}},
+		Routes: []config.Route{
+			prefix("counter", "/counter"),
+			prefix("demo", "/demo"),
+			{Name: "index", Match: config.Match{Path: &config.PathMatch{Type: "Exact", Value: "/"}}, Backends: []config.BackendRef{{Name: "index"}}},
+			{Name: "flask", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask(/|$)(.*)"}},
+				Rewrite: &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteRegex, Value: "/$2"}}, Backends: []config.BackendRef{{Name: "counter"}}},
+			{Name: "minikube", Match: config.Match{Hosts: []string{"minikube.test"}}, Backends: []config.BackendRef{{Name: "demo"}}},
 		},
 	}
+	c.SetDefaults()
+	return c
 }
 
 // displayAddr turns ":8080" or "[::]:8080" into "localhost:8080".

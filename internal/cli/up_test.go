@@ -61,10 +61,11 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 
 	c := &http.Client{Timeout: 5 * time.Second}
-	get := func(path string) string {
+	getHost := func(host, path string) string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
 		req.Header.Set("User-Agent", "curl/8.5.0")
+		req.Host = host
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
@@ -76,6 +77,7 @@ func TestUpEndToEnd(t *testing.T) {
 		}
 		return string(b)
 	}
+	get := func(path string) string { t.Helper(); return getHost(addr, path) }
 	if got := get("/counter"); got != "[counter-1] Redis counter value=1\n" {
 		t.Errorf("first GET /counter = %q", got)
 	}
@@ -90,6 +92,13 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	if got := get("/"); !strings.Contains(got, `href="/counter"`) {
 		t.Errorf("GET / = %q", got)
+	}
+	// The talk's Ingress, through the gateway.
+	if got := getHost("flaskapp.test", "/flask"); got != "[counter-1] Redis counter value=3\n" {
+		t.Errorf("GET flaskapp.test/flask = %q", got)
+	}
+	if got := getHost("minikube.test", "/1line"); !strings.HasPrefix(got, "v1 demo-1 [127.0.0.1] <- 127.0.0.1 (X-Forwarded-For: 127.0.0.1") {
+		t.Errorf("GET minikube.test/1line = %q", got)
 	}
 
 	cmd.Process.Signal(syscall.SIGINT)
