@@ -49,3 +49,37 @@ ci: lint test ## what CI runs
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf bin dist
+
+# ---------------------------------------------------------------------------------------------
+# Images without Docker, and the project's own local Kubernetes cluster.
+# docs/images.md and docs/cluster.md explain both; test/e2e/cluster holds the scripts.
+
+IMAGE_VERSIONS  ?= v1,v2,v3
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+CLUSTER         := test/e2e/cluster
+
+.PHONY: images
+images: ## OCI image tarballs in dist/images, no Docker: flotilla v1-v3 (amd64+arm64), redis, pause
+	$(GO) run ./hack/mkimage -out dist/images -revision $(REVISION) -versions $(IMAGE_VERSIONS) -platforms $(IMAGE_PLATFORMS)
+
+.PHONY: cluster-up
+cluster-up: ## build (cached) and start the local single-node cluster, import dist/images
+	@[ -f dist/images/flotilla-v1.tar ] && [ -f dist/images/redis.tar ] && [ -f dist/images/pause.tar ] || $(MAKE) images
+	$(CLUSTER)/build.sh
+	$(CLUSTER)/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and remove all it created (the build cache stays)
+	$(CLUSTER)/down.sh
+
+.PHONY: cluster-status
+cluster-status: ## the local cluster's processes, node and pods
+	$(CLUSTER)/status.sh
+
+.PHONY: cluster-check
+cluster-check: ## self-test of the local cluster: services, NodePorts, DNS, rolling update
+	$(CLUSTER)/check.sh
+
+.PHONY: e2e
+e2e: images cluster-up ## end-to-end tests (build tag e2e) on the local cluster, fresh images
+	eval "$$($(CLUSTER)/env.sh)" && $(GO) test -tags e2e -count=1 -timeout 60m -v ./test/e2e/...
