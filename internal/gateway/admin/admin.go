@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,7 @@ const MaxBody = 64 << 10
 //	GET  /config                  last load: ok, time, every error
 //	GET  /metrics                 Prometheus metrics
 //	GET  /healthz, /readyz        probes
+//	GET  /debug/pprof/...         Go profiles, as Caddy's admin API has
 func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, g.Routes()) })
@@ -93,6 +95,11 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", p.Healthz)
 	mux.HandleFunc("GET /readyz", p.Readyz)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

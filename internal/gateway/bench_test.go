@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// BenchmarkProxy measures one request through the gateway over loopback,
+// client and upstream included (in this process): compare runs with
+// benchstat; the side-by-side figures come from bench/proxy/run.sh.
+func BenchmarkProxy(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		access bool
+	}{{"bare", false}, {"access-log", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }))
+			defer up.Close()
+			opts := Options{Registry: prometheus.NewRegistry()}
+			if tc.access {
+				opts.AccessLog = io.Discard
+			}
+			gw, err := New(mustParse(b, fmt.Sprintf(`
+backends: [{name: b, addresses: [%q]}]
+routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{name: b}]}]
+`, strings.TrimPrefix(up.URL, "http://"))), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer gw.Close()
+			srv := httptest.NewServer(gw.Handler())
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL+"/api/x", nil)
+			req.Host = "a.test"
+			client := srv.Client()
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
