@@ -16,7 +16,7 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("RequestID(%q) = %q, keep %v", in, got, keep)
 		}
 	}
-	if RequestID("") == RequestID("") {
+	if a, b := RequestID(""), RequestID(""); a == b {
 		t.Error("RequestID() twice gave the same ID")
 	}
 }
