@@ -34,7 +34,7 @@ func TestLoadUsageErrors(t *testing.T) {
 		{name: "no mode", args: []string{"load", "http://h/", "-n", "1"}, want: "--rate or --concurrency"},
 		{name: "no bound", args: []string{"load", "http://h/", "-c", "1"}, want: "--duration or --requests"},
 		{name: "malformed rate", args: []string{"load", "http://h/", "--rate", "fast", "-n", "1"}, want: `"fast" for "-r, --rate"`},
-		{name: "negative rate", args: []string{"load", "http://h/", "--rate", "-5", "-n", "1"}, want: "--rate (FLOTILLA_RATE): must be a positive"},
+		{name: "negative rate", args: []string{"load", "http://h/", "--rate", "-5", "-n", "1"}, want: "--rate (FLOTILLA_RATE): must be 0..10000000 requests per second, got -5"},
 		{name: "bad header", args: []string{"load", "http://h/", "-c", "1", "-n", "1", "-H", "X-Canary"}, want: `--header (FLOTILLA_HEADER): want "Name: value", got "X-Canary"`},
 		{name: "error rate as percent", args: []string{"load", "http://h/", "-c", "1", "-n", "1", "--max-error-rate", "5"}, want: "--max-error-rate (FLOTILLA_MAX_ERROR_RATE): must be a fraction 0..1"},
 		{name: "bad duration", args: []string{"load", "http://h/", "-c", "1", "-d", "10"}, want: `"10" for "-d, --duration"`},

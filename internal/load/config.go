@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ import (
 // DefaultMaxInFlight caps the requests in flight in open-loop mode when
 // Config.Concurrency is 0.
 const DefaultMaxInFlight = 1000
+
+// MaxRate bounds Config.Rate, far above what one process can send, so the
+// schedule's arithmetic cannot overflow.
+const MaxRate = 10_000_000
 
 // Config is one load run. A valid one names a URL, a mode (Rate or
 // Concurrency) and a bound (Duration or Requests).
@@ -140,8 +145,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Host, "\r\n \t") {
 		errs = append(errs, flagenv.Errorf("host", "must not contain spaces or line breaks, got %q", c.Host))
 	}
-	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		errs = append(errs, flagenv.Errorf("rate", "must be a positive number of requests per second, got %v", c.Rate))
+	if c.Rate < 0 || c.Rate > MaxRate || math.IsNaN(c.Rate) {
+		errs = append(errs, flagenv.Errorf("rate", "must be 0..%d requests per second, got %v", MaxRate, c.Rate))
 	}
 	if c.Concurrency < 0 {
 		errs = append(errs, flagenv.Errorf("concurrency", "must be positive, got %d", c.Concurrency))
@@ -183,6 +188,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Rate > 0 && c.Concurrency == 0 {
 		c.Concurrency = DefaultMaxInFlight
+	}
+	// "--expect-version v1, v2" arrives as "v1" and " v2".
+	c.ExpectVersions = slices.Clone(c.ExpectVersions)
+	for i, v := range c.ExpectVersions {
+		c.ExpectVersions[i] = strings.TrimSpace(v)
 	}
 	return c
 }

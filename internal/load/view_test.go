@@ -73,7 +73,7 @@ func TestTTYFrame(t *testing.T) {
 	first := out.String()
 	for _, want := range []string{
 		"GET http://127.0.0.1:1/counter  closed loop, 8 workers\n",
-		strings.Repeat("█", 20) + strings.Repeat("░", 20) + "  50%  1.00s  100 requests", // 100 of 200
+		strings.Repeat("█", 15) + strings.Repeat("░", 15) + "  50%  1.00s  100 requests", // 100 of 200
 		"v1               ███████████████░░░░░   75%  ███████████████░░░░░   75%       75\n",
 		"  v1-pod         ███████████████░░░░░   75%",
 		"v2               █████░░░░░░░░░░░░░░░   25%",
@@ -93,6 +93,31 @@ func TestTTYFrame(t *testing.T) {
 	wantUp := "\x1b[" + strconv.Itoa(strings.Count(first, "\n")) + "F\x1b[J"
 	if !strings.HasPrefix(out.String(), wantUp) {
 		t.Errorf("second frame starts %q, want %q to draw over the first", out.String()[:10], wantUp)
+	}
+}
+
+func TestTTYFrameFitsWidth(t *testing.T) {
+	var out bytes.Buffer
+	v := newTestView(t, Config{Concurrency: 8, Duration: time.Minute, PerInstance: true}, Options{Out: &out, TTY: true})
+	v.cfg.URL = "http://a-very-long-host-name.example.com:8080/a/very/long/path?with=a&query=string"
+	tl := newTally()
+	for i := range 8 {
+		resp := &http.Response{StatusCode: 200 + i, Header: http.Header{headerVersion: {"v1"}, headerInstance: {"counter-" + strconv.Itoa(i)}}}
+		tl.record(resp, nil, time.Millisecond)
+	}
+	v.frame(v.r.start.Add(time.Second), tl)
+	for _, want := range []string{"  counter-5 ", "  … 2 more instances\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("frame lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "counter-6") {
+		t.Errorf("frame shows more than %d instances:\n%s", maxInstances, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if n := len([]rune(line)); n > width {
+			t.Errorf("line of %d runes, want ≤ %d: %q", n, width, line)
+		}
 	}
 }
 
