@@ -152,7 +152,11 @@ func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {
 		fmt.Fprintf(b, "\x1b[%dF\x1b[J", v.lines) // back to the frame's first line, clear below
 	}
 	start := b.Len()
-	fmt.Fprintf(b, "flotilla load  %s %s  %s\n", v.cfg.Method, v.cfg.URL, describe(v.cfg))
+	mode := fmt.Sprintf("closed loop, %d workers", v.cfg.Concurrency)
+	if v.cfg.Rate > 0 {
+		mode = fmt.Sprintf("open loop, %g/s", v.cfg.Rate)
+	}
+	fmt.Fprintf(b, "flotilla load  %s %s  %s\n", v.cfg.Method, v.cfg.URL, mode)
 
 	progress := 0.0
 	if v.cfg.Duration > 0 {
