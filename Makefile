@@ -83,3 +83,36 @@ cluster-check: ## self-test of the local cluster: services, NodePorts, DNS, roll
 .PHONY: e2e
 e2e: images cluster-up ## end-to-end tests (build tag e2e) on the local cluster, fresh images
 	eval "$$($(CLUSTER)/env.sh)" && $(GO) test -tags e2e -count=1 -timeout 60m -v ./test/e2e/...
+
+# --- Kubernetes packaging (deploy/) ---------------------------------------
+# Helm from the Go module proxy, pinned, for machines without a helm binary.
+HELM ?= $(GO) run helm.sh/helm/v3/cmd/helm@v3.22.0
+
+.PHONY: deploy-test
+deploy-test: ## render and validate every kustomize overlay and the Helm chart (no cluster)
+	$(GO) test ./internal/deploytest
+
+.PHONY: golden
+golden: ## rewrite the Helm golden files after a chart change (review the diff)
+	$(GO) test ./internal/deploytest -update
+
+.PHONY: manifests
+manifests: ## render every kustomize overlay into dist/manifests/ (needs kubectl)
+	@command -v kubectl >/dev/null || { echo "manifests: kubectl not found (go test ./internal/deploytest renders without it)"; exit 1; }
+	@rm -rf dist/manifests && mkdir -p dist/manifests
+	@for k in $$(find deploy/kubernetes -name kustomization.yaml | sort); do \
+	  d=$$(dirname $$k); grep -q '^kind: Component' $$k && continue; \
+	  out=dist/manifests/$$(echo $${d#deploy/kubernetes} | sed 's|^/||; s|/|_|g; s|^$$|default|').yaml; \
+	  kubectl kustomize $$d > $$out && echo "$$out"; \
+	done
+
+.PHONY: helm
+helm: ## run helm (pinned, from the module proxy): make helm ARGS="template flotilla deploy/helm/flotilla"
+	$(HELM) $(ARGS)
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict with the defaults and every value set
+	$(HELM) lint deploy/helm/flotilla --strict
+	@for v in deploy/helm/values-*.yaml internal/deploytest/testdata/helm/*.values.yaml; do \
+	  echo "== $$v"; $(HELM) lint deploy/helm/flotilla --strict -f $$v --quiet || exit 1; \
+	done

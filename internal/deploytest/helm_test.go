@@ -72,16 +72,27 @@ func readValues(t *testing.T, path string) map[string]any {
 	return v
 }
 
-// TestHelmGolden renders the chart for every value set in testdata/helm
-// (*.values.yaml), compares with the golden file next to it (-update
-// rewrites them) and validates the objects like the kustomize overlays'.
-func TestHelmGolden(t *testing.T) {
+// helmValueSets lists the value files the chart is rendered with: the test
+// cases and the ones shipped next to the chart (values-local.yaml).
+func helmValueSets(t *testing.T) []string {
+	t.Helper()
 	cases, err := filepath.Glob(filepath.Join(helmCases, "*.values.yaml"))
 	if err != nil || len(cases) < 5 {
 		t.Fatalf("want at least 5 value sets in %s, got %d (%v)", helmCases, len(cases), err)
 	}
-	for _, path := range cases {
-		name := strings.TrimSuffix(filepath.Base(path), ".values.yaml")
+	shipped, err := filepath.Glob(filepath.Join(chartDir, "..", "values-*.yaml"))
+	if err != nil || len(shipped) == 0 {
+		t.Fatalf("no values-*.yaml next to the chart (%v)", err)
+	}
+	return append(cases, shipped...)
+}
+
+// TestHelmGolden renders the chart for every value set in testdata/helm
+// (*.values.yaml) and deploy/helm/values-*.yaml, compares with the golden file next to it (-update
+// rewrites them) and validates the objects like the kustomize overlays'.
+func TestHelmGolden(t *testing.T) {
+	for _, path := range helmValueSets(t) {
+		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(path), ".values.yaml"), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			got, err := helmTemplate(readValues(t, path))
@@ -206,8 +217,7 @@ func TestHelmSchemaRejects(t *testing.T) {
 // TestHelmLint runs helm's linter on the chart with each value set: no
 // message at all, not even INFO.
 func TestHelmLint(t *testing.T) {
-	cases, _ := filepath.Glob(filepath.Join(helmCases, "*.values.yaml"))
-	for _, path := range append([]string{""}, cases...) {
+	for _, path := range append([]string{""}, helmValueSets(t)...) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			var vals map[string]any
 			if path != "" {
