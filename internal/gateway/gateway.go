@@ -69,7 +69,8 @@ type Gateway struct {
 	probes  probe.Probes
 	proxy   *proxy.Proxy
 	mirror  *proxy.Mirror
-	h1, h2c *http.Transport
+	h1      *proxy.H1
+	h2c     *http.Transport
 
 	state atomic.Pointer[state]
 
@@ -132,7 +133,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.MaxMirrorInFlight <= 0 {
 		opts.MaxMirrorInFlight = 64
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, h1: newTransport(false), h2c: newTransport(true)}
+	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false)}, h2c: newTransport(true)}
 	if opts.AccessLog != nil {
 		g.access = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
 	}

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// H1 is a lean HTTP/1.1 transport for the proxy's common case, a request
+// without a body: it writes the request and reads the response on the
+// calling goroutine over pooled keep-alive connections. http.Transport
+// hands every request to two goroutines per connection (a writer and a
+// reader) and back, which costs more than the proxying itself on a busy
+// core; profiling showed that hand-off and its allocations as the largest
+// gateway-side cost. Requests with a body or an Upgrade go to Fallback,
+// which handles streaming both ways, 100-continue and protocol switches.
+type H1 struct {
+	// Dial opens connections (default net.Dialer with a 5s timeout).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Fallback sends what H1 does not handle (required).
+	Fallback http.RoundTripper
+	// MaxIdlePerHost caps idle connections kept per endpoint (default 1024).
+	MaxIdlePerHost int
+	// IdleTimeout drops connections idle longer (default 90s).
+	IdleTimeout time.Duration
+
+	mu   sync.Mutex
+	idle map[string][]*h1Conn
+}
+
+type h1Conn struct {
+	net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// aLongTimeAgo makes blocked reads and writes fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// RoundTrip implements http.RoundTripper.
+func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody || req.URL.Scheme != "http" || req.Header["Upgrade"] != nil {
+		return t.Fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	addr := req.URL.Host
+	for try := 0; ; try++ {
+		pc, reused, err := t.get(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { pc.SetDeadline(aLongTimeAgo) })
+		resp, err := pc.exchange(req)
+		if err != nil {
+			stop()
+			pc.Close()
+			// A reused connection the server closed while idle fails at
+			// once; an idempotent request was not processed and goes
+			// again on a new connection, as http.Transport does.
+			if reused && try == 0 && ctx.Err() == nil && isIdempotent(req.Method) && isStale(err) {
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, err
+		}
+		b := &h1Body{ReadCloser: resp.Body, t: t, pc: pc, addr: addr, stop: stop, reuse: !resp.Close && !req.Close}
+		if resp.Body == http.NoBody {
+			b.eof = true
+		}
+		resp.Body = b
+		return resp, nil
+	}
+}
+
+func (pc *h1Conn) exchange(req *http.Request) (*http.Response, error) {
+	if err := req.Write(pc.bw); err != nil {
+		return nil, err
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return nil, err
+	}
+	for {
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, err
+		}
+		// Skip informational answers (103 Early Hints); 101 is handled by
+		// Fallback since requests with Upgrade go there.
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
+			continue
+		}
+		return resp, nil
+	}
+}
+
+func isStale(err error) bool {
+	var ne *net.OpError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
+}
+
+func (t *H1) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
+	idleTimeout := t.IdleTimeout
+	if idleTimeout <= 0 {
+		idleTimeout = 90 * time.Second
+	}
+	now := time.Now()
+	t.mu.Lock()
+	for conns := t.idle[addr]; len(conns) > 0; conns = t.idle[addr] {
+		pc := conns[len(conns)-1]
+		t.idle[addr] = conns[:len(conns)-1]
+		if now.Sub(pc.idleAt) < idleTimeout {
+			t.mu.Unlock()
+			return pc, true, nil
+		}
+		pc.Close()
+	}
+	t.mu.Unlock()
+	dial := t.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	c, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+}
+
+func (t *H1) put(addr string, pc *h1Conn) {
+	max := t.MaxIdlePerHost
+	if max <= 0 {
+		max = 1024
+	}
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	if t.idle == nil {
+		t.idle = map[string][]*h1Conn{}
+	}
+	if len(t.idle[addr]) < max {
+		t.idle[addr] = append(t.idle[addr], pc)
+		pc = nil
+	}
+	t.mu.Unlock()
+	if pc != nil {
+		pc.Close()
+	}
+}
+
+// CloseIdleConnections closes every pooled connection.
+func (t *H1) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, conns := range idle {
+		for _, pc := range conns {
+			pc.Close()
+		}
+	}
+	if f, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
+		f.CloseIdleConnections()
+	}
+}
+
+// h1Body returns the connection to the pool once the body was read to its
+// end; a body closed early closes the connection (what is left of it
+// cannot be skipped cheaply).
+type h1Body struct {
+	io.ReadCloser
+	t     *H1
+	pc    *h1Conn
+	addr  string
+	stop  func() bool
+	reuse bool
+	eof   bool
+	done  bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	err := b.ReadCloser.Close()
+	// stop reports false when the context already fired and poisoned the
+	// connection's deadline.
+	if b.stop() && b.eof && b.reuse && b.pc.br.Buffered() == 0 {
+		b.t.put(b.addr, b.pc)
+	} else {
+		b.pc.Close()
+	}
+	return err
+}

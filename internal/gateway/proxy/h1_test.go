@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type countingRT struct {
+	n  atomic.Int64
+	rt http.RoundTripper
+}
+
+func (c *countingRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func get(t *testing.T, tr http.RoundTripper, ctx context.Context, url string, body io.Reader) (string, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, body)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.Status + " " + string(b), err
+}
+
+func TestH1ReusesAndRecovers(t *testing.T) {
+	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})
+	fallback := &countingRT{rt: http.DefaultTransport}
+	tr := &H1{Fallback: fallback}
+	defer tr.CloseIdleConnections()
+	ctx := context.Background()
+	for i := range 3 {
+		if got, err := get(t, tr, ctx, srv.URL+"/a", nil); err != nil || got != "200 OK /a" {
+			t.Fatalf("request %d = %q, %v", i, got, err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("3 sequential requests used %d connections, want 1 (keep-alive)", n)
+	}
+	// The server drops its idle connections: the next request meets a
+	// stale one and must go again on a new connection.
+	srv.CloseClientConnections()
+	if got, err := get(t, tr, ctx, srv.URL+"/b", nil); err != nil || got != "200 OK /b" {
+		t.Fatalf("after the server closed idle connections: %q, %v", got, err)
+	}
+	if got, err := get(t, tr, ctx, srv.URL+"/c", strings.NewReader("body")); err != nil || got != "200 OK /c" || fallback.n.Load() != 1 {
+		t.Errorf("request with a body = %q, %v, fallback used %d times; want it sent by the fallback", got, err, fallback.n.Load())
+	}
+}
+
+func TestH1EarlyCloseDropsConnection(t *testing.T) {
+	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 100<<10))
+	})
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	for range 2 {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Read(make([]byte, 10))
+		resp.Body.Close() // unread rest: the connection cannot be reused
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections = %d, want 2: a half-read body must not go back to the pool", n)
+	}
+}
+
+func TestH1CancelUnblocks(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})
+	defer close(release)
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(20*time.Millisecond, func() { cancel(ErrTimeout) })
+	_, err := get(t, tr, ctx, srv.URL, nil)
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("RoundTrip() after cancel = %v, want the context's cause", err)
+	}
+}
+
+func TestH1DialError(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	tr := &H1{Fallback: http.DefaultTransport}
+	_, err := get(t, tr, context.Background(), "http://"+addr, nil)
+	if !isConnectError(err) {
+		t.Errorf("RoundTrip(closed port) = %v, want a dial error", err)
+	}
+}
