@@ -46,25 +46,30 @@ go build -o "$work/backend" ./bench/proxy/backend
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
-# Caddy and Traefik are built from the Go module proxy into a cache
-# folder, once per version.
-gotool() { # name module version
+# Caddy and Traefik are built from their module source, downloaded from
+# the Go module proxy, into a cache folder once per version. (Traefik's
+# go.mod has replace directives, so `go install mod@version` refuses it;
+# building inside the module applies them.)
+gotool() { # name module version package
   local bin="$TOOLS/$1-$3"
   if [ ! -x "$bin" ] && [ "$GO_PROXIES" = 1 ]; then
-    echo "building $1 $3 (go install, once)" >&2
-    mkdir -p "$TOOLS/tmp-$1"
-    if GOBIN="$TOOLS/tmp-$1" go install "$2@$3" >"$work/$1-build.log" 2>&1; then
-      mv "$TOOLS/tmp-$1/$1" "$bin"
+    echo "building $1 $3 from the Go module proxy (once; several minutes)" >&2
+    mkdir -p "$TOOLS"
+    local dir src="$work/$1-src"
+    if dir=$(cd "$work" && go mod download -json "$2@$3" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') &&
+      cp -r "$dir" "$src" && chmod -R u+w "$src" &&
+      (cd "$src" && go build -o "$bin.tmp" "./$4") >"$work/$1-build.log" 2>&1; then
+      mv "$bin.tmp" "$bin"
     else
-      echo "  $1 did not build; skipping it (see the log below)" >&2
-      tail -3 "$work/$1-build.log" >&2
+      echo "  $1 did not build; skipping it:" >&2
+      tail -3 "$work/$1-build.log" >&2 || true
     fi
   fi
   [ -x "$bin" ] && echo "$bin"
 }
 caddy=""; traefik=""
-want caddy && caddy=$(gotool caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" || true)
-want traefik && traefik=$(gotool traefik github.com/traefik/traefik/v3/cmd/traefik "$TRAEFIK_VERSION" || true)
+want caddy && caddy=$(gotool caddy github.com/caddyserver/caddy/v2 "$CADDY_VERSION" cmd/caddy || true)
+want traefik && traefik=$(gotool traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" cmd/traefik || true)
 
 BACKEND=127.0.0.1:18080
 # Started with taskset directly (not through a function) so $! is the
