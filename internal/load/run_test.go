@@ -143,12 +143,13 @@ func TestRefused(t *testing.T) {
 }
 
 func TestLatencyPercentiles(t *testing.T) {
-	// Every 10th request takes 100ms, the others none: p50 and p90 must be
+	// One request in 20 takes 100ms, the others none: p50 and p90 must be
 	// fast, p99 and max at least 100ms. Only lower bounds are exact on a
-	// busy machine, so the upper ones are the order of the percentiles.
+	// busy machine, so the upper ones are the order of the percentiles,
+	// and 5 % of the fast requests may stall without failing p90.
 	const slow = 100 * time.Millisecond
 	url := serve(t, func(n int64, w http.ResponseWriter, _ *http.Request) {
-		if n%10 == 9 {
+		if n%20 == 19 {
 			time.Sleep(slow)
 		}
 		answer(w, "v1", "a")
