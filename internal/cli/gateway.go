@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,12 @@ serving.`,
 
 func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	log := g.logger().With(slog.String("component", "gateway"))
+	// A proxy's live heap is a few MB while it allocates per request, so
+	// the default GOGC=100 collects very often; 400 costs a few MB and
+	// measured ≈10% less CPU per request (bench/proxy). GOGC still wins.
+	if _, set := g.env.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(400)
+	}
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway")}
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
