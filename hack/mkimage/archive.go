@@ -33,6 +33,7 @@ type imageSpec struct {
 	Layers   []layerSpec
 	Config   v1.Config
 	Created  time.Time // also the time of every file in every layer
+	Gzip     int       // gzip level of the layers, 1 (fastest) to 9 (smallest)
 }
 
 // layerSpec is one layer and the history line that says where it came from.
@@ -46,7 +47,7 @@ func buildImage(spec imageSpec) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	for _, ls := range spec.Layers {
-		l, err := buildLayer(ls.Entries, spec.Created)
+		l, err := buildLayer(ls.Entries, spec.Created, spec.Gzip)
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ type buildOpts struct {
 	Created   time.Time
 	Platforms []v1.Platform
 	WorkDir   string // scratch directory for binaries
+	Gzip      int    // gzip level of the layers (default 9: smallest)
 }
 
 // goBuild builds pkg statically for p with ldflags and returns the binary.
@@ -90,6 +91,7 @@ func flotillaSpecs(ctx context.Context, o buildOpts, version string, certs []byt
 		specs = append(specs, imageSpec{
 			Platform: p,
 			Created:  o.Created,
+			Gzip:     o.Gzip,
 			Layers: []layerSpec{
 				{Entries: baseEntries(certs), CreatedBy: "mkimage: base (CA certificates, users root/nobody/nonroot)"},
 				{Entries: []entry{{Name: "/flotilla", Mode: 0o755, Data: bin}}, CreatedBy: "mkimage: go build ./cmd/flotilla " + ldflags},
@@ -124,6 +126,7 @@ func pauseSpecs(ctx context.Context, o buildOpts) ([]imageSpec, error) {
 		specs = append(specs, imageSpec{
 			Platform: p,
 			Created:  o.Created,
+			Gzip:     o.Gzip,
 			Layers:   []layerSpec{{Entries: []entry{{Name: "/pause", Mode: 0o755, Data: bin}}, CreatedBy: "mkimage: go build ./hack/mkimage/pause"}},
 			Config: v1.Config{
 				User:       fmt.Sprintf("%d:%d", nonRootUID, nonRootUID),

@@ -26,11 +26,11 @@ type entry struct {
 	Dir      bool
 }
 
-// buildLayer returns a gzip-compressed OCI layer holding entries. The tar is
+// buildLayer returns an OCI layer holding entries, gzip-compressed at level. The tar is
 // reproducible: entries sorted by name, parent directories added (root-owned,
 // 0755), every time set to mtime, no user or group names. Two entries with
 // the same name are an error.
-func buildLayer(entries []entry, mtime time.Time) (v1.Layer, error) {
+func buildLayer(entries []entry, mtime time.Time, level int) (v1.Layer, error) {
 	byName := map[string]entry{}
 	for _, e := range entries {
 		name := path.Clean("/" + e.Name)
@@ -99,7 +99,7 @@ func buildLayer(entries []entry, mtime time.Time) (v1.Layer, error) {
 	// Compress once here: given uncompressed bytes, the tarball package would
 	// compress again on every read of the layer.
 	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&gz, level)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -67,12 +68,16 @@ func commonFlags(fs *flag.FlagSet, o *buildOpts, platforms, created *string) {
 	fs.StringVar(&o.Revision, "revision", "", "revision to bake in and label (default: git rev-parse --short=12 HEAD, else \"unknown\")")
 	fs.StringVar(&o.Source, "source", "https://github.com/flotilla-dev/flotilla", "source URL label (org.opencontainers.image.source)")
 	fs.StringVar(platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated os/arch[/variant] of the Go images")
+	fs.IntVar(&o.Gzip, "gzip-level", gzip.BestCompression, "gzip level of the layers, 1 (fastest) to 9 (smallest)")
 	fs.StringVar(created, "created", "", "image creation time, Unix seconds (default: $SOURCE_DATE_EPOCH, else the HEAD commit's time, else 0)")
 }
 
 // finish fills in the defaults of o that depend on the repository.
 func finish(ctx context.Context, o *buildOpts, platforms, created string) error {
 	var err error
+	if o.Gzip < gzip.BestSpeed || o.Gzip > gzip.BestCompression {
+		return fmt.Errorf("-gzip-level: want 1 to 9, got %d", o.Gzip)
+	}
 	if o.Platforms, err = parsePlatforms(platforms); err != nil {
 		return err
 	}
@@ -314,6 +319,7 @@ func runFiles(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	spec := imageSpec{
 		Platform: o.Platforms[0],
 		Created:  o.Created,
+		Gzip:     o.Gzip,
 		Layers:   []layerSpec{{Entries: entries, CreatedBy: "mkimage files"}},
 		Config: v1.Config{
 			User:       *user,

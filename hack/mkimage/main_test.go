@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
@@ -27,11 +28,13 @@ import (
 
 // buildSet runs mkimage the way `make images` does, for this machine's
 // platform only (cross builds would only cost time here), into a temp dir.
+// Fastest gzip: the race detector makes deflate slow, and the level changes
+// no property tested here.
 func buildSet(t *testing.T, extra ...string) string {
 	t.Helper()
 	out := t.TempDir()
 	args := append([]string{"-repo", "../..", "-out", out, "-platforms", "linux/" + runtime.GOARCH,
-		"-revision", "testrev", "-created", "1700000000"}, extra...)
+		"-revision", "testrev", "-created", "1700000000", "-gzip-level", "1"}, extra...)
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("mkimage %s = exit %d, stderr:\n%s", strings.Join(args, " "), code, stderr.String())
@@ -301,7 +304,7 @@ func TestBuildLayer(t *testing.T) {
 		{Name: "a/x", Data: []byte("x")},
 		{Name: "/data", Dir: true, UID: 999, GID: 999},
 		{Name: "/lnk", Link: "a/x"},
-	}, mtime)
+	}, mtime, gzip.BestSpeed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +349,7 @@ func TestBuildLayerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildLayer(tt.entries, time.Unix(0, 0))
+			_, err := buildLayer(tt.entries, time.Unix(0, 0), gzip.BestSpeed)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("buildLayer() error = %v, want it to contain %q", err, tt.want)
 			}

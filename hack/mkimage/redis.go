@@ -53,6 +53,7 @@ func redisSpec(ctx context.Context, o buildOpts, server string) (imageSpec, erro
 	return imageSpec{
 		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Created:  o.Created,
+		Gzip:     o.Gzip,
 		Layers:   []layerSpec{{Entries: entries, CreatedBy: "mkimage: Debian redis-server " + version + " and the libraries it links"}},
 		Config: v1.Config{
 			User:         fmt.Sprintf("%d:%d", redisUID, redisUID),

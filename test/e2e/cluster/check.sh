@@ -5,7 +5,8 @@
 # (full name and search path), a rolling update v1 → v2. Prints one line per check and a total.
 LOG_PREFIX=check
 source "$(dirname "$0")/lib.sh"
-set +e
+# No -e: a failed check is counted, not fatal. No pipefail: `grep -q` may close the pipe early.
+set +e +o pipefail
 pass=0 fail=0
 ns=cluster-check
 checked() { # checked NAME CMD...: run, count, report with its duration

@@ -106,7 +106,7 @@ fi
 
 # 5. Shared directories the cluster created (recorded by up.sh), if empty now, and our own.
 if [[ -f $STATE/dirs.baseline ]]; then
-  for d in /run/containerd /var/lib/cni /run/netns; do
+  for d in $SHARED_DIRS; do
     grep -qx "$d" "$STATE/dirs.baseline" && continue
     [[ -d $d ]] && find "$d" -depth -type d -empty -delete 2>/dev/null
     [[ -e $d ]] || log "removed $d"

@@ -62,6 +62,11 @@ PIDS=$STATE/pids
 CTR_SOCK=$RUNDIR/containerd/containerd.sock
 KUBECONFIG_PATH=$STATE/admin.kubeconfig
 
+# Host directories the runtime uses whatever the configuration says (containerd 1.6's shim sockets,
+# the CNI result cache, named netns, the kubelet's /var/log/containers links). up.sh records which
+# existed; down.sh removes the others once they are empty.
+SHARED_DIRS="/run/containerd /var/lib/cni /run/netns /var/log/containers"
+
 # The sysctls this cluster (or its kubelet) changes; saved on the first cluster-up, restored on
 # cluster-down.
 SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet vm.overcommit_memory

@@ -72,7 +72,8 @@ phase_prereqs() {
   fi
   grep -qw overlay /proc/filesystems || die "the kernel has no overlay file system (containerd's overlayfs snapshotter needs it)"
   [[ -d /sys/fs/cgroup ]] || die "no /sys/fs/cgroup: the kubelet needs cgroups"
-  local b
+  local kubectl b
+  kubectl=$(kubectl_bin) || exit 1
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd coredns; do
     [[ -x $BIN/$b ]] || die "$BIN/$b is missing: run test/e2e/cluster/build.sh (make cluster-up does)"
   done
@@ -84,7 +85,7 @@ phase_prereqs() {
   if ip -o addr show 2>/dev/null | grep -v " $NODE_BRIDGE " | grep -q " ${NODE_IP}/"; then
     die "$NODE_IP is already on another link; is another cluster running?"
   fi
-  log "prerequisites ok (containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), kubectl $(kubectl_bin))"
+  log "prerequisites ok (containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), kubectl $kubectl)"
 }
 
 phase_net() {
@@ -227,6 +228,8 @@ state = "$RUNDIR/containerd/state"
   address = "$CTR_SOCK"
 [ttrpc]
   address = "$RUNDIR/containerd/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$STATE/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.10"
   enable_selinux = false
@@ -266,7 +269,7 @@ EOF
 }
 EOF
   # Remember which shared directories existed, so down.sh removes only what this cluster created.
-  [[ -f $STATE/dirs.baseline ]] || for d in /run/containerd /var/lib/cni /run/netns; do
+  [[ -f $STATE/dirs.baseline ]] || for d in $SHARED_DIRS; do
     [[ -e $d ]] && echo "$d"
   done >"$STATE/dirs.baseline"
   start containerd containerd --config "$STATE/containerd/config.toml"
@@ -316,6 +319,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}
 maxPods: 60
+# Keep the kubelet's files under $STATE, not in /var/log/pods and /usr/libexec/kubernetes.
+podLogsDir: "$STATE/pod-logs"
+volumePluginDir: "$STATE/kubelet/volume-plugins"
 EOF
   start kubelet "$BIN/kubelet" --config="$STATE/kubelet-config.yaml" \
     --kubeconfig="$STATE/kubelet.kubeconfig" --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
