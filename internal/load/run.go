@@ -40,9 +40,9 @@ func Run(ctx context.Context, c Config, o Options) (Summary, error) {
 
 	r.start = time.Now()
 	v := newView(c, o, r)
-	viewDone := make(chan struct{})
 	viewCtx, stopView := context.WithCancel(context.Background())
-	go func() { defer close(viewDone); v.loop(viewCtx) }()
+	var viewDone sync.WaitGroup
+	viewDone.Go(func() { v.loop(viewCtx) })
 
 	stop := ctx
 	if c.Duration > 0 {
@@ -57,7 +57,7 @@ func Run(ctx context.Context, c Config, o Options) (Summary, error) {
 	}
 	elapsed := time.Since(r.start)
 	stopView()
-	<-viewDone
+	viewDone.Wait()
 
 	s := summarize(c, r.snapshot(), elapsed)
 	s.Interrupted = ctx.Err() != nil
@@ -74,7 +74,7 @@ type runner struct {
 	body      []byte
 	start     time.Time
 	shards    []*shard
-	started   atomic.Int64 // requests started
+	taken     atomic.Int64 // requests claimed by closed-loop workers
 	inFlight  atomic.Int64
 	unsent    int64 // set by open before Run reads it
 }
@@ -84,7 +84,6 @@ func newRunner(c Config) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Host = c.Host
 	for _, h := range c.Headers {
 		name, value, _ := ParseHeader(h) // validated
 		if http.CanonicalHeaderKey(name) == "Host" {
@@ -93,7 +92,7 @@ func newRunner(c Config) (*runner, error) {
 		}
 		req.Header.Add(name, value)
 	}
-	if c.Host != "" {
+	if c.Host != "" { // --host wins over -H "Host: …"
 		req.Host = c.Host
 	}
 	r := &runner{cfg: c, template: req, body: []byte(c.Body)}
@@ -131,7 +130,7 @@ func (r *runner) snapshot() *tally {
 
 // take claims the next request of a Requests-bounded run.
 func (r *runner) take() bool {
-	n := r.started.Add(1)
+	n := r.taken.Add(1)
 	return r.cfg.Requests == 0 || n <= r.cfg.Requests
 }
 
@@ -206,7 +205,6 @@ loop:
 				break loop
 			}
 		}
-		r.started.Add(1)
 		select {
 		case work <- due:
 			continue
@@ -221,7 +219,6 @@ loop:
 		select {
 		case work <- due:
 		case <-stop.Done():
-			r.started.Add(-1)
 			break loop
 		}
 	}
