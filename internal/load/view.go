@@ -11,8 +11,7 @@ import (
 	"time"
 )
 
-// Refresh intervals of the live view. The last-second shares need frames
-// at least this often.
+// Refresh and layout of the live view.
 const (
 	ttyInterval   = 250 * time.Millisecond
 	plainInterval = time.Second
