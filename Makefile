@@ -43,6 +43,14 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 bench: ## Go benchmarks, 10 runs each, for benchstat
 	$(GO) test -run '^$$' -bench . -benchmem -count=10 ./... | tee bench.txt
 
+.PHONY: bench-counter
+bench-counter: ## wrk side by side: counter + redis-server vs a minimal Go server (bench/counter/run.sh)
+	bench/counter/run.sh
+
+.PHONY: bench-load
+bench-load: ## flotilla load side by side with wrk (bench/load/compare.sh)
+	bench/load/compare.sh
+
 .PHONY: ci
 ci: lint test ## what CI runs
 

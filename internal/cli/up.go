@@ -28,6 +28,7 @@ type upConfig struct {
 	addr      string
 	adminAddr string
 	counters  int
+	versions  []string
 	redisAddr string
 	accessLog bool
 	server    httpserver.Options
@@ -43,6 +44,11 @@ func (c upConfig) validate() error {
 	}
 	if c.counters < 1 || c.counters > 16 {
 		errs = append(errs, flagenv.Errorf("counters", "must be 1..16, got %d", c.counters))
+	}
+	for _, v := range c.versions {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, flagenv.Errorf("counter-versions", "empty version in %q", strings.Join(c.versions, ",")))
+		}
 	}
 	if c.redisAddr != "" {
 		if h, p, err := net.SplitHostPort(c.redisAddr); err != nil || h == "" || p == "" {
@@ -74,6 +80,7 @@ both, and the talk's Ingress hosts work too (Host: flaskapp.test, path
 	fs.StringVar(&cfg.addr, "addr", ":8080", "entry address (the gateway)")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:0", "gateway admin API address (port 0: any free port)")
 	fs.IntVar(&cfg.counters, "counters", 2, "number of counter replicas")
+	fs.StringSliceVar(&cfg.versions, "counter-versions", []string{buildinfo.Version()}, "versions the counters claim, in turn (v1,v2: counter-1 v1, counter-2 v2), to watch a split with flotilla load")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "Redis host:port (default: an in-process store)")
 	fs.BoolVar(&cfg.accessLog, "access-log", false, "write the gateway's JSON access log to stdout")
 	cfg.server.ShutdownTimeout = 5 * time.Second
@@ -110,7 +117,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	var services []*upService
 	for i := 1; i <= cfg.counters; i++ {
 		name := fmt.Sprintf("counter-%d", i)
-		svc := counter.New(counter.Options{Instance: name, Version: buildinfo.Version(), Store: store,
+		svc := counter.New(counter.Options{Instance: name, Version: cfg.versions[(i-1)%len(cfg.versions)], Store: store,
 			Registry: metrics.NewRegistry("counter"), Logger: log.With(slog.String("instance", name))})
 		services = append(services, &upService{name: name, handler: svc.Handler(), drain: svc.Probes().Drain})
 	}
