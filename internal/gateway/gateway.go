@@ -38,7 +38,8 @@ import (
 type Options struct {
 	// Logger receives operational logs (default: discard).
 	Logger *slog.Logger
-	// AccessLog, when not nil, receives one JSON line per request.
+	// AccessLog, when not nil, receives one JSON line per request,
+	// buffered and flushed every second and on Close.
 	AccessLog io.Writer
 	// Registry receives the gateway's metrics (default: a new registry
 	// with the Go and process collectors).
@@ -64,7 +65,7 @@ type Options struct {
 type Gateway struct {
 	opts    Options
 	log     *slog.Logger
-	access  *slog.Logger
+	access  *accessLog
 	metrics *gwMetrics
 	probes  probe.Probes
 	proxy   *proxy.Proxy
@@ -135,7 +136,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false)}, h2c: newTransport(true)}
 	if opts.AccessLog != nil {
-		g.access = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
+		g.access = newAccessLog(opts.AccessLog, time.Second)
 	}
 	g.metrics = newMetrics(opts.Registry, g)
 	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log,
@@ -195,6 +196,9 @@ func (g *Gateway) Close() {
 	}
 	g.h1.CloseIdleConnections()
 	g.h2c.CloseIdleConnections()
+	if g.access != nil {
+		g.access.close()
+	}
 }
 
 // Reload swaps in cfg (defaulted and validated here) atomically: requests in

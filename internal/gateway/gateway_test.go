@@ -231,6 +231,7 @@ routes:
 
 	// Access log: one JSON line per request with the request ID.
 	var line map[string]any
+	f.gw.access.flush()
 	first := strings.SplitN(f.access.String(), "\n", 2)[0]
 	if err := json.Unmarshal([]byte(first), &line); err != nil {
 		t.Fatalf("access log line %q: %v", first, err)
@@ -355,7 +356,7 @@ routes: [{name: r, backends: [{name: slow}]}]
 	deadline := time.Now().Add(5 * time.Second)
 	for testutil.ToFloat64(f.gw.metrics.requests.WithLabelValues("r", "slow", "499")) != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no request counted with code 499; access log:\n%s", f.access.String())
+			t.Fatal("no request counted with code 499")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

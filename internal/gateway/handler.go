@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -133,27 +132,12 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid s
 	if g.access == nil {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 16)
-	attrs = append(attrs,
-		slog.String("request_id", rid),
-		slog.String("route", routeName),
-		slog.String("backend", backendName),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
-		slog.Int64("bytes", rec.bytes),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("client_ip", clientIP(r.RemoteAddr)),
-		slog.String("user_agent", r.UserAgent()),
-	)
+	e := entry{time: start, requestID: rid, route: routeName, backend: backendName, method: r.Method, host: r.Host,
+		path: r.URL.Path, status: status, bytes: rec.bytes, duration: d, clientIP: clientIP(r.RemoteAddr), userAgent: r.UserAgent()}
 	if ex != nil {
-		attrs = append(attrs, slog.String("endpoint", ex.Endpoint), slog.Int("attempts", ex.Attempts), slog.String("traceparent", ex.Traceparent))
-		if ex.Failure != "" {
-			attrs = append(attrs, slog.String("error", ex.Failure))
-		}
+		e.proxied, e.endpoint, e.attempts, e.traceparent, e.failure = true, ex.Endpoint, ex.Attempts, ex.Traceparent, ex.Failure
 	}
-	g.access.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
+	g.access.write(&e)
 }
 
 func clientIP(remote string) string {
