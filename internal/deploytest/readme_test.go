@@ -22,7 +22,7 @@ var (
 	serviceRef  = regexp.MustCompile(`(?:service|svc) ([a-z0-9-]+)`)
 	trackRef    = regexp.MustCompile(`-l track=([a-z]+)`)
 	overlayRef  = regexp.MustCompile(`(?:apply|delete) -k (deploy/kubernetes[a-z0-9/_-]*)`)
-	localPort   = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
+	localPort   = regexp.MustCompile(`127\.0\.0\.1:(3[0-2][0-9]{3})\b`) // the NodePort range
 )
 
 // checkCommands checks that the kubectl commands and URLs in a README name
