@@ -67,7 +67,7 @@ IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 CLUSTER         := test/e2e/cluster
 
 .PHONY: images
-images: ## OCI image tarballs in dist/images, no Docker: flotilla v1-v3 (amd64+arm64), redis, pause
+images: deps ## OCI image tarballs in dist/images, no Docker: flotilla v1-v3 (amd64+arm64), redis, pause
 	$(GO) run ./hack/mkimage -out dist/images -revision $(REVISION) -versions $(IMAGE_VERSIONS) -platforms $(IMAGE_PLATFORMS)
 
 .PHONY: cluster-up

@@ -42,8 +42,9 @@ checked "rollout of hello v1 (2 pods, readiness probe)" kc -n $ns rollout status
 checked "client pod Ready" kc -n $ns wait pod/client --for=condition=Ready --timeout=90s
 cip=$(kc -n $ns get svc hello -o jsonpath='{.spec.clusterIP}')
 checked "ClusterIP $cip from the host" retry 20 served "http://$cip/" v1
-checked "NodePort $NODE_IP:30080" retry 20 served "http://$NODE_IP:30080/" v1
-checked "NodePort 127.0.0.1:30080" retry 20 served "http://127.0.0.1:30080/" v1
+np=$(kc -n $ns get svc hello-np -o jsonpath='{.spec.ports[0].nodePort}')
+checked "NodePort $NODE_IP:$np" retry 20 served "http://$NODE_IP:$np/" v1
+checked "NodePort 127.0.0.1:$np" retry 20 served "http://127.0.0.1:$np/" v1
 checked "ClusterIP from a pod" retry 20 pod_gets "http://$cip/" v1
 rip=$(kc -n $ns get svc redis -o jsonpath='{.spec.clusterIP}')
 checked "DNS redis.$ns.svc.cluster.local → $rip" retry 30 pod_resolves "redis.$ns.svc.cluster.local" "$rip"
@@ -51,7 +52,7 @@ checked "DNS short name through the search path" retry 30 pod_gets http://redis:
 checked "no upstream DNS: an outside name does not resolve" no_upstream_dns
 kc -n $ns set image deploy/hello hello="$HELLO_IMAGE:v2" >/dev/null
 checked "rolling update to v2" kc -n $ns rollout status deploy/hello --timeout=180s
-checked "NodePort serves v2" retry 20 served "http://127.0.0.1:30080/" v2
+checked "NodePort serves v2" retry 20 served "http://127.0.0.1:$np/" v2
 kc delete namespace $ns --wait=false >/dev/null
 echo "cluster check: $pass passed, $fail failed"
 ((fail == 0))

@@ -108,9 +108,16 @@ fi
 if [[ -f $STATE/dirs.baseline ]]; then
   for d in $SHARED_DIRS; do
     grep -qx "$d" "$STATE/dirs.baseline" && continue
-    [[ -d $d ]] && find "$d" -depth -type d -empty -delete 2>/dev/null
-    [[ -e $d ]] || log "removed $d"
+    [[ -d $d ]] || continue
+    find "$d" -depth -type d -empty -delete 2>/dev/null
+    if [[ -e $d ]]; then log "kept $d: not empty"; else log "removed $d"; fi
   done
+fi
+# Local volume directories up.sh created, with the data in them: the cluster that used them is gone.
+if [[ -f $STATE/volumes.created ]]; then
+  while read -r d; do
+    rm -rf "$d" && log "removed local volume $d"
+  done <"$STATE/volumes.created"
 fi
 left=$(awk -v s="$STATE/" -v r="$RUNDIR/" 'index($2, s) == 1 || index($2, r) == 1' /proc/mounts | wc -l)
 if ((left > 0)); then
@@ -118,4 +125,6 @@ if ((left > 0)); then
   exit 1
 fi
 rm -rf "$STATE" "$RUNDIR"
+# /var/lib/flotilla holds only the cluster's state and volumes: gone once they are.
+[[ $(basename "$(dirname "$STATE")") == flotilla ]] && rmdir "$(dirname "$STATE")" 2>/dev/null
 log "cluster down; removed $STATE and $RUNDIR (build cache kept in $CACHE)"

@@ -67,6 +67,10 @@ KUBECONFIG_PATH=$STATE/admin.kubeconfig
 # existed; down.sh removes the others once they are empty.
 SHARED_DIRS="/run/containerd /var/lib/cni /run/netns /var/log/containers"
 
+# Directories backing the static local PersistentVolumes of deploy/kubernetes/local (this cluster
+# has no storage provisioner). Created by up.sh, removed with their data by down.sh.
+LOCAL_VOLUME_DIRS="/var/lib/flotilla/redis"
+
 # The sysctls this cluster (or its kubelet) changes; saved on the first cluster-up, restored on
 # cluster-down.
 SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet vm.overcommit_memory

@@ -109,6 +109,12 @@ phase_net() {
   iptables -A "$GUARD_CHAIN" -s "$POD_CIDR" -j DROP
   iptables -A "$GUARD_CHAIN" -d "$POD_CIDR" -j DROP
   iptables -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$GUARD_CHAIN"
+  local d
+  for d in $LOCAL_VOLUME_DIRS; do
+    [[ -d $d ]] && continue
+    mkdir -p "$d"
+    echo "$d" >>"$STATE/volumes.created"
+  done
   # Given to pods with dnsPolicy Default (CoreDNS): no upstream server, so no query leaves the host.
   printf 'options ndots:1\n' >"$STATE/resolv.conf"
   log "net: node IP $NODE_IP on $NODE_BRIDGE, routes for $SVC_CIDR and $POD_CIDR, $GUARD_CHAIN in FORWARD"
@@ -279,6 +285,7 @@ EOF
 phase_images() {
   local t img n=0
   t=$(date +%s)
+  shopt -s nullglob
   for img in "$REPO_ROOT"/dist/images/*.tar "$IMAGES"/*.tar; do
     ctr_k8s images import --all-platforms "$img" >/dev/null || die "ctr images import $img failed"
     n=$((n + 1))
