@@ -258,6 +258,7 @@ type pathMatcher struct {
 	kind  int
 	value string // exact path, prefix without trailing slash, or regex source
 	re    *regexp.Regexp
+	lit   string // literal prefix every regex match starts with
 }
 
 func compilePath(pm *config.PathMatch) (pathMatcher, error) {
@@ -269,7 +270,11 @@ func compilePath(pm *config.PathMatch) (pathMatcher, error) {
 		if err != nil {
 			return pathMatcher{}, fmt.Errorf("match.path.value: %w", err)
 		}
-		return pathMatcher{kind: kindRegex, value: pm.Value, re: re}, nil
+		// Any match of the anchored expression starts with the literal
+		// prefix of the user's: checking it first skips the regexp engine
+		// for most paths of other routes.
+		lit, _ := regexp.MustCompile(pm.Value).LiteralPrefix()
+		return pathMatcher{kind: kindRegex, value: pm.Value, re: re, lit: lit}, nil
 	default:
 		v := strings.TrimRight(pm.Value, "/")
 		return pathMatcher{kind: kindPrefix, value: v}, nil
@@ -281,7 +286,7 @@ func (m *pathMatcher) match(p string) bool {
 	case kindExact:
 		return p == m.value
 	case kindRegex:
-		return m.re.MatchString(p)
+		return strings.HasPrefix(p, m.lit) && m.re.MatchString(p)
 	}
 	// Prefix matches whole segments: "/flask" matches "/flask" and
 	// "/flask/x" but not "/flasky". The "/" prefix is stored as "".

@@ -266,3 +266,17 @@ func BenchmarkMatchTalkIngress(b *testing.B) {
 		_ = rt.RewritePath(r.URL.Path)
 	}
 }
+
+func BenchmarkMatchMissesRegexRoute(b *testing.B) {
+	tb := table(b, `
+- {name: flask, match: {path: {type: Regex, value: "/flask(/|$)(.*)"}}, backends: [{name: b}]}
+- {name: any, backends: [{name: b}]}
+`)
+	r := httptest.NewRequest("GET", "/demo/ping", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if tb.Match(r).Name != "any" {
+			b.Fatal("wrong route")
+		}
+	}
+}
