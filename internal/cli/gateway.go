@@ -191,7 +191,7 @@ func newGatewayAdminCmd(g *globals) *cobra.Command {
 		Use:   "admin",
 		Short: "Use a running gateway's admin API",
 		Long: `Use a running gateway's admin API:
-  flotilla gateway admin routes | backends | config | reload
+  flotilla gateway admin routes | backends | table | config | reload
   flotilla gateway admin weights ROUTE                 show a route's weights
   flotilla gateway admin weights ROUTE blue=0 green=100  set them atomically`,
 	}
@@ -224,6 +224,7 @@ func newGatewayAdminCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(
 		simple("routes", "List routes with their matches and weights", "GET", "/routes"),
 		simple("backends", "List backends with endpoint health and in-flight counts", "GET", "/backends"),
+		simple("table", "List routes in the order requests are matched", "GET", "/table"),
 		simple("config", "Show the last config load: ok, time and every problem", "GET", "/config"),
 		simple("reload", "Re-read the config file now", "POST", "/reload"),
 		&cobra.Command{

@@ -70,3 +70,5 @@ func (v adminView) Backends() any {
 }
 
 func (v adminView) ConfigStatus() any { return v.Status() }
+
+func (v adminView) Table() string { return v.state.Load().table.Describe() }

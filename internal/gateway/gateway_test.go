@@ -565,7 +565,7 @@ func TestBlueGreenFlipThroughAdminAPI(t *testing.T) {
 	if w["v1"] != 0 || w["v2"] != 100 {
 		t.Errorf("GET weights = %v after rejected changes, want v1:0 v2:100", w)
 	}
-	for _, p := range []string{"/routes", "/backends", "/config", "/metrics", "/healthz", "/readyz"} {
+	for _, p := range []string{"/routes", "/backends", "/table", "/config", "/metrics", "/healthz", "/readyz"} {
 		resp, err := admin.Client().Get(admin.URL + p)
 		if err != nil || resp.StatusCode != 200 {
 			t.Errorf("GET %s = %v, %v", p, resp.StatusCode, err)

@@ -7,6 +7,7 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/pprof"
 
@@ -20,6 +21,8 @@ type Gateway interface {
 	Routes() any
 	// Backends describes every backend and its endpoints.
 	Backends() any
+	// Table lists the routes in the order requests are matched.
+	Table() string
 	// Weights returns a route's live weights by backend name.
 	Weights(route string) (map[string]int, error)
 	// SetWeights changes some of a route's weights.
@@ -50,6 +53,7 @@ const MaxBody = 64 << 10
 //
 //	GET  /routes                  routes with their match and weights
 //	GET  /backends                backends, endpoints, health, in flight
+//	GET  /table                   routes in match order (text)
 //	GET  /routes/{name}/weights   {"backend": weight, ...}
 //	PUT  /routes/{name}/weights   set some weights atomically
 //	POST /reload                  re-read the config file
@@ -61,6 +65,10 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, g.Routes()) })
 	mux.HandleFunc("GET /backends", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, g.Backends()) })
+	mux.HandleFunc("GET /table", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, g.Table())
+	})
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, g.ConfigStatus()) })
 	mux.HandleFunc("GET /routes/{name}/weights", func(w http.ResponseWriter, r *http.Request) {
 		ws, err := g.Weights(r.PathValue("name"))

@@ -464,3 +464,56 @@ func (rt *Route) EditResponseHeaders(h http.Header) { rt.respOps.apply(h) }
 func (rt *Route) EditsResponseHeaders() bool {
 	return len(rt.respOps.remove)+len(rt.respOps.set)+len(rt.respOps.add) > 0
 }
+
+// Describe lists the table in the order requests are matched: host
+// buckets from most to least specific, routes by precedence within each.
+// Golden tests and debugging read it.
+func (t *Table) Describe() string {
+	var b strings.Builder
+	write := func(host string, rs []*Route) {
+		fmt.Fprintf(&b, "host %s\n", host)
+		for _, r := range rs {
+			fmt.Fprintf(&b, "  %-20s %s\n", r.Name, r.describeMatch())
+		}
+	}
+	for _, h := range slices.Sorted(maps.Keys(t.exact)) {
+		write(h, t.exact[h])
+	}
+	for _, w := range t.wild {
+		write("*"+w.suffix, w.routes)
+	}
+	if len(t.any) > 0 {
+		write("(any)", t.any)
+	}
+	return b.String()
+}
+
+func (rt *Route) describeMatch() string {
+	kinds := [...]string{kindExact: config.PathExact, kindRegex: config.PathRegex, kindPrefix: config.PathPrefix}
+	v := rt.path.value
+	if rt.path.kind == kindPrefix && v == "" {
+		v = "/"
+	}
+	s := kinds[rt.path.kind] + " " + v
+	if len(rt.methods) > 0 {
+		s += " methods=" + strings.Join(rt.methods, ",")
+	}
+	for _, g := range []struct {
+		name string
+		ms   []valueMatcher
+	}{{"header", rt.headers}, {"query", rt.query}, {"cookie", rt.cookies}} {
+		for _, m := range g.ms {
+			s += fmt.Sprintf(" %s:%s %s", g.name, m.kind, m.name)
+			if m.kind != config.MatchPresent {
+				s += "=" + m.value
+			}
+		}
+	}
+	if rt.rewrite != nil {
+		s += " rewrite=" + rt.Config.Rewrite.Path.Type + ":" + rt.Config.Rewrite.Path.Value
+	}
+	if rt.redirect != nil {
+		s += " redirect"
+	}
+	return s
+}
