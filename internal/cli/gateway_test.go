@@ -159,3 +159,63 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestGatewayDrainsInFlight stops the gateway while a request is in flight
+// upstream: the request must still complete.
+func TestGatewayDrainsInFlight(t *testing.T) {
+	inside, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(inside)
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer up.Close()
+	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+backends: [{name: slow, addresses: [%q]}]
+routes: [{name: slow, backends: [{name: slow}]}]
+`, strings.TrimPrefix(up.URL, "http://"))), 0o600)
+	addr := gwFreeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuf
+	e := Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", "", "--shutdown-timeout", "10s"}, e)
+	}()
+	type result struct {
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond) // not listening yet
+				continue
+			}
+			if err != nil {
+				res <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			res <- result{string(b), err}
+			return
+		}
+	}()
+	<-inside
+	cancel() // SIGTERM: drain begins with the request upstream
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	r := <-res
+	if r.err != nil || r.body != "finished" {
+		t.Errorf("in-flight request during shutdown = %q, %v; want it finished", r.body, r.err)
+	}
+	if code := <-done; code != ExitOK {
+		t.Errorf("gateway exit = %d, stderr %s", code, stderr.String())
+	}
+}
