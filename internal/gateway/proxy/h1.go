@@ -31,7 +31,13 @@ type H1 struct {
 
 	mu   sync.Mutex
 	idle map[string][]*h1Conn
+	puts int // sweep expired idle connections every sweepEvery puts
 }
+
+// sweepEvery bounds how long connections to endpoints that are never
+// asked for again (a pod gone from DNS) stay open without a reaper
+// goroutine.
+const sweepEvery = 1024
 
 type h1Conn struct {
 	net.Conn
@@ -140,18 +146,48 @@ func (t *H1) put(addr string, pc *h1Conn) {
 		max = 1024
 	}
 	pc.idleAt = time.Now()
+	var drop []*h1Conn
 	t.mu.Lock()
 	if t.idle == nil {
 		t.idle = map[string][]*h1Conn{}
 	}
 	if len(t.idle[addr]) < max {
 		t.idle[addr] = append(t.idle[addr], pc)
-		pc = nil
+	} else {
+		drop = append(drop, pc)
+	}
+	if t.puts++; t.puts%sweepEvery == 0 {
+		drop = append(drop, t.sweepLocked(pc.idleAt)...)
 	}
 	t.mu.Unlock()
-	if pc != nil {
-		pc.Close()
+	for _, c := range drop {
+		c.Close()
 	}
+}
+
+// sweepLocked removes the connections idle longer than IdleTimeout.
+func (t *H1) sweepLocked(now time.Time) []*h1Conn {
+	idleTimeout := t.IdleTimeout
+	if idleTimeout <= 0 {
+		idleTimeout = 90 * time.Second
+	}
+	var drop []*h1Conn
+	for addr, conns := range t.idle {
+		kept := conns[:0]
+		for _, c := range conns {
+			if now.Sub(c.idleAt) < idleTimeout {
+				kept = append(kept, c)
+			} else {
+				drop = append(drop, c)
+			}
+		}
+		if len(kept) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = kept
+		}
+	}
+	return drop
 }
 
 // CloseIdleConnections closes every pooled connection.

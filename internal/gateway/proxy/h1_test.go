@@ -121,3 +121,15 @@ func TestH1DialError(t *testing.T) {
 		t.Errorf("RoundTrip(closed port) = %v, want a dial error", err)
 	}
 }
+
+func TestH1SweepsExpiredIdle(t *testing.T) {
+	tr := &H1{IdleTimeout: time.Minute}
+	now := time.Now()
+	a, b := net.Pipe()
+	defer b.Close()
+	tr.idle = map[string][]*h1Conn{"gone:80": {{Conn: a, idleAt: now.Add(-2 * time.Minute)}}, "live:80": {{Conn: a, idleAt: now}}}
+	drop := tr.sweepLocked(now)
+	if len(drop) != 1 || len(tr.idle) != 1 || tr.idle["live:80"] == nil {
+		t.Errorf("sweep dropped %d, kept %v; want the expired one dropped and its address forgotten", len(drop), tr.idle)
+	}
+}
