@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
@@ -125,9 +126,9 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid s
 		rs.metrics[backendIdx].observe(status, d.Seconds())
 	case rs != nil:
 		routeName, backendName = rs.rt.Name, "redirect"
-		g.metrics.requests.WithLabelValues(routeName, backendName, itoa(status)).Inc()
+		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
 	default:
-		g.metrics.requests.WithLabelValues(routeName, backendName, itoa(status)).Inc()
+		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
 	}
 	if g.access == nil {
 		return
@@ -146,13 +147,6 @@ func clientIP(remote string) string {
 		return remote
 	}
 	return host
-}
-
-func itoa(n int) string {
-	if n >= 100 && n <= 999 {
-		return string([]byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)})
-	}
-	return "other"
 }
 
 // recorder captures the status and size of a response for metrics and

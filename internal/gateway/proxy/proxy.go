@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -384,15 +385,11 @@ func WriteError(w http.ResponseWriter, status int, code, requestID string) {
 	b = append(b, `{"error":"`...)
 	b = append(b, code...)
 	b = append(b, `","status":`...)
-	b = append(b, []byte(itoa3(status))...)
+	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"request_id":"`...)
 	b = append(b, requestID...) // validated: [A-Za-z0-9._-] only
 	b = append(b, "\"}\n"...)
 	w.Write(b)
-}
-
-func itoa3(n int) string {
-	return string([]byte{byte('0' + n/100%10), byte('0' + n/10%10), byte('0' + n%10)})
 }
 
 // bufferPool reuses the 32 KiB copy buffers ReverseProxy would otherwise
