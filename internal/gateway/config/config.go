@@ -297,7 +297,7 @@ type Retries struct {
 	// (default 2 when no retries block is given at all; 0 disables).
 	Attempts int `yaml:"attempts" json:"attempts"`
 	// Backoff is the base of the jittered exponential backoff between
-	// tries (default 25ms, capped at 10×).
+	// tries (default 25ms): full jitter over base×2^n, n capped at 3.
 	Backoff time.Duration `yaml:"backoff" json:"backoff"`
 	// Budget caps retries in flight to this fraction of requests in flight
 	// per backend, 0..1, with at least 3 allowed (default 0.2).
