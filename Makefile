@@ -47,6 +47,10 @@ bench: ## Go benchmarks, 10 runs each, for benchstat
 bench-counter: ## wrk side by side: counter + redis-server vs a minimal Go server (bench/counter/run.sh)
 	bench/counter/run.sh
 
+.PHONY: bench-proxy
+bench-proxy: ## side-by-side proxy benchmark: direct, gateway, nginx, HAProxy, Caddy, Traefik (bench/proxy/run.sh)
+	bench/proxy/run.sh
+
 .PHONY: bench-load
 bench-load: ## flotilla load side by side with wrk (bench/load/compare.sh)
 	bench/load/compare.sh
