@@ -18,6 +18,7 @@ import (
 var (
 	kubectlLine = regexp.MustCompile(`kubectl -n ([a-z0-9-]+) ([^\n]*)`)
 	deployRef   = regexp.MustCompile(`deploy/([a-z0-9-]+)`)
+	resourceRef = regexp.MustCompile(`\b[a-z]+/[a-z0-9-]+`)
 	setImage    = regexp.MustCompile(`set image deploy/([a-z0-9-]+) ([a-z0-9-]+)=(\S+)`)
 	serviceRef  = regexp.MustCompile(`(?:service|svc) ([a-z0-9-]+)`)
 	trackRef    = regexp.MustCompile(`-l track=([a-z]+)`)
@@ -35,6 +36,9 @@ func checkCommands(doc, text string, objs []object, namespace string, ports map[
 		if ns != namespace {
 			errorf("%s: %q uses namespace %s, want %s", doc, m[0], ns, namespace)
 			continue
+		}
+		if strings.HasPrefix(rest, "rollout status") && len(resourceRef.FindAllString(rest, -1)) > 1 {
+			errorf("%s: %q: rollout status takes one resource", doc, m[0])
 		}
 		for _, d := range deployRef.FindAllStringSubmatch(rest, -1) {
 			if find[*appsv1.Deployment](objs, "Deployment", ns, d[1]) == nil {
@@ -124,6 +128,7 @@ func TestCheckCommandsCatches(t *testing.T) {
 	objs := renderKustomize(t, filepath.Join(kustomizeRoot, "local"))
 	doc := "kubectl -n flotilla set image deploy/counter flask-app=ghcr.io/flotilla-dev/flotilla:v2\n" +
 		"kubectl -n flotilla rollout status deploy/flask-app\n" +
+		"kubectl -n flotilla rollout status deploy/counter deploy/demo\n" +
 		"kubectl -n default get svc counter\n" +
 		"kubectl -n flotilla patch service k8sdemo -p '{}'\n" +
 		"kubectl -n flotilla get pod -l track=canary\n" +
@@ -132,6 +137,7 @@ func TestCheckCommandsCatches(t *testing.T) {
 	want := []string{
 		`Deployment counter has no container flask-app`,
 		`no Deployment flotilla/flask-app`,
+		`"kubectl -n flotilla rollout status deploy/counter deploy/demo": rollout status takes one resource`,
 		`uses namespace default, want flotilla`,
 		`no Service flotilla/k8sdemo`,
 		`no pods with track=canary`,
