@@ -15,7 +15,7 @@ trap cleanup EXIT
 go build -o "$tmp/flotilla" ./cmd/flotilla
 go build -o "$tmp/hello" ./bench/counter/hello
 rport=18379 cport=18280 hport=18200
-taskset -c 1 redis-server --port $rport --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >"$tmp/redis.log" 2>&1 & pids+=($!)
+taskset -c 1 redis-server --port $rport --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >"$tmp/redis.log" 2>&1 & rpid=$!; pids+=($rpid)
 taskset -c 1 "$tmp/flotilla" counter --addr 127.0.0.1:$cport --redis-addr 127.0.0.1:$rport --log-level warn & cpid=$!; pids+=($cpid)
 taskset -c 1 "$tmp/hello" --addr 127.0.0.1:$hport & hpid=$!; pids+=($hpid)
 for port in $cport $hport; do
@@ -26,18 +26,26 @@ hwm() { awk '/^VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 idle_c=$(rss $cpid) idle_h=$(rss $hpid)
 redis-cli -p $rport set count 0 >/dev/null 2>&1 || printf 'SET count 0\r\n' | timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$rport; cat >&3; head -c 5 <&3" >/dev/null
 
+# CPU time (user+system, in clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 run() { taskset -c 0 wrk -t1 -c"$conns" -d"$dur" --latency "$1" | tee -a "$tmp/wrk.log"; }
 rate() { awk '/^Requests\/sec/{print $2}'; }
 p() { awk -v q="$1" '$1==q{print $2}'; }
 reqs() { awk '/requests in/{print $1}'; }
 total=0
-printf '%-8s %-7s %12s %10s %10s\n' round target "req/s" p50 p99
+# µs of CPU per request: stays meaningful when other work shares the machine.
+us() { echo "$1 $2 $hz" | awk '{printf "%.0f", $1 * 1e6 / $3 / $2}'; }
+printf '%-6s %-8s %10s %9s %9s %12s %12s\n' round target "req/s" p50 p99 "server µs/r" "redis µs/r"
 for r in $(seq "$rounds"); do
+  t0=$(ticks $hpid)
   h=$(run "http://127.0.0.1:$hport/")
+  t1=$(ticks $hpid) c0=$(ticks $cpid) r0=$(ticks $rpid)
   c=$(run "http://127.0.0.1:$cport/")
+  c1=$(ticks $cpid) r1=$(ticks $rpid)
   total=$((total + $(echo "$c" | reqs)))
-  printf '%-8s %-7s %12s %10s %10s\n' "$r" hello "$(echo "$h" | rate)" "$(echo "$h" | p 50%)" "$(echo "$h" | p 99%)"
-  printf '%-8s %-7s %12s %10s %10s\n' "$r" counter "$(echo "$c" | rate)" "$(echo "$c" | p 50%)" "$(echo "$c" | p 99%)"
+  printf '%-6s %-8s %10s %9s %9s %12s %12s\n' "$r" hello "$(echo "$h" | rate)" "$(echo "$h" | p 50%)" "$(echo "$h" | p 99%)" "$(us $((t1 - t0)) "$(echo "$h" | reqs)")" -
+  printf '%-6s %-8s %10s %9s %9s %12s %12s\n' "$r" counter "$(echo "$c" | rate)" "$(echo "$c" | p 50%)" "$(echo "$c" | p 99%)" "$(us $((c1 - c0)) "$(echo "$c" | reqs)")" "$(us $((r1 - r0)) "$(echo "$c" | reqs)")"
   hs+=("$(echo "$h" | rate)") cs+=("$(echo "$c" | rate)")
 done
 python3 - "${hs[*]}" "${cs[*]}" <<'PY'
