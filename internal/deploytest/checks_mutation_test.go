@@ -183,6 +183,14 @@ func TestValidateCatches(t *testing.T) {
 			want: "ConfigMap gateway key gateway.yaml:",
 		},
 		{
+			name: "rollout faster than the gateway's discovery",
+			mutate: func(objs []object) []object {
+				deploy(objs, "demo").Spec.MinReadySeconds = 5
+				return objs
+			},
+			want: "Deployment flotilla/demo: minReadySeconds 5 is below the 34s the gateway may take to discover a new pod",
+		},
+		{
 			name: "admin API on loopback",
 			mutate: func(objs []object) []object {
 				c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]

@@ -33,6 +33,9 @@ const (
 	// sending to a terminating backend before it closes its listener.
 	minBackendDrain = 10 * time.Second
 	minGatewayDrain = 3 * time.Second
+	// dnsTTL is how long clusters cache DNS answers for Services (CoreDNS
+	// "ttl 30", kubeadm's default and the local cluster's).
+	dnsTTL = 30 * time.Second
 )
 
 // workload is a Deployment, StatefulSet or bare Pod with its pod template.
@@ -612,14 +615,15 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 			}
 			for _, b := range cfg.Backends {
 				for _, addr := range b.Addresses {
-					checkBackendAddress(objs, ws, w.obj, b.Name, addr, fail)
+					checkBackendAddress(objs, ws, w.obj, b, addr, fail)
 				}
 			}
 		}
 	}
 }
 
-func checkBackendAddress(objs []object, ws []workload, gw object, backend, addr string, fail failFunc) {
+func checkBackendAddress(objs []object, ws []workload, gw object, b gwconfig.Backend, addr string, fail failFunc) {
+	backend := b.Name
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		fail(gw, "backend %s address %q: %v", backend, addr, err)
@@ -640,9 +644,19 @@ func checkBackendAddress(objs []object, ws []workload, gw object, backend, addr 
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		fail(gw, "backend %s address %q: Service %s is not headless, so the gateway would see one address and balance per connection", backend, addr, name)
 	}
+	// A new pod reaches the gateway only when the cached DNS answer
+	// expires, the gateway resolves again and checks it once; a rollout
+	// that retired old pods sooner could leave the gateway with none.
+	discovery := dnsTTL + b.ResolveInterval
+	if b.HealthCheck != nil {
+		discovery += b.HealthCheck.Interval
+	}
 	for _, t := range selected(svc.Spec.Selector, ns, ws) {
 		if !containerPort(t, intstr.FromInt(port)) {
 			fail(gw, "backend %s address %q: %s does not listen on %d", backend, addr, t.obj, port)
+		}
+		if d, ok := t.obj.Obj.(*appsv1.Deployment); ok && time.Duration(d.Spec.MinReadySeconds)*time.Second < discovery {
+			fail(t.obj, "minReadySeconds %d is below the %s the gateway may take to discover a new pod (DNS TTL %s + resolve interval + health check): a rollout could retire every pod the gateway knows", d.Spec.MinReadySeconds, discovery, dnsTTL)
 		}
 	}
 }

@@ -119,7 +119,8 @@ spec:
 
 {{/* A flotilla Deployment: dict "root" $ "name" n "component" c "track" t
 "version" tag "replicas" n "args" list "env" list-of-env-yaml "resources" r
-"recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool. */}}
+"recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool
+"backend" bool (the gateway routes to it). */}}
 {{- define "flotilla.deployment" -}}
 {{- $v := .root.Values -}}
 {{- $drain := .drainDelay | default $v.termination.drainDelay -}}
@@ -133,6 +134,11 @@ metadata:
 spec:
   replicas: {{ .replicas }}
   revisionHistoryLimit: 5
+  {{- if .backend }}
+  # A gateway backend: available only once the gateway can know the pod
+  # (values: rollout.minReadySeconds).
+  minReadySeconds: {{ $v.rollout.minReadySeconds }}
+  {{- end }}
   strategy:
     {{- if .recreate }}
     type: Recreate
