@@ -3,6 +3,8 @@
 package buildinfo
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -76,4 +78,20 @@ func DefaultInstance(getenv func(string) string, fallback string) string {
 		return h
 	}
 	return fallback
+}
+
+// Handler serves GET /version: the build, with the version a service
+// claims (which --version may override) and its instance name.
+func Handler(instance, version string) http.Handler {
+	info := Get()
+	info.Version = version
+	body, _ := json.Marshal(struct {
+		Info
+		Instance string `json:"instance"`
+	}{info, instance})
+	body = append(body, '\n')
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
 }

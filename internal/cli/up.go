@@ -131,6 +131,13 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	services = append(services, &upService{name: "index", handler: index})
 
 	addrs := map[string][]string{} // backend name → addresses
+	defer func() { // on early error returns; Serve has closed them otherwise
+		for _, s := range services {
+			if s.ln != nil {
+				s.ln.Close()
+			}
+		}
+	}()
 	for _, s := range services {
 		if s.ln, err = httpserver.Listen(ctx, "127.0.0.1:0"); err != nil {
 			return err

@@ -46,7 +46,7 @@ func New(o Options) *Service {
 	mux.HandleFunc("GET /healthz", s.probes.Healthz)
 	mux.HandleFunc("GET /readyz", s.probes.Readyz)
 	mux.Handle("GET /metrics", metrics.Handler(o.Registry))
-	mux.HandleFunc("GET /version", s.versionJSON)
+	mux.Handle("GET /version", buildinfo.Handler(o.Instance, o.Version))
 	s.handler = httpserver.Identity(o.Instance, o.Version, metrics.NewHTTP(o.Registry).Wrap(mux))
 	return s
 }
@@ -98,16 +98,6 @@ func (s *Service) count(w http.ResponseWriter, r *http.Request) {
 		b = append(b, '\n')
 		w.Write(b)
 	}
-}
-
-func (s *Service) versionJSON(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	info := buildinfo.Get()
-	info.Version = s.version
-	json.NewEncoder(w).Encode(struct {
-		buildinfo.Info
-		Instance string `json:"instance"`
-	}{info, s.instance})
 }
 
 // favicon answers without touching the counter, so a browser's second

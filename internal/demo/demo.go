@@ -81,7 +81,7 @@ func New(o Options) *Service {
 	mux.HandleFunc("POST /readyz/enable", s.setReady(true))
 	mux.HandleFunc("POST /readyz/disable", s.setReady(false))
 	mux.Handle("GET /metrics", metrics.Handler(o.Registry))
-	mux.HandleFunc("GET /version", s.version)
+	mux.Handle("GET /version", buildinfo.Handler(o.Config.Instance, o.Config.Version))
 	s.handler = httpserver.Identity(o.Config.Instance, o.Config.Version, metrics.NewHTTP(o.Registry).Wrap(mux))
 	return s
 }
@@ -331,15 +331,6 @@ func ParseDelay(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("want 0..%s, got %q", MaxDelay, s)
 	}
 	return d, nil
-}
-
-func (s *Service) version(w http.ResponseWriter, _ *http.Request) {
-	info := buildinfo.Get()
-	info.Version = s.cfg.Version
-	writeJSON(w, http.StatusOK, struct {
-		buildinfo.Info
-		Instance string `json:"instance"`
-	}{info, s.cfg.Instance})
 }
 
 // sleep waits d or until ctx is done; it reports whether d passed.

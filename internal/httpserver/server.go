@@ -118,7 +118,10 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, o Options, on
 // Flags registers the drain and shutdown settings on fs.
 func (o *Options) Flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DrainDelay, "drain-delay", o.DrainDelay, "on SIGTERM, how long readiness fails before the listener closes")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "on SIGTERM, how long in-flight requests may take to finish")
 }
 
 // Validate reports every invalid setting, naming its flag.

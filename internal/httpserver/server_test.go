@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,8 +45,9 @@ func TestServeDrainsGracefully(t *testing.T) {
 	}()
 	<-started
 	cancel()
-	time.Sleep(50 * time.Millisecond)
-	if !drained.Load() {
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
 		t.Fatal("onDrain not called when the context ended")
 	}
 	// During the drain delay the listener still accepts: load balancers

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -84,15 +85,15 @@ func (s *Server) Stop() { s.Kill() }
 
 // Pause stops the process with SIGSTOP so it accepts connections but never
 // answers: a slow Redis. Resume undoes it.
-func (s *Server) Pause() { s.signal("STOP") }
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 
 // Resume continues a paused process.
-func (s *Server) Resume() { s.signal("CONT") }
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
-func (s *Server) signal(sig string) {
+func (s *Server) signal(sig syscall.Signal) {
 	s.t.Helper()
-	if err := exec.Command("kill", "-"+sig, strconv.Itoa(s.cmd.Process.Pid)).Run(); err != nil {
-		s.t.Fatalf("kill -%s: %v", sig, err)
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v: %v", sig, err)
 	}
 }
 
