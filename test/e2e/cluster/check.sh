@@ -31,15 +31,26 @@ in_pod() { kc -n $ns exec client -- /hello "$@" 2>/dev/null; }
 manifest() { sed "s|@HELLO_IMAGE@|$HELLO_IMAGE|g" "$CLUSTER_DIR/manifests/hello.yaml"; }
 api_ready() { kc get --raw /readyz | grep -qx ok; }
 dry_run() { manifest | kc apply --dry-run=server -f - >/dev/null; }
+client_ready() { kc -n $ns wait pod/client --for=condition=Ready --timeout=90s >/dev/null; }
+rolled_out() { kc -n $ns rollout status deploy/hello --timeout=180s >/dev/null; }
 pod_gets() { in_pod get "$1" | grep -q "hello $2 from"; }
 pod_resolves() { in_pod lookup "$1" | grep -qx "$2"; }
-no_upstream_dns() { ! in_pod lookup example.com.; }
+# Fails for the right reason: the lookup ran in the pod and the resolver said no.
+no_upstream_dns() {
+  local out
+  out=$(kc -n $ns exec client -- /hello lookup example.com. 2>&1) && return 1
+  [[ $out == *"lookup example.com"* ]]
+}
 
 checked "API server /readyz" api_ready
+# A namespace left from an earlier run may still be terminating.
+kc wait --for=delete namespace/$ns --timeout=120s >/dev/null 2>&1
+# The namespace first: a server-side dry run does not create it for the objects in it.
+kc create namespace $ns --dry-run=client -o yaml | kc apply -f - >/dev/null
 checked "server-side dry run" dry_run
 manifest | kc apply -f - >/dev/null
-checked "rollout of hello v1 (2 pods, readiness probe)" kc -n $ns rollout status deploy/hello --timeout=120s
-checked "client pod Ready" kc -n $ns wait pod/client --for=condition=Ready --timeout=90s
+checked "rollout of hello v1 (2 pods, readiness probe)" rolled_out
+checked "client pod Ready" client_ready
 cip=$(kc -n $ns get svc hello -o jsonpath='{.spec.clusterIP}')
 checked "ClusterIP $cip from the host" retry 20 served "http://$cip/" v1
 np=$(kc -n $ns get svc hello-np -o jsonpath='{.spec.ports[0].nodePort}')
@@ -51,8 +62,8 @@ checked "DNS redis.$ns.svc.cluster.local → $rip" retry 30 pod_resolves "redis.
 checked "DNS short name through the search path" retry 30 pod_gets http://redis:6379/ v1
 checked "no upstream DNS: an outside name does not resolve" no_upstream_dns
 kc -n $ns set image deploy/hello hello="$HELLO_IMAGE:v2" >/dev/null
-checked "rolling update to v2" kc -n $ns rollout status deploy/hello --timeout=180s
+checked "rolling update to v2" rolled_out
 checked "NodePort serves v2" retry 20 served "http://127.0.0.1:$np/" v2
-kc delete namespace $ns --wait=false >/dev/null
+kc delete namespace $ns --timeout=90s >/dev/null
 echo "cluster check: $pass passed, $fail failed"
 ((fail == 0))

@@ -29,6 +29,14 @@ start() {
   log "started $name (pid $(cat "$PIDS/$name.pid"), log $LOGS/$name.log)"
 }
 
+# put FILE: write stdin to FILE only when it differs, so a second up.sh on a running cluster leaves
+# the file alone (kube-proxy exits when its configuration file changes under it).
+put() {
+  local tmp=$1.new
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 # wait_for DESC TIMEOUT_SECONDS NAME CMD...: poll CMD until it succeeds; fail early, with the end of
 # NAME's log, if NAME's process died.
 wait_for() {
@@ -102,12 +110,14 @@ phase_net() {
   ip route replace "$SVC_CIDR" dev "$NODE_BRIDGE"
   ip route replace "$POD_CIDR" dev "$NODE_BRIDGE"
   # The guard: pods talk to each other and to this host, nothing is forwarded anywhere else.
-  iptables -N "$GUARD_CHAIN" 2>/dev/null || iptables -F "$GUARD_CHAIN"
-  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -o "$POD_BRIDGE" -j RETURN
-  iptables -A "$GUARD_CHAIN" -i "$POD_BRIDGE" -j DROP
-  iptables -A "$GUARD_CHAIN" -o "$POD_BRIDGE" -j DROP
-  iptables -A "$GUARD_CHAIN" -s "$POD_CIDR" -j DROP
-  iptables -A "$GUARD_CHAIN" -d "$POD_CIDR" -j DROP
+  # Rules are added only when missing: a second up.sh never opens a gap by flushing the chain.
+  iptables -N "$GUARD_CHAIN" 2>/dev/null || true
+  local rule
+  for rule in "-i $POD_BRIDGE -o $POD_BRIDGE -j RETURN" "-i $POD_BRIDGE -j DROP" "-o $POD_BRIDGE -j DROP" \
+    "-s $POD_CIDR -j DROP" "-d $POD_CIDR -j DROP"; do
+    # shellcheck disable=SC2086 # a rule is several words
+    iptables -C "$GUARD_CHAIN" $rule 2>/dev/null || iptables -A "$GUARD_CHAIN" $rule
+  done
   iptables -C FORWARD -j "$GUARD_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$GUARD_CHAIN"
   local d
   for d in $LOCAL_VOLUME_DIRS; do
@@ -116,7 +126,7 @@ phase_net() {
     echo "$d" >>"$STATE/volumes.created"
   done
   # Given to pods with dnsPolicy Default (CoreDNS): no upstream server, so no query leaves the host.
-  printf 'options ndots:1\n' >"$STATE/resolv.conf"
+  printf 'options ndots:1\n' | put "$STATE/resolv.conf"
   log "net: node IP $NODE_IP on $NODE_BRIDGE, routes for $SVC_CIDR and $POD_CIDR, $GUARD_CHAIN in FORWARD"
 }
 
@@ -226,7 +236,7 @@ phase_containerd() {
   mkdir -p "$STATE/containerd" "$RUNDIR/containerd" "$STATE/cni/net.d" "$STATE/cni/ipam"
   # Config v2 (containerd 1.6/1.7, Debian bookworm's). Everything under $STATE and $RUNDIR,
   # runc's state included, so the host's own containerd (if any) is never touched.
-  cat >"$STATE/containerd/config.toml" <<EOF
+  put "$STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$STATE/containerd/root"
 state = "$RUNDIR/containerd/state"
@@ -257,7 +267,7 @@ state = "$RUNDIR/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$STATE/cni/net.d"
 EOF
-  cat >"$STATE/cni/net.d/10-flotilla.conflist" <<EOF
+  put "$STATE/cni/net.d/10-flotilla.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "flotilla",
@@ -295,7 +305,7 @@ phase_images() {
 
 phase_kubelet() {
   mkdir -p "$STATE/kubelet"
-  cat >"$STATE/kubelet-config.yaml" <<EOF
+  put "$STATE/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -341,7 +351,7 @@ node_ready() {
 }
 
 phase_proxy() {
-  cat >"$STATE/kube-proxy-config.yaml" <<EOF
+  put "$STATE/kube-proxy-config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: "$STATE/kube-proxy.kubeconfig"}
