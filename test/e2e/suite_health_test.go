@@ -41,6 +41,7 @@ func appRequests(metrics string) float64 {
 // waits.
 func testReadinessDelay(t *testing.T, s *system) {
 	old := s.podNames(t, s.ns, "app.kubernetes.io/name=demo")
+	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
 	gw := startLoad(t, "readiness delay rollout, gateway minikube.test", load.Config{URL: s.gateway + "/", Host: "minikube.test"})
 	np := startLoad(t, "readiness delay rollout, NodePort, new connection per request", load.Config{URL: s.demo + "/", DisableKeepAlive: true})
 	sleep(t, 3*time.Second)
@@ -105,6 +106,7 @@ func testReadinessDelay(t *testing.T, s *system) {
 
 	s.kc(t, s.ns, "set", "env", "deploy/demo", "FLOTILLA_READINESS_DELAY-")
 	s.waitRollout(t, s.ns, "deploy/demo")
+	s.waitPods(t, "app.kubernetes.io/name=demo", 2)
 }
 
 // containerStarts returns when the first container of each pod matching
@@ -164,6 +166,7 @@ func testLivenessRestart(t *testing.T, s *system) {
 		t.Fatalf("faulty demo pods %q, want one", faulty)
 	}
 	pod := faulty[0]
+	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
 	healthy := slices.DeleteFunc(s.podNames(t, s.ns, "app.kubernetes.io/name=demo"), func(p string) bool { return p == pod })
 	gwPods := s.podNames(t, s.ns, "app.kubernetes.io/name=gateway")
 

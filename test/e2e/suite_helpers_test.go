@@ -4,8 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -51,27 +53,23 @@ type system struct {
 // deploySystem applies deploy/kubernetes/local into a fresh namespace and
 // waits until everything has rolled out and answers.
 //
-// The overlay is used as it is, through a kustomization that only moves it:
-// namespace "e2e-system-…" instead of flotilla (the namespace object itself
-// keeps its Pod Security labels), NodePorts assigned by the cluster instead
-// of the fixed 30080/30500/30880 (so the suite runs next to a `kubectl apply
-// -k deploy/kubernetes/local`), and Redis's local volume renamed, reserved
-// for this namespace's claim and placed in a directory of its own, which
-// the test creates: the node is this machine.
+// The overlay is used as it is, moved by applyMoved, and with Redis's local
+// volume renamed, reserved for this namespace's claim and placed in a
+// directory of its own, which the test creates: the node is this machine.
 func deploySystem(t *testing.T) *system {
 	t.Helper()
 	s := &system{cluster: newCluster(t)}
-	volDir := t.TempDir() // a placeholder until the namespace name is known
-	pv := ""
+	volDir, pv := "", ""
 	t.Cleanup(func() {
-		if pv == "" {
-			return
+		// After the namespace's cleanup (cleanups run last-in first-out).
+		if pv != "" {
+			if _, err := s.run(context.Background(), "", "delete", "pv", pv, "--wait=false", "--ignore-not-found"); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
 		}
-		// After the namespace cleanup (cleanups run last-in first-out).
-		if _, err := s.run(context.Background(), "", "delete", "pv", pv, "--wait=false", "--ignore-not-found"); err != nil {
-			t.Errorf("cleanup: %v", err)
+		if volDir != "" {
+			os.RemoveAll(volDir)
 		}
-		os.RemoveAll(volDir)
 	})
 	s.ns = s.namespace(t, "system")
 	pv = "flotilla-redis-" + s.ns
@@ -79,33 +77,12 @@ func deploySystem(t *testing.T) *system {
 	if err := os.MkdirAll(volDir, 0o755); err != nil {
 		t.Fatalf("Redis volume directory (the node is this machine): %v", err)
 	}
-
-	dir := t.TempDir()
-	rel, err := filepath.Rel(dir, deployDir("local"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: %[1]s
-resources: [%[2]s]
-patches:
-  - target: {kind: Namespace, name: flotilla}
-    patch: |-
-      - {op: replace, path: /metadata/name, value: %[1]s}
-  - target: {kind: Service, name: ".*-nodeport"}
-    patch: |-
-      - {op: remove, path: /spec/ports/0/nodePort}
+	s.applyMoved(t, s.ns, deployDir("local"), []string{"gateway-nodeport", "counter-nodeport", "demo-nodeport"}, fmt.Sprintf(`
   - target: {kind: PersistentVolume, name: flotilla-redis}
     patch: |-
-      - {op: replace, path: /metadata/name, value: %[3]s}
-      - {op: replace, path: /spec/claimRef/namespace, value: %[1]s}
-      - {op: replace, path: /spec/local/path, value: %[4]s}
-`, s.ns, rel, pv, volDir)
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.applyKustomize(t, s.ns, dir)
+      - {op: replace, path: /metadata/name, value: %s}
+      - {op: replace, path: /spec/claimRef/namespace, value: %s}
+      - {op: replace, path: /spec/local/path, value: %s}`, pv, s.ns, volDir))
 	s.waitRollout(t, s.ns, "statefulset/redis", "deploy/counter", "deploy/demo", "deploy/gateway")
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 80))
 	s.counter = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "counter-nodeport", 5000))
@@ -116,6 +93,37 @@ patches:
 		waitOK(t, u, "")
 	}
 	return s
+}
+
+// applyMoved applies the kustomization in dir (an overlay that sets its own
+// namespace and fixed NodePorts) into namespace ns, through a kustomization
+// that only moves it: every object, the Namespace object included (with
+// its Pod Security labels), goes to ns, and the Services named in
+// nodePortServices get node ports assigned by the cluster instead of the
+// fixed ones. So the suite runs next to a `kubectl apply -k` of the same
+// overlay, and next to other runs. patches are more entries of the
+// kustomization's patches list.
+func (c *cluster) applyMoved(t *testing.T, ns, dir string, nodePortServices []string, patches ...string) {
+	t.Helper()
+	tmp := t.TempDir()
+	rel, err := filepath.Rel(tmp, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources: [%s]
+patches:
+  - target: {kind: Service, name: "^(%s)$"}
+    patch: |-
+      - {op: remove, path: /spec/ports/0/nodePort}
+`, ns, rel, strings.Join(nodePortServices, "|"))
+	k += strings.Join(patches, "\n")
+	if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.applyKustomize(t, ns, tmp)
 }
 
 // waitOK waits until GET url (with Host host, if not "") answers 200.
@@ -271,7 +279,7 @@ type timeline struct {
 // second is one line of the live view.
 type second struct {
 	at       float64            // seconds since the start
-	versions map[string]float64 // share in percent, of the last second's answers
+	versions map[string]float64 // share in percent of the last second's answers, by version that answered
 }
 
 var viewLine = regexp.MustCompile(`^load t=([0-9.]+)s .* versions_1s=(.*?) versions=`)
@@ -293,9 +301,11 @@ func (tl *timeline) Write(p []byte) (int, error) {
 		}
 		at, _ := strconv.ParseFloat(m[1], 64)
 		sec := second{at: at, versions: map[string]float64{}}
-		for _, f := range strings.Fields(m[2]) {
+		// "v1:79%,v2:21%", "-" when nothing answered; a version is listed
+		// when it answered at all, even if its share rounds to 0%.
+		for f := range strings.SplitSeq(m[2], ",") {
 			name, pct, ok := strings.Cut(f, ":")
-			if v, err := strconv.ParseFloat(strings.TrimSuffix(pct, "%"), 64); ok && err == nil && v > 0 {
+			if v, err := strconv.ParseFloat(strings.TrimSuffix(pct, "%"), 64); ok && err == nil {
 				sec.versions[name] = v
 			}
 		}
@@ -375,4 +385,116 @@ func (c *cluster) podsReady(ctx context.Context, ns, selector string) (map[strin
 		}
 	}
 	return ready, restarts, nil
+}
+
+// TestTimeline checks the live-view parser the checks rely on, on lines as
+// internal/load writes them and on a real run (no cluster needed:
+// go test -tags e2e -run TestTimeline ./test/e2e).
+func TestTimeline(t *testing.T) {
+	tl := &timeline{}
+	for _, chunk := range []string{
+		"load t=1.0s requests=200 rate=200.0/s in_flight=0 errors=0 error_rate=0.00% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=v1:100% versions=v1:100%\n",
+		"load t=2.0s requests=400 rate=200.0/s in_flight=1 errors=3 error_rate=0.75% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=v1:99%,v2:0% versions=v1:100%,v2:0%\nload t=3.0s req",
+		"uests=600 rate=200.0/s in_flight=0 errors=200 error_rate=33% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=- versions=v1:60%,v2:0%\n",
+		"  errors     0 (0.00%): refused 0, reset 0, timeout 0, 5xx 0, other 0\n",
+		"load t=4.0s requests=800 rate=200.0/s in_flight=0 errors=200 error_rate=25% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=v2:100% versions=v1:50%,v2:25%\n",
+	} {
+		tl.Write([]byte(chunk))
+	}
+	var got []string
+	for _, s := range tl.seconds {
+		got = append(got, fmt.Sprintf("%.0f:%s", s.at, s.kind()))
+	}
+	if want := []string{"1:v1", "2:v1+v2", "3:none", "4:v2"}; !slices.Equal(got, want) {
+		t.Errorf("seconds %q, want %q", got, want)
+	}
+	if got, want := tl.String(), "v1 1-1s, v1+v2 2-2s, none 3-3s, v2 4-4s"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Flotilla-Version", "v7")
+	}))
+	defer srv.Close()
+	tl = &timeline{}
+	if _, err := load.Run(t.Context(), load.Config{URL: srv.URL, Rate: 50, Duration: 2500 * time.Millisecond}, load.Options{Out: tl}); err != nil {
+		t.Fatal(err)
+	}
+	if secs := tl.answered(); len(secs) < 2 || secs[0].kind() != "v7" || secs[len(secs)-1].kind() != "v7" {
+		t.Errorf("a real run's timeline: %s, want at least 2 seconds of v7", tl)
+	}
+}
+
+// readyIPs returns the addresses (ip:8080) of the ready pods matching selector.
+func (s *system) readyIPs(t *testing.T, selector string) []string {
+	t.Helper()
+	out := s.kc(t, s.ns, "get", "pods", "-l", selector, "-o",
+		`jsonpath={range .items[*]}{.status.podIP} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}{"\n"}{end}`)
+	var ips []string
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "True" {
+			ips = append(ips, f[0]+":8080")
+		}
+	}
+	slices.Sort(ips)
+	return ips
+}
+
+// waitGateway waits until every gateway replica's backend has exactly the
+// ready pods matching selector as available endpoints (its admin API's
+// GET /backends, through the API server's proxy). The gateway learns pods
+// from DNS, which the cluster's DNS may cache for a while (30 s with the
+// usual CoreDNS settings): a test that changes pods and then sends load
+// waits here first, so that it checks what it means to check.
+func (s *system) waitGateway(t *testing.T, backend, selector string) {
+	t.Helper()
+	start := time.Now()
+	eventually(t, convergeTimeout, "gateway backend "+backend+" has the ready pods "+selector, func() error {
+		want := s.readyIPs(t, selector)
+		for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
+			out, err := s.run(t.Context(), "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/backends", s.ns, pod))
+			if err != nil {
+				return err
+			}
+			var backends []struct {
+				Name      string
+				Endpoints []struct {
+					Address   string
+					Available bool
+				}
+			}
+			if err := json.Unmarshal([]byte(out), &backends); err != nil {
+				return fmt.Errorf("gateway %s: GET /backends: %v", pod, err)
+			}
+			var got []string
+			for _, b := range backends {
+				if b.Name != backend {
+					continue
+				}
+				for _, e := range b.Endpoints {
+					if e.Available {
+						got = append(got, e.Address)
+					}
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("gateway %s: backend %s available endpoints %q, ready pods %q", pod, backend, got, want)
+			}
+		}
+		return nil
+	})
+	t.Logf("gateway backend %s had the ready pods %s as endpoints after %v", backend, selector, time.Since(start).Round(100*time.Millisecond))
+}
+
+// waitPods waits until exactly n pods match selector: terminating pods of
+// a rollout or scale-down are gone.
+func (s *system) waitPods(t *testing.T, selector string, n int) {
+	t.Helper()
+	eventually(t, 3*time.Minute, fmt.Sprintf("%d pods %s", n, selector), func() error {
+		if p := s.podNames(t, s.ns, selector); len(p) != n {
+			return fmt.Errorf("pods %q", p)
+		}
+		return nil
+	})
 }

@@ -23,6 +23,7 @@ func testRollingUpgrade(t *testing.T, s *system) {
 	steps := []struct{ from, to string }{{"v1", "v2"}, {"v2", "v1"}, {"v1", "v2"}, {"v2", "v1"}}
 	for i, st := range steps {
 		name := fmt.Sprintf("rolling upgrade %d counter %s→%s, gateway /counter", i+1, st.from, st.to)
+		s.waitGateway(t, "counter", "app.kubernetes.io/name=counter")
 		tr := startLoad(t, name, load.Config{URL: s.gateway + "/counter"})
 		sleep(t, 3*time.Second)
 		s.kc(t, s.ns, "set", "image", "deploy/counter", "counter="+image(st.to))
@@ -30,12 +31,7 @@ func testRollingUpgrade(t *testing.T, s *system) {
 		// The old pods are gone from the API once rolled out, but may still
 		// drain; wait until only new pods exist, then a little more so the
 		// last seconds are the new version's alone.
-		eventually(t, 3*time.Minute, "old counter pods gone", func() error {
-			if p := s.podNames(t, s.ns, "app.kubernetes.io/name=counter"); len(p) != 2 {
-				return fmt.Errorf("counter pods %q", p)
-			}
-			return nil
-		})
+		s.waitPods(t, "app.kubernetes.io/name=counter", 2)
 		sleep(t, 4*time.Second)
 		sum := tr.stopNoFailures(t)
 		checkMoved(t, name, tr.tl, sum, st.from, st.to)

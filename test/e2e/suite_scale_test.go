@@ -44,12 +44,7 @@ func testScale(t *testing.T, s *system) {
 	np := startLoad(t, "scale 4→2, NodePort, new connection per request", load.Config{URL: s.counter + "/", DisableKeepAlive: true})
 	sleep(t, 5*time.Second)
 	s.kc(t, s.ns, "scale", "deploy/counter", "--replicas=2")
-	eventually(t, 3*time.Minute, "2 counter pods left", func() error {
-		if p := s.podNames(t, s.ns, "app.kubernetes.io/name=counter"); len(p) != 2 {
-			return fmt.Errorf("counter pods %q", p)
-		}
-		return nil
-	})
+	s.waitPods(t, "app.kubernetes.io/name=counter", 2)
 	sleep(t, 5*time.Second)
 	for _, l := range []*traffic{gw, np} {
 		sum := l.stopNoFailures(t)

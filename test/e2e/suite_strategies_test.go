@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -13,40 +12,20 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/load"
 )
 
-// The strategies' entry points (deploy/kubernetes/strategies/README.md):
-// one strategy at a time, each in namespace flotilla-<strategy>.
-const (
-	strategyGateway = "http://127.0.0.1:30081"
-	strategyDemo    = "http://127.0.0.1:30881"
-)
-
-// strategy applies deploy/kubernetes/strategies/<name> as its README says
-// and waits for workloads; at the end it deletes it (kubectl delete -k,
-// which frees the fixed NodePorts at once), after dumping the namespace if
-// the test failed.
+// strategy applies deploy/kubernetes/strategies/<name> as its README says,
+// moved by applyMoved to a namespace of the test's own (the overlays all
+// use NodePorts 30081 and 30881, one strategy at a time), and waits for its
+// workloads. Its gateway and its demo Service are the entry points.
 func strategy(t *testing.T, name string, workloads ...string) *system {
 	t.Helper()
-	s := &system{cluster: newCluster(t), ns: "flotilla-" + name, gateway: strategyGateway, demo: strategyDemo}
-	dir := deployDir("strategies", name)
-	// A previous run's namespace may still be terminating.
-	eventually(t, 3*time.Minute, "namespace "+s.ns+" gone", func() error {
-		out, err := s.run(t.Context(), "", "get", "namespace", s.ns, "--ignore-not-found", "-o", "name")
-		if err == nil && strings.TrimSpace(out) != "" {
-			err = fmt.Errorf("%s still exists", out)
-		}
-		return err
-	})
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if t.Failed() {
-			s.dump(ctx, t, s.ns)
-		}
-		if _, err := s.run(ctx, "", "delete", "-k", dir, "--wait=false"); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	s.must(t, "", "apply", "-k", dir)
+	s := &system{cluster: newCluster(t)}
+	s.ns = s.namespace(t, name)
+	s.applyMoved(t, s.ns, deployDir("strategies", name), []string{"gateway-nodeport", "demo"})
 	s.waitRollout(t, s.ns, append(workloads, "deploy/gateway")...)
+	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 80))
+	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo", 8080))
+	waitOK(t, s.gateway+"/ping", "")
+	waitOK(t, s.demo+"/ping", "")
 	return s
 }
 
@@ -75,17 +54,13 @@ func mixedSeconds(tl *timeline) []second {
 // upgradeUnderLoad sends load to the gateway and the demo Service while
 // deploy/demo is set to v2 and rolled out, until only v2 pods are left.
 func upgradeUnderLoad(t *testing.T, s *system, what string, pods int) (gw, np *traffic) {
+	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
 	gw = startLoad(t, what+", gateway", load.Config{URL: s.gateway + "/"})
 	np = startLoad(t, what+", demo NodePort, new connection per request", load.Config{URL: s.demo + "/", DisableKeepAlive: true})
 	sleep(t, 3*time.Second)
 	s.kc(t, s.ns, "set", "image", "deploy/demo", "demo="+image("v2"))
 	s.waitRollout(t, s.ns, "deploy/demo")
-	eventually(t, 3*time.Minute, "old demo pods gone", func() error {
-		if p := s.podNames(t, s.ns, "app.kubernetes.io/name=demo"); len(p) != pods {
-			return fmt.Errorf("demo pods %q", p)
-		}
-		return nil
-	})
+	s.waitPods(t, "app.kubernetes.io/name=demo", pods)
 	sleep(t, 4*time.Second)
 	return gw, np
 }
@@ -129,7 +104,9 @@ func setWeights(t *testing.T, s *system, route, body string) {
 }
 
 // checkFlip checks that the answers of tr were only from before the flip
-// began and only to after it ended (plus one second: the view's window).
+// began and only to after it ended. A line of the live view covers the
+// last 1 to 2 seconds (its window starts at the newest frame at least a
+// second old), hence the margin after the end.
 func checkFlip(t *testing.T, tr *traffic, begin, end time.Duration, from, to string) {
 	t.Helper()
 	for _, sec := range tr.tl.answered() {
@@ -137,7 +114,7 @@ func checkFlip(t *testing.T, tr *traffic, begin, end time.Duration, from, to str
 		switch {
 		case at <= begin && sec.kind() != from:
 			t.Errorf("%s: at t=%.1fs, before the flip (t=%.1fs), answers from %s, want %s only", tr.name, sec.at, begin.Seconds(), sec.kind(), from)
-		case at >= end+time.Second+200*time.Millisecond && sec.kind() != to:
+		case at >= end+2200*time.Millisecond && sec.kind() != to:
 			t.Errorf("%s: at t=%.1fs, after the flip (done at t=%.1fs), answers from %s, want %s only", tr.name, sec.at, end.Seconds(), sec.kind(), to)
 		}
 	}
@@ -148,6 +125,8 @@ func checkFlip(t *testing.T, tr *traffic, begin, end time.Duration, from, to str
 // no request fails, and after each flip only green answers.
 func testBlueGreen(t *testing.T) {
 	s := strategy(t, "blue-green", "deploy/demo-blue", "deploy/demo-green")
+	s.waitGateway(t, "demo-blue", "track=blue")
+	s.waitGateway(t, "demo-green", "track=green")
 
 	tr := startLoad(t, "blue/green flip by gateway weights", load.Config{URL: s.gateway + "/"})
 	start := time.Now()
@@ -194,6 +173,8 @@ func share(sum load.Summary, v string) float64 {
 // three and a half standard deviations of 2000 coin flips).
 func testCanary(t *testing.T) {
 	s := strategy(t, "canary", "deploy/demo-stable", "deploy/demo-canary")
+	s.waitGateway(t, "demo-stable", "track=stable")
+	s.waitGateway(t, "demo-canary", "track=canary")
 	for _, c := range []struct {
 		name      string
 		cfg       load.Config
@@ -217,6 +198,8 @@ func testCanary(t *testing.T) {
 // else A (v1), as flotilla load --expect-version checks.
 func testABTesting(t *testing.T) {
 	s := strategy(t, "ab-testing", "deploy/demo-a", "deploy/demo-b")
+	s.waitGateway(t, "demo-a", "track=a")
+	s.waitGateway(t, "demo-b", "track=b")
 	for _, c := range []struct {
 		name    string
 		headers []string
@@ -240,6 +223,8 @@ func testABTesting(t *testing.T) {
 // copy of the requests, counted from each pod's own metrics.
 func testShadow(t *testing.T) {
 	s := strategy(t, "shadow", "deploy/demo-primary", "deploy/demo-shadow")
+	s.waitGateway(t, "demo-primary", "track=primary")
+	s.waitGateway(t, "demo-shadow", "track=shadow")
 	const series = `flotilla_http_requests_total{code="200",handler="GET /{$}"}`
 	count := func(track string) (map[string]float64, float64) {
 		byPod, total := map[string]float64{}, 0.0

@@ -1,0 +1,71 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// helmModule is Helm from the Go module proxy, as the Makefile's HELM.
+const helmModule = "helm.sh/helm/v3/cmd/helm@v3.22.0"
+
+// TestHelm installs the chart with deploy/helm/values-local.yaml in a
+// namespace of its own, runs `helm test` (its pod sends requests to the
+// counter through the gateway, by path and by the talk's host) and curls
+// the chart's NodePorts. $HELM names a helm binary; without it Helm is
+// built from the module proxy (once, then cached).
+func TestHelm(t *testing.T) {
+	c := newCluster(t)
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(t.TempDir(), "helm")
+		build := exec.CommandContext(t.Context(), "go", "build", "-o", helm, helmModule)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", helmModule, err, out)
+		}
+	}
+	ns := c.namespace(t, "helm")
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, helm, append(args, "-n", ns)...)
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		t.Logf("helm %s:\n%s", strings.Join(args, " "), out.String())
+		if err != nil {
+			t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
+		}
+		return out.String()
+	}
+	run("install", "flotilla", "../../deploy/helm/flotilla", "-f", "../../deploy/helm/values-local.yaml", "--wait", "--timeout", "5m")
+	run("test", "flotilla", "--timeout", "5m")
+
+	gw := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 80))
+	counter := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-counter", 5000))
+	pods := c.podNames(t, ns, "app.kubernetes.io/name=counter")
+	waitOK(t, counter+"/", "")
+	prev := -1
+	for i, u := range []struct{ url, host string }{{counter + "/", ""}, {gw + "/flask", "flaskapp.test"}, {gw + "/counter", ""}} {
+		waitOK(t, u.url, u.host)
+		r, err := fetch(t.Context(), u.url, u.host, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, n := counterAnswer(t, fmt.Sprintf("request %d to %s (Host %q)", i, u.url, u.host), r, pods)
+		if n <= prev {
+			t.Errorf("%s: value=%d after value=%d, want more", u.url, n, prev)
+		}
+		prev = n
+	}
+}
