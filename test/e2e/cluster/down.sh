@@ -109,6 +109,9 @@ if [[ -f $STATE/dirs.baseline ]]; then
   for d in $SHARED_DIRS; do
     grep -qx "$d" "$STATE/dirs.baseline" && continue
     [[ -d $d ]] || continue
+    # The kubelet's links to container logs under $STATE, and its device-plugin socket.
+    find "$d" -type l -lname "$STATE/*" -delete 2>/dev/null
+    rm -f "$d/device-plugins/kubelet.sock"
     find "$d" -depth -type d -empty -delete 2>/dev/null
     if [[ -e $d ]]; then log "kept $d: not empty"; else log "removed $d"; fi
   done

@@ -62,10 +62,11 @@ PIDS=$STATE/pids
 CTR_SOCK=$RUNDIR/containerd/containerd.sock
 KUBECONFIG_PATH=$STATE/admin.kubeconfig
 
-# Host directories the runtime uses whatever the configuration says (containerd 1.6's shim sockets,
-# the CNI result cache, named netns, the kubelet's /var/log/containers links). up.sh records which
-# existed; down.sh removes the others once they are empty.
-SHARED_DIRS="/run/containerd /var/lib/cni /run/netns /var/log/containers"
+# Host directories used whatever the configuration says: containerd 1.6's shim sockets, the CNI
+# result cache, named netns, the kubelet's /var/log/containers links and device-plugin socket,
+# libmount's /run/mount. up.sh records which existed; down.sh removes what the cluster left in
+# the others (its links and socket) and then the directories, once empty.
+SHARED_DIRS="/run/containerd /var/lib/cni /run/netns /var/log/containers /var/lib/kubelet /run/mount"
 
 # Directories backing the static local PersistentVolumes of deploy/kubernetes/local (this cluster
 # has no storage provisioner). Created by up.sh, removed with their data by down.sh.

@@ -12,6 +12,23 @@
 LOG_PREFIX=up
 source "$(dirname "$0")/lib.sh"
 need_root
+
+# State whose processes are all gone (the machine's processes were ended, not cluster-down): its
+# mounts, links and rules are stale. Clean it up first; a cluster that is partly up is repaired
+# below instead (each phase restarts what is dead).
+stale_state() {
+  local f any=
+  for f in "$PIDS"/*.pid; do
+    [[ -f $f ]] || continue
+    any=1
+    kill -0 "$(cat "$f")" 2>/dev/null && return 1
+  done
+  [[ -n $any ]]
+}
+if stale_state; then
+  log "state in $STATE but none of its processes runs: cleaning up with down.sh first"
+  "$CLUSTER_DIR/down.sh"
+fi
 mkdir -p "$STATE" "$PKI" "$LOGS" "$PIDS" "$RUNDIR"
 
 # start NAME CMD...: run detached in its own session; PID → $PIDS/NAME.pid, output → $LOGS/NAME.log.
@@ -222,7 +239,8 @@ phase_control() {
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --allocate-node-cidrs=true --cluster-cidr="$POD_CIDR" --node-cidr-mask-size=24 \
-    --service-cluster-ip-range="$SVC_CIDR" --profiling=false --v=1
+    --service-cluster-ip-range="$SVC_CIDR" --profiling=false --v=1 \
+    --flex-volume-plugin-dir="$STATE/kubelet/volume-plugins"
   start kube-scheduler "$BIN/kube-scheduler" \
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
