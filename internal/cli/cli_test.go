@@ -7,15 +7,27 @@ import (
 	"testing"
 )
 
+// run runs flotilla with a cancelled context: commands that get past
+// validation stop at once.
 func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return runCtx(ctx, env, args...)
+}
+
+// runLive runs flotilla until the command ends by itself.
+func runLive(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return runCtx(t.Context(), nil, args...)
+}
+
+func runCtx(ctx context.Context, env map[string]string, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	e := Env{Stdout: &stdout, Stderr: &stderr,
 		Getenv:    func(k string) string { return env[k] },
 		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // commands that get past validation stop at once
 	code := Run(ctx, args, e)
 	return code, stdout.String(), stderr.String()
 }

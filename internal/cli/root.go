@@ -95,6 +95,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		newCounterCmd(g),
 		newDemoCmd(g),
 		newUpCmd(g),
+		newSmokeCmd(g),
 		newGatewayCmd(g),
 		newLoadCmd(g),
 	)
