@@ -53,19 +53,13 @@ func testReadinessDelay(t *testing.T, s *system) {
 	checked := map[string]int{} // reads while not yet ready, by pod
 	served := map[string]float64{}
 	ctx := t.Context()
-	rollout := make(chan error, 1)
-	go func() {
-		_, err := s.run(context.Background(), "", "rollout", "status", "-n", s.ns, "deploy/demo", "--timeout="+rolloutTimeout.String())
-		rollout <- err
-	}()
+	deadline := time.Now().Add(rolloutLongTimeout)
 	for done := false; !done; {
-		select {
-		case err := <-rollout:
-			if err != nil {
-				t.Fatal(err)
-			}
+		switch err := s.rolledOut(ctx, "deploy/demo"); {
+		case err == nil:
 			done = true
-		default:
+		case time.Now().After(deadline):
+			t.Fatalf("deploy/demo not rolled out after %v: %v", rolloutLongTimeout, err)
 		}
 		for pod, started := range s.containerStarts(t, "app.kubernetes.io/name=demo") {
 			if slices.Contains(old, pod) || started.IsZero() {
@@ -105,7 +99,7 @@ func testReadinessDelay(t *testing.T, s *system) {
 	}
 
 	s.kc(t, s.ns, "set", "env", "deploy/demo", "FLOTILLA_READINESS_DELAY-")
-	s.waitRollout(t, s.ns, "deploy/demo")
+	s.waitRolledOut(t, "deploy/demo")
 	s.waitPods(t, "app.kubernetes.io/name=demo", 2)
 }
 
@@ -160,7 +154,7 @@ func testLivenessRestart(t *testing.T, s *system) {
 	manifest, _ := json.Marshal(d)
 	s.apply(t, s.ns, string(manifest))
 	t.Cleanup(func() { s.run(context.Background(), "", "delete", "-n", s.ns, "deploy/demo-faulty", "--wait=false") })
-	s.waitRollout(t, s.ns, "deploy/demo-faulty")
+	s.waitRolledOut(t, "deploy/demo-faulty")
 	faulty := s.podNames(t, s.ns, "e2e=faulty")
 	if len(faulty) != 1 {
 		t.Fatalf("faulty demo pods %q, want one", faulty)

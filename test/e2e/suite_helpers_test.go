@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +31,8 @@ const (
 	// convergeTimeout bounds waits for the cluster to settle (endpoints,
 	// kube-proxy rules, gateway health checks): not a speed assertion.
 	convergeTimeout = 2 * time.Minute
+	// rolloutLongTimeout bounds a rollout under load.
+	rolloutLongTimeout = 10 * time.Minute
 )
 
 // deployDir is a directory under deploy/kubernetes; tests run in test/e2e.
@@ -77,13 +80,13 @@ func deploySystem(t *testing.T) *system {
 	if err := os.MkdirAll(volDir, 0o755); err != nil {
 		t.Fatalf("Redis volume directory (the node is this machine): %v", err)
 	}
-	s.applyMoved(t, s.ns, deployDir("local"), []string{"gateway-nodeport", "counter-nodeport", "demo-nodeport"}, fmt.Sprintf(`
+	s.applyMoved(t, s.ns, deployDir("local"), fmt.Sprintf(`
   - target: {kind: PersistentVolume, name: flotilla-redis}
     patch: |-
       - {op: replace, path: /metadata/name, value: %s}
       - {op: replace, path: /spec/claimRef/namespace, value: %s}
       - {op: replace, path: /spec/local/path, value: %s}`, pv, s.ns, volDir))
-	s.waitRollout(t, s.ns, "statefulset/redis", "deploy/counter", "deploy/demo", "deploy/gateway")
+	s.waitRolledOut(t, "statefulset/redis", "deploy/counter", "deploy/demo", "deploy/gateway")
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 80))
 	s.counter = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "counter-nodeport", 5000))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo-nodeport", 8080))
@@ -98,32 +101,50 @@ func deploySystem(t *testing.T) *system {
 // applyMoved applies the kustomization in dir (an overlay that sets its own
 // namespace and fixed NodePorts) into namespace ns, through a kustomization
 // that only moves it: every object, the Namespace object included (with
-// its Pod Security labels), goes to ns, and the Services named in
-// nodePortServices get node ports assigned by the cluster instead of the
-// fixed ones. So the suite runs next to a `kubectl apply -k` of the same
-// overlay, and next to other runs. patches are more entries of the
-// kustomization's patches list.
-func (c *cluster) applyMoved(t *testing.T, ns, dir string, nodePortServices []string, patches ...string) {
+// its Pod Security labels), goes to ns, and every NodePort Service gets its
+// node port assigned by the cluster instead of the fixed one. So the suite
+// runs next to a `kubectl apply -k` of the same overlay, and next to other
+// runs. patches are more entries of the kustomization's patches list.
+func (c *cluster) applyMoved(t *testing.T, ns, dir string, patches ...string) {
 	t.Helper()
 	tmp := t.TempDir()
 	rel, err := filepath.Rel(tmp, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: %s
-resources: [%s]
-patches:
-  - target: {kind: Service, name: "^(%s)$"}
-    patch: |-
-      - {op: remove, path: /spec/ports/0/nodePort}
-`, ns, rel, strings.Join(nodePortServices, "|"))
-	k += strings.Join(patches, "\n")
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources: [%s]\n", ns, rel)
+	if len(patches) > 0 {
+		k += "patches:" + strings.Join(patches, "")
+	}
 	if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.applyKustomize(t, ns, tmp)
+	// A JSON patch cannot remove the node ports: kustomize matches a
+	// patch's target by original names too, and "demo" is also where
+	// "demo-blue" came from, which has none.
+	rendered := c.must(t, "", "kustomize", tmp)
+	c.apply(t, ns, nodePortLine.ReplaceAllString(rendered, ""))
+}
+
+var nodePortLine = regexp.MustCompile(`(?m)^\s*nodePort: \d+\n`)
+
+// waitRolledOut waits until every workload has rolled out, for up to
+// rolloutLongTimeout: with minReadySeconds 40 (deploy/kubernetes/base) a
+// rollout of 4 pods takes minutes, longer than waitRollout allows.
+func (s *system) waitRolledOut(t *testing.T, workloads ...string) {
+	t.Helper()
+	for _, w := range workloads {
+		eventually(t, rolloutLongTimeout, "rollout of "+w, func() error { return s.rolledOut(t.Context(), w) })
+	}
+}
+
+// rolledOut returns nil when workload has rolled out, else what it waits for.
+func (s *system) rolledOut(ctx context.Context, workload string) error {
+	out, err := s.run(ctx, "", "rollout", "status", "-n", s.ns, workload, "--watch=false")
+	if err == nil && !strings.Contains(out, "successfully rolled out") && !strings.Contains(out, "roll out complete") {
+		err = errors.New(strings.TrimSpace(out))
+	}
+	return err
 }
 
 // waitOK waits until GET url (with Host host, if not "") answers 200.
@@ -491,7 +512,7 @@ func (s *system) waitGateway(t *testing.T, backend, selector string) {
 // a rollout or scale-down are gone.
 func (s *system) waitPods(t *testing.T, selector string, n int) {
 	t.Helper()
-	eventually(t, 3*time.Minute, fmt.Sprintf("%d pods %s", n, selector), func() error {
+	eventually(t, rolloutLongTimeout, fmt.Sprintf("%d pods %s", n, selector), func() error {
 		if p := s.podNames(t, s.ns, selector); len(p) != n {
 			return fmt.Errorf("pods %q", p)
 		}

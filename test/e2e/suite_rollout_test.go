@@ -15,19 +15,19 @@ func image(version string) string { return "ghcr.io/flotilla-dev/flotilla:" + ve
 
 // testRollingUpgrade is the talk's `kubectl set image` upgrade of the
 // counter, under loadRate requests/s through the gateway: v1 → v2 → v1 →
-// v2 → v1 (three upgrades and the way back, each checked). No request may
+// v2, each checked (the counter stays on v2: what follows does not care). No request may
 // fail, and the answers move from the old version to the new one: the
 // first second of the load sees only the old version, the last only the
 // new one.
 func testRollingUpgrade(t *testing.T, s *system) {
-	steps := []struct{ from, to string }{{"v1", "v2"}, {"v2", "v1"}, {"v1", "v2"}, {"v2", "v1"}}
+	steps := []struct{ from, to string }{{"v1", "v2"}, {"v2", "v1"}, {"v1", "v2"}}
 	for i, st := range steps {
 		name := fmt.Sprintf("rolling upgrade %d counter %s→%s, gateway /counter", i+1, st.from, st.to)
 		s.waitGateway(t, "counter", "app.kubernetes.io/name=counter")
 		tr := startLoad(t, name, load.Config{URL: s.gateway + "/counter"})
 		sleep(t, 3*time.Second)
 		s.kc(t, s.ns, "set", "image", "deploy/counter", "counter="+image(st.to))
-		s.waitRollout(t, s.ns, "deploy/counter")
+		s.waitRolledOut(t, "deploy/counter")
 		// The old pods are gone from the API once rolled out, but may still
 		// drain; wait until only new pods exist, then a little more so the
 		// last seconds are the new version's alone.

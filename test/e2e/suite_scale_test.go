@@ -15,7 +15,7 @@ import (
 // distinct pods; back to 2 under load, no request fails.
 func testScale(t *testing.T, s *system) {
 	s.kc(t, s.ns, "scale", "deploy/counter", "--replicas=4")
-	s.waitRollout(t, s.ns, "deploy/counter")
+	s.waitRolledOut(t, "deploy/counter")
 	pods := s.podNames(t, s.ns, "app.kubernetes.io/name=counter")
 	if len(pods) != 4 {
 		t.Fatalf("after scaling to 4: counter pods %q", pods)

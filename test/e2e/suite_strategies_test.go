@@ -20,8 +20,8 @@ func strategy(t *testing.T, name string, workloads ...string) *system {
 	t.Helper()
 	s := &system{cluster: newCluster(t)}
 	s.ns = s.namespace(t, name)
-	s.applyMoved(t, s.ns, deployDir("strategies", name), []string{"gateway-nodeport", "demo"})
-	s.waitRollout(t, s.ns, append(workloads, "deploy/gateway")...)
+	s.applyMoved(t, s.ns, deployDir("strategies", name))
+	s.waitRolledOut(t, append(workloads, "deploy/gateway")...)
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 80))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo", 8080))
 	waitOK(t, s.gateway+"/ping", "")
@@ -59,7 +59,7 @@ func upgradeUnderLoad(t *testing.T, s *system, what string, pods int) (gw, np *t
 	np = startLoad(t, what+", demo NodePort, new connection per request", load.Config{URL: s.demo + "/", DisableKeepAlive: true})
 	sleep(t, 3*time.Second)
 	s.kc(t, s.ns, "set", "image", "deploy/demo", "demo="+image("v2"))
-	s.waitRollout(t, s.ns, "deploy/demo")
+	s.waitRolledOut(t, "deploy/demo")
 	s.waitPods(t, "app.kubernetes.io/name=demo", pods)
 	sleep(t, 4*time.Second)
 	return gw, np
