@@ -109,7 +109,12 @@ if [[ -f $STATE/dirs.baseline ]]; then
   for d in $SHARED_DIRS; do
     grep -qx "$d" "$STATE/dirs.baseline" && continue
     [[ -d $d ]] || continue
-    # The kubelet's links to container logs under $STATE, and its device-plugin socket.
+    # What the cluster leaves there when its processes were killed rather than stopped (no CNI DEL,
+    # no shim cleanup): the CNI results of its networks (its own and containerd's loopback), shim sockets (the directory is the
+    # cluster's: it did not exist before), the kubelet's links to container logs under $STATE and
+    # its device-plugin socket.
+    find "$d" \( -name "$CNI_NETWORK-*" -o -name "cni-loopback-*" \) -type f -delete 2>/dev/null
+    [[ $d == /run/containerd ]] && find "$d" -type s -delete 2>/dev/null
     find "$d" -type l -lname "$STATE/*" -delete 2>/dev/null
     rm -f "$d/device-plugins/kubelet.sock"
     find "$d" -depth -type d -empty -delete 2>/dev/null

@@ -288,7 +288,7 @@ EOF
   put "$STATE/cni/net.d/10-flotilla.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
-  "name": "flotilla",
+  "name": "$CNI_NETWORK",
   "plugins": [
     {
       "type": "bridge", "bridge": "$POD_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
