@@ -56,9 +56,13 @@ func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	addr := req.URL.Host
-	for try := 0; ; try++ {
-		pc, reused, err := t.get(ctx, addr)
+	fresh := false
+	for {
+		pc, reused, err := t.get(ctx, addr, fresh)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
 			return nil, err
 		}
 		stop := context.AfterFunc(ctx, func() { pc.SetDeadline(aLongTimeAgo) })
@@ -68,8 +72,12 @@ func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
 			pc.Close()
 			// A reused connection the server closed while idle fails at
 			// once; an idempotent request was not processed and goes
-			// again on a new connection, as http.Transport does.
-			if reused && try == 0 && ctx.Err() == nil && isIdempotent(req.Method) && isStale(err) {
+			// again, as http.Transport does. The other idle connections
+			// to addr are as old or older and likely closed too: drop
+			// them and dial, so one stale pool costs one retry.
+			if reused && ctx.Err() == nil && isIdempotent(req.Method) && isStale(err) {
+				t.dropIdle(addr)
+				fresh = true
 				continue
 			}
 			if ctx.Err() != nil {
@@ -112,14 +120,13 @@ func isStale(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
 }
 
-func (t *H1) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
-	idleTimeout := t.IdleTimeout
-	if idleTimeout <= 0 {
-		idleTimeout = 90 * time.Second
-	}
+// get returns an idle connection to addr (reused) or, when there is none
+// or fresh is set, a new one.
+func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, error) {
+	idleTimeout := t.idleTimeout()
 	now := time.Now()
 	t.mu.Lock()
-	for conns := t.idle[addr]; len(conns) > 0; conns = t.idle[addr] {
+	for conns := t.idle[addr]; !fresh && len(conns) > 0; conns = t.idle[addr] {
 		pc := conns[len(conns)-1]
 		t.idle[addr] = conns[:len(conns)-1]
 		if now.Sub(pc.idleAt) < idleTimeout {
@@ -165,12 +172,27 @@ func (t *H1) put(addr string, pc *h1Conn) {
 	}
 }
 
+func (t *H1) idleTimeout() time.Duration {
+	if t.IdleTimeout <= 0 {
+		return 90 * time.Second
+	}
+	return t.IdleTimeout
+}
+
+// dropIdle closes the idle connections to addr.
+func (t *H1) dropIdle(addr string) {
+	t.mu.Lock()
+	conns := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, pc := range conns {
+		pc.Close()
+	}
+}
+
 // sweepLocked removes the connections idle longer than IdleTimeout.
 func (t *H1) sweepLocked(now time.Time) []*h1Conn {
-	idleTimeout := t.IdleTimeout
-	if idleTimeout <= 0 {
-		idleTimeout = 90 * time.Second
-	}
+	idleTimeout := t.idleTimeout()
 	var drop []*h1Conn
 	for addr, conns := range t.idle {
 		kept := conns[:0]
@@ -207,8 +229,8 @@ func (t *H1) CloseIdleConnections() {
 }
 
 // h1Body returns the connection to the pool once the body was read to its
-// end; a body closed early closes the connection (what is left of it
-// cannot be skipped cheaply).
+// end; a body closed early closes the connection first: what is left of
+// it cannot be skipped cheaply, and may never end (a stream).
 type h1Body struct {
 	io.ReadCloser
 	t     *H1
@@ -233,13 +255,17 @@ func (b *h1Body) Close() error {
 		return nil
 	}
 	b.done = true
-	err := b.ReadCloser.Close()
 	// stop reports false when the context already fired and poisoned the
 	// connection's deadline.
 	if b.stop() && b.eof && b.reuse && b.pc.br.Buffered() == 0 {
+		err := b.ReadCloser.Close()
 		b.t.put(b.addr, b.pc)
-	} else {
-		b.pc.Close()
+		return err
 	}
-	return err
+	// Closing http.ReadResponse's body reads the rest of it: close the
+	// connection first so that it cannot block, and ignore the error that
+	// causes.
+	b.pc.Close()
+	b.ReadCloser.Close()
+	return nil
 }

@@ -133,3 +133,105 @@ func TestH1SweepsExpiredIdle(t *testing.T) {
 		t.Errorf("sweep dropped %d, kept %v; want the expired one dropped and its address forgotten", len(drop), tr.idle)
 	}
 }
+
+// closeWithin fails the test when Close does not return within d.
+func closeWithin(t *testing.T, c io.Closer, d time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		c.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("Close() still blocked after %v", d)
+	}
+}
+
+// endless streams until the client goes away or stop is called.
+func endless() (h http.HandlerFunc, stop func()) {
+	stopped := make(chan struct{})
+	return func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 4<<10))
+		rc := http.NewResponseController(w)
+		for r.Context().Err() == nil {
+			select {
+			case <-stopped:
+				return
+			default:
+			}
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}, func() { close(stopped) }
+}
+
+func TestH1CloseHalfReadEndlessBody(t *testing.T) {
+	h, stop := endless()
+	defer stop() // before the server's Cleanup, which waits for handlers
+	srv, _ := h1Server(t, h)
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// Closing must not read the rest of an endless stream.
+	closeWithin(t, resp.Body, 5*time.Second)
+}
+
+func TestH1ManyStaleIdleConnections(t *testing.T) {
+	const n = 8
+	var arrivedN atomic.Int64
+	all := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fill" && arrivedN.Add(1) == n {
+			close(all)
+		}
+		if r.URL.Path == "/fill" {
+			<-all // hold each request so that n connections open
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	var closed atomic.Int64
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := get(t, tr, context.Background(), srv.URL+"/fill", nil)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait for the server to close all n idle connections.
+	deadline := time.Now().Add(10 * time.Second)
+	for closed.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("server closed %d of %d idle connections", closed.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, err := get(t, tr, context.Background(), srv.URL+"/after", nil); err != nil || got != "200 OK /after" {
+		t.Fatalf("GET after %d pooled connections went stale = %q, %v", n, got, err)
+	}
+}
