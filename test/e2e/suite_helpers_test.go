@@ -347,7 +347,8 @@ func (tl *timeline) answered() []second {
 	return out
 }
 
-// kind is "v1", "v1+v2" or "none": which versions answered in a second.
+// kind is "v1", "v1+v2", "unknown+v1" or "none": which versions answered
+// in a second; "unknown" answers carry no version (the gateway's own 503s).
 func (s second) kind() string {
 	if len(s.versions) == 0 {
 		return "none"
@@ -355,6 +356,22 @@ func (s second) kind() string {
 	names := make([]string, 0, len(s.versions))
 	for v := range s.versions {
 		names = append(names, v)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "+")
+}
+
+// served is kind without the answers that carry no version: which versions
+// of the application answered.
+func (s second) served() string {
+	var names []string
+	for v := range s.versions {
+		if v != load.Unknown {
+			names = append(names, v)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
 	}
 	slices.Sort(names)
 	return strings.Join(names, "+")
@@ -419,17 +436,18 @@ func TestTimeline(t *testing.T) {
 		"uests=600 rate=200.0/s in_flight=0 errors=200 error_rate=33% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=- versions=v1:60%,v2:0%\n",
 		"  errors     0 (0.00%): refused 0, reset 0, timeout 0, 5xx 0, other 0\n",
 		"load t=4.0s requests=800 rate=200.0/s in_flight=0 errors=200 error_rate=25% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=v2:100% versions=v1:50%,v2:25%\n",
+		"load t=5.0s requests=1000 rate=200.0/s in_flight=0 errors=300 error_rate=30% p50=1ms p90=1ms p99=2ms max=3ms versions_1s=v2:50%,unknown:50% versions=v1:40%,v2:30%,unknown:30%\n",
 	} {
 		tl.Write([]byte(chunk))
 	}
 	var got []string
 	for _, s := range tl.seconds {
-		got = append(got, fmt.Sprintf("%.0f:%s", s.at, s.kind()))
+		got = append(got, fmt.Sprintf("%.0f:%s:%s", s.at, s.kind(), s.served()))
 	}
-	if want := []string{"1:v1", "2:v1+v2", "3:none", "4:v2"}; !slices.Equal(got, want) {
+	if want := []string{"1:v1:v1", "2:v1+v2:v1+v2", "3:none:none", "4:v2:v2", "5:unknown+v2:v2"}; !slices.Equal(got, want) {
 		t.Errorf("seconds %q, want %q", got, want)
 	}
-	if got, want := tl.String(), "v1 1-1s, v1+v2 2-2s, none 3-3s, v2 4-4s"; got != want {
+	if got, want := tl.String(), "v1 1-1s, v1+v2 2-2s, none 3-3s, v2 4-4s, unknown+v2 5-5s"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 
