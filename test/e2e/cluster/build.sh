@@ -99,7 +99,7 @@ EOF
     echo "$key" >"$BIN/.coredns"
     log "coredns compiled in $(($(date +%s) - t0))s"
   fi
-  log "binaries in $BIN: $(cd "$BIN" && ls | tr '\n' ' ')"
+  log "binaries in $BIN: $(find "$BIN" -maxdepth 1 -type f ! -name '.*' -printf '%f ')"
 
   # ------------------------------------------------------------------ the cluster's own images
   # CoreDNS, and hello (the self-test workload, v1 and v2 for a rolling update), as OCI tarballs.
@@ -118,7 +118,7 @@ EOF
     mk -o "$IMAGES/hello-v2.tar" -tag "$HELLO_IMAGE:v2" -entrypoint /hello -env VERSION=v2 "$IMAGES/hello=/hello"
     rm -f "$IMAGES/mkimage" "$IMAGES/hello"
     echo "$key" >"$IMAGES/.stamp"
-    log "cluster images built: $(cd "$IMAGES" && ls ./*.tar | tr '\n' ' ')"
+    log "cluster images built: $(find "$IMAGES" -name '*.tar' -printf '%f ')"
   fi
 }
 

@@ -10,7 +10,8 @@ set +e +o pipefail
 pass=0 fail=0
 ns=cluster-check
 checked() { # checked NAME CMD...: run, count, report with its duration
-  local name=$1 t=$(date +%s%N)
+  local name=$1 t
+  t=$(date +%s%N)
   shift
   if "$@"; then
     pass=$((pass + 1))
@@ -21,9 +22,9 @@ checked() { # checked NAME CMD...: run, count, report with its duration
   fi
 }
 retry() { # retry N CMD...: up to N tries, 1 s apart
-  local n=$1 i
+  local n=$1
   shift
-  for i in $(seq "$n"); do "$@" && return 0; sleep 1; done
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 1; done
   return 1
 }
 served() { curl -fsS -m 3 "$1" 2>/dev/null | grep -q "hello $2 from"; }

@@ -16,11 +16,11 @@ alive() { local p; p=$(pid_of "$1") && [[ -n $p ]] && kill -0 "$p" 2>/dev/null; 
 
 # stop NAME: SIGTERM to the recorded PID, up to 15 s to exit, then SIGKILL.
 stop() {
-  local name=$1 pid i
+  local name=$1 pid
   pid=$(pid_of "$name") || return 0
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
-    for i in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     if kill -0 "$pid" 2>/dev/null; then
       log "$name (pid $pid) did not exit within 15s: SIGKILL"
       kill -KILL "$pid"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # settings used by the scripts that source this file
 # Shared settings and helpers for the local cluster scripts (sourced, not run).
 #
 # Every path and version can be overridden from the environment:

@@ -40,9 +40,9 @@ start() {
     return
   fi
   # exec keeps the PID that was written: the recorded PID is the component itself.
+  # shellcheck disable=SC2016 # expanded by the inner bash
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PIDS/$name.pid" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-  local i
-  for i in $(seq 50); do [[ -s $PIDS/$name.pid ]] && break; sleep 0.1; done
+  for _ in $(seq 50); do [[ -s $PIDS/$name.pid ]] && break; sleep 0.1; done
   log "started $name (pid $(cat "$PIDS/$name.pid"), log $LOGS/$name.log)"
 }
 
