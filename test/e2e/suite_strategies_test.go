@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -140,9 +142,10 @@ func testBlueGreen(t *testing.T) {
 	t.Logf("weights flipped on every gateway replica between t=%.1fs and t=%.1fs", begin.Seconds(), end.Seconds())
 	checkFlip(t, tr, begin, end, "v1", "v2")
 	for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
-		got := s.must(t, "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/routes/demo/weights", s.ns, pod))
-		if strings.ReplaceAll(got, " ", "") != `{"demo-blue":0,"demo-green":100}`+"\n" && strings.ReplaceAll(got, " ", "") != `{"demo-blue":0,"demo-green":100}` {
-			t.Errorf("gateway %s: weights %q after the flip", pod, got)
+		out := s.must(t, "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/routes/demo/weights", s.ns, pod))
+		var got map[string]int
+		if err := json.Unmarshal([]byte(out), &got); err != nil || !maps.Equal(got, map[string]int{"demo-blue": 0, "demo-green": 100}) {
+			t.Errorf("gateway %s: GET /routes/demo/weights = %q after the flip (%v), want demo-blue 0, demo-green 100", pod, out, err)
 		}
 	}
 
