@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -99,10 +100,12 @@ func TestCounterThroughNodePort(t *testing.T) {
 		return err
 	})
 
+	// A new connection per request, so kube-proxy picks a pod for each, as for the talk's curls.
+	closeConn := http.Header{"Connection": {"close"}}
 	prev := -1
 	seen := map[string]bool{}
 	for i := range 20 {
-		r, err := get(t.Context(), url, nil)
+		r, err := get(t.Context(), url, closeConn)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -123,6 +126,10 @@ func TestCounterThroughNodePort(t *testing.T) {
 		if v := r.Header.Get("X-Flotilla-Version"); v != "v1" {
 			t.Errorf("request %d: X-Flotilla-Version = %q, want v1 (the image's baked-in version)", i, v)
 		}
+	}
+	// kube-proxy picks at random: all 20 on one of two pods has a probability of 2^-19.
+	if len(seen) != len(pods) {
+		t.Errorf("answers came from %d pods %v, want every one of %q", len(seen), seen, pods)
 	}
 	t.Logf("20 requests answered by %d pods, value now %d", len(seen), prev)
 }
