@@ -130,14 +130,15 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	})
 	services = append(services, &upService{name: "index", handler: index})
 
-	addrs := map[string][]string{} // backend name → addresses
-	defer func() { // on early error returns; Serve has closed them otherwise
+	// On early error returns, close the listeners; Serve closes them otherwise.
+	defer func() {
 		for _, s := range services {
 			if s.ln != nil {
 				s.ln.Close()
 			}
 		}
 	}()
+	addrs := map[string][]string{} // backend name → addresses
 	for _, s := range services {
 		if s.ln, err = httpserver.Listen(ctx, "127.0.0.1:0"); err != nil {
 			return err
