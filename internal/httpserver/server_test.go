@@ -24,12 +24,14 @@ func TestServeDrainsGracefully(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := "http://" + ln.Addr().String()
-	o := Options{DrainDelay: 300 * time.Millisecond, ShutdownTimeout: 5 * time.Second}
+	// The drain delay is long so the request sent during it lands inside
+	// it even on a busy machine.
+	o := Options{DrainDelay: 2 * time.Second, ShutdownTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	var drained atomic.Bool
+	drained := make(chan struct{})
 	served := make(chan error, 1)
 	go func() {
-		served <- Serve(ctx, New(h, o, slog.New(slog.DiscardHandler)), ln, o, func() { drained.Store(true) })
+		served <- Serve(ctx, New(h, o, slog.New(slog.DiscardHandler)), ln, o, func() { close(drained) })
 	}()
 
 	slow := make(chan string, 1)
