@@ -13,7 +13,7 @@ func TestSmoke(t *testing.T) {
 	var n atomic.Int64
 	growing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Host != "flaskapp.test" {
-			http.Error(w, "wrong host "+r.Host, 404)
+			http.Error(w, "wrong host "+r.Host, http.StatusNotFound)
 			return
 		}
 		fmt.Fprintf(w, `{"instance":"c-1","version":"v1","count":%d}`, n.Add(1))
@@ -24,7 +24,7 @@ func TestSmoke(t *testing.T) {
 	}))
 	defer stuck.Close()
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "Redis at redis:6379 is unavailable: connection refused", 503)
+		http.Error(w, "Redis at redis:6379 is unavailable: connection refused", http.StatusServiceUnavailable)
 	}))
 	defer down.Close()
 
