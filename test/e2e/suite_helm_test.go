@@ -21,13 +21,15 @@ const helmModule = "helm.sh/helm/v3/cmd/helm@v3.22.0"
 // namespace of its own, runs `helm test` (its pod sends requests to the
 // counter through the gateway, by path and by the talk's host) and curls
 // the chart's NodePorts. $HELM names a helm binary; without it Helm is
-// built from the module proxy (once, then cached).
+// built from the module proxy (slow once, then from Go's build cache).
 func TestHelm(t *testing.T) {
 	c := newCluster(t)
 	helm := os.Getenv("HELM")
 	if helm == "" {
-		helm = filepath.Join(t.TempDir(), "helm")
-		build := exec.CommandContext(t.Context(), "go", "build", "-o", helm, helmModule)
+		bin := t.TempDir()
+		helm = filepath.Join(bin, "helm")
+		build := exec.CommandContext(t.Context(), "go", "install", helmModule)
+		build.Env = append(os.Environ(), "GOBIN="+bin)
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", helmModule, err, out)
 		}
