@@ -51,10 +51,18 @@ func TestHelm(t *testing.T) {
 		return out.String()
 	}
 	run("install", "flotilla", "../../deploy/helm/flotilla", "-f", "../../deploy/helm/values-local.yaml", "--wait", "--timeout", "5m")
-	run("test", "flotilla", "--timeout", "5m")
-
 	gw := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 80))
 	counter := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-counter", 5000))
+	// `helm install --wait` returns when the pods are ready, but the
+	// gateway is ready before it has resolved its backends (the headless
+	// Services' names fail to resolve, or resolve empty, for a few seconds
+	// after they are created, and the cluster DNS caches that), so a
+	// `helm test` run at once gets 503 no_healthy_upstream. Wait until the
+	// gateway routes both ways, then run it.
+	waitOK(t, gw+"/counter", "")
+	waitOK(t, gw+"/flask", "flaskapp.test")
+	run("test", "flotilla", "--timeout", "5m")
+
 	pods := c.podNames(t, ns, "app.kubernetes.io/name=counter")
 	waitOK(t, counter+"/", "")
 	prev := -1
