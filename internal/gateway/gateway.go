@@ -134,6 +134,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.MaxMirrorInFlight <= 0 {
 		opts.MaxMirrorInFlight = 64
 	}
+	if opts.Rand == nil {
+		opts.Rand = rand.IntN
+	}
 	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false)}, h2c: newTransport(true)}
 	if opts.AccessLog != nil {
 		g.access = newAccessLog(opts.AccessLog, time.Second)
@@ -320,7 +323,12 @@ func (g *Gateway) swap(cfg *config.Config) error {
 				continue
 			}
 		}
-		pools[b.Name] = backend.New(b, backend.Options{Transport: g.h1, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
+		// Health checks go over the protocol the backend serves.
+		var tr http.RoundTripper = g.h1
+		if b.Protocol == "h2c" {
+			tr = g.h2c
+		}
+		pools[b.Name] = backend.New(b, backend.Options{Transport: tr, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
 			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }})
 	}
 	st := &state{cfg: cfg, table: table, pools: pools}
@@ -419,11 +427,4 @@ func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
 	g.state.Store(&next)
 	g.log.Info("weights changed", slog.String("route", routeName), slog.Any("weights", w))
 	return nil
-}
-
-func randIntN(f balance.IntN, n int) int {
-	if f == nil {
-		return rand.IntN(n)
-	}
-	return f(n)
 }

@@ -45,10 +45,32 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	backendIdx, cookie := rs.pick(r)
 	ex = &proxy.Exchange{Route: rt, Pool: rs.pools[backendIdx], RequestID: rid,
 		Traceparent: proxy.Traceparent(r.Header.Get("Traceparent")), SetCookie: cookie}
+	clearDeadlines(w, r)
 	if rs.mirror != nil && g.sample(*rt.Config.Mirror.Percent) {
-		g.sendMirror(r, rs)
+		g.sendMirror(r, rs, ex)
 	}
 	g.proxy.Serve(rec, r, ex)
+}
+
+// clearDeadlines lifts the server's ReadTimeout and WriteTimeout for a
+// proxied request: they are sized for the server as a whole and would cut
+// a route whose timeout is longer (the client saw EOF while the access
+// log said 200). The route timeout bounds the exchange instead: its
+// cancellation stops reading the request body and waiting for the
+// response headers; a streamed response body may take as long as it
+// takes. A read deadline is not the tool: when it passes, the server
+// cancels the request's context, which would turn a 504 into a 499.
+// It also lets an upstream answer headers before it has read the whole
+// body (full duplex), which Go's HTTP/1 server refuses by default.
+func clearDeadlines(w http.ResponseWriter, r *http.Request) {
+	// Errors mean the writer cannot (ErrNotSupported): the server's own
+	// timeouts then stay.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	if r.Body != nil && r.Body != http.NoBody {
+		rc.EnableFullDuplex()
+	}
 }
 
 // pick chooses the backend: the sticky cookie's when it names a backend
@@ -87,14 +109,14 @@ func (g *Gateway) sample(percent float64) bool {
 		return true
 	}
 	const scale = 1_000_000
-	n := randIntN(g.opts.Rand, scale)
+	n := g.opts.Rand(scale)
 	return float64(n) < percent/100*scale
 }
 
 // sendMirror copies r to the route's shadow backend. A body is mirrored
 // only when its length is known and at most proxy.MaxMirrorBody; it is
 // read here and replayed to the primary.
-func (g *Gateway) sendMirror(r *http.Request, rs *routeState) {
+func (g *Gateway) sendMirror(r *http.Request, rs *routeState, ex *proxy.Exchange) {
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength < 0 || r.ContentLength > proxy.MaxMirrorBody {
@@ -103,15 +125,20 @@ func (g *Gateway) sendMirror(r *http.Request, rs *routeState) {
 		}
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			// The primary will see the same broken body and fail on it.
-			r.Body = io.NopCloser(bytes.NewReader(b))
+			// The primary sees what arrived, then the same error, and
+			// fails on it as it would have without the mirror.
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
 			return
 		}
 		body = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
-	g.mirror.Send(r, body, rs.rt, rs.mirror)
+	g.mirror.Send(r, body, ex, rs.mirror)
 }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid string, rs *routeState, backendIdx int, ex *proxy.Exchange) {
 	status := rec.status

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
@@ -172,9 +173,10 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	idempotent := isIdempotent(req.Method)
 	var body *replayBody
 	if req.Body != nil && req.Body != http.NoBody {
+		// Not closed here: the upstream may answer headers before it
+		// reads the body; ReverseProxy closes the body when it is done.
 		body = &replayBody{ReadCloser: req.Body}
 		req.Body = body
-		defer body.ReadCloser.Close()
 	}
 	pool.RequestStarted()
 	defer pool.RequestDone()
@@ -186,14 +188,12 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			pool.RetryDone()
 		}
 	}()
-	var lastErr error
 	for attempt := 0; ; attempt++ {
+		// Acquire fails only when no endpoint is available (or all are
+		// full), also on a retry: an endpoint may just have been ejected.
 		ep, full := pool.Acquire(req, tried)
 		if ep == nil {
-			switch {
-			case lastErr != nil:
-				return nil, lastErr
-			case full:
+			if full {
 				return nil, ErrOverloaded
 			}
 			return nil, ErrNoHealthy
@@ -212,11 +212,19 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		if err != nil && body != nil && body.failed() != nil {
+			// The client's body broke (gone, too slow, over the cap): not
+			// the endpoint's failure, and nothing to retry.
+			ep.Done()
+			return nil, &clientBodyError{body.failed()}
+		}
 		pool.Report(ep, err != nil || isGatewayFailure(resp.StatusCode))
-		replayable := body == nil || !body.read
-		retry := attempt < policy.Attempts && replayable &&
-			(err != nil && (idempotent || isConnectError(err)) ||
-				err == nil && idempotent && slices.Contains(policy.RetryOn, resp.StatusCode))
+		// A body is replayed only after a failure before any of it was
+		// read. A status answer may come while the transport still sends
+		// the body, so status retries are for bodiless requests only.
+		retry := attempt < policy.Attempts &&
+			(err != nil && (idempotent || isConnectError(err)) && (body == nil || !body.read.Load()) ||
+				err == nil && idempotent && body == nil && slices.Contains(policy.RetryOn, resp.StatusCode))
 		if retry && pool.RetryStart(*policy.Budget) {
 			retries++
 			if resp != nil {
@@ -224,10 +232,6 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 				resp.Body.Close()
 			}
 			ep.Done()
-			lastErr = err
-			if err == nil {
-				lastErr = errors.New("upstream status " + resp.Status)
-			}
 			if p.opts.OnRetry != nil {
 				p.opts.OnRetry(ex.Route.Name, pool.Config.Name)
 			}
@@ -292,22 +296,43 @@ func isConnectError(err error) bool {
 }
 
 // replayBody lets a request body be sent again after a failed connect:
-// the transport closes a request body on error, so Close is deferred to
-// RoundTrip, and read tells whether any byte left.
+// the transport closes a request body on error, so Close does nothing
+// (ReverseProxy closes the body it passed in), and read tells whether
+// any byte left. It also remembers the client's own read error, so that a
+// broken upload is not blamed on the endpoint. The transport reads it on
+// its own goroutine, hence the atomics.
 type replayBody struct {
 	io.ReadCloser
-	read bool
+	read atomic.Bool
+	err  atomic.Pointer[error]
 }
 
 func (b *replayBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
-		b.read = true
+		b.read.Store(true)
+	}
+	if err != nil && err != io.EOF {
+		b.err.Store(&err)
 	}
 	return n, err
 }
 
 func (b *replayBody) Close() error { return nil }
+
+// failed returns the error reading the client's body, nil when none.
+func (b *replayBody) failed() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// clientBodyError is a failure to read the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 // doneBody ends the endpoint's in-flight count when the response body is
 // closed, so least_request and MaxInFlight see streaming responses.
@@ -338,16 +363,18 @@ func (c *doneConn) Close() error {
 
 // classify maps a failed exchange to its status and error code, in one
 // place: 499 client gone, 502 upstream failure, 503 no healthy or
-// overloaded upstream, 504 upstream timeout, 413 body over the cap.
+// overloaded upstream, 504 upstream timeout, 413 body over the cap. A
+// client whose request body broke off is gone too (499).
 func classify(ctx context.Context, err error) (int, string) {
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
+	var bodyErr *clientBodyError
 	switch {
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "request_too_large"
 	case errors.Is(context.Cause(ctx), ErrTimeout):
 		return http.StatusGatewayTimeout, "upstream_timeout"
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.As(err, &bodyErr):
 		return 499, "client_closed_request"
 	case errors.Is(err, ErrNoHealthy):
 		return http.StatusServiceUnavailable, "no_healthy_upstream"
