@@ -2,17 +2,29 @@ package load
 
 import (
 	"encoding/json"
+	"net/url"
 	"time"
 )
 
 // MarshalJSON adds elapsed_seconds, since a time.Duration would encode as
-// nanoseconds.
+// nanoseconds, and hides a password in the URL.
 func (s Summary) MarshalJSON() ([]byte, error) {
 	type plain Summary // without this method
+	s.URL = redact(s.URL)
 	return json.Marshal(struct {
 		plain
 		ElapsedSeconds float64 `json:"elapsed_seconds"`
 	}{plain(s), s.Elapsed.Seconds()})
+}
+
+// redact replaces the password of a URL's user:pass@ with "xxxxx", so
+// that reports can be shared.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // Validate rejected it already; nothing parsed to hide
+	}
+	return u.Redacted()
 }
 
 // MarshalJSON writes every latency in milliseconds: min_ms, mean_ms,

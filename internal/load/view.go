@@ -155,7 +155,7 @@ func (v *view) drawTTY(t *tally, last point, span, elapsed time.Duration) {
 	if v.cfg.Rate > 0 {
 		mode = fmt.Sprintf("open loop, %g/s", v.cfg.Rate)
 	}
-	fmt.Fprintf(b, "flotilla load  %s %s  %s\n", v.cfg.Method, v.cfg.URL, mode)
+	fmt.Fprintf(b, "flotilla load  %s %s  %s\n", v.cfg.Method, redact(v.cfg.URL), mode)
 
 	progress := 0.0
 	if v.cfg.Duration > 0 {
@@ -256,7 +256,7 @@ func (s Summary) WriteText(w io.Writer) error {
 }
 
 func (s Summary) writeText(b *bytes.Buffer, c Config) {
-	fmt.Fprintf(b, "flotilla load: %s, %s\n", s.URL, describe(c))
+	fmt.Fprintf(b, "flotilla load: %s, %s\n", redact(s.URL), describe(c))
 	fmt.Fprintf(b, "  requests   %d in %s: %.1f/s", s.Requests, fmtDur(s.Elapsed), s.Rate)
 	if s.Unsent > 0 {
 		fmt.Fprintf(b, ", %d due but not sent (%d in flight until the end)", s.Unsent, s.Concurrency)
