@@ -138,7 +138,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				gw.ReloadFile() // reported inside
+				if err := gw.ReloadFile(); err != nil {
+					gw.LogRejected(err)
+				}
 			}
 		}
 	})

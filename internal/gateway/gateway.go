@@ -208,7 +208,7 @@ func (g *Gateway) Close() {
 // flight finish on the old table, new ones use the new one. Backends
 // whose config is unchanged keep their endpoints' health and connections.
 // Live weight changes made with SetWeights are replaced by cfg's. On error
-// nothing changes and the error is reported (log, metric, Status).
+// nothing changes and the error is returned and recorded (metric, Status).
 func (g *Gateway) Reload(cfg *config.Config) error {
 	return g.load("memory", func() (*config.Config, error) { return cfg, nil })
 }
@@ -218,10 +218,22 @@ func (g *Gateway) ReloadFile() error {
 	if g.opts.ConfigPath == "" {
 		return errors.New("no config file: this gateway's config is built in memory")
 	}
-	return g.load(g.opts.ConfigPath, func() (*config.Config, error) {
-		cfg, sum, err := loadFile(g.opts.ConfigPath)
+	return g.reloadFile(nil)
+}
+
+// reloadFile swaps in the config file's content data, read here when nil.
+func (g *Gateway) reloadFile(data []byte) error {
+	path := g.opts.ConfigPath
+	return g.load(path, func() (*config.Config, error) {
+		if data == nil {
+			var err error
+			if data, err = config.ReadFile(path); err != nil {
+				return nil, err
+			}
+		}
+		cfg, err := config.ParseFile(path, data)
 		if err == nil {
-			g.fileSum = sum
+			g.fileSum = hash(data)
 		}
 		return cfg, err
 	})
@@ -244,14 +256,17 @@ func NewFromFile(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// loadFile loads and validates path and hashes the bytes it parsed.
+// loadFile reads path once, then hashes and validates those bytes.
 func loadFile(path string) (*config.Config, []byte, error) {
-	before := fileSum(path)
-	cfg, err := config.Load(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	return cfg, before, nil
+	cfg, err := config.ParseFile(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, hash(data), nil
 }
 
 // Status reports the last configuration load.
@@ -280,8 +295,7 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 		g.status.OK, g.status.Errors = false, splitErrors(err)
 		g.metrics.reloads.WithLabelValues("failure").Inc()
 		g.metrics.lastOK.Set(0)
-		g.log.Error("config rejected; the last good config keeps serving", slog.String("source", source), slog.Any("errors", g.status.Errors))
-		return err
+		return err // the caller reports it: returned at start-up, logged on watch and SIGHUP
 	}
 	g.status = ReloadStatus{OK: true, At: start, LastSuccess: start, Source: source}
 	g.metrics.reloads.WithLabelValues("success").Inc()

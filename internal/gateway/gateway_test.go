@@ -287,7 +287,10 @@ routes:
 `, dead, slow.addr(), dead), Options{MaxRequestBody: 10})
 	// Wait for the failing health check to mark "sick" down.
 	deadline := time.Now().Add(5 * time.Second)
-	for f.gw.state.Load().pools["sick"].Available() && time.Now().Before(deadline) {
+	for f.gw.state.Load().pools["sick"].Available() {
+		if time.Now().After(deadline) {
+			t.Fatal("health checks never marked the dead endpoint down")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	tests := []struct {

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 // WatchFile reloads Options.ConfigPath whenever its content changes, until
@@ -18,8 +21,8 @@ import (
 // replace files by rename, and a Kubernetes ConfigMap volume swaps a
 // "..data" symlink, both of which a watch on the file itself loses.
 // Events are coalesced over debounce (default 100ms) and a reload happens
-// only when the bytes changed. Failed reloads are reported like any other
-// (log, metric, Status) and the last good config keeps serving.
+// only when the bytes changed. Failed reloads are logged and recorded
+// (metric, Status); the last good config keeps serving.
 func (g *Gateway) WatchFile(ctx context.Context, debounce time.Duration) error {
 	path := g.opts.ConfigPath
 	if path == "" {
@@ -61,22 +64,33 @@ func (g *Gateway) WatchFile(ctx context.Context, debounce time.Duration) error {
 			}
 			g.log.Warn("config watch error", slog.String("path", path), slog.String("error", err.Error()))
 		case <-timer.C:
-			sum := fileSum(path)
-			if sum == nil || bytes.Equal(sum, last) {
-				continue // gone for a moment (mid-swap) or unchanged
+			data, err := config.ReadFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // gone for a moment (mid-swap)
+			}
+			if err != nil {
+				g.log.Warn("config watch: cannot read the file", slog.String("path", path), slog.String("error", err.Error()))
+				continue
+			}
+			sum := hash(data)
+			if bytes.Equal(sum, last) {
+				continue // unchanged
 			}
 			last = sum
-			g.ReloadFile() // reported inside; the old config keeps serving
+			if err := g.reloadFile(data); err != nil {
+				g.LogRejected(err)
+			}
 		}
 	}
 }
 
-// fileSum hashes the file's content, nil when it cannot be read.
-func fileSum(path string) []byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
+// LogRejected logs a failed reload of the config file, one entry per
+// problem found.
+func (g *Gateway) LogRejected(err error) {
+	g.log.Error("config rejected; the last good config keeps serving", slog.String("source", g.opts.ConfigPath), slog.Any("errors", splitErrors(err)))
+}
+
+func hash(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
 }

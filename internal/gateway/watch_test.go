@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -94,4 +97,15 @@ func TestWatchFileConfigMapSwap(t *testing.T) {
 	must(os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
 	must(os.RemoveAll(filepath.Join(dir, "..2026_11_27_01")))
 	waitFor(t, "reload after the ..data swap", func() bool { return routeName(gw) == "two" })
+}
+
+func TestConfigFileOverCapRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	big := "apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\n#" + strings.Repeat("x", config.MaxFileBytes) + "\n"
+	if err := os.WriteFile(path, []byte(big), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFromFile(Options{ConfigPath: path}); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("NewFromFile(%d-byte file) error = %v, want it refused as larger than the cap", len(big), err)
+	}
 }

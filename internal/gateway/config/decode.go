@@ -19,6 +19,15 @@ const MaxFileBytes = 1 << 20
 // Load reads, decodes, defaults and validates the file at path. Errors name
 // the file and every problem found.
 func Load(path string) (*Config, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(path, data)
+}
+
+// ReadFile reads the file at path, at most MaxFileBytes of it.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -31,6 +40,11 @@ func Load(path string) (*Config, error) {
 	if len(data) > MaxFileBytes {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
 	}
+	return data, nil
+}
+
+// ParseFile is Parse for data read from path: errors name the file.
+func ParseFile(path string, data []byte) (*Config, error) {
 	c, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
