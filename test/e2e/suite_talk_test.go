@@ -13,8 +13,9 @@ import (
 
 // TestSystem deploys the talk's demo (deploy/kubernetes/local) once and
 // runs the talk's flows and operations against it, one after the other:
-// each leaves the system as it found it (2 counters on v1, the demo as
-// deployed). A failure dumps the namespace.
+// each leaves 2 counters and 2 demos behind (the counter on v2 after
+// RollingUpgrade, which nothing after it minds). A failure dumps the
+// namespace.
 func TestSystem(t *testing.T) {
 	s := deploySystem(t)
 	t.Logf("deployed deploy/kubernetes/local in %s: gateway %s, counter %s, demo %s", s.ns, s.gateway, s.counter, s.demo)
