@@ -45,9 +45,14 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // run runs kubectl with args, stdin as its input, and returns its stdout.
+// It is bounded by kubectlTimeout unless ctx has a deadline of its own, so
+// a kubectl given a longer --timeout is not killed first.
 func (c *cluster) run(ctx context.Context, stdin string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, kubectlTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, kubectlTimeout)
+		defer cancel()
+	}
 	cmd := exec.CommandContext(ctx, c.kubectl, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -96,19 +101,17 @@ func (c *cluster) apply(t *testing.T, ns, manifest string) {
 	c.must(t, manifest, "apply", "-n", ns, "-f", "-")
 }
 
-// applyKustomize applies the kustomization in dir (kubectl apply -k). The
-// kustomization's own namespace wins over ns when it sets one.
-func (c *cluster) applyKustomize(t *testing.T, ns, dir string) {
-	t.Helper()
-	c.must(t, "", "apply", "-n", ns, "-k", dir)
-}
-
 // waitRollout waits until every named workload ("deploy/counter",
 // "statefulset/redis") has rolled out.
 func (c *cluster) waitRollout(t *testing.T, ns string, workloads ...string) {
 	t.Helper()
 	for _, w := range workloads {
-		c.must(t, "", "rollout", "status", "-n", ns, w, "--timeout="+rolloutTimeout.String())
+		ctx, cancel := context.WithTimeout(t.Context(), rolloutTimeout+30*time.Second)
+		_, err := c.run(ctx, "", "rollout", "status", "-n", ns, w, "--timeout="+rolloutTimeout.String())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
