@@ -38,8 +38,8 @@ func Start(t testing.TB, args ...string) *Server {
 	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.extra = args
+	t.Cleanup(s.Stop) // before Restart: a server that fails to answer is still stopped
 	s.Restart()
-	t.Cleanup(s.Stop)
 	return s
 }
 
