@@ -23,6 +23,18 @@ func (p *problems) addf(path, format string, args ...any) {
 // Validate reports every problem at once, each naming its YAML path:
 // "routes[2].backends[0].weight: must be 0..100, got 120". Call it after
 // SetDefaults.
+// checkName reports a malformed or duplicate name at path and records it
+// in seen.
+func (p *problems) checkName(path, kind, name string, seen map[string]bool) {
+	switch {
+	case !nameRE.MatchString(name):
+		p.addf(path+".name", "want 1..63 of a-z, 0-9, '.', '_', '-' starting with a letter or digit, got %q", name)
+	case seen[name]:
+		p.addf(path+".name", "duplicate %s %q", kind, name)
+	}
+	seen[name] = true
+}
+
 func (c *Config) Validate() error {
 	var p problems
 	if c.APIVersion != APIVersion {
@@ -40,13 +52,7 @@ func (c *Config) Validate() error {
 	backends := map[string]bool{}
 	for i, b := range c.Backends {
 		path := fmt.Sprintf("backends[%d]", i)
-		switch {
-		case !nameRE.MatchString(b.Name):
-			p.addf(path+".name", "want 1..63 of a-z, 0-9, '.', '_', '-' starting with a letter or digit, got %q", b.Name)
-		case backends[b.Name]:
-			p.addf(path+".name", "duplicate backend %q", b.Name)
-		}
-		backends[b.Name] = true
+		p.checkName(path, "backend", b.Name, backends)
 		b.validate(&p, path)
 	}
 	if len(c.Routes) == 0 {
@@ -55,13 +61,7 @@ func (c *Config) Validate() error {
 	routes := map[string]bool{}
 	for i, r := range c.Routes {
 		path := fmt.Sprintf("routes[%d]", i)
-		switch {
-		case !nameRE.MatchString(r.Name):
-			p.addf(path+".name", "want 1..63 of a-z, 0-9, '.', '_', '-' starting with a letter or digit, got %q", r.Name)
-		case routes[r.Name]:
-			p.addf(path+".name", "duplicate route %q", r.Name)
-		}
-		routes[r.Name] = true
+		p.checkName(path, "route", r.Name, routes)
 		r.validate(&p, path, backends)
 	}
 	return errors.Join(p...)
