@@ -158,7 +158,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()))
 	}
 	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
-	err = httpserver.Serve(ctx, httpserver.New(gw.Handler(), cfg.server, log), ln, cfg.server, gw.Probes().Drain)
+	err = httpserver.Serve(ctx, httpserver.NewH1(gw.Handler(), cfg.server, log), ln, cfg.server, gw.Probes().Drain)
 	cancel()
 	stopAdmin()
 	wg.Wait()

@@ -176,7 +176,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	gwDone := make(chan struct{})
 	go func() {
 		defer close(gwDone)
-		if err := httpserver.Serve(ctx, httpserver.New(gw.Handler(), cfg.server, log), entry, cfg.server, gw.Probes().Drain); err != nil {
+		if err := httpserver.Serve(ctx, httpserver.NewH1(gw.Handler(), cfg.server, log), entry, cfg.server, gw.Probes().Drain); err != nil {
 			errc <- err
 		}
 	}()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -92,7 +93,7 @@ func deadAddr(t *testing.T) string {
 
 type fixture struct {
 	gw     *Gateway
-	srv    *httptest.Server
+	srv    *h1Server
 	reg    *prometheus.Registry
 	access *syncBuffer
 }
@@ -135,12 +136,43 @@ func start(t *testing.T, yaml string, opts Options) *fixture {
 		t.Fatalf("New() error = %v", err)
 	}
 	f.gw = gw
-	f.srv = httptest.NewServer(gw.Handler())
-	t.Cleanup(func() {
-		f.srv.Close()
-		gw.Close()
-	})
+	f.srv = serveH1(t, gw.Handler())
+	t.Cleanup(gw.Close)
 	return f
+}
+
+// h1Server serves a handler on the h1 server, as `flotilla gateway` does,
+// with httptest.Server's URL and Client.
+type h1Server struct {
+	URL    string
+	client *http.Client
+}
+
+func (s *h1Server) Client() *http.Client { return s.client }
+
+func serveH1(t *testing.T, h http.Handler) *h1Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		<-done
+	})
+	return &h1Server{URL: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
 }
 
 func (f *fixture) do(t *testing.T, method, host, target string, body io.Reader, hdr map[string]string) (*http.Response, string) {

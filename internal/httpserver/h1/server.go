@@ -1,0 +1,655 @@
+// Package h1 is a lean HTTP/1.1 server for the gateway's data plane.
+//
+// net/http's server starts, for every request, a goroutine that reads the
+// connection in the background (to notice a client that went away), then
+// stops it with a deadline in the past and waits for it, and sets
+// deadlines three to five times per request. On the gateway's proxy path
+// that is a fifth of its CPU per request (bench/proxy/README.md). This
+// server keeps net/http's request parser (http.ReadRequest) and the
+// checks net/http's server adds to it (Host, header names and values,
+// Expect), so it accepts what net/http accepts, and serves any
+// http.Handler. What differs:
+//
+//   - the connection is watched for a client that went away only once a
+//     request has run for WatchAfter (default 50 ms), and its context is
+//     then cancelled with ErrClientGone;
+//   - ReadTimeout and WriteTimeout bound progress, not the whole request:
+//     a body read or a response write that moves no byte for that long
+//     fails, however long a proxied stream lasts;
+//   - the response writer does not implement SetReadDeadline and
+//     SetWriteDeadline (http.ResponseController reports
+//     ErrNotSupported): the timeouts above stay;
+//   - HTTP/1.x only: no TLS, no h2c.
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// ErrClientGone is the cause of a request's context when the client
+// closed its connection before the response was complete.
+var ErrClientGone = errors.New("client closed the connection")
+
+// Server serves HTTP/1.1. Set its fields before Serve; zero values take
+// the documented defaults.
+type Server struct {
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request's line and headers from
+	// its first byte (default 5s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout: a request body read that receives nothing for this
+	// long fails (default 30s).
+	ReadTimeout time.Duration
+	// WriteTimeout: a response write that sends nothing for this long
+	// fails and the connection closes (default 60s).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request for this
+	// long (default 120s).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's line and headers (default 64 KiB).
+	// Over it the answer is 431.
+	MaxHeaderBytes int
+	// WatchAfter is how long a request runs before its connection is
+	// watched for the client going away (default 50ms).
+	WatchAfter time.Duration
+	// Logger receives handler panics (default slog.Default()).
+	Logger *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   atomic.Bool
+}
+
+func (s *Server) readHeaderTimeout() time.Duration {
+	return orDefault(s.ReadHeaderTimeout, 5*time.Second)
+}
+func (s *Server) readTimeout() time.Duration  { return orDefault(s.ReadTimeout, 30*time.Second) }
+func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, 60*time.Second) }
+func (s *Server) idleTimeout() time.Duration  { return orDefault(s.IdleTimeout, 120*time.Second) }
+func (s *Server) watchAfter() time.Duration   { return orDefault(s.WatchAfter, 50*time.Millisecond) }
+
+func (s *Server) maxHeaderBytes() int64 {
+	if s.MaxHeaderBytes > 0 {
+		return int64(s.MaxHeaderBytes)
+	}
+	return 64 << 10
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Serve accepts connections on ln until Shutdown or Close, then returns
+// http.ErrServerClosed; any other accept error is returned as is.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*conn]struct{}{}
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving.
+			if isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if c == nil {
+			nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Shutdown stops accepting, closes idle connections, lets in-flight
+// requests finish (their responses say Connection: close) and waits for
+// every connection to close or ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.closeIdle() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops accepting and closes every connection now.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// closeIdle closes connections waiting for a request and reports whether
+// none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, remoteAddr: nc.RemoteAddr().String()}
+	c.cond.L = &c.mu
+	c.cr.c = c
+	c.cr.remain = -1
+	c.cw.c = c
+	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
+	c.bw = bufio.NewWriterSize(&c.cw, 4<<10)
+	c.ctx = context.WithValue(context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr()),
+		serverKey{}, s)
+	c.watchTimer = time.AfterFunc(time.Hour, c.watch)
+	c.watchTimer.Stop()
+	c.idle.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	return c
+}
+
+type serverKey struct{}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	remoteAddr string
+	ctx        context.Context
+	cr         connReader
+	cw         connWriter
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	idle       atomic.Bool
+	hijacked   bool
+	linger     bool // close after reading what the client still sends, briefly
+
+	// The watch: after WatchAfter, a goroutine reads one byte from the
+	// connection; an error means the client is gone.
+	mu         sync.Mutex
+	cond       sync.Cond
+	watchTimer *time.Timer
+	gen        uint64 // request number
+	armedGen   uint64 // request the timer was armed for
+	reqDone    bool
+	watching   bool
+	aborting   bool
+	cancel     context.CancelCauseFunc
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *conn) serve() {
+	defer func() {
+		defer c.srv.forget(c)
+		c.watchTimer.Stop()
+		if c.hijacked {
+			return
+		}
+		if c.linger {
+			// Closing with unread request bytes would send a reset that
+			// can destroy the response in flight: close our side, and
+			// read what the client still sends, for a moment.
+			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				io.Copy(io.Discard, c.nc)
+			}
+		}
+		c.nc.Close()
+	}()
+	s := c.srv
+	for {
+		// The header limit counts from the first byte read for this
+		// request (bytes of it already buffered are not counted).
+		c.cr.remain = s.maxHeaderBytes() + 4096 // as net/http: room for the request line
+		if c.br.Buffered() == 0 && !c.cr.hasStash {
+			c.idle.Store(true)
+			if s.closing.Load() {
+				return
+			}
+			c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		c.idle.Store(false)
+		c.nc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		req, err := c.readRequest()
+		if err != nil {
+			c.reject(err)
+			return
+		}
+		if !c.serveRequest(req) {
+			return
+		}
+	}
+}
+
+// statusError is a request the server answers itself, then closes.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.text)
+}
+
+func (c *conn) readRequest() (*http.Request, error) {
+	// The header block, when it is already buffered (nearly always), is
+	// scanned for its Host lines: http.ReadRequest drops duplicates.
+	hosts := -1
+	if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
+		if end := headerEnd(buf); end > 0 {
+			hosts = countHosts(buf[:end])
+		}
+	}
+	if hosts < 0 {
+		c.cr.capture = c.cr.capture[:0]
+		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
+			c.cr.capture = append(c.cr.capture, buf...)
+		}
+		c.cr.capturing = true
+	}
+	req, err := http.ReadRequest(c.br)
+	c.cr.capturing = false
+	hitLimit := c.cr.remain == 0
+	c.cr.remain = -1
+	if err != nil {
+		if hitLimit {
+			return nil, statusError{http.StatusRequestHeaderFieldsTooLarge, "request headers over the limit"}
+		}
+		return nil, err
+	}
+	if hosts < 0 {
+		end := headerEnd(c.cr.capture)
+		if end < 0 {
+			end = len(c.cr.capture)
+		}
+		hosts = countHosts(c.cr.capture[:end])
+		if cap(c.cr.capture) > 8<<10 {
+			c.cr.capture = nil
+		}
+	}
+	switch {
+	case req.ProtoMajor != 1:
+		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	case hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
+	case hosts > 1:
+		return nil, statusError{http.StatusBadRequest, "too many Host headers"}
+	case hosts == 1 && !httpguts.ValidHostHeader(req.Host):
+		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	return req, nil
+}
+
+// headerEnd returns the length of the header block at the start of buf,
+// through the first empty line after the request line (CRLF or LF, as
+// textproto reads it), or -1 when buf does not hold all of it.
+func headerEnd(buf []byte) int {
+	start := 0
+	for {
+		i := bytes.IndexByte(buf[start:], '\n')
+		if i < 0 {
+			return -1
+		}
+		line := buf[start : start+i]
+		if start > 0 && (len(line) == 0 || len(line) == 1 && line[0] == '\r') {
+			return start + i + 1
+		}
+		start += i + 1
+	}
+}
+
+// countHosts counts the header lines named Host in a header block.
+func countHosts(block []byte) int {
+	n := 0
+	for len(block) > 0 {
+		i := bytes.IndexByte(block, '\n')
+		if i < 0 {
+			break
+		}
+		block = block[i+1:]
+		if len(block) >= 5 && (block[0]|0x20) == 'h' && (block[1]|0x20) == 'o' && (block[2]|0x20) == 's' &&
+			(block[3]|0x20) == 't' && block[4] == ':' {
+			n++
+		}
+	}
+	return n
+}
+
+// reject answers a request that could not be read, as net/http does,
+// unless the connection just broke.
+func (c *conn) reject(err error) {
+	var se statusError
+	switch {
+	case errors.As(err, &se):
+	case isUnsupportedTE(err):
+		se = statusError{http.StatusNotImplemented, "unsupported transfer encoding"}
+	case isCommonNetReadError(err):
+		return
+	default:
+		se = statusError{http.StatusBadRequest, badRequestText(err)}
+	}
+	body := fmt.Sprintf("%d %s: %s", se.code, http.StatusText(se.code), se.text)
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c.nc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		se.code, http.StatusText(se.code), len(body), body)
+}
+
+// isCommonNetReadError: the connection broke or timed out; there is no
+// one to answer (as net/http decides it: a *url.Error is a net.Error too,
+// and is answered).
+func isCommonNetReadError(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	oe, ok := err.(*net.OpError)
+	return ok && oe.Op == "read"
+}
+
+func isUnsupportedTE(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unsupported transfer encoding")
+}
+
+// badRequestText is the parser's reason, which names what is wrong
+// ("malformed HTTP request", "missing ']' in host"), without the
+// quoted input.
+func badRequestText(err error) string {
+	msg := err.Error()
+	if i, j := strings.IndexByte(msg, '"'), strings.LastIndexByte(msg, '"'); i >= 0 && j > i {
+		msg = strings.TrimSpace(msg[:i]) + msg[j+1:]
+	}
+	return strings.TrimSpace(msg)
+}
+
+// serveRequest runs the handler and finishes the response; it reports
+// whether the connection can serve another request.
+func (c *conn) serveRequest(req *http.Request) (keep bool) {
+	s := c.srv
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	req = req.WithContext(ctx)
+	req.RemoteAddr = c.remoteAddr
+	w := &response{c: c, req: req, header: make(http.Header, 8)}
+	c.mu.Lock()
+	c.gen++
+	c.reqDone = false
+	c.cancel = cancel
+	c.mu.Unlock()
+
+	// Expect as net/http: 100-continue is honoured for HTTP/1.1 with a
+	// body and ignored otherwise; any other expectation fails.
+	expect := req.Header["Expect"]
+	continues := hasToken(expect, "100-continue")
+	if len(expect) > 0 && !continues {
+		return c.expectationFailed(w, cancel)
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		b := &body{rc: req.Body, w: w, sendContinue: continues && req.ProtoAtLeast(1, 1)}
+		req.Body, w.reqBody = b, b
+		c.nc.SetReadDeadline(time.Time{})
+		c.cr.progress = s.readTimeout()
+	} else {
+		c.armWatch()
+	}
+
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				s.logger().Error("handler panicked", slog.String("remote", c.remoteAddr),
+					slog.String("method", req.Method), slog.String("path", req.URL.Path),
+					slog.Any("panic", p), slog.String("stack", string(buf)))
+			}
+			cancel(nil)
+			c.stopWatch()
+			keep = false
+		}
+	}()
+	s.Handler.ServeHTTP(w, req)
+	cancel(nil)
+	c.stopWatch()
+	c.cr.progress = 0
+	if w.hijacked {
+		c.hijacked = true
+		return false
+	}
+	return w.finish() && !s.closing.Load()
+}
+
+func (c *conn) expectationFailed(w *response, cancel context.CancelCauseFunc) bool {
+	cancel(nil)
+	w.closeAfter = true
+	w.WriteHeader(http.StatusExpectationFailed)
+	w.finish()
+	return false
+}
+
+func hasToken(vv []string, token string) bool { return httpguts.HeaderValuesContainsToken(vv, token) }
+
+// armWatch starts the timer after which the connection is watched. It is
+// called when nothing more of the request is to be read from the
+// connection: at once for a request without a body, else when the body
+// hits EOF.
+func (c *conn) armWatch() {
+	c.mu.Lock()
+	c.armedGen = c.gen
+	c.mu.Unlock()
+	c.watchTimer.Reset(c.srv.watchAfter())
+}
+
+// watch runs on the timer's goroutine: it reads one byte, which either is
+// the start of a pipelined request (kept for the next read) or an error:
+// the client is gone and the request's context is cancelled.
+func (c *conn) watch() {
+	c.mu.Lock()
+	if c.armedGen != c.gen || c.reqDone || c.watching {
+		c.mu.Unlock()
+		return
+	}
+	c.watching = true
+	c.mu.Unlock()
+	var b [1]byte
+	n, err := c.nc.Read(b[:])
+	c.mu.Lock()
+	if n == 1 {
+		c.cr.stash, c.cr.hasStash = b[0], true
+	}
+	if err != nil && !c.aborting {
+		c.cr.watchErr = err
+		c.cancel(ErrClientGone)
+	}
+	c.watching = false
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// stopWatch ends the watch of the current request and waits for a read
+// in progress to return, so that the connection has one reader again.
+func (c *conn) stopWatch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reqDone = true
+	c.watchTimer.Stop()
+	if !c.watching {
+		return
+	}
+	c.aborting = true
+	c.nc.SetReadDeadline(aLongTimeAgo)
+	for c.watching {
+		c.cond.Wait()
+	}
+	c.aborting = false
+	c.nc.SetReadDeadline(time.Time{})
+}
+
+// connReader is what the bufio.Reader reads: the connection, with the
+// byte a watch read first, the header size limit and the body's progress
+// deadline.
+type connReader struct {
+	c         *conn
+	stash     byte
+	hasStash  bool
+	watchErr  error
+	remain    int64 // bytes left before the header limit; -1: no limit
+	capturing bool
+	capture   []byte
+	progress  time.Duration // body reads: deadline pushed this far ahead
+	deadline  time.Time     // when the body's read deadline was last pushed
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.hasStash {
+		p[0], r.hasStash = r.stash, false
+		r.take(p[:1])
+		return 1, nil
+	}
+	if r.watchErr != nil {
+		return 0, r.watchErr
+	}
+	if r.remain == 0 {
+		return 0, io.EOF
+	}
+	if r.remain > 0 && int64(len(p)) > r.remain {
+		p = p[:r.remain]
+	}
+	if r.progress > 0 {
+		if now := time.Now(); now.Sub(r.deadline) > time.Second {
+			r.c.nc.SetReadDeadline(now.Add(r.progress))
+			r.deadline = now
+		}
+	}
+	n, err := r.c.nc.Read(p)
+	r.take(p[:n])
+	return n, err
+}
+
+func (r *connReader) take(p []byte) {
+	if r.remain > 0 {
+		r.remain -= int64(len(p))
+	}
+	if r.capturing {
+		r.capture = append(r.capture, p...)
+	}
+}
+
+// connWriter is what the bufio.Writer writes to: the connection, with a
+// write deadline pushed ahead as writes make progress.
+type connWriter struct {
+	c        *conn
+	deadline time.Time
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(w.deadline) > time.Second {
+		w.c.nc.SetWriteDeadline(now.Add(w.c.srv.writeTimeout()))
+		w.deadline = now
+	}
+	return w.c.nc.Write(p)
+}
