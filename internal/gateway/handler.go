@@ -62,6 +62,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cancels the request's context, which would turn a 504 into a 499.
 // It also lets an upstream answer headers before it has read the whole
 // body (full duplex), which Go's HTTP/1 server refuses by default.
+//
+// This matters when the gateway is served by net/http (embedders,
+// tests). The h1 server `flotilla gateway` runs bounds progress instead
+// of whole requests and reports ErrNotSupported here: its timeouts stay.
 func clearDeadlines(w http.ResponseWriter, r *http.Request) {
 	// Errors mean the writer cannot (ErrNotSupported): the server's own
 	// timeouts then stay.
