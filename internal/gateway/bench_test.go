@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BenchmarkProxy measures one request through the gateway over loopback,
-// client and upstream included (in this process): compare runs with
+// BenchmarkProxy measures one request through the gateway (on the h1
+// server, as flotilla gateway runs) over loopback, client and upstream
+// included (in this process): compare runs with
 // benchstat; the side-by-side figures come from bench/proxy/run.sh.
 func BenchmarkProxy(b *testing.B) {
 	for _, tc := range []struct {
@@ -34,8 +35,7 @@ routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{na
 				b.Fatal(err)
 			}
 			defer gw.Close()
-			srv := httptest.NewServer(gw.Handler())
-			defer srv.Close()
+			srv := serveH1(b, gw.Handler())
 			req, _ := http.NewRequest("GET", srv.URL+"/api/x", nil)
 			req.Host = "a.test"
 			client := srv.Client()

@@ -150,7 +150,7 @@ type h1Server struct {
 
 func (s *h1Server) Client() *http.Client { return s.client }
 
-func serveH1(t *testing.T, h http.Handler) *h1Server {
+func serveH1(t testing.TB, h http.Handler) *h1Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

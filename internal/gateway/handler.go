@@ -65,8 +65,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //
 // This matters when the gateway is served by net/http (embedders,
 // tests). The h1 server `flotilla gateway` runs bounds progress instead
-// of whole requests and reports ErrNotSupported here: its timeouts stay.
+// of whole requests and has no deadlines to lift: its timeouts stay.
 func clearDeadlines(w http.ResponseWriter, r *http.Request) {
+	if _, ok := w.(interface{ SetReadDeadline(time.Time) error }); !ok {
+		return
+	}
 	// Errors mean the writer cannot (ErrNotSupported): the server's own
 	// timeouts then stay.
 	rc := http.NewResponseController(w)

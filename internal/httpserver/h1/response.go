@@ -260,17 +260,21 @@ func writeStatusLine(bw *bufio.Writer, req *http.Request, code int) {
 	} else {
 		bw.WriteString("HTTP/1.0 ")
 	}
-	var scratch [8]byte
-	bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
-	bw.WriteByte(' ')
-	if text := http.StatusText(code); text != "" {
-		bw.WriteString(text)
-	} else {
-		bw.WriteString("status code ")
-		bw.Write(strconv.AppendInt(scratch[:0], int64(code), 10))
-	}
-	bw.WriteString("\r\n")
+	bw.WriteString(statusLines[code]) // WriteHeader checked 100 <= code <= 999
 }
+
+// statusLines holds "200 OK\r\n" and the like, so that writing a status
+// line allocates nothing.
+var statusLines = func() (lines [1000]string) {
+	for code := 100; code < len(lines); code++ {
+		text := http.StatusText(code)
+		if text == "" {
+			text = "status code " + strconv.Itoa(code)
+		}
+		lines[code] = strconv.Itoa(code) + " " + text + "\r\n"
+	}
+	return lines
+}()
 
 // writeHeaders writes h as net/http does: invalid names are dropped, line
 // breaks in values become spaces. For a final response, the framing
