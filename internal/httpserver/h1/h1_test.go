@@ -529,11 +529,19 @@ func TestShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	addr := ln.Addr().String()
+	// An idle keep-alive connection: one request answered.
 	idle, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer idle.Close()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	idleBr := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleBr, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		io.ReadAll(resp.Body)
+	}
 	type result struct {
 		resp *http.Response
 		body string
@@ -566,7 +574,7 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
 	idle.SetReadDeadline(time.Now().Add(time.Second))
-	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+	if _, err := idleBr.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection after shutdown: read = %v, want EOF", err)
 	}
 }

@@ -201,7 +201,9 @@ func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.idle.Load() {
+		// A connection that has not sent its first request yet may be
+		// about to: as net/http, it gets 5 seconds.
+		if c.idle.Load() && (c.served.Load() || time.Since(c.accepted) > 5*time.Second) {
 			c.nc.Close()
 		}
 	}
@@ -209,7 +211,7 @@ func (s *Server) closeIdle() bool {
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, remoteAddr: nc.RemoteAddr().String()}
+	c := &conn{srv: s, nc: nc, remoteAddr: nc.RemoteAddr().String(), accepted: time.Now()}
 	c.cond.L = &c.mu
 	c.cr.c = c
 	c.cr.remain = -1
@@ -248,7 +250,9 @@ type conn struct {
 	cw         connWriter
 	br         *bufio.Reader
 	bw         *bufio.Writer
+	accepted   time.Time
 	idle       atomic.Bool
+	served     atomic.Bool // a request was answered
 	hijacked   bool
 	linger     bool // close after reading what the client still sends, briefly
 
@@ -512,12 +516,14 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	s.Handler.ServeHTTP(w, req)
 	cancel(nil)
 	c.stopWatch()
-	c.cr.progress = 0
 	if w.hijacked {
 		c.hijacked = true
 		return false
 	}
-	return w.finish() && !s.closing.Load()
+	keep = w.finish() && !s.closing.Load()
+	c.cr.progress = 0 // after finish: draining the body is bounded too
+	c.served.Store(true)
+	return keep
 }
 
 func (c *conn) expectationFailed(w *response, cancel context.CancelCauseFunc) bool {
