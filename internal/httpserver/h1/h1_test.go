@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -576,5 +578,214 @@ func TestShutdown(t *testing.T) {
 	idle.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := idleBr.ReadByte(); err != io.EOF {
 		t.Errorf("idle connection after shutdown: read = %v, want EOF", err)
+	}
+}
+
+// A request that runs longer than ReadHeaderTimeout, its client still
+// connected, is not cancelled (the watch must not inherit the header
+// deadline).
+func TestLongRequestNotCancelled(t *testing.T) {
+	cause := make(chan error, 1)
+	addr := serve(t, &Server{ReadHeaderTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			cause <- context.Cause(r.Context())
+		case <-time.After(time.Second):
+			cause <- nil
+		}
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") // client stays connected
+	if err := <-cause; err != nil {
+		t.Errorf("live client's request cancelled after ReadHeaderTimeout: %v", err)
+	}
+}
+
+// Same with a body, past ReadTimeout after the last body read.
+func TestLongRequestWithBodyNotCancelled(t *testing.T) {
+	cause := make(chan error, 1)
+	addr := serve(t, &Server{ReadTimeout: 300 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			cause <- context.Cause(r.Context())
+		case <-time.After(1500 * time.Millisecond):
+			cause <- nil
+		}
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "ab") // read from the network: pushes the progress deadline
+	if err := <-cause; err != nil {
+		t.Errorf("live client's request cancelled after ReadTimeout: %v", err)
+	}
+}
+
+// A body that never comes is bounded by ReadTimeout, also on a connection
+// whose previous request had a body less than a second ago.
+func TestBodyReadTimeoutOnReusedConnection(t *testing.T) {
+	got := make(chan error, 2)
+	addr := serve(t, &Server{ReadTimeout: 200 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		got <- err
+	})})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n")
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(c, "ab")
+	<-got
+	io.WriteString(c, "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n") // body never comes
+	select {
+	case err := <-got:
+		t.Logf("second body read ended: %v", err)
+	case <-time.After(3 * time.Second):
+		t.Errorf("body read still blocked after 3s with ReadTimeout 200ms")
+	}
+}
+
+// ReverseProxy on h1: a backend that dies mid-body gives the client a
+// broken response, not a complete-looking one (ReverseProxy aborts only
+// when http.ServerContextKey is set).
+func TestProxiedTruncationReachesClient(t *testing.T) {
+	bln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer bln.Close()
+	go func() {
+		for {
+			bc, err := bln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(bc)
+				http.ReadRequest(br)
+				io.WriteString(bc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+				time.Sleep(50 * time.Millisecond)
+				bc.Close() // dies mid-body
+			}()
+		}
+	}()
+	u, _ := url.Parse("http://" + bln.Addr().String())
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = nil
+	addr := serve(t, &Server{Handler: rp})
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("client read %q with no error: a truncated upstream body looks complete", b)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// Declared trailers arrive also with a body under the buffering size.
+func TestTrailersWithSmallBody(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		w.WriteHeader(200)
+		io.WriteString(w, "hi")
+		w.Header().Set("X-Sum", "42")
+	})})
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("trailer lost; Content-Length %d, TE %v", resp.ContentLength, resp.TransferEncoding)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+// A handler-set Transfer-Encoding: chunked with a small body never comes
+// with a Content-Length too.
+func TestHandlerTransferEncoding(t *testing.T) {
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Transfer-Encoding", "chunked")
+		io.WriteString(w, "hello")
+	})})
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	raw, _ := io.ReadAll(c)
+	if strings.Contains(string(raw), "Transfer-Encoding: chunked") && strings.Contains(string(raw), "Content-Length") {
+		t.Errorf("response has both TE and CL:\n%s", raw)
+	}
+}
+
+// Headers far over the limit: the 431 reaches the client (the close must
+// not reset the connection before it reads it).
+func TestHeaderLimitAnswerSurvives(t *testing.T) {
+	addr := serve(t, &Server{Handler: echo, MaxHeaderBytes: 1 << 10})
+	fails := 0
+	for i := 0; i < 20; i++ {
+		c, _ := net.Dial("tcp", addr)
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		go func() {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nX: "+strings.Repeat("a", 1<<20)+"\r\n\r\n")
+		}()
+		time.Sleep(20 * time.Millisecond)
+		_, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			fails++
+		}
+		c.Close()
+	}
+	if fails > 0 {
+		t.Errorf("%d/20 clients lost the 431: connection reset", fails)
+	}
+}
+
+// Absolute-form request: the Host header is validated all the same.
+func TestAbsoluteFormBadHost(t *testing.T) {
+	addr := serve(t, &Server{Handler: echo})
+	resp, body := exchange(t, addr, "GET http://good/ HTTP/1.1\r\nHost: bad host\r\n\r\n")
+	if resp.StatusCode != 400 {
+		t.Errorf("got %d %q; net/http answers 400 malformed Host header", resp.StatusCode, body)
+	}
+}
+
+// Under -race: a pipelined request read by the watch while a full-duplex
+// goroutine reads the body.
+func TestPipelinedWithFullDuplexBody(t *testing.T) {
+	addr := serve(t, &Server{WatchAfter: time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() { io.ReadAll(r.Body); close(done) }()
+		time.Sleep(5 * time.Millisecond)
+		fmt.Fprintf(w, "x")
+		w.(http.Flusher).Flush()
+		<-done
+		time.Sleep(5 * time.Millisecond)
+	})})
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for i := 0; i < 50; i++ {
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		for j := 0; j < 2; j++ {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(i, j, err)
+			}
+			io.ReadAll(resp.Body)
+		}
 	}
 }

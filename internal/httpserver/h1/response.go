@@ -66,6 +66,16 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.status = code
 	w.contentLength = -1
+	// Framing is the server's, as with net/http: a handler's
+	// Transfer-Encoding chunked means "chunk it" (and no Content-Length),
+	// anything else means "until the connection closes".
+	if te, ok := w.header["Transfer-Encoding"]; ok {
+		delete(w.header, "Transfer-Encoding")
+		delete(w.header, "Content-Length")
+		if !hasToken(te, "chunked") {
+			w.closeAfter = true
+		}
+	}
 	if cl, ok := w.header["Content-Length"]; ok {
 		if n, err := strconv.ParseInt(firstOf(cl), 10, 64); err == nil && n >= 0 {
 			w.contentLength = n
@@ -196,12 +206,13 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c := w.c
 	c.stopWatch()
-	if err := c.bw.Flush(); err != nil {
+	w.mu.Lock() // a 100 Continue may be on its way out
+	err := c.bw.Flush()
+	w.hijacked = err == nil
+	w.mu.Unlock()
+	if err != nil {
 		return nil, nil, err
 	}
-	w.mu.Lock()
-	w.hijacked = true
-	w.mu.Unlock()
 	c.cr.progress, c.cr.remain = 0, -1
 	c.nc.SetDeadline(time.Time{})
 	return c.nc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.nc)), nil
@@ -221,7 +232,8 @@ func (w *response) emit(final bool) {
 	ex := extra[:0]
 	if w.contentLength < 0 && !w.noBody {
 		switch {
-		case final:
+		case w.closeAfter: // the body ends when the connection does
+		case final && !w.hasTrailers():
 			w.contentLength = int64(len(w.pre))
 			ex = append(ex, "Content-Length: "+strconv.Itoa(len(w.pre)))
 		case w.req.ProtoAtLeast(1, 1):
@@ -329,6 +341,21 @@ func (w *response) finish() bool {
 		return false
 	}
 	return !w.closeAfter
+}
+
+// hasTrailers reports whether the handler declared trailers (a Trailer
+// header) or may set some (http.TrailerPrefix): then the body is chunked
+// whatever its length.
+func (w *response) hasTrailers() bool {
+	if w.sent != nil && len(w.sent["Trailer"]) > 0 {
+		return true
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeTrailers writes the trailers: the handler's headers named in the

@@ -19,6 +19,8 @@
 //   - the response writer does not implement SetReadDeadline and
 //     SetWriteDeadline (http.ResponseController reports
 //     ErrNotSupported): the timeouts above stay;
+//   - no Content-Type sniffing: a response without one gets none (a proxy
+//     should not invent one);
 //   - HTTP/1.x only: no TLS, no h2c.
 package h1
 
@@ -218,8 +220,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.cw.c = c
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	c.bw = bufio.NewWriterSize(&c.cw, 4<<10)
+	// httputil.ReverseProxy aborts a response whose upstream body broke
+	// off (panic(http.ErrAbortHandler), so the client sees it truncated)
+	// only when it finds a server here; code that reads it gets an empty
+	// http.Server.
 	c.ctx = context.WithValue(context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr()),
-		serverKey{}, s)
+		http.ServerContextKey, &http.Server{})
 	c.watchTimer = time.AfterFunc(time.Hour, c.watch)
 	c.watchTimer.Stop()
 	c.idle.Store(true)
@@ -231,8 +237,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	s.conns[c] = struct{}{}
 	return c
 }
-
-type serverKey struct{}
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
@@ -330,10 +334,10 @@ func (e statusError) Error() string {
 func (c *conn) readRequest() (*http.Request, error) {
 	// The header block, when it is already buffered (nearly always), is
 	// scanned for its Host lines: http.ReadRequest drops duplicates.
-	hosts := -1
+	hosts, host := -1, ""
 	if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
 		if end := headerEnd(buf); end > 0 {
-			hosts = countHosts(buf[:end])
+			hosts, host = findHosts(buf[:end])
 		}
 	}
 	if hosts < 0 {
@@ -358,7 +362,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if end < 0 {
 			end = len(c.cr.capture)
 		}
-		hosts = countHosts(c.cr.capture[:end])
+		hosts, host = findHosts(c.cr.capture[:end])
 		if cap(c.cr.capture) > 8<<10 {
 			c.cr.capture = nil
 		}
@@ -370,7 +374,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
 	case hosts > 1:
 		return nil, statusError{http.StatusBadRequest, "too many Host headers"}
-	case hosts == 1 && !httpguts.ValidHostHeader(req.Host):
+	case hosts == 1 && !httpguts.ValidHostHeader(host):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	for k, vv := range req.Header {
@@ -404,9 +408,10 @@ func headerEnd(buf []byte) int {
 	}
 }
 
-// countHosts counts the header lines named Host in a header block.
-func countHosts(block []byte) int {
-	n := 0
+// findHosts counts the header lines named Host in a header block and
+// returns the first one's value (an absolute-form request target takes
+// precedence over it in req.Host, but it must be valid all the same).
+func findHosts(block []byte) (n int, first string) {
 	for len(block) > 0 {
 		i := bytes.IndexByte(block, '\n')
 		if i < 0 {
@@ -415,10 +420,36 @@ func countHosts(block []byte) int {
 		block = block[i+1:]
 		if len(block) >= 5 && (block[0]|0x20) == 'h' && (block[1]|0x20) == 'o' && (block[2]|0x20) == 's' &&
 			(block[3]|0x20) == 't' && block[4] == ':' {
-			n++
+			if n++; n == 1 {
+				first = foldedValue(block[5:])
+			}
 		}
 	}
-	return n
+	return n, first
+}
+
+// foldedValue is a header value from just after its colon: its line,
+// and the continuation lines (obs-fold, starting with a space or tab)
+// joined with spaces, as textproto reads them.
+func foldedValue(rest []byte) string {
+	var v []byte
+	for {
+		line := rest
+		if k := bytes.IndexByte(rest, '\n'); k >= 0 {
+			line, rest = rest[:k], rest[k+1:]
+		} else {
+			rest = nil
+		}
+		if t := bytes.TrimSpace(line); len(t) > 0 {
+			if len(v) > 0 {
+				v = append(v, ' ')
+			}
+			v = append(v, t...)
+		}
+		if len(rest) == 0 || rest[0] != ' ' && rest[0] != '\t' {
+			return string(v)
+		}
+	}
 }
 
 // reject answers a request that could not be read, as net/http does,
@@ -493,8 +524,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	if req.Body != nil && req.Body != http.NoBody {
 		b := &body{rc: req.Body, w: w, sendContinue: continues && req.ProtoAtLeast(1, 1)}
 		req.Body, w.reqBody = b, b
-		c.nc.SetReadDeadline(time.Time{})
-		c.cr.progress = s.readTimeout()
+		now := time.Now()
+		c.nc.SetReadDeadline(now.Add(s.readTimeout()))
+		c.cr.progress, c.cr.deadline = s.readTimeout(), now
 	} else {
 		c.armWatch()
 	}
@@ -510,6 +542,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 			}
 			cancel(nil)
 			c.stopWatch()
+			c.hijacked = w.hijacked // a hijacked connection is the handler's to close
 			keep = false
 		}
 	}()
@@ -556,6 +589,10 @@ func (c *conn) watch() {
 		c.mu.Unlock()
 		return
 	}
+	// The header or body deadline may still be on the socket: the watch
+	// waits as long as the request runs. Under mu, so stopWatch's past
+	// deadline comes after this.
+	c.nc.SetReadDeadline(time.Time{})
 	c.watching = true
 	c.mu.Unlock()
 	var b [1]byte
