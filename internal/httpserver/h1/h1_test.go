@@ -55,15 +55,23 @@ var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s %s host=%s body=%s", r.Method, r.URL.RequestURI(), r.Host, b)
 })
 
-// exchange writes raw on a new connection and reads one response.
-func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
+// dial connects to addr with a 5s deadline; the connection closes when
+// the test ends.
+func dial(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// exchange writes raw on a new connection and reads one response.
+func exchange(t *testing.T, addr, raw string) (*http.Response, string) {
+	t.Helper()
+	c := dial(t, addr)
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -221,12 +229,7 @@ func TestResponses(t *testing.T) {
 // answered in order.
 func TestPipelining(t *testing.T) {
 	addr := serve(t, &Server{Handler: echo})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
 	br := bufio.NewReader(c)
 	for _, want := range []string{"GET /1 host=a body=", "POST /2 host=a body=abc", "GET /3 host=a body="} {
@@ -256,11 +259,7 @@ func TestConnectionLifetime(t *testing.T) {
 		{"HTTP/1.1", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "", true},
 	}
 	for _, tt := range tests {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dial(t, addr)
 		io.WriteString(c, tt.raw)
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -295,11 +294,7 @@ func TestExpectContinue(t *testing.T) {
 		continues bool
 		code      int
 	}{{"/echo", true, 200}, {"/deny", false, 403}} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dial(t, addr)
 		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", tt.path)
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -332,11 +327,7 @@ func TestUnreadBody(t *testing.T) {
 		size int
 		open bool
 	}{{1000, true}, {4 << 20, false}} {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := dial(t, addr)
 		go func() {
 			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", tt.size)
 			c.Write(make([]byte, tt.size))
@@ -369,10 +360,7 @@ func TestClientGone(t *testing.T) {
 			cause <- errors.New("not cancelled within 5s")
 		}
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
@@ -422,12 +410,7 @@ func TestHijack(t *testing.T) {
 		brw.WriteString("echo: " + line)
 		brw.Flush()
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	// The upgraded protocol's first bytes come with the request.
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping\n")
 	br := bufio.NewReader(c)
@@ -480,11 +463,7 @@ func TestTimeouts(t *testing.T) {
 	addr := serve(t, s)
 	closedWithin := func(name, raw string, bound time.Duration) {
 		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, addr)
 		io.WriteString(c, raw)
 		start := time.Now()
 		c.SetReadDeadline(start.Add(5 * time.Second))
@@ -496,11 +475,7 @@ func TestTimeouts(t *testing.T) {
 	closedWithin("half a header", "GET / HTTP/1.1\r\nHost: a\r\nX-Slow:", time.Second)
 	closedWithin("idle after a response", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", time.Second)
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET /flood HTTP/1.1\r\nHost: a\r\n\r\n") // and never read
 	select {
 	case err := <-writeErr:
@@ -532,11 +507,7 @@ func TestShutdown(t *testing.T) {
 	go func() { served <- s.Serve(ln) }()
 	addr := ln.Addr().String()
 	// An idle keep-alive connection: one request answered.
-	idle, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
+	idle := dial(t, addr)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	idleBr := bufio.NewReader(idle)
 	if resp, err := http.ReadResponse(idleBr, nil); err != nil {
@@ -594,11 +565,7 @@ func TestLongRequestNotCancelled(t *testing.T) {
 			cause <- nil
 		}
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") // client stays connected
 	if err := <-cause; err != nil {
 		t.Errorf("live client's request cancelled after ReadHeaderTimeout: %v", err)
@@ -617,11 +584,7 @@ func TestLongRequestWithBodyNotCancelled(t *testing.T) {
 			cause <- nil
 		}
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n")
 	time.Sleep(50 * time.Millisecond)
 	io.WriteString(c, "ab") // read from the network: pushes the progress deadline
@@ -638,11 +601,7 @@ func TestBodyReadTimeoutOnReusedConnection(t *testing.T) {
 		_, err := io.ReadAll(r.Body)
 		got <- err
 	})})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, addr)
 	io.WriteString(c, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n")
 	time.Sleep(50 * time.Millisecond)
 	io.WriteString(c, "ab")
@@ -720,8 +679,7 @@ func TestHandlerTransferEncoding(t *testing.T) {
 		w.Header().Set("Transfer-Encoding", "chunked")
 		io.WriteString(w, "hello")
 	})})
-	c, _ := net.Dial("tcp", addr)
-	defer c.Close()
+	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 	raw, _ := io.ReadAll(c)
@@ -736,7 +694,7 @@ func TestHeaderLimitAnswerSurvives(t *testing.T) {
 	addr := serve(t, &Server{Handler: echo, MaxHeaderBytes: 1 << 10})
 	fails := 0
 	for i := 0; i < 20; i++ {
-		c, _ := net.Dial("tcp", addr)
+		c := dial(t, addr)
 		c.SetDeadline(time.Now().Add(2 * time.Second))
 		go func() {
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nX: "+strings.Repeat("a", 1<<20)+"\r\n\r\n")
@@ -774,9 +732,7 @@ func TestPipelinedWithFullDuplexBody(t *testing.T) {
 		<-done
 		time.Sleep(5 * time.Millisecond)
 	})})
-	c, _ := net.Dial("tcp", addr)
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dial(t, addr)
 	br := bufio.NewReader(c)
 	for i := 0; i < 50; i++ {
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n")
