@@ -101,10 +101,14 @@ func TestCounterThroughNodePort(t *testing.T) {
 	})
 
 	// A new connection per request, so kube-proxy picks a pod for each, as for the talk's curls.
+	// At least 20 requests, and on until every pod has answered (for up to 30 s): a pod the
+	// rollout calls ready can reach kube-proxy's rules seconds after the first one.
 	closeConn := http.Header{"Connection": {"close"}}
 	prev := -1
 	seen := map[string]bool{}
-	for i := range 20 {
+	sent, start := 0, time.Now()
+	for i := 0; i < 20 || len(seen) < len(pods) && time.Since(start) < 30*time.Second; i++ {
+		sent++
 		r, err := get(t.Context(), url, closeConn)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
@@ -127,9 +131,9 @@ func TestCounterThroughNodePort(t *testing.T) {
 			t.Errorf("request %d: X-Flotilla-Version = %q, want v1 (the image's baked-in version)", i, v)
 		}
 	}
-	// kube-proxy picks at random: all 20 on one of two pods has a probability of 2^-19.
+	// kube-proxy picks at random: 20 on one of two programmed pods has a probability of 2^-19.
 	if len(seen) != len(pods) {
 		t.Errorf("answers came from %d pods %v, want every one of %q", len(seen), seen, pods)
 	}
-	t.Logf("20 requests answered by %d pods, value now %d", len(seen), prev)
+	t.Logf("%d requests answered by %d pods, value now %d", sent, len(seen), prev)
 }
