@@ -13,8 +13,11 @@
 #
 # Environment: DURATION (10s), CONNECTIONS (32), WARMUP (2s), LOAD_CPU,
 # PROXY_CPU, ONLY (space-separated subset of: direct flotilla flotilla-log
-# nginx haproxy caddy traefik), CADDY_VERSION, TRAEFIK_VERSION,
-# GO_PROXIES=0 to skip building Caddy and Traefik.
+# flotilla-base nginx haproxy caddy traefik), CADDY_VERSION, TRAEFIK_VERSION,
+# GO_PROXIES=0 to skip building Caddy and Traefik, ROUNDS (1): run the whole
+# set this many times, interleaved, so that a drift of the machine's speed
+# hits every target alike. BASE=<git revision> adds the row flotilla-base:
+# the gateway built from that revision, for before/after in one run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,6 +27,9 @@ WARMUP=${WARMUP:-2s}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 ONLY=${ONLY:-direct flotilla flotilla-log nginx haproxy caddy traefik}
+ROUNDS=${ROUNDS:-1}
+BASE=${BASE:-}
+[ -n "$BASE" ] && [[ " $ONLY " != *" flotilla-base "* ]] && ONLY="$ONLY flotilla-base"
 CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.13}
 GO_PROXIES=${GO_PROXIES:-1}
@@ -43,6 +49,12 @@ trap cleanup EXIT
 echo "building flotilla and the backend" >&2
 go build -o "$work/flotilla" ./cmd/flotilla
 go build -o "$work/backend" ./bench/proxy/backend
+if [ -n "$BASE" ]; then
+  echo "building flotilla at $BASE" >&2
+  git worktree add -q --detach "$work/base-src" "$BASE"
+  (cd "$work/base-src" && go build -o "$work/flotilla-base" ./cmd/flotilla)
+  git worktree remove --force "$work/base-src"
+fi
 
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
@@ -176,7 +188,7 @@ measure() {
   if [ -n "$pid" ] && [ "$reqs" -gt 0 ]; then
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.0f", d / hz * 1e6 / n}')
   fi
-  results+=("$name|$rps|$p50|$p99|$cpu|$errs")
+  results+=("${round:-1}|$name|$rps|$p50|$p99|$cpu|$errs")
   echo "  $name: $rps req/s, p50 $p50, p99 $p99, proxy CPU ${cpu} µs/req ${errs}" >&2
 }
 
@@ -191,22 +203,39 @@ run() { # name port cmd...
   wait "$pid" 2>/dev/null || true
 }
 
-want direct && { echo "running direct" >&2; measure direct 18080 ""; }
-want flotilla && run flotilla 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn
-want flotilla-log && run flotilla-log 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:0 --access-log=true --watch=false --log-level warn
-want nginx && run nginx 18082 nginx -c "$work/nginx.conf" -p "$work"
-want haproxy && run haproxy 18083 haproxy -db -f "$work/haproxy.cfg"
-[ -n "$caddy" ] && run caddy 18084 "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
-[ -n "$traefik" ] && run traefik 18085 "$traefik" --entryPoints.web.address=127.0.0.1:18085 --providers.file.filename="$work/traefik-dynamic.yaml" --log.level=ERROR
+gw_flags=(gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn)
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS" >&2
+  want direct && { echo "running direct" >&2; measure direct 18080 ""; }
+  want flotilla && run flotilla 18081 "$work/flotilla" "${gw_flags[@]}"
+  want flotilla-base && [ -n "$BASE" ] && run flotilla-base 18081 "$work/flotilla-base" "${gw_flags[@]}"
+  want flotilla-log && run flotilla-log 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:0 --access-log=true --watch=false --log-level warn
+  want nginx && run nginx 18082 nginx -c "$work/nginx.conf" -p "$work"
+  want haproxy && run haproxy 18083 haproxy -db -f "$work/haproxy.cfg"
+  [ -n "$caddy" ] && run caddy 18084 "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+  [ -n "$traefik" ] && run traefik 18085 "$traefik" --entryPoints.web.address=127.0.0.1:18085 --providers.file.filename="$work/traefik-dynamic.yaml" --log.level=ERROR
+done
 
-# Table, with ratios against flotilla's bare figure.
-base=$(printf '%s\n' "${results[@]}" | awk -F'|' '$1=="flotilla" {print $2}')
+# Table, with ratios against flotilla's bare figure of the same round; with
+# several rounds, then the median of each target over the rounds.
 echo
-echo "wrk -t1 -c$CONNECTIONS -d$DURATION on loopback; load on CPU $LOAD_CPU, proxy+backend on CPU $PROXY_CPU; $(nproc) CPUs"
-printf '%-14s %10s %9s %9s %12s %14s\n' target "req/s" p50 p99 "vs flotilla" "proxy µs/req"
+echo "wrk -t1 -c$CONNECTIONS -d$DURATION on loopback; load on CPU $LOAD_CPU, proxy+backend on CPU $PROXY_CPU; $(nproc) CPUs; $ROUNDS round(s)"
+printf '%-5s %-14s %10s %9s %9s %12s %14s\n' round target "req/s" p50 p99 "vs flotilla" "proxy µs/req"
 for r in "${results[@]}"; do
-  IFS='|' read -r name rps p50 p99 cpu errs <<<"$r"
+  IFS='|' read -r rnd name rps p50 p99 cpu errs <<<"$r"
+  base=$(printf '%s\n' "${results[@]}" | awk -F'|' -v r="$rnd" '$1==r && $2=="flotilla" {print $3}')
   ratio="-"
   [ -n "$base" ] && ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2fx", a / b}')
-  printf '%-14s %10s %9s %9s %12s %14s %s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$cpu" "$errs"
+  printf '%-5s %-14s %10s %9s %9s %12s %14s %s\n' "$rnd" "$name" "$rps" "$p50" "$p99" "$ratio" "$cpu" "$errs"
 done
+if [ "$ROUNDS" -gt 1 ]; then
+  echo
+  echo "median over $ROUNDS rounds"
+  printf '%-14s %10s %14s\n' target "req/s" "proxy µs/req"
+  median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+  for name in $(printf '%s\n' "${results[@]}" | awk -F'|' '!seen[$2]++ {print $2}'); do
+    rps=$(printf '%s\n' "${results[@]}" | awk -F'|' -v n="$name" '$2==n {print $3}' | median)
+    cpu=$(printf '%s\n' "${results[@]}" | awk -F'|' -v n="$name" '$2==n && $6!="-" {print $6}' | median)
+    printf '%-14s %10s %14s\n' "$name" "$rps" "$cpu"
+  done
+fi
