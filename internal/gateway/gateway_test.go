@@ -226,7 +226,8 @@ routes:
 		{"query", got.RawQuery, "x=1"},
 		{"body", got.Body, "hello"},
 		{"host", got.Host, "flaskapp.test"},
-		{"X-Forwarded-For", got.Header.Get("X-Forwarded-For"), "203.0.113.9, 127.0.0.1"},
+		// The peer is not a trusted proxy: the client's value is dropped.
+		{"X-Forwarded-For", got.Header.Get("X-Forwarded-For"), "127.0.0.1"},
 		{"X-Forwarded-Host", got.Header.Get("X-Forwarded-Host"), "flaskapp.test"},
 		{"X-Forwarded-Proto", got.Header.Get("X-Forwarded-Proto"), "http"},
 		{"X-Request-Id", got.Header.Get("X-Request-Id"), "client-id-1"},

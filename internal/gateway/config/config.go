@@ -38,6 +38,10 @@ type Defaults struct {
 	// Retries is the retry policy (default: 2 retries for idempotent
 	// requests and failed connects).
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+	// Paths is how request paths are normalized before matching; it is a
+	// gateway-wide setting, routes cannot override it (default: merge
+	// slashes, reject encoded slashes).
+	Paths Paths `yaml:"paths" json:"paths"`
 }
 
 // Backend is a named group of upstream endpoints: one Kubernetes Service,

@@ -117,7 +117,7 @@ func TestH1DialError(t *testing.T) {
 	ln.Close()
 	tr := &H1{Fallback: http.DefaultTransport}
 	_, err := get(t, tr, context.Background(), "http://"+addr, nil)
-	if !isConnectError(err) {
+	if !notSent(err) {
 		t.Errorf("RoundTrip(closed port) = %v, want a dial error", err)
 	}
 }
