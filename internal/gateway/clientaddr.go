@@ -96,7 +96,7 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 			out = append(out, p.Masked())
 			continue
 		}
-		if a, err := netip.ParseAddr(s); err == nil {
+		if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
 			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 			continue
 		}

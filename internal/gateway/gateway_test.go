@@ -31,6 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // arrived is what an upstream saw of one request.
 type arrived struct {
 	Method, Host, Path, RawQuery, Body string
+	URI                                string // the request target as sent
 	Header                             http.Header
 	Proto                              int
 }
@@ -56,7 +57,7 @@ func newUpstream(t *testing.T, name string) *upstream {
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.got = append(u.got, arrived{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone(), Proto: r.ProtoMajor})
+	u.got = append(u.got, arrived{Method: r.Method, Host: r.Host, Path: r.URL.Path, URI: r.RequestURI, RawQuery: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone(), Proto: r.ProtoMajor})
 	h := u.handler
 	u.mu.Unlock()
 	u.hits.Add(1)
