@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
@@ -13,11 +14,8 @@ import (
 // kept and this hop appended, as Envoy (xff_num_trusted_hops) and nginx
 // (set_real_ip_from) do. A route's requestHeaders edits run after this:
 // removing a header there sends none, never the client's.
-func setForwarded(out, in http.Header, host string, req *route.Request) {
-	peer := "unknown" // RFC 7239 §6.3
-	if req.Peer.IsValid() {
-		peer = req.Peer.String()
-	}
+func setForwarded(out, in http.Header, host, remote string, req *route.Request) {
+	peer := peerText(req.Peer, remote)
 	proto := req.Scheme
 	xff := peer
 	fwdHost := host
@@ -36,37 +34,40 @@ func setForwarded(out, in http.Header, host string, req *route.Request) {
 			fwd = strings.Join(v, ", ") + ", "
 		}
 	}
-	out["X-Forwarded-For"] = []string{xff}
-	out["X-Forwarded-Proto"] = []string{proto}
-	if host != "" {
-		out["X-Forwarded-Host"] = []string{fwdHost}
+	// This hop's Forwarded element (RFC 7239 §4): for=, host=, proto=;
+	// IPv6 in quoted brackets, a host that is no token quoted (§6).
+	forNode := peer
+	if req.Peer.Is6() {
+		forNode = `"[` + peer + `]"`
 	}
-	out["Forwarded"] = []string{fwd + forwardedElement(req, host)}
-}
-
-// forwardedElement is this hop's Forwarded element: for=, host=, proto=
-// (RFC 7239 §4, §6: IPv6 in quoted brackets).
-func forwardedElement(req *route.Request, host string) string {
-	var b strings.Builder
-	b.WriteString("for=")
-	if !req.Peer.IsValid() {
-		b.WriteString("unknown")
-	} else if req.Peer.Is6() {
-		b.WriteString(`"[` + req.Peer.String() + `]"`)
-	} else {
-		b.WriteString(req.Peer.String())
-	}
+	hostPart := ""
 	if host != "" {
-		b.WriteString(";host=")
-		if isToken(host) {
-			b.WriteString(host)
-		} else {
-			b.WriteString(quote(host))
+		hostPart = ";host=" + host
+		if !isToken(host) {
+			hostPart = ";host=" + quote(host)
 		}
 	}
-	b.WriteString(";proto=")
-	b.WriteString(req.Scheme)
-	return b.String()
+	vals := make([]string, 4) // one allocation for the four headers
+	vals[0], vals[1], vals[2] = xff, proto, fwd+"for="+forNode+hostPart+";proto="+req.Scheme
+	out["X-Forwarded-For"] = vals[0:1:1]
+	out["X-Forwarded-Proto"] = vals[1:2:2]
+	out["Forwarded"] = vals[2:3:3]
+	if host != "" {
+		vals[3] = fwdHost
+		out["X-Forwarded-Host"] = vals[3:4:4]
+	}
+}
+
+// peerText is the peer's address as text, taken from remote ("ip:port")
+// when it says the same, which spares formatting it.
+func peerText(peer netip.Addr, remote string) string {
+	if !peer.IsValid() {
+		return "unknown" // RFC 7239 §6.3
+	}
+	if i := strings.LastIndexByte(remote, ':'); i > 0 && peer.Is4() && !strings.Contains(remote[:i], ":") {
+		return remote[:i]
+	}
+	return peer.String()
 }
 
 func isToken(s string) bool {

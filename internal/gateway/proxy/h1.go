@@ -58,7 +58,8 @@ type h1Conn struct {
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	idleAt  time.Time
-	written int64 // bytes of the current request the kernel accepted
+	written int64   // bytes of the current request the kernel accepted
+	peek    *peeker // nil where the platform cannot peek
 }
 
 // Write counts what reached the connection, so that a failed exchange
@@ -172,7 +173,7 @@ func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, e
 			// The upstream may have closed it while idle (its keep-alive
 			// timeout, a drain): find out before writing, since a
 			// request written to it could not be sent again.
-			if !peerClosed(pc.Conn) {
+			if !pc.peek.peerClosed() {
 				return pc, true, nil
 			}
 			pc.Close()
@@ -190,7 +191,7 @@ func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	pc := &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 16<<10)}
+	pc := &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 16<<10), peek: newPeeker(c)}
 	pc.bw = bufio.NewWriterSize(pc, 4<<10) // through pc.Write, which counts
 	return pc, false, nil
 }

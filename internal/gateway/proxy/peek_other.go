@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// peerClosed cannot peek here; a closed connection fails on its first
-// write or read and the request is not sent again.
-func peerClosed(net.Conn) bool { return false }
+// peeker cannot peek here: a closed connection fails on its first write
+// or read, and the request is not sent again.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (p *peeker) peerClosed() bool { return false }

@@ -92,10 +92,11 @@ type Options struct {
 
 // Proxy forwards requests. It is safe for concurrent use.
 type Proxy struct {
-	opts   Options
-	buf    httputil.BufferPool
-	errLog *log.Logger
-	mirror *Mirror
+	opts      Options
+	exchanges sync.Pool // of *exchange
+	buf       httputil.BufferPool
+	errLog    *log.Logger
+	mirror    *Mirror
 }
 
 // New returns a Proxy. Close stops its mirrored copies.
@@ -146,21 +147,44 @@ func (p *Proxy) newExchange(c *Call, shadow bool) *exchange {
 	return x
 }
 
+// getExchange returns a primary exchange for c from the pool: its
+// ReverseProxy and the hooks bound to it are built once per pooled value,
+// not per request. putExchange returns it once Serve is done with it
+// (ReverseProxy keeps no reference after ServeHTTP returns).
+func (p *Proxy) getExchange(c *Call) *exchange {
+	if x, ok := p.exchanges.Get().(*exchange); ok {
+		x.c = c
+		return x
+	}
+	return p.newExchange(c, false)
+}
+
+func (p *Proxy) putExchange(x *exchange) {
+	x.c, x.res, x.timer = nil, Result{}, nil
+	p.exchanges.Put(x)
+}
+
 // Serve proxies r as c describes and reports what happened. The route
 // timeout runs until the response headers arrive, across retries.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
 		p.sendMirror(r, c)
 	}
-	x := p.newExchange(c, false)
+	x := p.getExchange(c)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	var timer *time.Timer
 	if d := c.Route.Config.Timeout; d > 0 {
-		x.timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
-		defer x.timer.Stop()
+		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
+		defer timer.Stop()
 	}
+	x.timer = timer
+	// A panic (http.ErrAbortHandler) skips the put: the exchange is
+	// dropped, not reused.
 	x.rp.ServeHTTP(w, r.WithContext(ctx))
-	return x.res
+	res := x.res
+	p.putExchange(x)
+	return res
 }
 
 // rewrite shapes the outbound request. Its URL host is a placeholder
@@ -177,7 +201,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	if h := c.Route.Host(); h != "" {
 		out.Host = h
 	}
-	setForwarded(out.Header, in.Header, in.Host, req)
+	setForwarded(out.Header, in.Header, in.Host, in.RemoteAddr, req)
 	out.Header["X-Request-Id"] = []string{req.ID}
 	out.Header["Traceparent"] = []string{req.Traceparent}
 	c.Route.EditRequestHeaders(out.Header)
