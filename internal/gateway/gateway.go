@@ -202,7 +202,6 @@ func (g *Gateway) Close() {
 	g.closed = true
 	g.probes.Drain()
 	g.proxy.Close()
-	g.h1.Upgrade.(*http.Transport).CloseIdleConnections()
 	if st := g.state.Load(); st != nil {
 		for _, p := range st.pools {
 			p.Close()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -591,6 +592,16 @@ func TestBlueGreenFlipThroughAdminAPI(t *testing.T) {
 		if code, body := put(tt.route, tt.body); code != tt.code || !strings.Contains(body, `"error"`) {
 			t.Errorf("PUT %s %s = %d %s, want %d with an error", tt.route, tt.body, code, body, tt.code)
 		}
+	}
+	// Weight changes are validated by the config's own rules, with the
+	// same YAML paths as a reload's errors.
+	for w, want := range map[int]string{101: "routes[1].backends[0].weight: must be 0..100, got 101", -1: "must be 0..100, got -1"} {
+		if err := f.gw.SetWeights("canary", map[string]int{"v1": w}); !errors.Is(err, ErrBadWeights) || !strings.Contains(err.Error(), want) {
+			t.Errorf("SetWeights(v1: %d) = %v, want ErrBadWeights naming %q", w, err, want)
+		}
+	}
+	if err := f.gw.SetWeights("canary", map[string]int{"v2": 0}); err == nil || !strings.Contains(err.Error(), "weights add up to 0") {
+		t.Errorf("SetWeights(all 0) = %v, want the reload's \"weights add up to 0\"", err)
 	}
 	resp, err := admin.Client().Get(admin.URL + "/routes/canary/weights")
 	if err != nil {

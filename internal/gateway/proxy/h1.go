@@ -272,8 +272,10 @@ func (t *H1) CloseIdleConnections() {
 			pc.Close()
 		}
 	}
-	if f, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
-		f.CloseIdleConnections()
+	for _, rt := range []http.RoundTripper{t.Fallback, t.Upgrade} {
+		if f, ok := rt.(interface{ CloseIdleConnections() }); ok {
+			f.CloseIdleConnections()
+		}
 	}
 }
 

@@ -136,3 +136,21 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+func TestCompileRefusesUnnormalizedPaths(t *testing.T) {
+	for _, v := range []string{"/api/../internal", "//admin", "/a/./b", "/%61pi", "/a%zz"} {
+		c, err := config.Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: b, addresses: ['127.0.0.1:1']}]\nroutes: [{name: r, match: {path: {value: '" + v + "'}}, backends: [{name: b}]}]\n"))
+		if err != nil {
+			t.Fatalf("config.Parse(%q) error = %v", v, err)
+		}
+		if _, err := Compile(c); err == nil || !strings.Contains(err.Error(), "routes[0]: match.path.value") {
+			t.Errorf("Compile(path %q) error = %v, want one naming routes[0].match.path.value", v, err)
+		}
+	}
+	for _, v := range []string{"/", "/api", "/api/v1/", "/a b", "/a%2Fb", "/~user"} {
+		c, _ := config.Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: b, addresses: ['127.0.0.1:1']}]\nroutes: [{name: r, match: {path: {value: '" + v + "'}}, backends: [{name: b}]}]\n"))
+		if _, err := Compile(c); err != nil {
+			t.Errorf("Compile(path %q) error = %v, want none", v, err)
+		}
+	}
+}

@@ -327,6 +327,18 @@ type pathMatcher struct {
 }
 
 func compilePath(pm *config.PathMatch) (pathMatcher, error) {
+	if pm.Type == config.PathExact || pm.Type == config.PathPrefix {
+		// Requests are matched after normalization: a value that is not
+		// in normalized form would never match.
+		np, err := NormalizePath(escapeMatch(pm.Value), PathOptions{MergeSlashes: true, EncodedSlash: config.EncodedSlashKeep})
+		if err != nil || np.Match != pm.Value {
+			want := np.Match
+			if err != nil {
+				want = err.Error()
+			}
+			return pathMatcher{}, fmt.Errorf("match.path.value: %q is not a normalized path (%s): no request could match it", pm.Value, want)
+		}
+	}
 	switch pm.Type {
 	case config.PathExact:
 		return pathMatcher{kind: kindExact, value: pm.Value}, nil
