@@ -56,21 +56,37 @@ func NormalizePath(escaped string, o PathOptions) (Path, error) {
 // allocates nothing.
 func clean(p string, merge bool) bool {
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '%' || c == '\\' || c <= ' ' || c >= 0x7f:
+		c := p[i]
+		if !literal[c] {
 			return false
-		case c == '/':
-			rest := p[i+1:]
-			if merge && len(rest) > 0 && rest[0] == '/' {
+		}
+		if c != '/' || i+1 == len(p) {
+			continue
+		}
+		switch p[i+1] {
+		case '/':
+			if merge {
 				return false
 			}
-			if rest == "." || rest == ".." || strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+		case '.':
+			// "/." or "/.." ending the path or followed by '/'.
+			rest := p[i+2:]
+			if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
 				return false
 			}
 		}
 	}
 	return true
 }
+
+// literal marks the bytes a path carries as they are: '/' and what
+// shouldEscape leaves alone.
+var literal = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '/' || !shouldEscape(byte(c))
+	}
+	return t
+}()
 
 func normalizeSlow(p string, o PathOptions) (Path, error) {
 	// Pass 1: canonical escaping, with real separators as '/'.

@@ -111,6 +111,11 @@ func FuzzNormalizePath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		for _, mode := range []string{config.EncodedSlashReject, config.EncodedSlashKeep, config.EncodedSlashDecode} {
 			o := PathOptions{MergeSlashes: true, EncodedSlash: mode}
+			if strings.HasPrefix(in, "/") && clean(in, true) {
+				if slow, err := normalizeSlow(in, o); err != nil || slow.Escaped != in || slow.Match != in {
+					t.Fatalf("%s: clean(%q), but the full normalization gives %+v, %v", mode, in, slow, err)
+				}
+			}
 			p, err := NormalizePath(in, o)
 			if err != nil {
 				continue
@@ -152,5 +157,19 @@ func TestCompileRefusesUnnormalizedPaths(t *testing.T) {
 		if _, err := Compile(c); err != nil {
 			t.Errorf("Compile(path %q) error = %v, want none", v, err)
 		}
+	}
+}
+
+func BenchmarkNormalizePath(b *testing.B) {
+	o := PathOptions{MergeSlashes: true, EncodedSlash: config.EncodedSlashReject}
+	for _, p := range []string{"/api/v1/users/42", "/api/%2e%2e/x//y%20z"} {
+		b.Run(strings.Trim(p[:8], "/"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NormalizePath(p, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

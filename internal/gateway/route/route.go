@@ -176,16 +176,29 @@ func (t *Table) Allow(r *http.Request, path string) string {
 var defaultMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut}
 
 func (t *Table) match(r *http.Request, path string, anyMethod bool) *Route {
+	host := hostOnly(r.Host)
 	var q url.Values // parsed once, on first need
-	var found *Route
-	t.each(r, func(rt *Route) bool {
-		if rt.matches(r, path, &q, anyMethod) {
-			found = rt
-			return true
+	m := func(rs []*Route) *Route {
+		for _, rt := range rs {
+			if rt.matches(r, path, &q, anyMethod) {
+				return rt
+			}
 		}
-		return false
-	})
-	return found
+		return nil
+	}
+	if rs, ok := t.exact[host]; ok {
+		if rt := m(rs); rt != nil {
+			return rt
+		}
+	}
+	for _, b := range t.wild {
+		if len(host) > len(b.suffix) && strings.HasSuffix(host, b.suffix) {
+			if rt := m(b.routes); rt != nil {
+				return rt
+			}
+		}
+	}
+	return m(t.any)
 }
 
 // each calls f on the candidate routes for r's host by precedence until
