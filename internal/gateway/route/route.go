@@ -456,16 +456,15 @@ func compileRewrite(pr *config.PathRewrite, pm pathMatcher) (func(string) string
 	}
 }
 
-// RewritePath returns the path to send upstream.
+// RewritePath returns p rewritten by the route (p itself without a path
+// rewrite), on the match form of paths; UpstreamPath is what the proxy
+// sends.
 func (rt *Route) RewritePath(p string) string {
 	if rt.rewrite == nil {
 		return p
 	}
 	return rt.rewrite(p)
 }
-
-// RewritesPath reports whether the route changes the path.
-func (rt *Route) RewritesPath() bool { return rt.rewrite != nil }
 
 // Host is the Host to send upstream, or "" to keep the client's.
 func (rt *Route) Host() string { return rt.hostRW }
