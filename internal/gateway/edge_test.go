@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -273,5 +274,26 @@ routes: [{name: r, backends: [{name: u}]}]
 	}
 	if len(ends) != 2 {
 		t.Errorf("8 clients reached %v, want both endpoints: the key is the client, not the proxy", ends)
+	}
+}
+
+// TestForwardedProtoFollowsTLS: X-Forwarded-Proto is https when the
+// client connected over TLS.
+func TestForwardedProtoFollowsTLS(t *testing.T) {
+	u := newUpstream(t, "u")
+	f := start(t, fmt.Sprintf(`
+backends: [{name: u, addresses: [%q]}]
+routes: [{name: r, backends: [{name: u}]}]
+`, u.addr()), Options{})
+	r := httptest.NewRequest("GET", "https://x.test/p", nil)
+	r.Header.Set("X-Forwarded-Proto", "http")
+	w := httptest.NewRecorder()
+	f.gw.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("GET https://x.test/p = %d %s", w.Code, w.Body)
+	}
+	got := u.last(t).Header
+	if p := got.Get("X-Forwarded-Proto"); p != "https" || !strings.HasSuffix(got.Get("Forwarded"), ";proto=https") {
+		t.Errorf("over TLS: X-Forwarded-Proto %q, Forwarded %q; want https", p, got.Get("Forwarded"))
 	}
 }

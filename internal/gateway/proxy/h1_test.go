@@ -308,3 +308,24 @@ func TestH1RedialsBeforeWritingToClosedConn(t *testing.T) {
 		t.Errorf("3 GETs = %d requests on %d connections, want 3 on 3", r, c)
 	}
 }
+
+// TestH1UpgradeUsesItsOwnTransport: a bodiless request with Upgrade goes
+// to Upgrade (a transport without keep-alives), never to a pooled
+// connection net/http could resend it on.
+func TestH1UpgradeUsesItsOwnTransport(t *testing.T) {
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	fallback, upgrade := &countingRT{rt: http.DefaultTransport}, &countingRT{rt: &http.Transport{DisableKeepAlives: true}}
+	tr := &H1{Fallback: fallback, Upgrade: upgrade}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if upgrade.n.Load() != 1 || fallback.n.Load() != 0 {
+		t.Errorf("Upgrade request: upgrade transport %d, fallback %d; want 1, 0", upgrade.n.Load(), fallback.n.Load())
+	}
+}
