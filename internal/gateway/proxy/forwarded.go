@@ -9,28 +9,29 @@ import (
 )
 
 // setForwarded writes X-Forwarded-For, -Proto, -Host and Forwarded (RFC
-// 7239) on out. ReverseProxy's Rewrite starts without them, so a client's
+// 7239) on out, for the client request in. ReverseProxy's Rewrite starts without them, so a client's
 // values never pass unless the peer is a trusted proxy: then its chain is
 // kept and this hop appended, as Envoy (xff_num_trusted_hops) and nginx
 // (set_real_ip_from) do. A route's requestHeaders edits run after this:
 // removing a header there sends none, never the client's.
-func setForwarded(out, in http.Header, host, remote string, req *route.Request) {
-	peer := peerText(req.Peer, remote)
+func setForwarded(out http.Header, in *http.Request, req *route.Request) {
+	host := in.Host
+	peer := peerText(req.Peer, in.RemoteAddr)
 	proto := req.Scheme
 	xff := peer
 	fwdHost := host
 	var fwd string
 	if req.PeerTrusted {
-		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ") + ", " + peer
 		}
-		if v := in["X-Forwarded-Proto"]; len(v) > 0 && (v[len(v)-1] == "http" || v[len(v)-1] == "https") {
+		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 && (v[len(v)-1] == "http" || v[len(v)-1] == "https") {
 			proto = v[len(v)-1]
 		}
-		if v := in["X-Forwarded-Host"]; len(v) > 0 && v[len(v)-1] != "" {
+		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 && v[len(v)-1] != "" {
 			fwdHost = v[len(v)-1]
 		}
-		if v := in["Forwarded"]; len(v) > 0 {
+		if v := in.Header["Forwarded"]; len(v) > 0 {
 			fwd = strings.Join(v, ", ") + ", "
 		}
 	}

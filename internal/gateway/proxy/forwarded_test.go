@@ -45,7 +45,7 @@ func TestSetForwarded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := http.Header{}
-			setForwarded(out, tt.in, tt.host, tt.remote, &tt.req)
+			setForwarded(out, &http.Request{Header: tt.in, Host: tt.host, RemoteAddr: tt.remote}, &tt.req)
 			if diff := cmp.Diff(tt.want, out); diff != "" {
 				t.Errorf("setForwarded() (-want +got):\n%s", diff)
 			}

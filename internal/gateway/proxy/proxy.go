@@ -201,7 +201,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	if h := c.Route.Host(); h != "" {
 		out.Host = h
 	}
-	setForwarded(out.Header, in.Header, in.Host, in.RemoteAddr, req)
+	setForwarded(out.Header, in, req)
 	out.Header["X-Request-Id"] = []string{req.ID}
 	out.Header["Traceparent"] = []string{req.Traceparent}
 	c.Route.EditRequestHeaders(out.Header)
