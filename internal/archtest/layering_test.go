@@ -14,7 +14,7 @@ import (
 const mod = "github.com/flotilla-dev/flotilla/internal/"
 
 var (
-	apps   = []string{"counter", "demo", "gateway", "load", "kube"}
+	apps   = []string{"counter", "demo", "gateway", "load"}
 	shared = []string{"httpserver", "probe", "metrics", "logging", "negotiate", "flagenv", "buildinfo"}
 )
 

@@ -51,6 +51,10 @@ func TestBadInputExitsTwoNamingTheFlag(t *testing.T) {
 		{name: "unknown command", args: []string{"countr"}, want: []string{`unknown command "countr"`}},
 		{name: "stray argument", args: []string{"up", "now"}, want: []string{`unknown command "now"`}},
 		{name: "log level", args: []string{"version", "--log-level", "loud"}, want: []string{"--log-level"}},
+		{name: "up takes the counter's redis settings", args: []string{"up", "--redis-addr", "127.0.0.1:6379", "--redis-password-file", "/nonexistent/pw", "--redis-timeout", "0s"},
+			want: []string{"--redis-password-file (FLOTILLA_REDIS_PASSWORD_FILE)", "--redis-timeout (FLOTILLA_REDIS_TIMEOUT): must be positive"}},
+		{name: "gateway trusted proxies", args: []string{"gateway", "--config", "x.yaml", "--trusted-proxies", "10.0.0.0/8,not-a-cidr"},
+			want: []string{`--trusted-proxies (FLOTILLA_TRUSTED_PROXIES): want CIDRs (10.0.0.0/8) or addresses, got not-a-cidr`}},
 		{name: "up counters", args: []string{"up", "--counters", "0"}, want: []string{"--counters (FLOTILLA_COUNTERS): must be 1..16, got 0"}},
 	}
 	for _, tt := range tests {

@@ -36,6 +36,7 @@ type gatewayConfig struct {
 	accessLog    bool
 	watch        bool
 	maxBodyBytes int64
+	trusted      []string
 	server       httpserver.Options
 }
 
@@ -51,6 +52,9 @@ func (c gatewayConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.adminAddr); err != nil {
 			errs = append(errs, flagenv.Errorf("admin-addr", `want host:port, or "" to disable, got %q`, c.adminAddr))
 		}
+	}
+	if _, err := gateway.ParseTrustedProxies(c.trusted); err != nil {
+		errs = append(errs, flagenv.Errorf("trusted-proxies", "%v", err))
 	}
 	if c.maxBodyBytes <= 0 {
 		errs = append(errs, flagenv.Errorf("max-body-bytes", "must be positive, got %d", c.maxBodyBytes))
@@ -85,6 +89,7 @@ serving.`,
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "write one JSON access log line per request to stdout")
 	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
+	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
 	cfg.server.Flags(fs)
 	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
 	return cmd
@@ -98,7 +103,12 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if _, set := g.env.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}
-	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway")}
+	trusted, err := gateway.ParseTrustedProxies(cfg.trusted)
+	if err != nil {
+		return usage(flagenv.Errorf("trusted-proxies", "%v", err))
+	}
+	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
+		TrustedProxies: trusted}
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
 	}
@@ -145,30 +155,18 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		}
 	})
 
-	errc := make(chan error, 2)
-	// The admin server outlives the data plane's drain, so probes and
-	// metrics stay readable while requests finish.
-	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAdmin()
+	var admin []server
 	if adminLn != nil {
-		wg.Go(func() {
-			aopts := httpserver.Options{ShutdownTimeout: time.Second}
-			errc <- httpserver.Serve(adminCtx, httpserver.New(gw.AdminHandler(), aopts, log), adminLn, aopts, nil)
-		})
+		aopts := httpserver.Options{ShutdownTimeout: time.Second}
+		admin = append(admin, server{srv: httpserver.New(gw.AdminHandler(), aopts, log), ln: adminLn, opts: aopts})
 		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()))
 	}
 	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
-	err = httpserver.Serve(ctx, httpserver.NewH1(gw.Handler(), cfg.server, log), ln, cfg.server, gw.Probes().Drain)
+	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admin...)
 	cancel()
-	stopAdmin()
 	wg.Wait()
-	close(errc)
-	errs := []error{err}
-	for e := range errc {
-		errs = append(errs, e)
-	}
 	log.Info("gateway stopped")
-	return errors.Join(errs...)
+	return err
 }
 
 func newGatewayValidateCmd(g *globals) *cobra.Command {

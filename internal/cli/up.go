@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,7 +28,7 @@ type upConfig struct {
 	adminAddr string
 	counters  int
 	versions  []string
-	redisAddr string
+	redis     counter.RedisConfig // --redis-* as `flotilla counter` takes them; no address: in-process
 	accessLog bool
 	server    httpserver.Options
 }
@@ -50,10 +49,8 @@ func (c upConfig) validate() error {
 			errs = append(errs, flagenv.Errorf("counter-versions", "empty version in %q", strings.Join(c.versions, ",")))
 		}
 	}
-	if c.redisAddr != "" {
-		if h, p, err := net.SplitHostPort(c.redisAddr); err != nil || h == "" || p == "" {
-			errs = append(errs, flagenv.Errorf("redis-addr", "want host:port, got %q", c.redisAddr))
-		}
+	if c.redis.Addr != "" {
+		errs = append(errs, c.redis.Validate())
 	}
 	return errors.Join(errs...)
 }
@@ -81,7 +78,7 @@ both, and the talk's Ingress hosts work too (Host: flaskapp.test, path
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:0", "gateway admin API address (port 0: any free port)")
 	fs.IntVar(&cfg.counters, "counters", 2, "number of counter replicas")
 	fs.StringSliceVar(&cfg.versions, "counter-versions", []string{buildinfo.Version()}, "versions the counters claim, in turn (v1,v2: counter-1 v1, counter-2 v2), to watch a split with flotilla load")
-	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "Redis host:port (default: an in-process store)")
+	cfg.redis.Flags(fs, "") // no address: an in-process store
 	fs.BoolVar(&cfg.accessLog, "access-log", false, "write the gateway's JSON access log to stdout")
 	cfg.server.ShutdownTimeout = 5 * time.Second
 	return cmd
@@ -109,8 +106,12 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	defer adminLn.Close()
 
 	var store counter.Store = &counter.Memory{}
-	if cfg.redisAddr != "" {
-		store = counter.NewRedis(counter.RedisOptions{Addr: cfg.redisAddr})
+	if cfg.redis.Addr != "" {
+		ropts, err := cfg.redis.Options()
+		if err != nil {
+			return err
+		}
+		store = counter.NewRedis(ropts)
 	}
 	defer store.Close()
 
@@ -156,30 +157,13 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	}
 	defer gw.Close()
 
-	var wg sync.WaitGroup
-	errc := make(chan error, len(services)+2)
-	serve := func(ctx context.Context, h http.Handler, ln net.Listener, drain func()) {
-		wg.Go(func() {
-			if err := httpserver.Serve(ctx, httpserver.New(h, cfg.server, log), ln, cfg.server, drain); err != nil {
-				errc <- err
-			}
-		})
-	}
 	// The services and the admin API outlive the gateway's drain, so
 	// requests in flight through it can finish.
-	svcCtx, stopServices := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServices()
+	var others []server
 	for _, s := range services {
-		serve(svcCtx, s.handler, s.ln, s.drain)
+		others = append(others, server{srv: httpserver.New(s.handler, cfg.server, log), ln: s.ln, opts: cfg.server, drain: s.drain})
 	}
-	serve(svcCtx, gw.AdminHandler(), adminLn, nil)
-	gwDone := make(chan struct{})
-	go func() {
-		defer close(gwDone)
-		if err := httpserver.Serve(ctx, httpserver.NewH1(gw.Handler(), cfg.server, log), entry, cfg.server, gw.Probes().Drain); err != nil {
-			errc <- err
-		}
-	}()
+	others = append(others, server{srv: httpserver.New(gw.AdminHandler(), cfg.server, log), ln: adminLn, opts: cfg.server})
 
 	base := "http://" + displayAddr(entry.Addr())
 	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, store)
@@ -187,18 +171,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	fmt.Fprintf(g.env.Stdout, "  talk     curl -H 'Host: flaskapp.test' %s/flask\n           curl -H 'Host: minikube.test' %s/\n", base, base)
 	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
-	<-gwDone
-	stopServices()
-	wg.Wait()
-	close(errc)
-	var errs []error
-	for err := range errc {
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
+	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
+	if err == nil {
 		fmt.Fprintln(g.env.Stdout, "flotilla up: stopped")
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // upRoutes is the gateway config of `flotilla up`: the entry paths, and the

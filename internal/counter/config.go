@@ -52,17 +52,27 @@ func (c *Config) Flags(fs *pflag.FlagSet, defaultInstance, defaultVersion string
 	fs.StringVar(&c.Instance, "instance", defaultInstance, "instance name shown in answers (default: $POD_NAME, else host name)")
 	fs.StringVar(&c.Version, "version", defaultVersion, "version shown in answers and X-Flotilla-Version")
 	fs.StringVar(&c.Store, "store", "redis", `where the count lives: "redis" or "memory" (in-process)`)
-	fs.StringVar(&c.Redis.Addr, "redis-addr", "redis:6379", "Redis host:port")
-	fs.StringVar(&c.Redis.Username, "redis-username", "", "Redis ACL user name")
-	fs.StringVar(&c.Redis.PasswordFile, "redis-password-file", "", "file holding the Redis password")
-	fs.IntVar(&c.Redis.DB, "redis-db", 0, "Redis database number (0-15)")
-	fs.StringVar(&c.Redis.Key, "redis-key", "count", "Redis key to increment")
-	fs.DurationVar(&c.Redis.Timeout, "redis-timeout", 500*time.Millisecond, "bound on each Redis operation and dial; past it GET / answers 503")
-	fs.BoolVar(&c.Redis.TLS, "redis-tls", false, "connect to Redis over TLS")
-	fs.StringVar(&c.Redis.TLSCAFile, "redis-tls-ca-file", "", "PEM CA bundle to verify Redis (default: system roots)")
-	fs.StringVar(&c.Redis.TLSServer, "redis-tls-server-name", "", "server name to verify (default: host of --redis-addr)")
+	c.Redis.Flags(fs, "redis:6379")
 	c.Server.Flags(fs)
 }
+
+// Flags registers the Redis settings on fs (--redis-*), with defaultAddr
+// as --redis-addr's default; `flotilla up` shares them.
+func (r *RedisConfig) Flags(fs *pflag.FlagSet, defaultAddr string) {
+	fs.StringVar(&r.Addr, "redis-addr", defaultAddr, "Redis host:port")
+	fs.StringVar(&r.Username, "redis-username", "", "Redis ACL user name")
+	fs.StringVar(&r.PasswordFile, "redis-password-file", "", "file holding the Redis password")
+	fs.IntVar(&r.DB, "redis-db", 0, "Redis database number (0-15)")
+	fs.StringVar(&r.Key, "redis-key", "count", "Redis key to increment")
+	fs.DurationVar(&r.Timeout, "redis-timeout", 500*time.Millisecond, "bound on each Redis operation and dial; past it GET / answers 503")
+	fs.BoolVar(&r.TLS, "redis-tls", false, "connect to Redis over TLS")
+	fs.StringVar(&r.TLSCAFile, "redis-tls-ca-file", "", "PEM CA bundle to verify Redis (default: system roots)")
+	fs.StringVar(&r.TLSServer, "redis-tls-server-name", "", "server name to verify (default: host of --redis-addr)")
+}
+
+// Validate reports every problem of the Redis settings, each naming its
+// flag and env var.
+func (r RedisConfig) Validate() error { return r.validate() }
 
 // Validate reports every problem at once, each naming its flag and env var.
 func (c Config) Validate() error {

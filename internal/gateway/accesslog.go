@@ -89,9 +89,9 @@ func (a *accessLog) write(e *entry) {
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(e.attempts), 10)
 		b = appendField(b, "traceparent", e.traceparent)
-		if e.failure != "" {
-			b = appendField(b, "error", e.failure)
-		}
+	}
+	if e.failure != "" {
+		b = appendField(b, "error", e.failure)
 	}
 	b = append(b, "}\n"...)
 	a.mu.Lock()

@@ -39,10 +39,10 @@ func (v adminView) Routes() any {
 		c := rs.rt.Config
 		ri := RouteInfo{Name: c.Name, Match: c.Match, Rewrite: c.Rewrite, Redirect: c.Redirect, Mirror: c.Mirror, Sticky: c.Sticky,
 			TimeoutMS: c.Timeout.Milliseconds(), Retries: c.Retries}
-		if len(rs.names) > 0 {
+		if split := rs.rt.Split; len(split.Names) > 0 {
 			ri.Weights = map[string]int{}
-			for i, n := range rs.names {
-				ri.Weights[n] = rs.weights[i]
+			for i, n := range split.Names {
+				ri.Weights[n] = split.Weights[i]
 			}
 		}
 		out = append(out, ri)

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sync"
@@ -53,6 +54,12 @@ type Options struct {
 	// MaxMirrorInFlight caps mirrored copies in flight; more are dropped
 	// (default 64).
 	MaxMirrorInFlight int
+	// TrustedProxies are the peers whose X-Forwarded-For, -Proto, -Host
+	// and Forwarded headers are believed (default none: the TCP peer is
+	// the client, and those headers are rebuilt from it). Behind a load
+	// balancer, list its addresses: the client is then the right-most
+	// X-Forwarded-For address that is not trusted.
+	TrustedProxies []netip.Prefix
 	// LookupHost resolves backend DNS names (default net.DefaultResolver).
 	LookupHost func(ctx context.Context, host string) ([]string, error)
 	// Rand drives random balancing, P2C and mirror sampling (default
@@ -69,7 +76,6 @@ type Gateway struct {
 	metrics *gwMetrics
 	probes  probe.Probes
 	proxy   *proxy.Proxy
-	mirror  *proxy.Mirror
 	h1      *proxy.H1
 	h2c     *http.Transport
 
@@ -81,22 +87,22 @@ type Gateway struct {
 	closed  bool
 }
 
-// state is everything a request reads, swapped as one.
+// state is everything a request reads, swapped as one. Reloads and
+// admin weight changes both build a new one from a validated config.
 type state struct {
 	cfg    *config.Config
 	table  *route.Table
+	paths  route.PathOptions
 	routes []*routeState // by route index
 	pools  map[string]*backend.Pool
 }
 
-// routeState is a route's live traffic split.
+// routeState binds a compiled route's split (rt.Split) to the backend
+// pools of this state.
 type routeState struct {
 	rt      *route.Route
-	names   []string
-	pools   []*backend.Pool
-	weights []int
-	split   *balance.SmoothWeighted
-	allowed func(int) bool // bound once: no allocation per request
+	pools   []*backend.Pool // by rt.Split index
+	allowed func(int) bool  // bound once: no allocation per request
 	mirror  *backend.Pool
 	metrics []*routeMetrics
 }
@@ -137,14 +143,18 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.IntN
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false)}, h2c: newTransport(true)}
+	// Bodiless Upgrade requests never reuse a connection: net/http would
+	// resend one after a failure on a reused connection.
+	upgrade := newTransport(false)
+	upgrade.DisableKeepAlives = true
+	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false), Upgrade: upgrade}, h2c: newTransport(true)}
 	if opts.AccessLog != nil {
 		g.access = newAccessLog(opts.AccessLog, time.Second)
 	}
 	g.metrics = newMetrics(opts.Registry, g)
-	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log,
-		OnRetry: func(r, b string) { g.metrics.retries.WithLabelValues(r, b).Inc() }})
-	g.mirror = proxy.NewMirror(g.proxy, opts.MaxMirrorInFlight, func(r, res string) { g.metrics.mirrors.WithLabelValues(r, res).Inc() })
+	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log, Rand: opts.Rand, MaxMirrorInFlight: opts.MaxMirrorInFlight,
+		OnRetry:  func(r, b string) { g.metrics.retries.WithLabelValues(r, b).Inc() },
+		OnMirror: func(r, res string) { g.metrics.mirrors.WithLabelValues(r, res).Inc() }})
 	if err := g.Reload(cfg); err != nil {
 		g.Close()
 		return nil, err
@@ -191,7 +201,7 @@ func (g *Gateway) Close() {
 	}
 	g.closed = true
 	g.probes.Drain()
-	g.mirror.Close()
+	g.proxy.Close()
 	if st := g.state.Load(); st != nil {
 		for _, p := range st.pools {
 			p.Close()
@@ -345,13 +355,9 @@ func (g *Gateway) swap(cfg *config.Config) error {
 		pools[b.Name] = backend.New(b, backend.Options{Transport: tr, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
 			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }})
 	}
-	st := &state{cfg: cfg, table: table, pools: pools}
+	st := &state{cfg: cfg, table: table, paths: route.PathOptionsFrom(cfg.Defaults.Paths), pools: pools}
 	for _, rt := range table.Routes() {
-		var weights []int
-		for _, ref := range rt.Config.Backends {
-			weights = append(weights, *ref.Weight)
-		}
-		st.routes = append(st.routes, g.newRouteState(rt, pools, weights))
+		st.routes = append(st.routes, g.newRouteState(rt, pools))
 	}
 	g.state.Store(st)
 	if old != nil {
@@ -364,13 +370,12 @@ func (g *Gateway) swap(cfg *config.Config) error {
 	return nil
 }
 
-func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool, weights []int) *routeState {
-	rs := &routeState{rt: rt, weights: weights, split: balance.NewSmoothWeighted(weights)}
+func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool) *routeState {
+	rs := &routeState{rt: rt}
 	rs.allowed = rs.available
-	for _, ref := range rt.Config.Backends {
-		rs.names = append(rs.names, ref.Name)
-		rs.pools = append(rs.pools, pools[ref.Name])
-		rs.metrics = append(rs.metrics, g.metrics.forRoute(rt.Name, ref.Name))
+	for _, name := range rt.Split.Names {
+		rs.pools = append(rs.pools, pools[name])
+		rs.metrics = append(rs.metrics, g.metrics.forRoute(rt.Name, name))
 	}
 	if m := rt.Config.Mirror; m != nil {
 		rs.mirror = pools[m.Backend]
@@ -385,10 +390,9 @@ func (g *Gateway) Weights(routeName string) (map[string]int, error) {
 	if rt == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNoRoute, routeName)
 	}
-	rs := st.routes[rt.Index]
 	out := map[string]int{}
-	for i, n := range rs.names {
-		out[n] = rs.weights[i]
+	for i, n := range rt.Split.Names {
+		out[n] = rt.Split.Weights[i]
 	}
 	return out, nil
 }
@@ -402,43 +406,41 @@ var (
 
 // SetWeights changes a route's backend weights at once (a blue/green flip
 // or a canary step). Backends not named keep their weight. The change
+// goes the way of a reload: a copy of the config with the new weights is
+// validated (the same rules, the same YAML paths in errors), compiled and
+// swapped in; backend pools, their health and connections are kept. It
 // lasts until the next Reload.
 func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway closed")
+	}
 	st := g.state.Load()
 	rt := st.table.Route(routeName)
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNoRoute, routeName)
 	}
-	rs := st.routes[rt.Index]
-	weights := slices.Clone(rs.weights)
+	next := *st.cfg
+	next.Routes = slices.Clone(st.cfg.Routes)
+	rc := &next.Routes[rt.Index]
+	rc.Backends = slices.Clone(rc.Backends)
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(w)) {
-		i := slices.Index(rs.names, name)
-		switch v := w[name]; {
-		case i < 0:
+		i := slices.IndexFunc(rc.Backends, func(b config.BackendRef) bool { return b.Name == name })
+		if i < 0 {
 			errs = append(errs, fmt.Errorf("route %q has no backend %q", routeName, name))
-		case v < 0 || v > 100:
-			errs = append(errs, fmt.Errorf("%s: must be 0..100, got %d", name, v))
-		default:
-			weights[i] = v
+			continue
 		}
+		v := w[name]
+		rc.Backends[i].Weight = &v
 	}
-	if len(errs) == 0 && !slices.ContainsFunc(weights, func(v int) bool { return v > 0 }) {
-		errs = append(errs, errors.New("weights add up to 0: nothing would be served"))
+	if len(errs) == 0 {
+		errs = append(errs, g.swap(&next))
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrBadWeights, errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadWeights, err)
 	}
-	next := *st
-	next.routes = slices.Clone(st.routes)
-	nrs := *rs
-	nrs.weights = weights
-	nrs.split = balance.NewSmoothWeighted(weights)
-	nrs.allowed = nrs.available
-	next.routes[rt.Index] = &nrs
-	g.state.Store(&next)
 	g.log.Info("weights changed", slog.String("route", routeName), slog.Any("weights", w))
 	return nil
 }

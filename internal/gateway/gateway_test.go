@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // arrived is what an upstream saw of one request.
 type arrived struct {
 	Method, Host, Path, RawQuery, Body string
+	URI                                string // the request target as sent
 	Header                             http.Header
 	Proto                              int
 }
@@ -56,7 +58,7 @@ func newUpstream(t *testing.T, name string) *upstream {
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.got = append(u.got, arrived{Method: r.Method, Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone(), Proto: r.ProtoMajor})
+	u.got = append(u.got, arrived{Method: r.Method, Host: r.Host, Path: r.URL.Path, URI: r.RequestURI, RawQuery: r.URL.RawQuery, Body: string(body), Header: r.Header.Clone(), Proto: r.ProtoMajor})
 	h := u.handler
 	u.mu.Unlock()
 	u.hits.Add(1)
@@ -226,7 +228,8 @@ routes:
 		{"query", got.RawQuery, "x=1"},
 		{"body", got.Body, "hello"},
 		{"host", got.Host, "flaskapp.test"},
-		{"X-Forwarded-For", got.Header.Get("X-Forwarded-For"), "203.0.113.9, 127.0.0.1"},
+		// The peer is not a trusted proxy: the client's value is dropped.
+		{"X-Forwarded-For", got.Header.Get("X-Forwarded-For"), "127.0.0.1"},
 		{"X-Forwarded-Host", got.Header.Get("X-Forwarded-Host"), "flaskapp.test"},
 		{"X-Forwarded-Proto", got.Header.Get("X-Forwarded-Proto"), "http"},
 		{"X-Request-Id", got.Header.Get("X-Request-Id"), "client-id-1"},
@@ -589,6 +592,16 @@ func TestBlueGreenFlipThroughAdminAPI(t *testing.T) {
 		if code, body := put(tt.route, tt.body); code != tt.code || !strings.Contains(body, `"error"`) {
 			t.Errorf("PUT %s %s = %d %s, want %d with an error", tt.route, tt.body, code, body, tt.code)
 		}
+	}
+	// Weight changes are validated by the config's own rules, with the
+	// same YAML paths as a reload's errors.
+	for w, want := range map[int]string{101: "routes[1].backends[0].weight: must be 0..100, got 101", -1: "must be 0..100, got -1"} {
+		if err := f.gw.SetWeights("canary", map[string]int{"v1": w}); !errors.Is(err, ErrBadWeights) || !strings.Contains(err.Error(), want) {
+			t.Errorf("SetWeights(v1: %d) = %v, want ErrBadWeights naming %q", w, err, want)
+		}
+	}
+	if err := f.gw.SetWeights("canary", map[string]int{"v2": 0}); err == nil || !strings.Contains(err.Error(), "weights add up to 0") {
+		t.Errorf("SetWeights(all 0) = %v, want the reload's \"weights add up to 0\"", err)
 	}
 	resp, err := admin.Client().Get(admin.URL + "/routes/canary/weights")
 	if err != nil {

@@ -1,55 +1,85 @@
 package gateway
 
 import (
-	"bytes"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
+	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 )
 
-// ServeHTTP routes and proxies one request.
+// ServeHTTP runs the request path (docs/request-path.md): normalize the
+// path → match → the route's filters → split → proxy. Each step gets
+// what the previous ones decided as arguments: req (read-only once
+// matched) and the proxy.Call; the proxy returns what it observed.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	st := g.state.Load()
 	rec := &recorder{ResponseWriter: w}
-	rid := proxy.RequestID(r.Header.Get("X-Request-Id"))
+	f := &flight{}
+	req := &f.req
+	g.identify(req, r)
 	var rs *routeState
-	var ex *proxy.Exchange
 	backendIdx := -1
 	defer func() {
-		g.observe(rec, r, start, rid, rs, backendIdx, ex)
+		g.observe(rec, r, start, req, rs, backendIdx, &f.res)
 	}()
 
 	if r.ContentLength > g.opts.MaxRequestBody {
-		proxy.WriteError(rec, http.StatusRequestEntityTooLarge, "request_too_large", rid)
+		f.res.Failure = proxy.Reject(rec, &http.MaxBytesError{Limit: g.opts.MaxRequestBody}, req.ID)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(rec, r.Body, g.opts.MaxRequestBody)
 	}
-	rt := st.table.Match(r)
+	path, err := route.NormalizePath(r.URL.EscapedPath(), st.paths)
+	if err != nil {
+		f.res.Failure = proxy.Reject(rec, err, req.ID)
+		return
+	}
+	req.Path = path
+	rt := st.table.Match(r, path.Match)
 	if rt == nil {
-		proxy.WriteError(rec, http.StatusNotFound, "no_route", rid)
+		err := proxy.ErrNoRoute
+		if allow := st.table.Allow(r, path.Match); allow != "" {
+			rec.Header()["Allow"] = []string{allow}
+			err = proxy.ErrMethodNotAllowed
+		}
+		f.res.Failure = proxy.Reject(rec, err, req.ID)
 		return
 	}
 	rs = st.routes[rt.Index]
-	if target, code := rt.Redirect(r); code != 0 {
-		rec.Header()["X-Request-Id"] = []string{rid}
-		http.Redirect(rec, r, target, code)
-		return
+	for _, filter := range rt.Filters {
+		if filter(rec, r, req) {
+			return
+		}
 	}
-	backendIdx, cookie := rs.pick(r)
-	ex = &proxy.Exchange{Route: rt, Pool: rs.pools[backendIdx], RequestID: rid,
-		Traceparent: proxy.Traceparent(r.Header.Get("Traceparent")), SetCookie: cookie}
+	backendIdx, f.call.SetCookie = rs.pick(r)
+	f.call.Route, f.call.Request, f.call.Pool, f.call.Mirror = rt, req, rs.pools[backendIdx], rs.mirror
 	clearDeadlines(w, r)
-	if rs.mirror != nil && g.sample(*rt.Config.Mirror.Percent) {
-		g.sendMirror(r, rs, ex)
+	f.res = g.proxy.Serve(rec, r, &f.call)
+}
+
+// flight holds one request's values in one allocation: what the gateway
+// learned (req), what it asks the proxy (call) and what the proxy
+// observed (res).
+type flight struct {
+	req  route.Request
+	call proxy.Call
+	res  proxy.Result
+}
+
+// identify fills what is known of r before routing: IDs, scheme and the
+// client's address.
+func (g *Gateway) identify(req *route.Request, r *http.Request) {
+	req.ID = proxy.RequestID(r.Header.Get("X-Request-Id"))
+	req.Traceparent = proxy.Traceparent(r.Header.Get("Traceparent"))
+	req.Scheme = "http"
+	if r.TLS != nil {
+		req.Scheme = "https"
 	}
-	g.proxy.Serve(rec, r, ex)
+	req.Peer, req.ClientIP, req.PeerTrusted = clientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], g.opts.TrustedProxies)
 }
 
 // clearDeadlines lifts the server's ReadTimeout and WriteTimeout for a
@@ -85,69 +115,33 @@ func clearDeadlines(w http.ResponseWriter, r *http.Request) {
 // backends with available endpoints. When none has any, the first
 // weighted backend is returned and the proxy answers 503.
 func (rs *routeState) pick(r *http.Request) (int, *http.Cookie) {
+	split := &rs.rt.Split
 	sticky := rs.rt.Config.Sticky
 	if sticky != nil {
 		if c, err := r.Cookie(sticky.Cookie); err == nil {
-			for i, n := range rs.names {
-				if n == c.Value && rs.weights[i] > 0 && rs.pools[i].Available() {
+			for i, n := range split.Names {
+				if n == c.Value && split.Weights[i] > 0 && rs.pools[i].Available() {
 					return i, nil
 				}
 			}
 		}
 	}
-	i := rs.split.Next(rs.allowed)
+	i := split.Next(rs.allowed)
 	if i < 0 {
-		for j, w := range rs.weights {
+		for j, w := range split.Weights {
 			if w > 0 {
 				return j, nil
 			}
 		}
 	}
 	if sticky != nil {
-		return i, &http.Cookie{Name: sticky.Cookie, Value: rs.names[i], Path: "/", MaxAge: int(sticky.TTL.Seconds()),
+		return i, &http.Cookie{Name: sticky.Cookie, Value: split.Names[i], Path: "/", MaxAge: int(sticky.TTL.Seconds()),
 			HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	}
 	return i, nil
 }
 
-// sample reports true with probability percent/100.
-func (g *Gateway) sample(percent float64) bool {
-	if percent >= 100 {
-		return true
-	}
-	const scale = 1_000_000
-	n := g.opts.Rand(scale)
-	return float64(n) < percent/100*scale
-}
-
-// sendMirror copies r to the route's shadow backend. A body is mirrored
-// only when its length is known and at most proxy.MaxMirrorBody; it is
-// read here and replayed to the primary.
-func (g *Gateway) sendMirror(r *http.Request, rs *routeState, ex *proxy.Exchange) {
-	var body []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength < 0 || r.ContentLength > proxy.MaxMirrorBody {
-			g.metrics.mirrors.WithLabelValues(rs.rt.Name, "skipped").Inc()
-			return
-		}
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			// The primary sees what arrived, then the same error, and
-			// fails on it as it would have without the mirror.
-			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
-			return
-		}
-		body = b
-		r.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	g.mirror.Send(r, body, ex, rs.mirror)
-}
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
-func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid string, rs *routeState, backendIdx int, ex *proxy.Exchange) {
+func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *route.Request, rs *routeState, backendIdx int, res *proxy.Result) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -156,10 +150,13 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid s
 	routeName, backendName := "none", "none"
 	switch {
 	case rs != nil && backendIdx >= 0:
-		routeName, backendName = rs.rt.Name, rs.names[backendIdx]
+		routeName, backendName = rs.rt.Name, rs.rt.Split.Names[backendIdx]
 		rs.metrics[backendIdx].observe(status, d.Seconds())
 	case rs != nil:
-		routeName, backendName = rs.rt.Name, "redirect"
+		routeName = rs.rt.Name
+		if rs.rt.Config.Redirect != nil {
+			backendName = "redirect"
+		}
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
 	default:
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
@@ -167,20 +164,13 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid s
 	if g.access == nil {
 		return
 	}
-	e := entry{time: start, requestID: rid, route: routeName, backend: backendName, method: r.Method, host: r.Host,
-		path: r.URL.Path, status: status, bytes: rec.bytes, duration: d, clientIP: clientIP(r.RemoteAddr), userAgent: r.UserAgent()}
-	if ex != nil {
-		e.proxied, e.endpoint, e.attempts, e.traceparent, e.failure = true, ex.Endpoint, ex.Attempts, ex.Traceparent, ex.Failure
+	e := entry{time: start, requestID: req.ID, route: routeName, backend: backendName, method: r.Method, host: r.Host,
+		path: r.URL.Path, status: status, bytes: rec.bytes, duration: d, clientIP: addrString(req.ClientIP, r.RemoteAddr), userAgent: r.UserAgent(),
+		failure: res.Failure}
+	if backendIdx >= 0 {
+		e.proxied, e.endpoint, e.attempts, e.traceparent = true, res.Endpoint, res.Attempts, req.Traceparent
 	}
 	g.access.write(&e)
-}
-
-func clientIP(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return remote
-	}
-	return host
 }
 
 // recorder captures the status and size of a response for metrics and

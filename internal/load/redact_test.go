@@ -10,7 +10,7 @@ import (
 func TestReportsHidePassword(t *testing.T) {
 	s := Summary{URL: "http://user:s3cret@127.0.0.1:8080/x"}
 	var text bytes.Buffer
-	s.WriteText(&text)
+	s.writeText(&text, Config{})
 	js, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)

@@ -247,14 +247,6 @@ func (v *view) finish(s Summary) {
 	v.o.Out.Write(v.buf.Bytes())
 }
 
-// WriteText writes s for people, as `flotilla load` prints it at the end.
-func (s Summary) WriteText(w io.Writer) error {
-	var b bytes.Buffer
-	s.writeText(&b, Config{Rate: s.TargetRate, Concurrency: s.Concurrency})
-	_, err := w.Write(b.Bytes())
-	return err
-}
-
 func (s Summary) writeText(b *bytes.Buffer, c Config) {
 	fmt.Fprintf(b, "flotilla load: %s, %s\n", redact(s.URL), describe(c))
 	fmt.Fprintf(b, "  requests   %d in %s: %.1f/s", s.Requests, fmtDur(s.Elapsed), s.Rate)

@@ -144,9 +144,7 @@ func TestSummaryText(t *testing.T) {
 	s := summarize(c, fakeTally(map[string]int64{"v1": 90, "v2": 8}, [numKinds]int64{kindTimeout: 2}), 10*time.Second)
 	s.check(c)
 	var b bytes.Buffer
-	if err := s.WriteText(&b); err != nil {
-		t.Fatal(err)
-	}
+	s.writeText(&b, Config{Rate: s.TargetRate, Concurrency: s.Concurrency})
 	want := `flotilla load: http://h/, open loop at 10/s (at most 5 in flight)
   requests   100 in 10.00s: 10.0/s
   errors     2 (2.00%): refused 0, reset 0, timeout 2, 5xx 0, other 0
@@ -159,7 +157,7 @@ func TestSummaryText(t *testing.T) {
   FAILED     error rate 2 % (2 of 100) is above --max-error-rate 1 %
 `
 	if b.String() != want {
-		t.Errorf("WriteText() =\n%s\nwant\n%s", b.String(), want)
+		t.Errorf("writeText() =\n%s\nwant\n%s", b.String(), want)
 	}
 }
 

@@ -180,9 +180,6 @@ func NewSmoothWeighted(weights []int) *SmoothWeighted {
 	return s
 }
 
-// Weights returns the weights, which the caller must not modify.
-func (s *SmoothWeighted) Weights() []int { return s.weights }
-
 // Next returns the next index, or -1 when every weight is 0. allowed, if
 // not nil, excludes indexes for this pick (a group with no healthy
 // endpoint) without disturbing the sequence of the others more than

@@ -38,6 +38,10 @@ type Defaults struct {
 	// Retries is the retry policy (default: 2 retries for idempotent
 	// requests and failed connects).
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+	// Paths is how request paths are normalized before matching; it is a
+	// gateway-wide setting, routes cannot override it (default: merge
+	// slashes, reject encoded slashes).
+	Paths Paths `yaml:"paths" json:"paths"`
 }
 
 // Backend is a named group of upstream endpoints: one Kubernetes Service,
@@ -92,7 +96,9 @@ type HashOn struct {
 	Header string `yaml:"header" json:"header,omitempty"`
 	// Cookie is a cookie name.
 	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
-	// ClientIP keys on the client's address (the TCP peer).
+	// ClientIP keys on the client's address: the TCP peer, or behind a
+	// trusted proxy (`flotilla gateway --trusted-proxies`) the client it
+	// names in X-Forwarded-For.
 	ClientIP bool `yaml:"clientIP" json:"clientIP,omitempty"`
 }
 
@@ -289,9 +295,11 @@ type Mirror struct {
 	Percent *float64 `yaml:"percent" json:"percent,omitempty"`
 }
 
-// Retries is a retry policy. A request is retried on another endpoint when
-// it failed to connect (any method) or, for idempotent methods without a
-// body that cannot be replayed, on a transport error or a RetryOn status.
+// Retries is a retry policy. A request is retried on another endpoint only
+// when it provably never reached the upstream (the connect failed, or not
+// a byte was written; any method), or, for idempotent methods without a
+// body, on a RetryOn status. A request that may have been seen is never
+// sent again: a GET can count a visit.
 type Retries struct {
 	// Attempts is the number of retries after the first try, 0..10
 	// (default 2 when no retries block is given at all; 0 disables).

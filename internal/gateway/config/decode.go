@@ -118,6 +118,7 @@ func (c *Config) SetDefaults() {
 		c.Defaults.Retries = &Retries{Attempts: 2}
 	}
 	c.Defaults.Retries.setDefaults()
+	c.Defaults.Paths.setDefaults()
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		if b.ResolveInterval == 0 {

@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 	if c.Defaults.Retries != nil {
 		c.Defaults.Retries.validate(&p, "defaults.retries")
 	}
+	c.Defaults.Paths.validate(&p, "defaults.paths")
 	backends := map[string]bool{}
 	for i, b := range c.Backends {
 		path := fmt.Sprintf("backends[%d]", i)

@@ -19,11 +19,25 @@ import (
 // core; profiling showed that hand-off and its allocations as the largest
 // gateway-side cost. Requests with a body or an Upgrade go to Fallback,
 // which handles streaming both ways, 100-continue and protocol switches.
+//
+// H1 never sends a request twice once a byte of it may have reached the
+// upstream: a reused connection is checked for a close before it is
+// written to, and a request is sent again (on a fresh connection) only
+// when not a byte of it was written. A failure after that is returned, so
+// the proxy answers 502 rather than run a visit twice. net/http's
+// Transport would resend a written GET after reading EOF on a reused
+// connection; requests with a body go to Fallback, which cannot resend
+// them (their body has no GetBody), and bodiless Upgrade requests go to
+// Upgrade, which must not reuse connections.
 type H1 struct {
 	// Dial opens connections (default net.Dialer with a 5s timeout).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Fallback sends what H1 does not handle (required).
+	// Fallback sends requests with a body (required).
 	Fallback http.RoundTripper
+	// Upgrade sends bodiless requests with an Upgrade header (default
+	// Fallback). Give it a transport without keep-alives: net/http
+	// resends such a request after a failure on a reused connection.
+	Upgrade http.RoundTripper
 	// MaxIdlePerHost caps idle connections kept per endpoint (default 1024).
 	MaxIdlePerHost int
 	// IdleTimeout drops connections idle longer (default 90s).
@@ -41,17 +55,42 @@ const sweepEvery = 1024
 
 type h1Conn struct {
 	net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	idleAt time.Time
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	idleAt  time.Time
+	written int64   // bytes of the current request the kernel accepted
+	peek    *peeker // nil where the platform cannot peek
 }
+
+// Write counts what reached the connection, so that a failed exchange
+// can tell whether any of the request left.
+func (pc *h1Conn) Write(b []byte) (int, error) {
+	n, err := pc.Conn.Write(b)
+	pc.written += int64(n)
+	return n, err
+}
+
+// ErrNotSent marks a transport failure before any byte of the request was
+// written: the upstream cannot have seen it, so any method may be retried.
+var ErrNotSent = errors.New("request not sent")
+
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string   { return e.err.Error() + " (nothing was sent)" }
+func (e *notSentError) Unwrap() []error { return []error{e.err, ErrNotSent} }
 
 // aLongTimeAgo makes blocked reads and writes fail at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // RoundTrip implements http.RoundTripper.
 func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody || req.URL.Scheme != "http" || req.Header["Upgrade"] != nil {
+	if req.Body != nil && req.Body != http.NoBody || req.URL.Scheme != "http" {
+		return t.Fallback.RoundTrip(req)
+	}
+	if req.Header["Upgrade"] != nil {
+		if t.Upgrade != nil {
+			return t.Upgrade.RoundTrip(req)
+		}
 		return t.Fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -70,20 +109,24 @@ func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			stop()
 			pc.Close()
-			// A reused connection the server closed while idle fails at
-			// once; an idempotent request was not processed and goes
-			// again, as http.Transport does. The other idle connections
-			// to addr are as old or older and likely closed too: drop
-			// them and dial, so one stale pool costs one retry.
-			if reused && ctx.Err() == nil && isIdempotent(req.Method) && isStale(err) {
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			if pc.written > 0 {
+				// The upstream may have the request, in part or whole, and
+				// may have acted on it: never send it again.
+				return nil, err
+			}
+			// Not a byte left: a reused connection the upstream had
+			// closed. The other idle connections to addr are as old or
+			// older: drop them and dial, so one stale pool costs one
+			// retry.
+			if reused {
 				t.dropIdle(addr)
 				fresh = true
 				continue
 			}
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return nil, err
+			return nil, &notSentError{err}
 		}
 		b := &h1Body{ReadCloser: resp.Body, t: t, pc: pc, addr: addr, stop: stop, reuse: !resp.Close && !req.Close}
 		if resp.Body == http.NoBody {
@@ -95,6 +138,7 @@ func (t *H1) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (pc *h1Conn) exchange(req *http.Request) (*http.Response, error) {
+	pc.written = 0
 	if err := req.Write(pc.bw); err != nil {
 		return nil, err
 	}
@@ -115,11 +159,6 @@ func (pc *h1Conn) exchange(req *http.Request) (*http.Response, error) {
 	}
 }
 
-func isStale(err error) bool {
-	var ne *net.OpError
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne)
-}
-
 // get returns an idle connection to addr (reused) or, when there is none
 // or fresh is set, a new one.
 func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, error) {
@@ -131,7 +170,15 @@ func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, e
 		t.idle[addr] = conns[:len(conns)-1]
 		if now.Sub(pc.idleAt) < idleTimeout {
 			t.mu.Unlock()
-			return pc, true, nil
+			// The upstream may have closed it while idle (its keep-alive
+			// timeout, a drain): find out before writing, since a
+			// request written to it could not be sent again.
+			if !pc.peek.peerClosed() {
+				return pc, true, nil
+			}
+			pc.Close()
+			t.mu.Lock()
+			continue
 		}
 		pc.Close()
 	}
@@ -144,7 +191,9 @@ func (t *H1) get(ctx context.Context, addr string, fresh bool) (*h1Conn, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	pc := &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 16<<10), peek: newPeeker(c)}
+	pc.bw = bufio.NewWriterSize(pc, 4<<10) // through pc.Write, which counts
+	return pc, false, nil
 }
 
 func (t *H1) put(addr string, pc *h1Conn) {
@@ -223,8 +272,10 @@ func (t *H1) CloseIdleConnections() {
 			pc.Close()
 		}
 	}
-	if f, ok := t.Fallback.(interface{ CloseIdleConnections() }); ok {
-		f.CloseIdleConnections()
+	for _, rt := range []http.RoundTripper{t.Fallback, t.Upgrade} {
+		if f, ok := rt.(interface{ CloseIdleConnections() }); ok {
+			f.CloseIdleConnections()
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -117,7 +118,7 @@ func TestH1DialError(t *testing.T) {
 	ln.Close()
 	tr := &H1{Fallback: http.DefaultTransport}
 	_, err := get(t, tr, context.Background(), "http://"+addr, nil)
-	if !isConnectError(err) {
+	if !notSent(err) {
 		t.Errorf("RoundTrip(closed port) = %v, want a dial error", err)
 	}
 }
@@ -233,5 +234,98 @@ func TestH1ManyStaleIdleConnections(t *testing.T) {
 	}
 	if got, err := get(t, tr, context.Background(), srv.URL+"/after", nil); err != nil || got != "200 OK /after" {
 		t.Fatalf("GET after %d pooled connections went stale = %q, %v", n, got, err)
+	}
+}
+
+// TestH1NeverResendsWrittenRequest: the upstream reads a GET on a reused
+// keep-alive connection and closes it without answering. The GET may
+// have been acted on (a counter's visit): H1 returns the error and does
+// not send it again, unlike net/http's Transport, which retries an
+// idempotent request after EOF on a reused connection.
+func TestH1NeverResendsWrittenRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var requests atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			for {
+				if _, err := http.ReadRequest(br); err != nil {
+					break
+				}
+				if requests.Add(1) >= 2 {
+					break // read, acted on, never answered
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+			c.Close()
+		}
+	}()
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	url := "http://" + ln.Addr().String() + "/"
+	if got, err := get(t, tr, context.Background(), url, nil); err != nil || got != "200 OK ok" {
+		t.Fatalf("first GET = %q, %v", got, err)
+	}
+	_, err = get(t, tr, context.Background(), url, nil)
+	if err == nil || notSent(err) {
+		t.Errorf("GET cut after it was written: error %v, want a failure that is not ErrNotSent", err)
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("upstream read %d requests, want 2: the cut GET was sent again", n)
+	}
+	ln.Close()
+	<-done
+}
+
+// TestH1RedialsBeforeWritingToClosedConn: an idle connection the
+// upstream closed is found out before the request is written to it, so
+// the request goes on a new connection without having been sent twice.
+func TestH1RedialsBeforeWritingToClosedConn(t *testing.T) {
+	var requests atomic.Int64
+	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		io.WriteString(w, "ok")
+	})
+	tr := &H1{Fallback: http.DefaultTransport}
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		if got, err := get(t, tr, context.Background(), srv.URL, nil); err != nil || got != "200 OK ok" {
+			t.Fatalf("GET %d = %q, %v", i, got, err)
+		}
+		srv.CloseClientConnections() // the keep-alive timeout passes
+	}
+	if r, c := requests.Load(), conns.Load(); r != 3 || c != 3 {
+		t.Errorf("3 GETs = %d requests on %d connections, want 3 on 3", r, c)
+	}
+}
+
+// TestH1UpgradeUsesItsOwnTransport: a bodiless request with Upgrade goes
+// to Upgrade (a transport without keep-alives), never to a pooled
+// connection net/http could resend it on.
+func TestH1UpgradeUsesItsOwnTransport(t *testing.T) {
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	fallback, upgrade := &countingRT{rt: http.DefaultTransport}, &countingRT{rt: &http.Transport{DisableKeepAlives: true}}
+	tr := &H1{Fallback: fallback, Upgrade: upgrade}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if upgrade.n.Load() != 1 || fallback.n.Load() != 0 {
+		t.Errorf("Upgrade request: upgrade transport %d, fallback %d; want 1, 0", upgrade.n.Load(), fallback.n.Load())
 	}
 }

@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httputil"
 	"sync"
-
-	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
 )
 
 // MaxMirrorBody is the largest request body that is mirrored (64 KiB):
@@ -17,13 +13,13 @@ import (
 const MaxMirrorBody = 64 << 10
 
 // Mirror sends copies of requests to shadow backends in the background.
-// It never blocks or fails the primary request: when MaxInFlight copies
-// are already in flight the copy is dropped. A copy goes through its own
-// ReverseProxy with the primary's Rewrite, so both are shaped the same
-// (hop-by-hop headers, X-Forwarded-*, request and trace IDs, path).
+// It never blocks or fails the primary request: when its in-flight cap is
+// reached the copy is dropped. A copy is shaped by the same rewrite as
+// the primary (hop-by-hop headers, X-Forwarded-*, request and trace IDs,
+// path) and sent once: no retries, no passive health (a shadow is not a
+// serving backend).
 type Mirror struct {
-	proxy    *Proxy
-	rp       *httputil.ReverseProxy
+	p        *Proxy
 	sem      chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -31,23 +27,12 @@ type Mirror struct {
 	onResult func(route, result string)
 }
 
-// NewMirror returns a Mirror sending through p's transports with at most
-// maxInFlight copies at once. onResult (may be nil) gets "sent", "failed",
-// "dropped" or "skipped" for every copy asked for.
-func NewMirror(p *Proxy, maxInFlight int, onResult func(route, result string)) *Mirror {
+func newMirror(p *Proxy, maxInFlight int, onResult func(route, result string)) *Mirror {
 	ctx, cancel := context.WithCancel(context.Background())
 	if onResult == nil {
 		onResult = func(string, string) {}
 	}
-	m := &Mirror{proxy: p, sem: make(chan struct{}, maxInFlight), ctx: ctx, cancel: cancel, onResult: onResult}
-	m.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    mirrorTransport{p},
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
-		BufferPool:   p.rp.BufferPool,
-		ErrorLog:     log.New(io.Discard, "", 0), // a shadow's failures are counted, not logged
-	}
-	return m
+	return &Mirror{p: p, sem: make(chan struct{}, maxInFlight), ctx: ctx, cancel: cancel, onResult: onResult}
 }
 
 // Close cancels copies in flight and waits for them.
@@ -56,10 +41,47 @@ func (m *Mirror) Close() {
 	m.wg.Wait()
 }
 
-// Send copies r (with body, already read in full, or nil) to an endpoint
-// of pool, shaped as the primary exchange ex. It returns at once.
-func (m *Mirror) Send(r *http.Request, body []byte, ex *Exchange, pool *backend.Pool) {
-	rt := ex.Route
+// sample reports true with probability percent/100.
+func (p *Proxy) sample(percent float64) bool {
+	if percent >= 100 {
+		return true
+	}
+	const scale = 1_000_000
+	return float64(p.opts.Rand(scale)) < percent/100*scale
+}
+
+// sendMirror copies r to c.Mirror. A body is mirrored only when its
+// length is known and at most MaxMirrorBody; it is read here and replayed
+// to the primary.
+func (p *Proxy) sendMirror(r *http.Request, c *Call) {
+	m := p.mirror
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength < 0 || r.ContentLength > MaxMirrorBody {
+			m.onResult(c.Route.Name, "skipped")
+			return
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			// The primary sees what arrived, then the same error, and
+			// fails on it as it would have without the mirror.
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), errReader{err}))
+			return
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	m.send(r, body, c)
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// send copies r (with body, already read in full, or nil) to an endpoint
+// of c.Mirror. It returns at once.
+func (m *Mirror) send(r *http.Request, body []byte, c *Call) {
+	rt := c.Route
 	select {
 	case m.sem <- struct{}{}:
 	default:
@@ -70,8 +92,8 @@ func (m *Mirror) Send(r *http.Request, body []byte, ex *Exchange, pool *backend.
 	if d := rt.Config.Timeout; d > 0 {
 		ctx, cancel = context.WithTimeout(ctx, d)
 	}
-	shadow := &Exchange{Route: rt, Pool: pool, RequestID: ex.RequestID, Traceparent: ex.Traceparent}
-	in := r.Clone(context.WithValue(ctx, exchangeKey{}, shadow))
+	x := m.p.newExchange(&Call{Route: rt, Request: c.Request, Pool: c.Mirror}, true)
+	in := r.Clone(ctx)
 	in.Body, in.ContentLength = http.NoBody, 0
 	if body != nil {
 		in.Body, in.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
@@ -80,7 +102,7 @@ func (m *Mirror) Send(r *http.Request, body []byte, ex *Exchange, pool *backend.
 		defer func() { <-m.sem }()
 		defer cancel()
 		w := &statusWriter{header: http.Header{}}
-		m.rp.ServeHTTP(w, in)
+		x.rp.ServeHTTP(w, in)
 		result := "sent"
 		if w.status >= 500 {
 			result = "failed"
@@ -89,18 +111,15 @@ func (m *Mirror) Send(r *http.Request, body []byte, ex *Exchange, pool *backend.
 	})
 }
 
-// mirrorTransport sends a copy to an endpoint of the shadow pool, once:
-// no retries, no passive health (a shadow is not a serving backend).
-type mirrorTransport struct{ p *Proxy }
-
-func (t mirrorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	pool := exchangeOf(req.Context()).Pool
+// roundTripShadow sends a copy to an endpoint of the shadow pool, once.
+func (x *exchange) roundTripShadow(req *http.Request) (*http.Response, error) {
+	pool := x.c.Pool
 	ep, _ := pool.Acquire(req, nil)
 	if ep == nil {
 		return nil, ErrNoHealthy
 	}
 	req.URL.Host = ep.Addr
-	resp, err := t.p.transport(pool).RoundTrip(req)
+	resp, err := x.p.transport(pool).RoundTrip(req)
 	if err != nil {
 		ep.Done()
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -32,36 +33,41 @@ var (
 	// ErrTimeout is the cause of a request's context when the route
 	// timeout passed before the response headers arrived (504).
 	ErrTimeout = errors.New("route timeout")
+	// ErrNoRoute: no route matches the request (404).
+	ErrNoRoute = errors.New("no route")
+	// ErrMethodNotAllowed: a route matches all but the method (405; the
+	// caller sets Allow).
+	ErrMethodNotAllowed = errors.New("method not allowed")
 )
 
-// Exchange is one proxied request's state: what the gateway decided
-// (route, backend, IDs) and what the proxy observed (endpoint, attempts,
-// failure class), for the access log and metrics.
-type Exchange struct {
-	Route       *route.Route
-	Pool        *backend.Pool
-	RequestID   string
-	Traceparent string
+// Call is what the gateway decided for one request, passed to Serve
+// explicitly: the proxy reads it and never modifies it.
+type Call struct {
+	// Route is the matched route; its timeout, retry policy, rewrites and
+	// header edits apply.
+	Route *route.Route
+	// Request is what the gateway learned about the request (IDs, client
+	// address, scheme, normalized path).
+	Request *route.Request
+	// Pool is the backend the split chose.
+	Pool *backend.Pool
 	// SetCookie, when not nil, is added to the response (sticky backend).
 	SetCookie *http.Cookie
+	// Mirror, when not nil, is the route's shadow backend: the proxy
+	// samples the route's mirror percentage and sends a copy.
+	Mirror *backend.Pool
+}
 
-	// Endpoint is the address of the last endpoint tried.
+// Result is what the proxy observed, for the access log and metrics.
+type Result struct {
+	// Endpoint is the address of the last endpoint tried ("" when none).
 	Endpoint string
 	// Attempts is how many endpoints were tried.
 	Attempts int
 	// Failure is the class of a failed exchange ("" when it succeeded):
 	// client_closed_request, upstream_failure, no_healthy_upstream,
-	// upstream_overloaded or upstream_timeout.
+	// upstream_overloaded, upstream_timeout or request_too_large.
 	Failure string
-
-	timer *time.Timer
-}
-
-type exchangeKey struct{}
-
-func exchangeOf(ctx context.Context) *Exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*Exchange)
-	return ex
 }
 
 // Options configure a Proxy.
@@ -74,15 +80,26 @@ type Options struct {
 	OnRetry func(route, backend string)
 	// Jitter returns a uniform duration in [0, d) (default rand.N).
 	Jitter func(d time.Duration) time.Duration
+	// Rand samples mirrored requests (default rand.IntN).
+	Rand func(n int) int
+	// MaxMirrorInFlight caps mirrored copies in flight; more are dropped
+	// (default 64).
+	MaxMirrorInFlight int
+	// OnMirror is called with "sent", "failed", "dropped" or "skipped"
+	// for every copy asked for (for metrics).
+	OnMirror func(route, result string)
 }
 
 // Proxy forwards requests. It is safe for concurrent use.
 type Proxy struct {
-	opts Options
-	rp   *httputil.ReverseProxy
+	opts      Options
+	exchanges sync.Pool // of *exchange
+	buf       httputil.BufferPool
+	errLog    *log.Logger
+	mirror    *Mirror
 }
 
-// New returns a Proxy.
+// New returns a Proxy. Close stops its mirrored copies.
 func New(opts Options) *Proxy {
 	if opts.Jitter == nil {
 		opts.Jitter = func(d time.Duration) time.Duration {
@@ -92,66 +109,114 @@ func New(opts Options) *Proxy {
 			return rand.N(d)
 		}
 	}
+	if opts.Rand == nil {
+		opts.Rand = rand.IntN
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	p := &Proxy{opts: opts}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      p,
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   p.errorHandler,
-		BufferPool:     &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	if opts.MaxMirrorInFlight <= 0 {
+		opts.MaxMirrorInFlight = 64
 	}
+	p := &Proxy{opts: opts,
+		buf:    &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}},
+		errLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+	p.mirror = newMirror(p, opts.MaxMirrorInFlight, opts.OnMirror)
 	return p
 }
 
-// Serve proxies r as ex describes. The route timeout runs until the
-// response headers arrive, across retries.
-func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, ex *Exchange) {
+// Close cancels mirrored copies in flight and waits for them.
+func (p *Proxy) Close() { p.mirror.Close() }
+
+// exchange is one call's own state, private to Serve: it is the
+// ReverseProxy's Rewrite, Transport, ModifyResponse and ErrorHandler for
+// this call, so nothing travels in the request's context.
+type exchange struct {
+	p      *Proxy
+	c      *Call
+	res    Result
+	timer  *time.Timer
+	shadow bool // a mirrored copy: one try, no passive health
+	rp     httputil.ReverseProxy
+}
+
+func (p *Proxy) newExchange(c *Call, shadow bool) *exchange {
+	x := &exchange{p: p, c: c, shadow: shadow}
+	x.rp = httputil.ReverseProxy{Rewrite: x.rewrite, Transport: x, ModifyResponse: x.modifyResponse,
+		ErrorHandler: x.errorHandler, BufferPool: p.buf, ErrorLog: p.errLog}
+	return x
+}
+
+// getExchange returns a primary exchange for c from the pool: its
+// ReverseProxy and the hooks bound to it are built once per pooled value,
+// not per request. putExchange returns it once Serve is done with it
+// (ReverseProxy keeps no reference after ServeHTTP returns).
+func (p *Proxy) getExchange(c *Call) *exchange {
+	if x, ok := p.exchanges.Get().(*exchange); ok {
+		x.c = c
+		return x
+	}
+	return p.newExchange(c, false)
+}
+
+func (p *Proxy) putExchange(x *exchange) {
+	x.c, x.res, x.timer = nil, Result{}, nil
+	p.exchanges.Put(x)
+}
+
+// Serve proxies r as c describes and reports what happened. The route
+// timeout runs until the response headers arrive, across retries.
+func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
+	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
+		p.sendMirror(r, c)
+	}
+	x := p.getExchange(c)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	if d := ex.Route.Config.Timeout; d > 0 {
-		ex.timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
-		defer ex.timer.Stop()
+	var timer *time.Timer
+	if d := c.Route.Config.Timeout; d > 0 {
+		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
+		defer timer.Stop()
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, exchangeKey{}, ex)))
+	x.timer = timer
+	// A panic (http.ErrAbortHandler) skips the put: the exchange is
+	// dropped, not reused.
+	x.rp.ServeHTTP(w, r.WithContext(ctx))
+	res := x.res
+	p.putExchange(x)
+	return res
 }
 
 // rewrite shapes the outbound request. Its URL host is a placeholder
 // until RoundTrip picks the endpoint.
-func rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeOf(pr.In.Context())
+func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
+	c, req := x.c, x.c.Request
 	in, out := pr.In, pr.Out
 	out.URL.Scheme = "http"
-	out.URL.Host = ex.Pool.Config.Name
-	if rt := ex.Route; rt.RewritesPath() {
-		out.URL.Path = rt.RewritePath(in.URL.Path)
-		out.URL.RawPath = ""
-	}
+	out.URL.Host = c.Pool.Config.Name
+	// Exactly the path that was matched, or its rewrite, in escaped form:
+	// never a decoded form that means something else upstream.
+	c.Route.UpstreamPath(req.Path).SetURL(out.URL)
 	out.Host = in.Host // the client's Host goes upstream, as ingress-nginx does
-	if h := ex.Route.Host(); h != "" {
+	if h := c.Route.Host(); h != "" {
 		out.Host = h
 	}
-	// Append to the X-Forwarded-For the client sent, as Envoy and nginx's
-	// proxy_add_x_forwarded_for do; Rewrite starts without it.
-	if xff, ok := in.Header["X-Forwarded-For"]; ok {
-		out.Header["X-Forwarded-For"] = xff
+	setForwarded(out.Header, in, req)
+	out.Header["X-Request-Id"] = []string{req.ID}
+	out.Header["Traceparent"] = []string{req.Traceparent}
+	c.Route.EditRequestHeaders(out.Header)
+	if req.ClientIP != req.Peer {
+		// The consistent-hash key (backend's clientIP) reads RemoteAddr.
+		out.RemoteAddr = req.ClientIP.String()
 	}
-	pr.SetXForwarded()
-	out.Header["X-Request-Id"] = []string{ex.RequestID}
-	out.Header["Traceparent"] = []string{ex.Traceparent}
-	ex.Route.EditRequestHeaders(out.Header)
 }
 
-func modifyResponse(resp *http.Response) error {
-	ex := exchangeOf(resp.Request.Context())
-	resp.Header["X-Request-Id"] = []string{ex.RequestID}
-	if ex.SetCookie != nil {
-		resp.Header.Add("Set-Cookie", ex.SetCookie.String())
+func (x *exchange) modifyResponse(resp *http.Response) error {
+	resp.Header["X-Request-Id"] = []string{x.c.Request.ID}
+	if x.c.SetCookie != nil {
+		resp.Header.Add("Set-Cookie", x.c.SetCookie.String())
 	}
-	ex.Route.EditResponseHeaders(resp.Header)
+	x.c.Route.EditResponseHeaders(resp.Header)
 	return nil
 }
 
@@ -162,13 +227,16 @@ func (p *Proxy) transport(pool *backend.Pool) http.RoundTripper {
 	return p.opts.HTTP1
 }
 
-// RoundTrip sends req to an endpoint of the exchange's backend, trying
+// RoundTrip sends req to an endpoint of the call's backend, trying
 // others as the retry policy allows. It implements http.RoundTripper for
 // the ReverseProxy; it is not a general-purpose transport.
-func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
+	if x.shadow {
+		return x.roundTripShadow(req)
+	}
+	p := x.p
 	ctx := req.Context()
-	ex := exchangeOf(ctx)
-	pool, policy := ex.Pool, ex.Route.Config.Retries
+	pool, policy := x.c.Pool, x.c.Route.Config.Retries
 	tr := p.transport(pool)
 	idempotent := isIdempotent(req.Method)
 	var body *replayBody
@@ -200,7 +268,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		tried = append(tried, ep)
 		req.URL.Host = ep.Addr
-		ex.Endpoint, ex.Attempts = ep.Addr, ex.Attempts+1
+		x.res.Endpoint, x.res.Attempts = ep.Addr, x.res.Attempts+1
 		resp, err := tr.RoundTrip(req)
 		if ctx.Err() != nil { // client gone or route timeout: not the endpoint's fault
 			if resp != nil {
@@ -219,11 +287,14 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, &clientBodyError{body.failed()}
 		}
 		pool.Report(ep, err != nil || isGatewayFailure(resp.StatusCode))
-		// A body is replayed only after a failure before any of it was
-		// read. A status answer may come while the transport still sends
-		// the body, so status retries are for bodiless requests only.
+		// A failed request is retried only when it provably never reached
+		// the upstream (the connect failed, or not a byte was written):
+		// a GET may count a visit, so "idempotent" is not enough once the
+		// upstream may have seen it. A route opts into retrying statuses
+		// (RetryOn) for idempotent methods without a body: a status
+		// answer may come while the transport still sends a body.
 		retry := attempt < policy.Attempts &&
-			(err != nil && (idempotent || isConnectError(err)) && (body == nil || !body.read.Load()) ||
+			(err != nil && notSent(err) && (body == nil || !body.read.Load()) ||
 				err == nil && idempotent && body == nil && slices.Contains(policy.RetryOn, resp.StatusCode))
 		if retry && pool.RetryStart(*policy.Budget) {
 			retries++
@@ -233,7 +304,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			ep.Done()
 			if p.opts.OnRetry != nil {
-				p.opts.OnRetry(ex.Route.Name, pool.Config.Name)
+				p.opts.OnRetry(x.c.Route.Name, pool.Config.Name)
 			}
 			if !sleep(ctx, p.opts.Jitter(policy.Backoff<<min(attempt, 3))) {
 				return nil, context.Cause(ctx)
@@ -244,8 +315,8 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			ep.Done()
 			return nil, err
 		}
-		if ex.timer != nil {
-			ex.timer.Stop() // headers arrived: the body may stream as long as it takes
+		if x.timer != nil {
+			x.timer.Stop() // headers arrived: the body may stream as long as it takes
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
 			// An upgraded connection (WebSocket): ReverseProxy needs the
@@ -288,11 +359,12 @@ func isGatewayFailure(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
-// isConnectError reports whether err happened before the request was
-// sent, so any method may be retried.
-func isConnectError(err error) bool {
+// notSent reports whether err proves the request never reached the
+// upstream, so any method may be retried: the connect failed, or the
+// transport failed before writing a byte (ErrNotSent).
+func notSent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.As(err, &op) && op.Op == "dial" || errors.Is(err, ErrNotSent)
 }
 
 // replayBody lets a request body be sent again after a failed connect:
@@ -361,8 +433,9 @@ func (c *doneConn) Close() error {
 	return err
 }
 
-// classify maps a failed exchange to its status and error code, in one
-// place: 499 client gone, 502 upstream failure, 503 no healthy or
+// classify maps a refused request or a failed exchange to its status and
+// error code, in one place: 400 bad path, 404 no route, 405 method not
+// allowed, 499 client gone, 502 upstream failure, 503 no healthy or
 // overloaded upstream, 504 upstream timeout, 413 body over the cap. A
 // client whose request body broke off is gone too (499).
 func classify(ctx context.Context, err error) (int, string) {
@@ -370,6 +443,12 @@ func classify(ctx context.Context, err error) (int, string) {
 	var tooLarge *http.MaxBytesError
 	var bodyErr *clientBodyError
 	switch {
+	case errors.Is(err, ErrNoRoute):
+		return http.StatusNotFound, "no_route"
+	case errors.Is(err, ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed, "method_not_allowed"
+	case errors.Is(err, route.ErrBadPath):
+		return http.StatusBadRequest, "bad_path"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "request_too_large"
 	case errors.Is(context.Cause(ctx), ErrTimeout):
@@ -386,16 +465,30 @@ func classify(ctx context.Context, err error) (int, string) {
 	return http.StatusBadGateway, "upstream_failure"
 }
 
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	ex := exchangeOf(r.Context())
+func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if x.shadow {
+		w.WriteHeader(http.StatusBadGateway) // counted, not logged
+		return
+	}
+	c := x.c
 	status, code := classify(r.Context(), err)
-	ex.Failure = code
-	if status != 499 {
-		p.opts.Logger.Warn("proxy failed", slog.String("request_id", ex.RequestID), slog.String("route", ex.Route.Name),
-			slog.String("backend", ex.Pool.Config.Name), slog.String("endpoint", ex.Endpoint), slog.Int("attempts", ex.Attempts),
+	x.res.Failure = code
+	if status != 499 && status != http.StatusRequestEntityTooLarge {
+		x.p.opts.Logger.Warn("proxy failed", slog.String("request_id", c.Request.ID), slog.String("route", c.Route.Name),
+			slog.String("backend", c.Pool.Config.Name), slog.String("endpoint", x.res.Endpoint), slog.Int("attempts", x.res.Attempts),
 			slog.String("class", code), slog.String("error", err.Error()))
 	}
-	WriteError(w, status, code, ex.RequestID)
+	WriteError(w, status, code, c.Request.ID)
+}
+
+// Reject answers a request the gateway refuses before proxying it
+// (ErrNoRoute, ErrMethodNotAllowed, route.ErrBadPath, an
+// *http.MaxBytesError), classified here with every proxy failure, and
+// returns its error code for the access log.
+func Reject(w http.ResponseWriter, err error, requestID string) string {
+	status, code := classify(context.Background(), err)
+	WriteError(w, status, code, requestID)
+	return code
 }
 
 // WriteError writes the gateway's JSON error body: a stable code and the

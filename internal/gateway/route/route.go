@@ -51,6 +51,12 @@ type Route struct {
 	Index int
 	// Config is the route's validated, defaulted configuration.
 	Config *config.Route
+	// Filters run in order after the match and before the split (see
+	// Filter); compiled with the table.
+	Filters []Filter
+	// Split is the route's traffic split over its backends, with the live
+	// weights (empty for a redirect).
+	Split Split
 
 	path     pathMatcher
 	methods  []string
@@ -139,13 +145,42 @@ func (t *Table) Route(name string) *Route {
 	return nil
 }
 
-// Match returns the route for r by precedence, or nil.
-func (t *Table) Match(r *http.Request) *Route {
+// Match returns the route for r, whose normalized path is path (see
+// NormalizePath), by precedence, or nil. CONNECT and TRACE match only
+// routes that list them in match.methods.
+func (t *Table) Match(r *http.Request, path string) *Route {
+	return t.match(r, path, false)
+}
+
+// Allow returns the methods (comma-separated, for an Allow header) that
+// would match r if it had another method: non-empty when Match found
+// nothing only because of the method, so the answer is 405, not 404.
+func (t *Table) Allow(r *http.Request, path string) string {
+	var methods []string
+	t.each(r, func(rt *Route) bool {
+		if rt.matches(r, path, nil, true) {
+			ms := rt.methods
+			if len(ms) == 0 {
+				ms = defaultMethods
+			}
+			methods = append(methods, ms...)
+		}
+		return false
+	})
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
+}
+
+// defaultMethods are what a route without match.methods accepts: every
+// method but CONNECT (a tunnel) and TRACE (echoes credentials back).
+var defaultMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+func (t *Table) match(r *http.Request, path string, anyMethod bool) *Route {
 	host := hostOnly(r.Host)
 	var q url.Values // parsed once, on first need
 	m := func(rs []*Route) *Route {
 		for _, rt := range rs {
-			if rt.matches(r, &q) {
+			if rt.matches(r, path, &q, anyMethod) {
 				return rt
 			}
 		}
@@ -166,6 +201,33 @@ func (t *Table) Match(r *http.Request) *Route {
 	return m(t.any)
 }
 
+// each calls f on the candidate routes for r's host by precedence until
+// f returns true.
+func (t *Table) each(r *http.Request, f func(*Route) bool) {
+	host := hostOnly(r.Host)
+	if rs, ok := t.exact[host]; ok {
+		for _, rt := range rs {
+			if f(rt) {
+				return
+			}
+		}
+	}
+	for _, b := range t.wild {
+		if len(host) > len(b.suffix) && strings.HasSuffix(host, b.suffix) {
+			for _, rt := range b.routes {
+				if f(rt) {
+					return
+				}
+			}
+		}
+	}
+	for _, rt := range t.any {
+		if f(rt) {
+			return
+		}
+	}
+}
+
 // hostOnly lower-cases the host and drops the port and a trailing dot,
 // allocating only when the host has upper-case letters.
 func hostOnly(h string) string {
@@ -181,11 +243,13 @@ func hostOnly(h string) string {
 	return h
 }
 
-func (rt *Route) matches(r *http.Request, q *url.Values) bool {
-	if !rt.path.match(r.URL.Path) {
+// matches reports whether r matches the route; anyMethod ignores the
+// method (for Allow). q caches the parsed query (nil: parse each time).
+func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod bool) bool {
+	if !rt.path.match(path) {
 		return false
 	}
-	if len(rt.methods) > 0 && !slices.Contains(rt.methods, r.Method) {
+	if !anyMethod && !rt.allows(r.Method) {
 		return false
 	}
 	for _, h := range rt.headers {
@@ -194,6 +258,9 @@ func (rt *Route) matches(r *http.Request, q *url.Values) bool {
 		}
 	}
 	if len(rt.query) > 0 {
+		if q == nil {
+			q = new(url.Values)
+		}
 		if *q == nil {
 			*q = r.URL.Query()
 		}
@@ -215,8 +282,16 @@ func (rt *Route) matches(r *http.Request, q *url.Values) bool {
 	return true
 }
 
+// allows reports whether the route takes requests with method.
+func (rt *Route) allows(method string) bool {
+	if len(rt.methods) > 0 {
+		return slices.Contains(rt.methods, method)
+	}
+	return method != http.MethodConnect && method != http.MethodTrace
+}
+
 func compileRoute(rc *config.Route, index int) (*Route, error) {
-	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect}
+	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
 	var err error
 	if r.path, err = compilePath(rc.Match.Path); err != nil {
 		return nil, err
@@ -244,6 +319,9 @@ func compileRoute(rc *config.Route, index int) (*Route, error) {
 	}
 	r.reqOps = compileHeaderOps(rc.RequestHeaders)
 	r.respOps = compileHeaderOps(rc.ResponseHeaders)
+	if r.redirect != nil {
+		r.Filters = append(r.Filters, r.redirectFilter)
+	}
 	return r, nil
 }
 
@@ -262,6 +340,18 @@ type pathMatcher struct {
 }
 
 func compilePath(pm *config.PathMatch) (pathMatcher, error) {
+	if pm.Type == config.PathExact || pm.Type == config.PathPrefix {
+		// Requests are matched after normalization: a value that is not
+		// in normalized form would never match.
+		np, err := NormalizePath(escapeMatch(pm.Value), PathOptions{MergeSlashes: true, EncodedSlash: config.EncodedSlashKeep})
+		if err != nil || np.Match != pm.Value {
+			want := np.Match
+			if err != nil {
+				want = err.Error()
+			}
+			return pathMatcher{}, fmt.Errorf("match.path.value: %q is not a normalized path (%s): no request could match it", pm.Value, want)
+		}
+	}
 	switch pm.Type {
 	case config.PathExact:
 		return pathMatcher{kind: kindExact, value: pm.Value}, nil
@@ -366,7 +456,9 @@ func compileRewrite(pr *config.PathRewrite, pm pathMatcher) (func(string) string
 	}
 }
 
-// RewritePath returns the path to send upstream.
+// RewritePath returns p rewritten by the route (p itself without a path
+// rewrite), on the match form of paths; UpstreamPath is what the proxy
+// sends.
 func (rt *Route) RewritePath(p string) string {
 	if rt.rewrite == nil {
 		return p
@@ -374,23 +466,17 @@ func (rt *Route) RewritePath(p string) string {
 	return rt.rewrite(p)
 }
 
-// RewritesPath reports whether the route changes the path.
-func (rt *Route) RewritesPath() bool { return rt.rewrite != nil }
-
 // Host is the Host to send upstream, or "" to keep the client's.
 func (rt *Route) Host() string { return rt.hostRW }
 
-// Redirect returns the redirect target and status for r when the route is
-// a redirect, else "", 0.
-func (rt *Route) Redirect(r *http.Request) (string, int) {
+// Redirect returns the redirect target and status for r, whose
+// normalized path is req.Path, when the route is a redirect, else "", 0.
+func (rt *Route) Redirect(r *http.Request, req *Request) (string, int) {
 	rd := rt.redirect
 	if rd == nil {
 		return "", 0
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
+	scheme := req.Scheme
 	reqHost, reqPort, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		reqHost, reqPort = r.Host, ""
@@ -411,11 +497,19 @@ func (rt *Route) Redirect(r *http.Request) (string, int) {
 	if port != "" {
 		host = net.JoinHostPort(host, port)
 	}
-	u := url.URL{Scheme: scheme, Host: host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	u := url.URL{Scheme: scheme, Host: host, Path: req.Path.Decoded(), RawPath: req.Path.Escaped, RawQuery: r.URL.RawQuery}
 	if rd.Path != "" {
-		u.Path = rd.Path
+		u.Path, u.RawPath = rd.Path, ""
 	}
 	return u.String(), rd.StatusCode
+}
+
+// redirectFilter answers a redirect route's requests.
+func (rt *Route) redirectFilter(w http.ResponseWriter, r *http.Request, req *Request) bool {
+	target, code := rt.Redirect(r, req)
+	w.Header()["X-Request-Id"] = []string{req.ID}
+	http.Redirect(w, r, target, code)
+	return true
 }
 
 type headerOps struct {
@@ -458,12 +552,6 @@ func (rt *Route) EditRequestHeaders(h http.Header) { rt.reqOps.apply(h) }
 
 // EditResponseHeaders applies the route's response header operations.
 func (rt *Route) EditResponseHeaders(h http.Header) { rt.respOps.apply(h) }
-
-// EditsResponseHeaders reports whether the route has response header
-// operations, so callers can skip installing a hook.
-func (rt *Route) EditsResponseHeaders() bool {
-	return len(rt.respOps.remove)+len(rt.respOps.set)+len(rt.respOps.add) > 0
-}
 
 // Describe lists the table in the order requests are matched: host
 // buckets from most to least specific, routes by precedence within each.

@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/counter"
+	"github.com/flotilla-dev/flotilla/internal/metrics"
+	"github.com/flotilla-dev/flotilla/internal/redistest"
+)
+
+// cutProxy is a TCP proxy that forwards one request to target, waits
+// until the target starts answering (it has acted on the request), then
+// closes both connections without relaying a byte of the answer: the
+// upstream connection broke after the request was read.
+type cutProxy struct {
+	ln       net.Listener
+	target   string
+	accepted atomic.Int64
+	wg       sync.WaitGroup
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() {
+		ln.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.accepted.Add(1)
+		p.wg.Go(func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			up.SetDeadline(time.Now().Add(10 * time.Second))
+			// Forward the request (a GET: its head is all of it).
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				return
+			}
+			if err := req.Write(up); err != nil {
+				return
+			}
+			var b [1]byte
+			io.ReadFull(up, b[:]) // the upstream answers: it has counted
+		})
+	}
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+// TestCounterNeverCountedTwice runs the real counter on a real Redis
+// behind the gateway, with the connection to it cut after the request was
+// read: one client GET is one increment and a 502, never a retry, though
+// GET is idempotent and the route allows retries.
+func TestCounterNeverCountedTwice(t *testing.T) {
+	rs := redistest.Start(t)
+	store := counter.NewRedis(counter.RedisOptions{Addr: rs.Addr, Timeout: 2 * time.Second})
+	t.Cleanup(func() { store.Close() })
+	svc := counter.New(counter.Options{Instance: "counter-1", Version: "v1", Store: store,
+		Registry: metrics.NewRegistry("counter"), Logger: slog.New(slog.DiscardHandler)})
+	up := httptest.NewServer(svc.Handler())
+	t.Cleanup(up.Close)
+	cut := newCutProxy(t, strings.TrimPrefix(up.URL, "http://"))
+	cut2 := newCutProxy(t, strings.TrimPrefix(up.URL, "http://"))
+	f := start(t, fmt.Sprintf(`
+backends: [{name: counter, addresses: [%q, %q]}]
+routes: [{name: counter, backends: [{name: counter}], retries: {attempts: 3, backoff: 1ms}}]
+`, cut.addr(), cut2.addr()), Options{})
+
+	resp, body := f.do(t, "GET", "x.test", "/", nil, nil)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("GET / through a connection cut after the request = %d %q, want 502", resp.StatusCode, body)
+	}
+	if got, err := rs.Do("GET", "count"); err != nil || got != "1" {
+		t.Errorf("Redis count after one client request = %q (%v), want 1: the request was sent again", got, err)
+	}
+	if n := cut.accepted.Load() + cut2.accepted.Load(); n != 1 {
+		t.Errorf("upstream connections = %d, want 1", n)
+	}
+}
+
+// TestRetryOnlyWhenNotSent: a failure before the request left (a refused
+// connect) is retried on another endpoint, for any method; a failure
+// after it was written is not, for any method; a route's RetryOn statuses
+// are retried for idempotent methods only.
+func TestRetryOnlyWhenNotSent(t *testing.T) {
+	var hangupHits atomic.Int64
+	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hangupHits.Add(1)
+		panic(http.ErrAbortHandler) // read the request, then drop the connection
+	}))
+	t.Cleanup(hangup.Close)
+	good := newUpstream(t, "good")
+	var busyHits atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	dead := deadAddr(t)
+	tests := []struct {
+		name     string
+		addrs    []string
+		method   string
+		retryOn  string
+		status   int
+		hits     *atomic.Int64
+		wantHits int64
+	}{
+		{name: "refused connect: POST retried", addrs: []string{dead}, method: "POST", status: 200},
+		{name: "cut after sending: GET not retried", addrs: []string{strings.TrimPrefix(hangup.URL, "http://")}, method: "GET", status: 502, hits: &hangupHits, wantHits: 1},
+		{name: "cut after sending: POST not retried", addrs: []string{strings.TrimPrefix(hangup.URL, "http://")}, method: "POST", status: 502, hits: &hangupHits, wantHits: 1},
+		{name: "RetryOn status: GET retried", addrs: []string{strings.TrimPrefix(busy.URL, "http://")}, method: "GET", retryOn: "retryOn: [503], ", status: 200, hits: &busyHits, wantHits: 1},
+		{name: "RetryOn status: POST not retried", addrs: []string{strings.TrimPrefix(busy.URL, "http://")}, method: "POST", retryOn: "retryOn: [503], ", status: 503, hits: &busyHits, wantHits: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hangupHits.Store(0)
+			busyHits.Store(0)
+			// The failing endpoint first: round robin tries it first.
+			f := start(t, fmt.Sprintf(`
+backends: [{name: b, addresses: [%q, %q], outlier: {consecutiveFailures: 100}}]
+routes: [{name: r, backends: [{name: b}], retries: {attempts: 2, backoff: 1ms, %sbudget: 1}}]
+`, tt.addrs[0], good.addr(), tt.retryOn), Options{})
+			resp, body := f.do(t, tt.method, "x.test", "/", nil, nil)
+			if resp.StatusCode != tt.status {
+				t.Errorf("%s = %d %q, want %d", tt.method, resp.StatusCode, body, tt.status)
+			}
+			if tt.hits != nil && tt.hits.Load() != tt.wantHits {
+				t.Errorf("failing endpoint saw %d requests, want %d", tt.hits.Load(), tt.wantHits)
+			}
+		})
+	}
+}
