@@ -218,7 +218,11 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			ep.Done()
 			return nil, &clientBodyError{body.failed()}
 		}
-		pool.Report(ep, err != nil || isGatewayFailure(resp.StatusCode))
+		var status int
+		if err == nil {
+			status = resp.StatusCode
+		}
+		pool.ReportResult(ep, status, err) // the backend's outlier config decides what counts
 		// A body is replayed only after a failure before any of it was
 		// read. A status answer may come while the transport still sends
 		// the body, so status retries are for bodiless requests only.
@@ -279,13 +283,6 @@ func isIdempotent(method string) bool {
 		return true
 	}
 	return false
-}
-
-// isGatewayFailure is what passive outlier detection counts besides
-// transport errors: the upstream's own proxies failing. An application's
-// 500 is its answer, not a sign the endpoint is down.
-func isGatewayFailure(code int) bool {
-	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 // isConnectError reports whether err happened before the request was
