@@ -232,7 +232,9 @@ func (p *Pool) observe(e *Endpoint, failed bool) {
 	d, refused := p.ejectLocked(e, o, now)
 	p.mu.Unlock()
 	if refused != "" {
-		p.opts.Logger.Warn("endpoint not ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.String("reason", refused))
+		// Debug: under a flood of counted failures this would log at a
+		// fifth of the request rate.
+		p.opts.Logger.Debug("endpoint not ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.String("reason", refused))
 		return
 	}
 	p.opts.Logger.Warn("endpoint ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Duration("for", d))
