@@ -224,8 +224,12 @@ func (p *Pool) Report(e *Endpoint, failed bool) { p.observe(e, failed) }
 
 func (p *Pool) observe(e *Endpoint, failed bool) {
 	o := p.Config.Outlier
+	if !failed { // the common case: no clock read
+		e.health.ObserveRequest(false, o, time.Time{})
+		return
+	}
 	now := time.Now()
-	if !e.health.ObserveRequest(failed, o, now) {
+	if !e.health.ObserveRequest(true, o, now) {
 		return
 	}
 	p.mu.Lock()

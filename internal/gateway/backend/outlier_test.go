@@ -297,3 +297,17 @@ func TestPanicRoutingEndsWhenEndpointsRecover(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkAcquireReport is the pool's share of every proxied request:
+// pick, report a success, done.
+func BenchmarkAcquireReport(b *testing.B) {
+	p := New(backendConfig(&testing.T{}, `{name: b, addresses: `+endpointList(3)+`}`), Options{Logger: quiet})
+	defer p.Close()
+	r := req()
+	b.ReportAllocs()
+	for b.Loop() {
+		e, _ := p.Acquire(r, nil)
+		p.ReportResult(e, 200, nil)
+		e.Done()
+	}
+}
