@@ -104,17 +104,25 @@ routes: [{name: r, backends: [{name: h2}]}]
 	}
 }
 
-func TestStatusRetryToEjectedEndpointIs503(t *testing.T) {
+// TestStatusRetryNeverEjectsTheLastEndpoint: a counted 503 cannot eject
+// the only endpoint, so the retry goes to it again and the client gets
+// the upstream's answer, not the gateway's no_healthy_upstream.
+func TestStatusRetryNeverEjectsTheLastEndpoint(t *testing.T) {
 	sick := newUpstream(t, "sick")
 	sick.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }
 	f := start(t, fmt.Sprintf(`
-backends: [{name: sick, addresses: [%q], outlier: {consecutiveFailures: 1}}]
+backends: [{name: sick, addresses: [%q], outlier: {consecutiveFailures: 1, countStatuses: [503], maxEjectionPercent: 100}}]
 routes: [{name: r, backends: [{name: sick}], retries: {attempts: 1, backoff: 1ms, retryOn: [503]}}]
 `, sick.addr()), Options{})
-	// The 503 ejects the only endpoint; the retry finds none.
 	resp, body := f.do(t, "GET", "x.test", "/", nil, nil)
-	if resp.StatusCode != 503 || !strings.Contains(body, "no_healthy_upstream") {
-		t.Errorf("GET = %d %s, want 503 no_healthy_upstream", resp.StatusCode, body)
+	if resp.StatusCode != 503 || strings.Contains(body, "no_healthy_upstream") {
+		t.Errorf("GET = %d %s, want the upstream's own 503", resp.StatusCode, body)
+	}
+	if n := sick.hits.Load(); n != 2 {
+		t.Errorf("upstream hits = %d, want 2 (the retry goes to the only endpoint)", n)
+	}
+	if !f.gw.state.Load().pools["sick"].Available() {
+		t.Error("the only endpoint was ejected")
 	}
 }
 

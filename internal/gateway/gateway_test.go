@@ -313,7 +313,7 @@ func TestErrorsAreClassifiedAndLeakNothing(t *testing.T) {
 backends:
   - {name: dead, addresses: [%q]}
   - {name: slow, addresses: [%q]}
-  - {name: sick, addresses: [%q], healthCheck: {interval: 10ms, unhealthyThreshold: 1}}
+  - {name: sick, addresses: [%q], healthCheck: {interval: 10ms, unhealthyThreshold: 1}, outlier: {panicThreshold: 0}}
 routes:
   - {name: dead, match: {path: {value: /dead}}, backends: [{name: dead}], retries: {attempts: 0}}
   - {name: slow, match: {path: {value: /slow}}, backends: [{name: slow}], timeout: 50ms}

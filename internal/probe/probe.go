@@ -37,9 +37,6 @@ func (p *Probes) AddCheck(name string, fn func(ctx context.Context) error) {
 // Drain makes readiness fail for good: the process is shutting down.
 func (p *Probes) Drain() { p.draining.Store(true) }
 
-// Draining reports whether Drain was called.
-func (p *Probes) Draining() bool { return p.draining.Load() }
-
 // SetEnabled switches readiness on or off at run time (the demo's
 // /readyz/enable and /readyz/disable).
 func (p *Probes) SetEnabled(on bool) { p.disabled.Store(!on) }

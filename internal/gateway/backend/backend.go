@@ -29,9 +29,6 @@ type Endpoint struct {
 	health   health.Status
 }
 
-// InFlight is the number of requests in flight to the endpoint.
-func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
-
 // Done ends a request Acquire started.
 func (e *Endpoint) Done() { e.inFlight.Add(-1) }
 
@@ -69,7 +66,11 @@ type Pool struct {
 	checker *health.Checker
 
 	all   atomic.Pointer[set] // every endpoint
-	avail atomic.Pointer[set] // the endpoints that may get traffic
+	avail atomic.Pointer[set] // the available ones: healthy and not ejected
+	// serve is what Acquire picks from: avail, or all in panic routing
+	// (too few available, see config.Outlier.PanicThreshold).
+	serve     atomic.Pointer[set]
+	panicking atomic.Bool
 
 	requests atomic.Int64 // in flight, for the retry budget
 	retries  atomic.Int64 // retries in flight
@@ -116,6 +117,7 @@ func New(b *config.Backend, opts Options) *Pool {
 	}
 	p.all.Store(&set{eps: static})
 	p.avail.Store(&set{eps: static})
+	p.serve.Store(&set{eps: static})
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.run(ctx)
@@ -157,15 +159,23 @@ func hashKeyFunc(h *config.HashOn) func(*http.Request) string {
 	}
 }
 
-// Available reports whether any endpoint may get traffic.
+// Available reports whether any endpoint is available: healthy and not
+// ejected. A traffic split prefers backends that are; Acquire may still
+// pick an endpoint when none is, in panic routing.
 func (p *Pool) Available() bool { return p.avail.Load().Len() > 0 }
+
+// Panicking reports whether the pool is in panic routing: fewer than
+// Outlier.PanicThreshold percent of its endpoints are available, so
+// Acquire balances over all of them.
+func (p *Pool) Panicking() bool { return p.panicking.Load() }
 
 // Acquire picks an endpoint for r, skipping those in skip (already tried)
 // and those at MaxInFlight, and counts the request in flight: the caller
-// must call Endpoint.Done. It returns nil, false when no endpoint is
-// available and nil, true when every available one is full.
+// must call Endpoint.Done. It picks among the available endpoints, or
+// among all of them in panic routing. It returns nil, false when there is
+// no endpoint to pick and nil, true when every one is full.
 func (p *Pool) Acquire(r *http.Request, skip []*Endpoint) (ep *Endpoint, full bool) {
-	s := p.avail.Load()
+	s := p.serve.Load()
 	n := len(s.eps)
 	if n == 0 {
 		return nil, false
@@ -193,15 +203,84 @@ func (p *Pool) Acquire(r *http.Request, skip []*Endpoint) (ep *Endpoint, full bo
 	return nil, full
 }
 
-// Report records a request's outcome for passive outlier detection.
-func (p *Pool) Report(e *Endpoint, failed bool) {
-	if d := e.health.ObserveRequest(failed, p.Config.Outlier, time.Now()); d > 0 {
-		p.opts.Logger.Warn("endpoint ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Duration("for", d))
-		if p.opts.OnEject != nil {
-			p.opts.OnEject(p.Config.Name)
-		}
-		p.refresh()
+// ReportResult records the outcome of a request sent to e, for passive
+// outlier detection: err is the transport's error (nil when a response
+// came) and status the response's status (ignored when err is not nil).
+// Whether it counts against e is the backend's Outlier config (see
+// health.Failed): by default only transport failures do, never a status
+// the application chose. Call it only for outcomes that are the
+// endpoint's doing: not when the client went away or its body broke.
+func (p *Pool) ReportResult(e *Endpoint, status int, err error) {
+	p.observe(e, health.Failed(p.Config.Outlier, status, err))
+}
+
+// Report records a request's outcome for passive outlier detection,
+// failed as the caller classified it.
+//
+// Deprecated: use ReportResult, which applies the backend's
+// Outlier.CountStatuses; a caller counting 503s itself lets any client
+// that can make the application answer 503 eject endpoints.
+func (p *Pool) Report(e *Endpoint, failed bool) { p.observe(e, failed) }
+
+func (p *Pool) observe(e *Endpoint, failed bool) {
+	o := p.Config.Outlier
+	if !failed { // the common case: no clock read
+		e.health.ObserveRequest(false, o, time.Time{})
+		return
 	}
+	now := time.Now()
+	if !e.health.ObserveRequest(true, o, now) {
+		return
+	}
+	p.mu.Lock()
+	d, refused := p.ejectLocked(e, o, now)
+	p.mu.Unlock()
+	if refused != "" {
+		// Debug: under a flood of counted failures this would log at a
+		// fifth of the request rate.
+		p.opts.Logger.Debug("endpoint not ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.String("reason", refused))
+		return
+	}
+	p.opts.Logger.Warn("endpoint ejected", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Duration("for", d))
+	if p.opts.OnEject != nil {
+		p.opts.OnEject(p.Config.Name)
+	}
+	p.refresh()
+}
+
+// ejectLocked ejects e unless the backend's rules forbid it, and then
+// says why: at most MaxEjectionPercent of the endpoints (at least one)
+// are ejected at once, and the last available endpoint never is. Holding
+// p.mu makes count and ejection one step, so concurrent failures of
+// several endpoints cannot all slip under the cap.
+func (p *Pool) ejectLocked(e *Endpoint, o *config.Outlier, now time.Time) (d time.Duration, refused string) {
+	pct := 50
+	if o.MaxEjectionPercent != nil {
+		pct = *o.MaxEjectionPercent
+	}
+	if pct <= 0 {
+		return 0, "ejection is off (maxEjectionPercent 0)"
+	}
+	all := p.all.Load().eps
+	if !slices.Contains(all, e) {
+		return 0, "no longer an endpoint"
+	}
+	ejected, others := 0, 0
+	for _, x := range all {
+		if x.health.Ejected(now) {
+			ejected++
+		}
+		if x != e && x.health.Available(now) {
+			others++
+		}
+	}
+	if ejected >= max(len(all)*pct/100, 1) {
+		return 0, "max ejection percent reached"
+	}
+	if others == 0 {
+		return 0, "last available endpoint"
+	}
+	return e.health.Eject(o, now), ""
 }
 
 // RequestStarted and RequestDone count requests in flight for the retry
@@ -225,8 +304,8 @@ func (p *Pool) RetryStart(budget float64) bool {
 // RetryDone ends a retry RetryStart reserved.
 func (p *Pool) RetryDone() { p.retries.Add(-1) }
 
-// refresh recomputes the available endpoints and wakes the loop so it
-// re-arms the ejection timer.
+// refresh recomputes the available endpoints and what Acquire picks
+// from, and wakes the loop so it re-arms the ejection timer.
 func (p *Pool) refresh() {
 	p.mu.Lock()
 	now := time.Now()
@@ -237,8 +316,28 @@ func (p *Pool) refresh() {
 			avail = append(avail, e)
 		}
 	}
-	p.avail.Store(&set{eps: avail})
+	a := &set{eps: avail}
+	p.avail.Store(a)
+	threshold := 50
+	if t := p.Config.Outlier.PanicThreshold; t != nil {
+		threshold = *t
+	}
+	// Envoy's healthy_panic_threshold: with too few endpoints left, those
+	// would be overwhelmed or the backend answer 503 to everyone, while
+	// the others may well serve (the checks or the detection can be
+	// wrong), so spread over all of them.
+	panicking := len(avail)*100 < threshold*len(all.eps)
+	if panicking {
+		p.serve.Store(all)
+	} else {
+		p.serve.Store(a)
+	}
+	was := p.panicking.Swap(panicking)
 	p.mu.Unlock()
+	if panicking != was {
+		p.opts.Logger.Warn("panic routing changed", slog.String("backend", p.Config.Name), slog.Bool("panicking", panicking),
+			slog.Int("available", len(avail)), slog.Int("endpoints", len(all.eps)))
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -352,14 +451,20 @@ func (p *Pool) check(ctx context.Context) {
 	var flipped atomic.Bool
 	for _, e := range eps {
 		wg.Go(func() {
+			started := time.Now()
 			err := p.checker.Check(ctx, e.Addr)
 			if ctx.Err() != nil {
 				return
 			}
-			if e.health.ObserveCheck(err, p.checker.Config) {
-				flipped.Store(true)
+			switch e.health.ObserveCheck(err, p.checker.Config, started) {
+			case health.Unchanged:
+				return
+			case health.EjectionEnded:
+				p.opts.Logger.Info("ejection ended by passing checks", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr))
+			default:
 				p.opts.Logger.Info("endpoint health changed", slog.String("backend", p.Config.Name), slog.String("endpoint", e.Addr), slog.Bool("healthy", err == nil))
 			}
+			flipped.Store(true)
 		})
 	}
 	wg.Wait()

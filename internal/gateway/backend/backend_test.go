@@ -99,8 +99,13 @@ func TestActiveHealthChecks(t *testing.T) {
 		up.set("10.0.0.2:80", 500)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if e, full := p.Acquire(req(), nil); e != nil || full || p.Available() {
-			t.Fatalf("all unhealthy: Acquire() = %v, %v; want nil, false", e, full)
+		if p.Available() || !p.Panicking() {
+			t.Fatalf("all unhealthy: Available() = %v, Panicking() = %v; want false, true", p.Available(), p.Panicking())
+		}
+		if e, _ := p.Acquire(req(), nil); e == nil { // panic routing: all rather than none
+			t.Fatal("all unhealthy: Acquire() = nil, want an endpoint (panic routing)")
+		} else {
+			e.Done()
 		}
 	})
 }
@@ -165,7 +170,7 @@ func TestDNSReResolved(t *testing.T) {
 		if got := strings.Join(addrs(p), ","); got != "10.0.0.2:8080,10.0.0.3:8080,10.9.9.9:1" {
 			t.Fatalf("after re-resolve: endpoints = %s", got)
 		}
-		if p.all.Load().eps[0] != kept || kept.InFlight() != 1 {
+		if p.all.Load().eps[0] != kept || kept.inFlight.Load() != 1 {
 			t.Error("endpoint 10.0.0.2:8080 was replaced, losing its state")
 		}
 		mu.Lock()

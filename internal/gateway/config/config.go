@@ -63,8 +63,9 @@ type Backend struct {
 	Balance Balance `yaml:"balance" json:"balance"`
 	// HealthCheck, when set, probes every endpoint actively.
 	HealthCheck *HealthCheck `yaml:"healthCheck" json:"healthCheck,omitempty"`
-	// Outlier, when set, ejects endpoints that fail consecutive requests
-	// (default: 5 failures, 30s base ejection, 5m maximum).
+	// Outlier ejects endpoints that fail consecutive requests (default:
+	// 5 transport failures, 30s base ejection, 5m maximum, at most 50% of
+	// the endpoints, panic routing below 50% available).
 	Outlier *Outlier `yaml:"outlier" json:"outlier,omitempty"`
 	// MaxInFlight caps concurrent requests per endpoint; a full endpoint is
 	// skipped and when every endpoint is full the request gets 503
@@ -111,7 +112,7 @@ type HealthCheck struct {
 	// Timeout of one check (default 1s); must be below Interval.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// HealthyThreshold is how many passes in a row make an unhealthy
-	// endpoint healthy (default 1).
+	// endpoint healthy, and end a passive ejection early (default 1).
 	HealthyThreshold int `yaml:"healthyThreshold" json:"healthyThreshold"`
 	// UnhealthyThreshold is how many failures in a row make a healthy
 	// endpoint unhealthy (default 2).
@@ -120,16 +121,43 @@ type HealthCheck struct {
 	ExpectedStatuses []int `yaml:"expectedStatuses" json:"expectedStatuses,omitempty"`
 }
 
-// Outlier configures passive outlier detection: a request that fails to
-// connect or gets a 5xx counts as a failure.
+// Outlier configures passive outlier detection over real requests, and
+// how a backend balances when too few of its endpoints are available.
+//
+// What counts as an endpoint's failure is chosen so that a client cannot
+// make the gateway eject endpoints: by default only failures the endpoint
+// cannot have chosen (connect refused, reset, timeout, a broken response:
+// what the gateway itself answers 502 or 504 for), never a status the
+// application answered, since any client can ask the demo app for
+// /status/503. MaxEjectionPercent and the rule that the last available
+// endpoint is never ejected bound what real failures can take out.
 type Outlier struct {
-	// ConsecutiveFailures ejects an endpoint (default 5).
+	// ConsecutiveFailures in a row eject an endpoint (default 5; Envoy's
+	// consecutive_5xx: 5). A request that does not count as a failure
+	// ends the run.
 	ConsecutiveFailures int `yaml:"consecutiveFailures" json:"consecutiveFailures"`
+	// CountStatuses are upstream response statuses that count as
+	// failures besides transport failures, 400..599 (default none).
+	// [502, 503, 504] is Envoy's consecutive_gateway_failure; only set
+	// statuses here that clients cannot provoke at will.
+	CountStatuses []int `yaml:"countStatuses" json:"countStatuses,omitempty"`
 	// BaseEjection is the first ejection's length; each further ejection
-	// doubles it (default 30s).
+	// doubles it (default 30s; Envoy's base_ejection_time: 30s).
 	BaseEjection time.Duration `yaml:"baseEjection" json:"baseEjection"`
-	// MaxEjection caps the ejection length (default 5m).
+	// MaxEjection caps the ejection length (default 5m; Envoy's
+	// max_ejection_time: 300s).
 	MaxEjection time.Duration `yaml:"maxEjection" json:"maxEjection"`
+	// MaxEjectionPercent caps the share of a backend's endpoints ejected
+	// at once, 0..100 (default 50; Envoy's max_ejection_percent: 10).
+	// At least one endpoint may be ejected when it is above 0, but never
+	// the last available one; 0 turns ejection off.
+	MaxEjectionPercent *int `yaml:"maxEjectionPercent" json:"maxEjectionPercent,omitempty"`
+	// PanicThreshold, 0..100 (default 50; Envoy's healthy_panic_threshold:
+	// 50%): when fewer than this percentage of a backend's endpoints are
+	// available (failing active checks or ejected), requests are balanced
+	// over all its endpoints rather than answered 503. 0 turns panic
+	// routing off.
+	PanicThreshold *int `yaml:"panicThreshold" json:"panicThreshold,omitempty"`
 }
 
 // Route is one routing rule: a match, what to do to the request, and where

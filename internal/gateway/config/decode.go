@@ -159,6 +159,12 @@ func (c *Config) SetDefaults() {
 		if b.Outlier.MaxEjection == 0 {
 			b.Outlier.MaxEjection = 5 * time.Minute
 		}
+		if b.Outlier.MaxEjectionPercent == nil {
+			b.Outlier.MaxEjectionPercent = new(50)
+		}
+		if b.Outlier.PanicThreshold == nil {
+			b.Outlier.PanicThreshold = new(50)
+		}
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]

@@ -139,6 +139,17 @@ func (b *Backend) validate(p *problems, path string) {
 		if o.MaxEjection < o.BaseEjection {
 			p.addf(path+".outlier.maxEjection", "must be at least baseEjection (%s), got %s", o.BaseEjection, o.MaxEjection)
 		}
+		for j, s := range o.CountStatuses {
+			if s < 400 || s > 599 {
+				p.addf(fmt.Sprintf("%s.outlier.countStatuses[%d]", path, j), "must be 400..599, got %d", s)
+			}
+		}
+		if v := o.MaxEjectionPercent; v != nil && (*v < 0 || *v > 100) {
+			p.addf(path+".outlier.maxEjectionPercent", "must be 0..100, got %d", *v)
+		}
+		if v := o.PanicThreshold; v != nil && (*v < 0 || *v > 100) {
+			p.addf(path+".outlier.panicThreshold", "must be 0..100, got %d", *v)
+		}
 	}
 	if b.MaxInFlight < 0 {
 		p.addf(path+".maxInFlight", "must not be negative, got %d", b.MaxInFlight)

@@ -18,6 +18,11 @@ import (
 
 // Status is the live health of one endpoint. A new endpoint is healthy
 // until checks or requests say otherwise. It is safe for concurrent use.
+//
+// Status decides for one endpoint only; what needs the whole backend
+// (the share of endpoints ejected, never the last available one, panic
+// routing) is the backend pool's, which calls Eject only when those
+// rules allow it.
 type Status struct {
 	mu           sync.Mutex
 	down         bool // failed active checks
@@ -25,6 +30,7 @@ type Status struct {
 	failRun      int  // consecutive failing checks while up
 	reqFails     int  // consecutive failed requests
 	ejectedUntil time.Time
+	ejectOK      int // consecutive passing checks since the current ejection began
 	ejections    int // ejections in a row, for the backoff
 	lastEjection time.Time
 	lastError    string
@@ -47,6 +53,13 @@ func (s *Status) Available(now time.Time) bool {
 	return !s.down && !now.Before(s.ejectedUntil)
 }
 
+// Ejected reports whether passive detection keeps the endpoint out at now.
+func (s *Status) Ejected(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return now.Before(s.ejectedUntil)
+}
+
 // Snapshot returns the current state.
 func (s *Status) Snapshot(now time.Time) State {
 	s.mu.Lock()
@@ -65,54 +78,118 @@ func (s *Status) EjectedUntil() time.Time {
 	return s.ejectedUntil
 }
 
-// ObserveCheck records an active check result (err nil: passed) and
-// reports whether the endpoint's health flipped.
-func (s *Status) ObserveCheck(err error, hc *config.HealthCheck) (flipped bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err == nil {
-		s.failRun = 0
-		if s.down {
-			s.okRun++
-			if s.okRun >= hc.HealthyThreshold {
-				s.down, s.okRun, s.lastError = false, 0, ""
-				return true
-			}
-		}
-		return false
+// Change is what an active check result changed.
+type Change int
+
+// The changes ObserveCheck reports.
+const (
+	// Unchanged: the endpoint stays as it was.
+	Unchanged Change = iota
+	// WentDown: UnhealthyThreshold failures in a row.
+	WentDown
+	// CameUp: HealthyThreshold passes in a row after being down.
+	CameUp
+	// EjectionEnded: HealthyThreshold passes in a row by checks started
+	// after a passive ejection began end it early, as Envoy's
+	// successful_active_health_check_uneject_host does.
+	EjectionEnded
+)
+
+func (c Change) String() string {
+	switch c {
+	case Unchanged:
+		return "unchanged"
+	case WentDown:
+		return "went down"
+	case CameUp:
+		return "came up"
+	case EjectionEnded:
+		return "ejection ended"
 	}
-	s.lastError = err.Error()
-	s.okRun = 0
-	if !s.down {
-		s.failRun++
-		if s.failRun >= hc.UnhealthyThreshold {
-			s.down, s.failRun = true, 0
-			return true
-		}
-	}
-	return false
+	return fmt.Sprintf("Change(%d)", int(c))
 }
 
-// ObserveRequest records a proxied request's outcome (failed: it could not
-// connect, broke, or got 502/503/504). When the failure makes
-// ConsecutiveFailures in a row it ejects the endpoint and returns how
-// long for: BaseEjection doubled for each ejection in a row, capped at
-// MaxEjection. The run of ejections resets once the endpoint has gone
-// MaxEjection past the end of its longest possible ejection without one.
-func (s *Status) ObserveRequest(failed bool, o *config.Outlier, now time.Time) (ejectedFor time.Duration) {
+// ObserveCheck records an active check result (err nil: passed) of a
+// check that started at started, and reports what changed.
+func (s *Status) ObserveCheck(err error, hc *config.HealthCheck, started time.Time) Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.lastError = err.Error()
+		s.okRun, s.ejectOK = 0, 0
+		if !s.down {
+			s.failRun++
+			if s.failRun >= hc.UnhealthyThreshold {
+				s.down, s.failRun = true, 0
+				return WentDown
+			}
+		}
+		return Unchanged
+	}
+	s.failRun = 0
+	if s.down {
+		s.okRun++
+		if s.okRun < hc.HealthyThreshold {
+			return Unchanged
+		}
+		s.down, s.okRun, s.lastError = false, 0, ""
+		if started.Before(s.ejectedUntil) && !started.Before(s.lastEjection) {
+			// The same passes that brought it up answer for the ejection.
+			s.ejectedUntil, s.ejectOK = time.Time{}, 0
+		}
+		return CameUp
+	}
+	// A check that began before the ejection says nothing about what
+	// happened since.
+	if started.Before(s.ejectedUntil) && !started.Before(s.lastEjection) {
+		s.ejectOK++
+		if s.ejectOK >= hc.HealthyThreshold {
+			s.ejectedUntil, s.ejectOK = time.Time{}, 0
+			return EjectionEnded
+		}
+	}
+	return Unchanged
+}
+
+// Failed reports whether a request's outcome counts against the
+// endpoint under o: a transport failure (err not nil: it could not
+// connect, the connection broke, no response came) or a status listed in
+// o.CountStatuses. Anything else, an application's 503 included, is an
+// answer and not a sign that the endpoint is down.
+func Failed(o *config.Outlier, status int, err error) bool {
+	return err != nil || slices.Contains(o.CountStatuses, status)
+}
+
+// ObserveRequest records a proxied request's outcome (failed: see
+// Failed) and reports whether it makes ConsecutiveFailures in a row: the
+// endpoint should then be ejected, if the backend's rules allow it (see
+// Eject). The run starts again either way, so an ejection refused is
+// tried again after as many failures more.
+func (s *Status) ObserveRequest(failed bool, o *config.Outlier, now time.Time) (trip bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !failed {
 		s.reqFails = 0
-		return 0
+		return false
 	}
 	if now.Before(s.ejectedUntil) { // late results of requests sent before the ejection
-		return 0
+		return false
 	}
 	s.reqFails++
 	if s.reqFails < o.ConsecutiveFailures {
-		return 0
+		return false
 	}
+	s.reqFails = 0
+	return true
+}
+
+// Eject takes the endpoint out of rotation from now and returns for how
+// long: BaseEjection doubled for each ejection in a row, capped at
+// MaxEjection. The run of ejections resets once the endpoint has gone
+// MaxEjection past the end of its longest possible ejection without one.
+func (s *Status) Eject(o *config.Outlier, now time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.lastEjection.IsZero() && now.Sub(s.lastEjection) > o.MaxEjection+o.MaxEjection {
 		s.ejections = 0
 	}
@@ -121,7 +198,8 @@ func (s *Status) ObserveRequest(failed bool, o *config.Outlier, now time.Time) (
 		d = o.MaxEjection
 	}
 	s.ejections++
-	s.reqFails = 0
+	// Passes before now say nothing about what made it fail.
+	s.reqFails, s.ejectOK, s.okRun = 0, 0, 0
 	s.lastEjection = now
 	s.ejectedUntil = now.Add(d)
 	return d

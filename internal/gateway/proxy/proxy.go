@@ -286,7 +286,11 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			ep.Done()
 			return nil, &clientBodyError{body.failed()}
 		}
-		pool.Report(ep, err != nil || isGatewayFailure(resp.StatusCode))
+		var status int
+		if err == nil {
+			status = resp.StatusCode
+		}
+		pool.ReportResult(ep, status, err) // the backend's outlier config decides what counts
 		// A failed request is retried only when it provably never reached
 		// the upstream (the connect failed, or not a byte was written):
 		// a GET may count a visit, so "idempotent" is not enough once the
@@ -350,13 +354,6 @@ func isIdempotent(method string) bool {
 		return true
 	}
 	return false
-}
-
-// isGatewayFailure is what passive outlier detection counts besides
-// transport errors: the upstream's own proxies failing. An application's
-// 500 is its answer, not a sign the endpoint is down.
-func isGatewayFailure(code int) bool {
-	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 // notSent reports whether err proves the request never reached the
