@@ -2,10 +2,12 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,7 +215,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c.cr.progress, c.cr.remain = 0, -1
+	c.cr.pacing, c.cr.remain = false, -1
 	c.nc.SetDeadline(time.Time{})
 	return c.nc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.nc)), nil
 }
@@ -419,6 +421,44 @@ func (b *body) Read(p []byte) (int, error) {
 		b.w.c.armWatch()
 	}
 	return n, err
+}
+
+// buffer reads a chunked body whole before the handler runs when it is
+// at most limit bytes, so that a malformed one is refused (the error)
+// before anything is forwarded; the request then has a Content-Length
+// (unless trailers came). A larger body streams: the handler reads what
+// was buffered, then the rest from the connection.
+func (b *body) buffer(limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	buf := make([]byte, 0, min(limit, 4<<10))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= limit {
+				break
+			}
+			buf = slices.Grow(buf, min(len(buf), limit-len(buf)))
+		}
+		n, err := b.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			b.mu.Lock()
+			b.rc = io.NopCloser(bytes.NewReader(buf))
+			b.mu.Unlock()
+			if req := b.w.req; len(req.Trailer) == 0 {
+				req.ContentLength, req.TransferEncoding = int64(len(buf)), nil
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.mu.Lock()
+	b.rc = io.NopCloser(io.MultiReader(bytes.NewReader(buf), b.rc))
+	b.mu.Unlock()
+	return nil
 }
 
 // Close is a no-op: the server reads what is left when the handler
