@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
 
@@ -86,6 +87,7 @@ serving.`,
 	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
 	cfg.server.Flags(fs)
+	cfg.server.EdgeFlags(fs)
 	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
 	return cmd
 }
@@ -98,6 +100,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if _, set := g.env.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}
+	memlimit.Set(log)
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway")}
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
