@@ -1,7 +1,8 @@
 // Command client is bench/hostile/run.sh's attacker and witness: it holds
 // -trickle connections that send a request header a byte per
 // -trickle-every and -idle connections that send nothing (each reopened
-// when the server closes it, so the pressure stays), from -from; and
+// when the server closes it, 100ms later, or 1s later when it was closed
+// at once: refused), from -from; and
 // meanwhile sends normal requests from -normal-from at -rate, measuring
 // their latency. It samples the server's RSS (/proc/PID/status) and
 // prints one summary.
@@ -56,6 +57,7 @@ func main() {
 			}
 			opened.Add(1)
 			open.Add(1)
+			backoff := 100 * time.Millisecond
 			start := time.Now()
 			closed := make(chan struct{})
 			go func() { // a read returns when the server closes (or resets)
@@ -72,6 +74,7 @@ func main() {
 				case <-closed:
 					if time.Since(start) < time.Second {
 						refused.Add(1) // closed at accept
+						backoff = time.Second
 					} else {
 						cut.Add(1)
 					}
@@ -87,7 +90,7 @@ func main() {
 			<-closed
 			open.Add(-1)
 			if ctx.Err() == nil {
-				sleep(ctx, 100*time.Millisecond)
+				sleep(ctx, backoff)
 			}
 		}
 	}
