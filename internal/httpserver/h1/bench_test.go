@@ -66,3 +66,18 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkScanHead: the strict scan of a browser-like request head.
+func BenchmarkScanHead(b *testing.B) {
+	head := []byte("GET /api/x?q=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) bench\r\n" +
+		"Accept: text/html,application/xhtml+xml\r\nAccept-Encoding: gzip, deflate\r\n" +
+		"Accept-Language: en-US,en;q=0.9\r\nCookie: session=0123456789abcdef\r\n\r\n")
+	s := &Server{}
+	b.SetBytes(int64(len(head)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.scanHead(head); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

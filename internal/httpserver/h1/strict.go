@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/http"
 	"strings"
 
@@ -116,7 +117,7 @@ func (s *Server) scanRequestLine(line []byte) (http10 bool, err error) {
 	}
 	method := line[:sp]
 	for _, b := range method {
-		if !httpguts.IsTokenRune(rune(b)) {
+		if !tokenTable[b] {
 			return false, bad("malformed HTTP request")
 		}
 		if 'a' <= b && b <= 'z' {
@@ -168,26 +169,58 @@ func splitField(line []byte) (name, value []byte, err error) {
 	if line[0] == ' ' || line[0] == '\t' {
 		return nil, nil, bad("obsolete line folding")
 	}
-	colon := bytes.IndexByte(line, ':')
-	if colon < 0 {
-		return nil, nil, bad("header line without a colon")
+	i := 0
+	for i < len(line) && tokenTable[line[i]] {
+		i++
 	}
-	name = line[:colon]
-	if len(name) == 0 {
+	switch {
+	case i == 0 && line[0] == ':':
 		return nil, nil, bad("empty header name")
+	case i < len(line) && line[i] == ':':
+	case bytes.IndexByte(line[i:], ':') < 0:
+		return nil, nil, bad("header line without a colon")
+	default:
+		return nil, nil, bad("invalid header name")
 	}
-	for _, b := range name {
-		if !httpguts.IsTokenRune(rune(b)) {
-			return nil, nil, bad("invalid header name")
-		}
-	}
-	value = line[colon+1:]
-	for _, b := range value {
-		if b < ' ' && b != '\t' || b == 0x7f {
-			return nil, nil, bad("invalid character in header value")
-		}
+	name, value = line[:i], line[i+1:]
+	if !validValue(value) {
+		return nil, nil, bad("invalid character in header value")
 	}
 	return name, trimOWS(value), nil
+}
+
+// tokenTable: RFC 9110 tchar.
+var tokenTable = func() (t [256]bool) {
+	for c := range 128 {
+		t[c] = httpguts.IsTokenRune(rune(c))
+	}
+	return t
+}()
+
+// validValue reports whether v holds only HTAB, SP, VCHAR and obs-text
+// (RFC 9110 §5.5): 8 bytes at a time, the usual bit trick finding a byte
+// under 0x20 or equal to 0x7f; only a word with one (a tab, or worse) is
+// looked at byte by byte.
+func validValue(v []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(v) >= 8 {
+		x := binary.LittleEndian.Uint64(v)
+		del := x ^ (0x7f * ones)
+		if ((x-0x20*ones)&^x|(del-ones)&^del)&highs != 0 && !validBytes(v[:8]) {
+			return false
+		}
+		v = v[8:]
+	}
+	return validBytes(v)
+}
+
+func validBytes(v []byte) bool {
+	for _, b := range v {
+		if b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // checkTransferEncoding accepts exactly "chunked" (any case). A list
@@ -363,4 +396,4 @@ func (s *Server) upgradeAllowed(name string) bool {
 	return false
 }
 
-func isTokenByte(b byte) bool { return httpguts.IsTokenRune(rune(b)) }
+func isTokenByte(b byte) bool { return tokenTable[b] }
