@@ -2,7 +2,7 @@
 // -trickle connections that send a request header a byte per
 // -trickle-every and -idle connections that send nothing (each reopened
 // when the server closes it, 100ms later, or 1s later when it was closed
-// at once: refused), from -from; and
+// at once (refused) or the dial failed), from -from; and
 // meanwhile sends normal requests from -normal-from at -rate, measuring
 // their latency. It samples the server's RSS (/proc/PID/status) and
 // prints one summary.
@@ -43,7 +43,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, *duration)
 	defer cancel()
 
-	var opened, refused, cut, open atomic.Int64
+	var opened, dialFailed, refused, cut, open atomic.Int64
 	var wg sync.WaitGroup
 	hold := func(trickling bool) {
 		defer wg.Done()
@@ -51,8 +51,8 @@ func main() {
 		for ctx.Err() == nil {
 			c, err := d.DialContext(ctx, "tcp", *addr)
 			if err != nil {
-				refused.Add(1)
-				sleep(ctx, 100*time.Millisecond)
+				dialFailed.Add(1)
+				sleep(ctx, time.Second)
 				continue
 			}
 			opened.Add(1)
@@ -162,8 +162,8 @@ func main() {
 		}
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))].Round(10 * time.Microsecond)
 	}
-	fmt.Printf("hostile: %d trickling + %d idle from %s; connections opened %d, refused at accept %d, cut later %d\n",
-		*trickle, *idle, *from, opened.Load(), refused.Load(), cut.Load())
+	fmt.Printf("hostile: %d trickling + %d idle from %s; connections opened %d (of them closed at once %d, cut later %d), dials failed %d\n",
+		*trickle, *idle, *from, opened.Load(), refused.Load(), cut.Load(), dialFailed.Load())
 	fmt.Printf("normal:  %d ok, %d failed; p50 %v p99 %v max %v\n", len(lat), failed.Load(), pct(0.50), pct(0.99), pct(1))
 	fmt.Printf("server:  RSS peak %.1f MiB, last %.1f MiB\n", float64(peakRSS.Load())/1024, float64(lastRSS.Load())/1024)
 }
