@@ -134,8 +134,11 @@ func (cr *chunkedReader) beginChunk() error {
 		}
 		size = size<<4 | int64(d)
 	}
-	if i == 0 {
+	switch {
+	case i == 0:
 		return chunkError("chunk size not hexadecimal")
+	case i > 16: // net/http's reader refuses more digits, leading zeros or not
+		return chunkError("chunk size too long")
 	}
 	if size > maxChunkSize {
 		return chunkError("chunk size too large")

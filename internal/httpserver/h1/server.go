@@ -6,10 +6,20 @@
 // deadlines three to five times per request. On the gateway's proxy path
 // that is a fifth of its CPU per request (bench/proxy/README.md). This
 // server keeps net/http's request parser (http.ReadRequest) and the
-// checks net/http's server adds to it (Host, header names and values,
-// Expect), so it accepts what net/http accepts, and serves any
+// checks net/http's server adds to it (Host, Expect), and serves any
 // http.Handler. What differs:
 //
+//   - it is stricter than net/http, as the public edge must be: the raw
+//     request head is checked against RFC 9112 first (strict.go) and
+//     chunked bodies are read by a strict reader, buffered up to
+//     RequestBufferBytes before the handler runs (chunked.go); an
+//     ambiguous or malformed request is answered and the connection
+//     closed; Upgrade offers outside AllowUpgrades are removed
+//     (docs/edge.md lists every rule);
+//   - limits against hostile clients: connection caps at accept (in all
+//     and per client IP), a first-byte timeout, a header deadline from
+//     accept, minimum body and response rates (pacer.go), requests per
+//     connection;
 //   - the connection is watched for a client that went away only once a
 //     request has run for WatchAfter (default 50 ms), and its context is
 //     then cancelled with ErrClientGone;

@@ -122,6 +122,7 @@ func TestStrictRejects(t *testing.T) {
 		{"data followed by LF", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", 400, "chunk data not followed by CRLF"},
 		{"bare LF in a chunk line", post + "Transfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", 400, "line not ended by CRLF"},
 		{"CR inside a chunk line", post + "Transfer-Encoding: chunked\r\n\r\n3\r;a\r\nabc\r\n0\r\n\r\n", 400, "CR inside a line"},
+		{"chunk size with 17 digits", post + "Transfer-Encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n", 400, "chunk size too long"},
 		{"oversize chunk", post + "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\nabc\r\n", 400, "chunk size too large"},
 		{"forbidden trailer", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nContent-Length: 3\r\n\r\n", 400, "trailer field Content-Length not allowed"},
 		{"Host trailer", post + "Transfer-Encoding: chunked\r\n\r\n0\r\nHost: b\r\n\r\n", 400, "trailer field Host not allowed"},
