@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recorder is a handler that notes the path of every request it sees and
@@ -295,6 +300,66 @@ func TestUpgradeAllowList(t *testing.T) {
 			}
 			if _, ok := h["Http2-Settings"]; ok != tt.settings {
 				t.Errorf("HTTP2-Settings present = %v, want %v", ok, tt.settings)
+			}
+		})
+	}
+}
+
+// TestSmugglingNeverReachesUpstream: h1 in front of httputil.ReverseProxy
+// and a real upstream. Ambiguous framing and small malformed chunked
+// bodies never reach the upstream; a large malformed one reaches it as a
+// request whose body never completes (the proxy aborts it), and nothing
+// pipelined after any of them does.
+func TestSmugglingNeverReachesUpstream(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %s complete=%v", r.Method, r.URL.Path, err == nil && len(b) >= 0))
+		mu.Unlock()
+	}))
+	defer up.Close()
+	target, _ := url.Parse(up.URL)
+	rp := &httputil.ReverseProxy{
+		Rewrite:  func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	addr := serve(t, &Server{Handler: rp, RequestBufferBytes: 64})
+	const post = "POST /bad HTTP/1.1\r\nHost: a\r\n"
+	for _, tt := range []struct{ name, raw, upstream string }{
+		{"CL and TE", post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", ""},
+		{"TE with a tab trick", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding:\tx\r\n\r\n0\r\n\r\n", ""},
+		{"small malformed chunked", post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n", ""},
+		{"large malformed chunked", post + "Transfer-Encoding: chunked\r\n\r\n80\r\n" + strings.Repeat("x", 128) + "\r\nzz\r\n", "POST /bad complete=false"},
+		{"h2c upgrade", "GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 0\r\n\r\n", "GET /up complete=true"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			c := dial(t, addr)
+			// The h2c request is served as a plain GET; the request
+			// after it closes the connection.
+			io.WriteString(c, tt.raw+strings.Replace(smuggled, "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1))
+			io.ReadAll(c) // until the server closes
+			want := tt.upstream
+			if tt.name == "h2c upgrade" {
+				want += "; GET /smuggled complete=true"
+			}
+			// What reached the upstream may be recorded a moment after
+			// the client connection closed.
+			var seen string
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				mu.Lock()
+				seen = strings.Join(got, "; ")
+				mu.Unlock()
+				if seen == want || want == "" || time.Now().After(deadline) {
+					break
+				}
+			}
+			if seen != want {
+				t.Errorf("upstream saw %q, want %q", seen, want)
 			}
 		})
 	}
