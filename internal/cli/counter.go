@@ -9,6 +9,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/buildinfo"
 	"github.com/flotilla-dev/flotilla/internal/counter"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
 
@@ -33,6 +34,7 @@ browsers and JSON to clients that accept application/json.`,
 }
 
 func runCounter(ctx context.Context, cfg counter.Config, log *slog.Logger) error {
+	memlimit.Set(log)
 	reg := metrics.NewRegistry("counter")
 	var store counter.Store = &counter.Memory{}
 	if cfg.Store == "redis" {

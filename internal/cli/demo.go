@@ -10,6 +10,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/buildinfo"
 	"github.com/flotilla-dev/flotilla/internal/demo"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
 
@@ -34,6 +35,7 @@ purpose, to watch Kubernetes react.`,
 }
 
 func runDemo(ctx context.Context, cfg demo.Config, podIP string, log *slog.Logger) error {
+	memlimit.Set(log)
 	svc := demo.New(demo.Options{Config: cfg, Registry: metrics.NewRegistry("demo"), Logger: log, PodIP: podIP})
 	ln, err := httpserver.Listen(ctx, cfg.Addr)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
 
@@ -91,6 +92,7 @@ serving.`,
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
 	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
 	cfg.server.Flags(fs)
+	cfg.server.EdgeFlags(fs)
 	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
 	return cmd
 }
@@ -103,6 +105,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if _, set := g.env.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}
+	memlimit.Set(log)
 	trusted, err := gateway.ParseTrustedProxies(cfg.trusted)
 	if err != nil {
 		return usage(flagenv.Errorf("trusted-proxies", "%v", err))

@@ -158,7 +158,7 @@ func serveH1(t testing.TB, h http.Handler) *h1Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &h1.Server{Handler: h}
+	srv := &h1.Server{Handler: h, AllowUpgrades: []string{"websocket", "echo"}} // TestUpgradePassesThrough upgrades to "echo"
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -9,25 +9,32 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 )
 
 // Options are the server settings shared by every Flotilla service.
+// The Edge limits apply to the lean server (NewH1), the gateway's data
+// plane; docs/edge.md compares every default with nginx's and Envoy's.
 type Options struct {
-	// ReadHeaderTimeout bounds reading request headers (default 5s): slow
-	// clients cannot hold connections open.
+	// ReadHeaderTimeout bounds reading request headers (default 10s); on
+	// NewH1's server it counts from accept for a connection's first
+	// request, so a client trickling header bytes gains nothing.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request (default 30s).
+	// ReadTimeout bounds reading a whole request (default 30s); on
+	// NewH1's server, a body read that receives nothing for this long.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing a response (default 60s, above the demo's
-	// longest /delay).
+	// longest /delay); on NewH1's server, a write that sends nothing for
+	// this long.
 	WriteTimeout time.Duration
-	// IdleTimeout closes idle keep-alive connections (default 120s).
+	// IdleTimeout closes idle keep-alive connections (default 75s).
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps request headers (default 64 KiB).
 	MaxHeaderBytes int
@@ -36,6 +43,37 @@ type Options struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds waiting for in-flight requests (default 10s).
 	ShutdownTimeout time.Duration
+
+	Edge Edge
+}
+
+// Edge are the limits of the lean server (NewH1) against hostile
+// clients; zero values take the defaults of h1.Server, negative ones
+// (or an empty AllowUpgrades) turn a limit off.
+type Edge struct {
+	// FirstByteTimeout closes a new connection that sends nothing
+	// (default 10s).
+	FirstByteTimeout time.Duration
+	// MaxHeaderCount caps header fields (default 100; 431 over it).
+	MaxHeaderCount int
+	// MaxURIBytes caps the request target (default 8 KiB; 414 over it).
+	MaxURIBytes int
+	// RequestBufferBytes: chunked bodies up to this size are read and
+	// checked before the handler runs (default 64 KiB).
+	RequestBufferBytes int
+	// MinBodyRate and MinResponseRate are the slowest client, in bytes
+	// per second over RateWindow (default 240 each, 10s).
+	MinBodyRate, MinResponseRate int
+	RateWindow                   time.Duration
+	// MaxRequestsPerConn closes a connection after this many requests
+	// (default 1000).
+	MaxRequestsPerConn int
+	// MaxConns and MaxConnsPerIP cap open connections, in all and per
+	// client IP address (default 4096 and 1024).
+	MaxConns, MaxConnsPerIP int
+	// AllowUpgrades are the protocols a request may upgrade to (default
+	// websocket); other offers are removed.
+	AllowUpgrades []string
 }
 
 func (o Options) withDefaults() Options {
@@ -44,10 +82,10 @@ func (o Options) withDefaults() Options {
 			*d = v
 		}
 	}
-	def(&o.ReadHeaderTimeout, 5*time.Second)
+	def(&o.ReadHeaderTimeout, 10*time.Second)
 	def(&o.ReadTimeout, 30*time.Second)
 	def(&o.WriteTimeout, 60*time.Second)
-	def(&o.IdleTimeout, 120*time.Second)
+	def(&o.IdleTimeout, 75*time.Second)
 	def(&o.ShutdownTimeout, 10*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
@@ -82,6 +120,18 @@ func NewH1(h http.Handler, o Options, log *slog.Logger) *h1.Server {
 		IdleTimeout:       o.IdleTimeout,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		Logger:            log,
+
+		FirstByteTimeout:   o.Edge.FirstByteTimeout,
+		MaxHeaderCount:     o.Edge.MaxHeaderCount,
+		MaxURIBytes:        o.Edge.MaxURIBytes,
+		RequestBufferBytes: o.Edge.RequestBufferBytes,
+		MinBodyRate:        o.Edge.MinBodyRate,
+		MinResponseRate:    o.Edge.MinResponseRate,
+		RateWindow:         o.Edge.RateWindow,
+		MaxRequestsPerConn: o.Edge.MaxRequestsPerConn,
+		MaxConns:           o.Edge.MaxConns,
+		MaxConnsPerIP:      o.Edge.MaxConnsPerIP,
+		AllowUpgrades:      o.Edge.AllowUpgrades,
 	}
 }
 
@@ -139,18 +189,81 @@ func Serve(ctx context.Context, srv Server, ln net.Listener, o Options, onDrain 
 	return nil
 }
 
-// Flags registers the drain and shutdown settings on fs.
+// Flags registers the timeouts, the header cap and the drain and
+// shutdown settings on fs, with the defaults as flag defaults.
 func (o *Options) Flags(fs *pflag.FlagSet) {
+	*o = o.withDefaults()
+	fs.DurationVar(&o.ReadHeaderTimeout, "read-header-timeout", o.ReadHeaderTimeout, "time to read a request's line and headers (on the gateway, from accept for a connection's first request)")
+	fs.DurationVar(&o.ReadTimeout, "read-timeout", o.ReadTimeout, "time to read a request body (on the gateway: with no byte received)")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", o.WriteTimeout, "time to write a response (on the gateway: with no byte sent)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", o.MaxHeaderBytes, "largest request line and headers; larger ones get 431")
 	fs.DurationVar(&o.DrainDelay, "drain-delay", o.DrainDelay, "on SIGTERM, how long readiness fails before the listener closes")
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 10 * time.Second
-	}
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "on SIGTERM, how long in-flight requests may take to finish")
+}
+
+// EdgeFlags registers the lean server's limits (Edge) on fs: the
+// gateway's data plane. Defaults: docs/edge.md.
+func (o *Options) EdgeFlags(fs *pflag.FlagSet) {
+	e := &o.Edge
+	if e.AllowUpgrades == nil {
+		e.AllowUpgrades = []string{"websocket"}
+	}
+	intDef := func(v *int, def int) int {
+		if *v == 0 {
+			*v = def
+		}
+		return *v
+	}
+	if e.FirstByteTimeout == 0 {
+		e.FirstByteTimeout = 10 * time.Second
+	}
+	if e.RateWindow == 0 {
+		e.RateWindow = 10 * time.Second
+	}
+	fs.DurationVar(&e.FirstByteTimeout, "first-byte-timeout", e.FirstByteTimeout, "how long a new connection may wait before sending its first byte")
+	fs.IntVar(&e.MaxHeaderCount, "max-header-count", intDef(&e.MaxHeaderCount, 100), "most header fields in a request; more get 431")
+	fs.IntVar(&e.MaxURIBytes, "max-uri-bytes", intDef(&e.MaxURIBytes, 8<<10), "longest request target; longer ones get 414")
+	fs.IntVar(&e.RequestBufferBytes, "request-buffer-bytes", intDef(&e.RequestBufferBytes, 64<<10), "chunked request bodies up to this size are read and checked before they are forwarded (-1: never)")
+	fs.IntVar(&e.MinBodyRate, "min-body-rate", intDef(&e.MinBodyRate, 240), "slowest request body accepted, bytes/s over --rate-window (-1: no minimum)")
+	fs.IntVar(&e.MinResponseRate, "min-response-rate", intDef(&e.MinResponseRate, 240), "slowest client taking a response, bytes/s over --rate-window (-1: no minimum)")
+	fs.DurationVar(&e.RateWindow, "rate-window", e.RateWindow, "period over which --min-body-rate and --min-response-rate are measured")
+	fs.IntVar(&e.MaxRequestsPerConn, "max-requests-per-conn", intDef(&e.MaxRequestsPerConn, 1000), "requests on one connection before it closes (-1: no limit)")
+	fs.IntVar(&e.MaxConns, "max-conns", intDef(&e.MaxConns, 4096), "open client connections; more are closed at accept (-1: no limit)")
+	fs.IntVar(&e.MaxConnsPerIP, "max-conns-per-ip", intDef(&e.MaxConnsPerIP, 1024), "open connections from one client IP address; more are closed at accept (-1: no limit)")
+	fs.StringSliceVar(&e.AllowUpgrades, "allow-upgrades", e.AllowUpgrades, "protocols a request may upgrade to (Upgrade header); other offers are removed (never h2c unless listed)")
 }
 
 // Validate reports every invalid setting, naming its flag.
 func (o Options) Validate() error {
 	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, flagenv.Errorf(name, "must not be negative, got %s", d))
+		}
+	}
+	positive("read-header-timeout", o.ReadHeaderTimeout)
+	positive("read-timeout", o.ReadTimeout)
+	positive("write-timeout", o.WriteTimeout)
+	positive("idle-timeout", o.IdleTimeout)
+	positive("first-byte-timeout", o.Edge.FirstByteTimeout)
+	positive("rate-window", o.Edge.RateWindow)
+	if o.MaxHeaderBytes < 0 {
+		errs = append(errs, flagenv.Errorf("max-header-bytes", "must not be negative, got %d", o.MaxHeaderBytes))
+	}
+	for name, v := range map[string]int{"max-header-count": o.Edge.MaxHeaderCount, "max-uri-bytes": o.Edge.MaxURIBytes} {
+		if v < 0 {
+			errs = append(errs, flagenv.Errorf(name, "must not be negative, got %d", v))
+		}
+	}
+	for _, p := range o.Edge.AllowUpgrades {
+		if !validToken(p) {
+			errs = append(errs, flagenv.Errorf("allow-upgrades", "%q is not a protocol name", p))
+		}
+		if strings.EqualFold(p, "h2c") {
+			errs = append(errs, flagenv.Errorf("allow-upgrades", "h2c would let clients open a raw HTTP/2 tunnel to an upstream"))
+		}
+	}
 	if o.DrainDelay < 0 {
 		errs = append(errs, flagenv.Errorf("drain-delay", "must not be negative, got %s", o.DrainDelay))
 	}
@@ -158,6 +271,15 @@ func (o Options) Validate() error {
 		errs = append(errs, flagenv.Errorf("shutdown-timeout", "must be positive, got %s", o.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+func validToken(s string) bool {
+	for _, r := range s {
+		if !httpguts.IsTokenRune(r) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Identity sets X-Flotilla-Version and X-Flotilla-Instance on every

@@ -2,11 +2,15 @@ package httpserver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func TestServeDrainsGracefully(t *testing.T) {
@@ -98,5 +102,52 @@ func TestNewSetsTimeouts(t *testing.T) {
 	s := New(http.NotFoundHandler(), Options{}, slog.New(slog.DiscardHandler))
 	if s.ReadHeaderTimeout == 0 || s.IdleTimeout == 0 || s.ReadTimeout == 0 || s.WriteTimeout == 0 || s.MaxHeaderBytes == 0 {
 		t.Errorf("server without a timeout: %+v", s)
+	}
+}
+
+// TestEdgeFlags: the edge limits parse from flags into the h1 server, and
+// Validate names each bad flag.
+func TestEdgeFlags(t *testing.T) {
+	var o Options
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	o.Flags(fs)
+	o.EdgeFlags(fs)
+	if err := fs.Parse([]string{"--max-conns=10", "--max-conns-per-ip=-1", "--allow-upgrades=websocket,echo",
+		"--first-byte-timeout=3s", "--min-body-rate=100", "--read-header-timeout=4s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	s := NewH1(http.NotFoundHandler(), o, slog.New(slog.DiscardHandler))
+	got := fmt.Sprint(s.MaxConns, s.MaxConnsPerIP, s.AllowUpgrades, s.FirstByteTimeout, s.MinBodyRate, s.MinResponseRate,
+		s.ReadHeaderTimeout, s.MaxHeaderCount, s.MaxURIBytes, s.RequestBufferBytes, s.MaxRequestsPerConn, s.RateWindow, s.IdleTimeout)
+	if want := "10 -1 [websocket echo] 3s 100 240 4s 100 8192 65536 1000 10s 1m15s"; got != want {
+		t.Errorf("h1 server settings = %s, want %s", got, want)
+	}
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"h2c", []string{"--allow-upgrades=h2c"}, "--allow-upgrades"},
+		{"not a token", []string{"--allow-upgrades=web socket"}, "not a protocol name"},
+		{"negative timeout", []string{"--read-header-timeout=-1s"}, "--read-header-timeout"},
+		{"negative first byte", []string{"--first-byte-timeout=-1s"}, "--first-byte-timeout"},
+		{"negative header count", []string{"--max-header-count=-2"}, "--max-header-count"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var o Options
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			o.Flags(fs)
+			o.EdgeFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want an error naming %s", err, tt.want)
+			}
+		})
 	}
 }

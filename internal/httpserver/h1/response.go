@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,7 +214,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c.cr.progress, c.cr.remain = 0, -1
+	c.cr.pacing, c.cr.remain = false, -1
 	c.nc.SetDeadline(time.Time{})
 	return c.nc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.nc)), nil
 }
@@ -391,7 +392,15 @@ type body struct {
 	w            *response
 	sendContinue bool
 	eof, done    bool
+	// buf holds what buffer read ahead, from bufOff on; whole: all of
+	// the body (else rc has the rest).
+	buf    *[]byte
+	bufOff int
+	whole  bool
 }
+
+// bodyBufs recycles the buffers of chunked bodies (see body.buffer).
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -413,12 +422,72 @@ func (b *body) Read(p []byte) (int, error) {
 		}
 		w.mu.Unlock()
 	}
+	if b.buf != nil {
+		if buf := *b.buf; b.bufOff < len(buf) {
+			n := copy(p, buf[b.bufOff:])
+			b.bufOff += n
+			return n, nil
+		}
+		if b.whole {
+			return 0, io.EOF
+		}
+		b.release()
+	}
 	n, err := b.rc.Read(p)
 	if err == io.EOF && !b.eof {
 		b.eof = true
 		b.w.c.armWatch()
 	}
 	return n, err
+}
+
+// buffer reads a chunked body whole before the handler runs when it is
+// at most limit bytes, so that a malformed one is refused (the error)
+// before anything is forwarded; the request then has a Content-Length
+// (unless trailers came). A larger body streams: the handler reads what
+// was buffered, then the rest from the connection.
+func (b *body) buffer(limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(max(len(buf), 512), limit-len(buf)))
+		}
+		n, err := b.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			*bp = buf
+			b.mu.Lock()
+			b.buf, b.whole = bp, true
+			b.mu.Unlock()
+			if req := b.w.req; len(req.Trailer) == 0 {
+				req.ContentLength, req.TransferEncoding = int64(len(buf)), nil
+			}
+			return nil
+		}
+		if err != nil {
+			*bp = buf
+			bodyBufs.Put(bp)
+			return err
+		}
+	}
+	*bp = buf
+	b.mu.Lock()
+	b.buf = bp
+	b.mu.Unlock()
+	return nil
+}
+
+// release returns the read-ahead buffer to the pool; b.mu is held.
+func (b *body) release() {
+	if b.buf != nil {
+		*b.buf = (*b.buf)[:0]
+		bodyBufs.Put(b.buf)
+		b.buf, b.bufOff, b.whole = nil, 0, false
+	}
 }
 
 // Close is a no-op: the server reads what is left when the handler
@@ -432,9 +501,11 @@ func (b *body) finish() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done = true
-	if b.eof {
+	if b.whole || b.eof {
+		b.release()
 		return true
 	}
+	b.release()
 	if b.sendContinue { // the client was never told to send it
 		return false
 	}

@@ -6,10 +6,20 @@
 // deadlines three to five times per request. On the gateway's proxy path
 // that is a fifth of its CPU per request (bench/proxy/README.md). This
 // server keeps net/http's request parser (http.ReadRequest) and the
-// checks net/http's server adds to it (Host, header names and values,
-// Expect), so it accepts what net/http accepts, and serves any
+// checks net/http's server adds to it (Host, Expect), and serves any
 // http.Handler. What differs:
 //
+//   - it is stricter than net/http, as the public edge must be: the raw
+//     request head is checked against RFC 9112 first (strict.go) and
+//     chunked bodies are read by a strict reader, buffered up to
+//     RequestBufferBytes before the handler runs (chunked.go); an
+//     ambiguous or malformed request is answered and the connection
+//     closed; Upgrade offers outside AllowUpgrades are removed
+//     (docs/edge.md lists every rule);
+//   - limits against hostile clients: connection caps at accept (in all
+//     and per client IP), a first-byte timeout, a header deadline from
+//     accept, minimum body and response rates (pacer.go), requests per
+//     connection;
 //   - the connection is watched for a client that went away only once a
 //     request has run for WatchAfter (default 50 ms), and its context is
 //     then cancelled with ErrClientGone;
@@ -34,7 +44,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,13 +81,62 @@ type Server struct {
 	// WatchAfter is how long a request runs before its connection is
 	// watched for the client going away (default 50ms).
 	WatchAfter time.Duration
-	// Logger receives handler panics (default slog.Default()).
+	// Logger receives handler panics and, at most every 10 seconds, a
+	// count of refused connections (default slog.Default()).
 	Logger *slog.Logger
+
+	// FirstByteTimeout closes a new connection that sends nothing for
+	// this long (default 10s).
+	FirstByteTimeout time.Duration
+	// MaxHeaderCount caps a request's header fields (default 100); over
+	// it the answer is 431.
+	MaxHeaderCount int
+	// MaxURIBytes caps the request target (default 8 KiB); over it the
+	// answer is 414.
+	MaxURIBytes int
+	// RequestBufferBytes: a chunked request body up to this size is read
+	// whole before the handler runs, so a malformed one is answered 400
+	// without the handler seeing the request; a larger one streams, and
+	// if malformed, the handler's reads fail and the connection closes
+	// (default 64 KiB; negative: never buffer).
+	RequestBufferBytes int
+	// MinBodyRate and MinResponseRate, in bytes per second, are the
+	// slowest a client may send a request body or take a response,
+	// averaged over RateWindow while a read or write waits on the client
+	// (default 240 each; negative: no minimum).
+	MinBodyRate, MinResponseRate int
+	// RateWindow is the period over which the minimum rates are measured
+	// (default 10s).
+	RateWindow time.Duration
+	// MaxRequestsPerConn closes a connection after this many requests
+	// (default 1000; negative: no limit).
+	MaxRequestsPerConn int
+	// MaxConns caps open connections; more are closed at accept
+	// (default 4096; negative: no limit).
+	MaxConns int
+	// MaxConnsPerIP caps open connections from one client IP address;
+	// more are closed at accept (default 1024; negative: no limit).
+	MaxConnsPerIP int
+	// AllowUpgrades lists the protocols a request may ask to upgrade to
+	// (compared case-insensitively, version ignored); any other offer is
+	// removed before the handler sees the request (nil: websocket; empty:
+	// none).
+	AllowUpgrades []string
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perIP     map[netip.Addr]int
 	closing   atomic.Bool
+
+	refusedTotal, refusedPerIP atomic.Uint64
+	refusedLogged              atomic.Int64 // unix seconds of the last refusal log line
+}
+
+// Refused reports the connections closed at accept so far: over
+// MaxConns, and over MaxConnsPerIP.
+func (s *Server) Refused() (total, perIP uint64) {
+	return s.refusedTotal.Load(), s.refusedPerIP.Load()
 }
 
 func (s *Server) readHeaderTimeout() time.Duration {
@@ -85,6 +146,31 @@ func (s *Server) readTimeout() time.Duration  { return orDefault(s.ReadTimeout, 
 func (s *Server) writeTimeout() time.Duration { return orDefault(s.WriteTimeout, 60*time.Second) }
 func (s *Server) idleTimeout() time.Duration  { return orDefault(s.IdleTimeout, 120*time.Second) }
 func (s *Server) watchAfter() time.Duration   { return orDefault(s.WatchAfter, 50*time.Millisecond) }
+func (s *Server) firstByteTimeout() time.Duration {
+	return orDefault(s.FirstByteTimeout, 10*time.Second)
+}
+func (s *Server) rateWindow() time.Duration { return orDefault(s.RateWindow, 10*time.Second) }
+
+func (s *Server) maxHeaderCount() int     { return limit(s.MaxHeaderCount, 100) }
+func (s *Server) maxURIBytes() int        { return limit(s.MaxURIBytes, 8<<10) }
+func (s *Server) requestBufferBytes() int { return limit(s.RequestBufferBytes, 64<<10) }
+func (s *Server) minBodyRate() int        { return limit(s.MinBodyRate, 240) }
+func (s *Server) minResponseRate() int    { return limit(s.MinResponseRate, 240) }
+func (s *Server) maxRequestsPerConn() int { return limit(s.MaxRequestsPerConn, 1000) }
+func (s *Server) maxConns() int           { return limit(s.MaxConns, 4096) }
+func (s *Server) maxConnsPerIP() int      { return limit(s.MaxConnsPerIP, 1024) }
+
+// limit: 0 is the default, negative is none (-1 here: callers test > 0
+// or compare with counts that never reach maxInt).
+func limit(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
+}
 
 func (s *Server) maxHeaderBytes() int64 {
 	if s.MaxHeaderBytes > 0 {
@@ -143,7 +229,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		ip, refused := s.admit(nc)
+		if refused {
+			continue
+		}
+		c := s.newConn(nc, ip)
 		if c == nil {
 			nc.Close()
 			return http.ErrServerClosed
@@ -212,12 +302,48 @@ func (s *Server) closeIdle() bool {
 	return len(s.conns) == 0
 }
 
-func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, remoteAddr: nc.RemoteAddr().String(), accepted: time.Now()}
+// admit applies the connection caps before anything is allocated for a
+// connection: an excess one is reset at once (no FIN handshake, no
+// TIME_WAIT here) and counted; it reports the client's IP address.
+func (s *Server) admit(nc net.Conn) (ip netip.Addr, refused bool) {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ = netip.AddrFromSlice(ta.IP)
+		ip = ip.Unmap()
+	}
+	maxConns, perIP := s.maxConns(), s.maxConnsPerIP()
+	s.mu.Lock()
+	switch {
+	case maxConns > 0 && len(s.conns) >= maxConns:
+		s.refusedTotal.Add(1)
+		refused = true
+	case perIP > 0 && ip.IsValid() && s.perIP[ip] >= perIP:
+		s.refusedPerIP.Add(1)
+		refused = true
+	}
+	s.mu.Unlock()
+	if !refused {
+		return ip, false
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	nc.Close()
+	now := time.Now().Unix()
+	if last := s.refusedLogged.Load(); now-last >= 10 && s.refusedLogged.CompareAndSwap(last, now) {
+		total, perIP := s.Refused()
+		s.logger().Warn("connections refused at accept", slog.Uint64("over_max_conns_total", total),
+			slog.Uint64("over_max_conns_per_ip_total", perIP), slog.String("last_client", ip.String()))
+	}
+	return ip, true
+}
+
+func (s *Server) newConn(nc net.Conn, ip netip.Addr) *conn {
+	c := &conn{srv: s, nc: nc, ip: ip, remoteAddr: nc.RemoteAddr().String(), accepted: time.Now()}
 	c.cond.L = &c.mu
 	c.cr.c = c
 	c.cr.remain = -1
 	c.cw.c = c
+	c.cw.pace.start(c.accepted, s.writeTimeout(), s.minResponseRate(), s.rateWindow())
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	c.bw = bufio.NewWriterSize(&c.cw, 4<<10)
 	// httputil.ReverseProxy aborts a response whose upstream body broke
@@ -235,12 +361,25 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		return nil
 	}
 	s.conns[c] = struct{}{}
+	if ip.IsValid() {
+		if s.perIP == nil {
+			s.perIP = map[netip.Addr]int{}
+		}
+		s.perIP[ip]++
+	}
 	return c
 }
 
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.ip.IsValid() {
+		if n := s.perIP[c.ip] - 1; n > 0 {
+			s.perIP[c.ip] = n
+		} else {
+			delete(s.perIP, c.ip)
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -248,6 +387,7 @@ func (s *Server) forget(c *conn) {
 type conn struct {
 	srv        *Server
 	nc         net.Conn
+	ip         netip.Addr
 	remoteAddr string
 	ctx        context.Context
 	cr         connReader
@@ -294,22 +434,36 @@ func (c *conn) serve() {
 		c.nc.Close()
 	}()
 	s := c.srv
-	for {
+	for first := true; ; first = false {
 		// The header limit counts from the first byte read for this
 		// request (bytes of it already buffered are not counted).
 		c.cr.remain = s.maxHeaderBytes() + 4096 // as net/http: room for the request line
+		// ReadHeaderTimeout bounds the whole request line and header
+		// section, from accept for a connection's first request (a client
+		// trickling bytes gains nothing), else from the end of the idle
+		// wait.
+		start := c.accepted
 		if c.br.Buffered() == 0 && !c.cr.hasStash {
 			c.idle.Store(true)
 			if s.closing.Load() {
 				return
 			}
-			c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			if first {
+				c.nc.SetReadDeadline(c.accepted.Add(s.firstByteTimeout()))
+			} else {
+				c.nc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			}
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
+			if !first {
+				start = time.Now()
+			}
+		} else if !first {
+			start = time.Now()
 		}
 		c.idle.Store(false)
-		c.nc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		c.nc.SetReadDeadline(start.Add(s.readHeaderTimeout()))
 		req, err := c.readRequest()
 		if err != nil {
 			c.reject(err)
@@ -333,14 +487,20 @@ func (e statusError) Error() string {
 
 func (c *conn) readRequest() (*http.Request, error) {
 	// The header block, when it is already buffered (nearly always), is
-	// scanned for its Host lines: http.ReadRequest drops duplicates.
-	hosts, host := -1, ""
+	// scanned before net/http's parser reads it; else the bytes the
+	// parser reads are captured and scanned after it.
+	var h head
+	scanned := false
 	if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
 		if end := headerEnd(buf); end > 0 {
-			hosts, host = findHosts(buf[:end])
+			var err error
+			if h, err = c.srv.scanHead(buf[:end]); err != nil {
+				return nil, err
+			}
+			scanned = true
 		}
 	}
-	if hosts < 0 {
+	if !scanned {
 		c.cr.capture = c.cr.capture[:0]
 		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) > 0 {
 			c.cr.capture = append(c.cr.capture, buf...)
@@ -355,37 +515,51 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if hitLimit {
 			return nil, statusError{http.StatusRequestHeaderFieldsTooLarge, "request headers over the limit"}
 		}
+		if !scanned {
+			// The strict scan names the problem better when it finds one.
+			if end := headerEnd(c.cr.capture); end > 0 {
+				if _, serr := c.srv.scanHead(c.cr.capture[:end]); serr != nil {
+					return nil, serr
+				}
+			}
+		}
 		return nil, err
 	}
-	if hosts < 0 {
+	if !scanned {
 		end := headerEnd(c.cr.capture)
 		if end < 0 {
 			end = len(c.cr.capture)
 		}
-		hosts, host = findHosts(c.cr.capture[:end])
+		h, err = c.srv.scanHead(c.cr.capture[:end])
 		if cap(c.cr.capture) > 8<<10 {
 			c.cr.capture = nil
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	switch {
 	case req.ProtoMajor != 1:
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
-	case hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+	case h.hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
 		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
-	case hosts > 1:
+	case h.hosts > 1:
 		return nil, statusError{http.StatusBadRequest, "too many Host headers"}
-	case hosts == 1 && !httpguts.ValidHostHeader(host):
+	case h.hosts == 1 && !httpguts.ValidHostHeader(h.host):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, statusError{http.StatusBadRequest, "invalid header name"}
+	// Header names and values were checked by the scan.
+	if conn, ok := req.Header["Connection"]; ok {
+		if err := checkConnection(conn); err != nil {
+			return nil, err
 		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, statusError{http.StatusBadRequest, "invalid header value"}
-			}
-		}
+	}
+	if _, ok := req.Header["Upgrade"]; ok {
+		c.srv.filterUpgrade(req)
+	}
+	if h.chunked {
+		// net/http's body reader is replaced, unread, by the strict one.
+		req.Body = &chunkedReader{br: c.br, maxCount: c.srv.maxHeaderCount()}
 	}
 	return req, nil
 }
@@ -405,50 +579,6 @@ func headerEnd(buf []byte) int {
 			return start + i + 1
 		}
 		start += i + 1
-	}
-}
-
-// findHosts counts the header lines named Host in a header block and
-// returns the first one's value (an absolute-form request target takes
-// precedence over it in req.Host, but it must be valid all the same).
-func findHosts(block []byte) (n int, first string) {
-	for len(block) > 0 {
-		i := bytes.IndexByte(block, '\n')
-		if i < 0 {
-			break
-		}
-		block = block[i+1:]
-		if len(block) >= 5 && (block[0]|0x20) == 'h' && (block[1]|0x20) == 'o' && (block[2]|0x20) == 's' &&
-			(block[3]|0x20) == 't' && block[4] == ':' {
-			if n++; n == 1 {
-				first = foldedValue(block[5:])
-			}
-		}
-	}
-	return n, first
-}
-
-// foldedValue is a header value from just after its colon: its line,
-// and the continuation lines (obs-fold, starting with a space or tab)
-// joined with spaces, as textproto reads them.
-func foldedValue(rest []byte) string {
-	var v []byte
-	for {
-		line := rest
-		if k := bytes.IndexByte(rest, '\n'); k >= 0 {
-			line, rest = rest[:k], rest[k+1:]
-		} else {
-			rest = nil
-		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			if len(v) > 0 {
-				v = append(v, ' ')
-			}
-			v = append(v, t...)
-		}
-		if len(rest) == 0 || rest[0] != ' ' && rest[0] != '\t' {
-			return string(v)
-		}
 	}
 }
 
@@ -513,6 +643,9 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	c.reqDone = false
 	c.cancel = cancel
 	c.mu.Unlock()
+	if m := s.maxRequestsPerConn(); m > 0 && c.gen >= uint64(m) {
+		w.closeAfter = true
+	}
 
 	// Expect as net/http: 100-continue is honoured for HTTP/1.1 with a
 	// body and ignored otherwise; any other expectation fails.
@@ -524,9 +657,14 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	if req.Body != nil && req.Body != http.NoBody {
 		b := &body{rc: req.Body, w: w, sendContinue: continues && req.ProtoAtLeast(1, 1)}
 		req.Body, w.reqBody = b, b
-		now := time.Now()
-		c.nc.SetReadDeadline(now.Add(s.readTimeout()))
-		c.cr.progress, c.cr.deadline = s.readTimeout(), now
+		c.cr.pace.start(time.Now(), s.readTimeout(), s.minBodyRate(), s.rateWindow())
+		c.cr.pacing = true
+		if cr, ok := b.rc.(*chunkedReader); ok {
+			cr.req = req
+			if err := b.buffer(s.requestBufferBytes()); err != nil {
+				return c.badBody(w, cancel, err)
+			}
+		}
 	} else {
 		c.armWatch()
 	}
@@ -554,9 +692,29 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 		return false
 	}
 	keep = w.finish() && !s.closing.Load()
-	c.cr.progress = 0 // after finish: draining the body is bounded too
+	c.cr.pacing = false // after finish: draining the body is bounded too
 	c.served.Store(true)
 	return keep
+}
+
+// badBody answers a chunked body that was malformed (400) or could not
+// be read (the error's own answer, if any) before the handler ran, and
+// closes the connection after.
+func (c *conn) badBody(w *response, cancel context.CancelCauseFunc, err error) bool {
+	cancel(nil)
+	c.cr.pacing = false
+	w.closeAfter = true
+	c.linger = true
+	var ce chunkError
+	if errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF) {
+		text := "400 Bad Request: " + err.Error()
+		w.header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		w.header["Content-Length"] = []string{strconv.Itoa(len(text))}
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, text)
+		w.finish()
+	}
+	return false
 }
 
 func (c *conn) expectationFailed(w *response, cancel context.CancelCauseFunc) bool {
@@ -630,8 +788,7 @@ func (c *conn) stopWatch() {
 }
 
 // connReader is what the bufio.Reader reads: the connection, with the
-// byte a watch read first, the header size limit and the body's progress
-// deadline.
+// byte a watch read first, the header size limit and the body's pacing.
 type connReader struct {
 	c         *conn
 	stash     byte
@@ -640,8 +797,8 @@ type connReader struct {
 	remain    int64 // bytes left before the header limit; -1: no limit
 	capturing bool
 	capture   []byte
-	progress  time.Duration // body reads: deadline pushed this far ahead
-	deadline  time.Time     // when the body's read deadline was last pushed
+	pacing    bool // a request body is being read
+	pace      pacer
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
@@ -662,15 +819,32 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if r.remain > 0 && int64(len(p)) > r.remain {
 		p = p[:r.remain]
 	}
-	if r.progress > 0 {
-		if now := time.Now(); now.Sub(r.deadline) > time.Second {
-			r.c.nc.SetReadDeadline(now.Add(r.progress))
-			r.deadline = now
-		}
+	if r.pacing {
+		return r.pacedRead(p)
 	}
 	n, err := r.c.nc.Read(p)
 	r.take(p[:n])
 	return n, err
+}
+
+func (r *connReader) pacedRead(p []byte) (int, error) {
+	now := time.Now()
+	d, err := r.pace.before(now)
+	for {
+		if err != nil {
+			return 0, err
+		}
+		if r.pace.needSet(now, d) {
+			r.c.nc.SetReadDeadline(d)
+		}
+		n, rerr := r.c.nc.Read(p)
+		now = time.Now()
+		r.pace.after(now, n)
+		if n > 0 || !isTimeout(rerr) {
+			return n, rerr
+		}
+		d, err = r.pace.deadline(now) // an early deadline, or the end of a window
+	}
 }
 
 func (r *connReader) take(p []byte) {
@@ -682,17 +856,31 @@ func (r *connReader) take(p []byte) {
 	}
 }
 
-// connWriter is what the bufio.Writer writes to: the connection, with a
-// write deadline pushed ahead as writes make progress.
+// connWriter is what the bufio.Writer writes to: the connection, paced
+// (WriteTimeout and MinResponseRate).
 type connWriter struct {
-	c        *conn
-	deadline time.Time
+	c    *conn
+	pace pacer
 }
 
 func (w *connWriter) Write(p []byte) (int, error) {
-	if now := time.Now(); now.Sub(w.deadline) > time.Second {
-		w.c.nc.SetWriteDeadline(now.Add(w.c.srv.writeTimeout()))
-		w.deadline = now
+	now := time.Now()
+	d, err := w.pace.before(now)
+	written := 0
+	for {
+		if err != nil {
+			return written, err
+		}
+		if w.pace.needSet(now, d) {
+			w.c.nc.SetWriteDeadline(d)
+		}
+		n, werr := w.c.nc.Write(p[written:])
+		written += n
+		now = time.Now()
+		w.pace.after(now, n)
+		if werr == nil || !isTimeout(werr) {
+			return written, werr
+		}
+		d, err = w.pace.deadline(now)
 	}
-	return w.c.nc.Write(p)
 }
