@@ -21,10 +21,26 @@ type upstream struct {
 	version string
 	mu      sync.Mutex
 	paths   []string
+	marked  int // requests with markHeader, probe paths included
+}
+
+// markHeader marks the test's own requests, so an upstream can tell them
+// from the gateway's health checks on the same paths.
+const markHeader = "X-Deploytest"
+
+func (u *upstream) markedHits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.marked
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Flotilla-Version", u.version)
+	if r.Header.Get(markHeader) != "" {
+		u.mu.Lock()
+		u.marked++
+		u.mu.Unlock()
+	}
 	if r.URL.Path == "/readyz" || r.URL.Path == "/healthz" {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
 )
 
@@ -42,6 +43,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(rec, r, target, code)
 		return
 	}
+	if d := rt.Config.DirectResponse; d != nil {
+		writeDirect(rec, d, rid)
+		return
+	}
 	backendIdx, cookie := rs.pick(r)
 	ex = &proxy.Exchange{Route: rt, Pool: rs.pools[backendIdx], RequestID: rid,
 		Traceparent: proxy.Traceparent(r.Header.Get("Traceparent")), SetCookie: cookie}
@@ -50,6 +55,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.sendMirror(r, rs, ex)
 	}
 	g.proxy.Serve(rec, r, ex)
+}
+
+// writeDirect serves a route's fixed answer; the request never reaches a
+// backend.
+func writeDirect(w http.ResponseWriter, d *config.DirectResponse, rid string) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["X-Request-Id"] = []string{rid}
+	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	w.WriteHeader(d.Status)
+	io.WriteString(w, d.Body)
 }
 
 // clearDeadlines lifts the server's ReadTimeout and WriteTimeout for a
@@ -158,6 +176,9 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, rid s
 	case rs != nil && backendIdx >= 0:
 		routeName, backendName = rs.rt.Name, rs.names[backendIdx]
 		rs.metrics[backendIdx].observe(status, d.Seconds())
+	case rs != nil && rs.rt.Config.DirectResponse != nil:
+		routeName, backendName = rs.rt.Name, "direct"
+		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
 	case rs != nil:
 		routeName, backendName = rs.rt.Name, "redirect"
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
