@@ -2,9 +2,15 @@ package deploytest
 
 import (
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	gwconfig "github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 // privatePaths are the apps' endpoints for the kubelet, Prometheus and
@@ -40,9 +46,55 @@ var shippedRoutes = []struct {
 // methods than GET and HEAD on public paths are refused (404 or 405)
 // without reaching a backend; the public paths still work.
 func TestShippedRoutesExposeOnlyPublicEndpoints(t *testing.T) {
+	type routesFile struct {
+		name     string
+		data     []byte
+		versions map[string]string
+		entries  []entry
+	}
+	var files []routesFile
 	for _, sr := range shippedRoutes {
+		data, err := os.ReadFile(sr.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, routesFile{sr.name, data, sr.versions, sr.entries})
+	}
+	// The chart's routes, for every value set: backends named demo* are
+	// the demo's tracks.
+	for _, path := range helmValueSets(t) {
+		out, err := helmTemplate(readValues(t, path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		objs, err := decodeAll(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cm *corev1.ConfigMap
+		for _, o := range objs {
+			if c, ok := o.Obj.(*corev1.ConfigMap); ok && strings.HasSuffix(o.Name, "-gateway") {
+				cm = c
+			}
+		}
+		if cm == nil {
+			t.Fatalf("%s: no gateway ConfigMap", path)
+		}
+		data := []byte(cm.Data["gateway.yaml"])
+		cfg, err := gwconfig.Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		versions := map[string]string{}
+		for _, b := range cfg.Backends {
+			versions[b.Name] = b.Name
+		}
+		files = append(files, routesFile{"helm " + filepath.Base(path), data, versions,
+			[]entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}})
+	}
+	for _, sr := range files {
 		t.Run(sr.name, func(t *testing.T) {
-			gw, ups := realGateway(t, sr.path, sr.versions)
+			gw, ups := realGatewayData(t, sr.name, sr.data, sr.versions)
 			leaked := func() int {
 				n := 0
 				for _, u := range ups {

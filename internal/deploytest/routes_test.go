@@ -64,6 +64,13 @@ func realGateway(t *testing.T, path string, versions map[string]string) (*gatewa
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realGatewayData(t, path, data, versions)
+}
+
+// realGatewayData is realGateway on routes read from elsewhere (a
+// rendered ConfigMap); path names them in messages.
+func realGatewayData(t *testing.T, path string, data []byte, versions map[string]string) (*gateway.Gateway, map[string]*upstream) {
+	t.Helper()
 	cfg, err := gwconfig.Parse(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
