@@ -76,6 +76,8 @@ func validate(objs []object) []error {
 	checkBudgets(objs, ws, fail)
 	checkAutoscalers(objs, ws, fail)
 	checkRedisPolicy(objs, ws, fail)
+	checkNetworkPolicies(objs, ws, fail)
+	checkSecrets(objs, ws, fail)
 	checkGateways(objs, ws, fail)
 	checkIngresses(objs, fail)
 	return errs
@@ -524,7 +526,7 @@ func checkAutoscalers(objs []object, ws []workload, fail failFunc) {
 }
 
 // checkRedisPolicy: every Redis is covered by a NetworkPolicy that admits
-// the counter and the gateway, and nothing else.
+// the counter, and nothing else.
 func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 	for _, redis := range ws {
 		if redis.labels["app.kubernetes.io/name"] != "redis" {
@@ -553,8 +555,8 @@ func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 			slices.Sort(admitted)
 			admitted = slices.Compact(admitted)
 			for _, name := range admitted {
-				if name != "counter" && name != "gateway" {
-					fail(o, "admits %s to Redis; only counter and gateway may connect", name)
+				if name != "counter" {
+					fail(o, "admits %s to Redis; only the counter may connect", name)
 				}
 			}
 			if !slices.Contains(admitted, "counter") {
@@ -618,6 +620,7 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 					checkBackendAddress(objs, ws, w.obj, b, addr, fail)
 				}
 			}
+			checkRoutes(w.obj, cfg, fail)
 		}
 	}
 }
