@@ -74,11 +74,11 @@ func TestValidateCatchesExposure(t *testing.T) {
 		{"route takes POST", routes("methods: [GET, HEAD]", "methods: [GET, HEAD, POST]"),
 			"route flask: sends POST to its backends"},
 		{"no default deny", func(objs []object) []object { return drop(objs, "NetworkPolicy", "default-deny") },
-			`namespace "flotilla" has no default-deny NetworkPolicy`},
+			"Deployment flotilla/gateway: no default-deny NetworkPolicy selects it"},
 		{"default deny that denies no egress", func(objs []object) []object {
 			policy(objs, "default-deny").Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 			return objs
-		}, `namespace "flotilla" has no default-deny NetworkPolicy`},
+		}, "Deployment flotilla/gateway: no default-deny NetworkPolicy selects it"},
 		{"no gateway policy", func(objs []object) []object { return drop(objs, "NetworkPolicy", "gateway") },
 			"NetworkPolicies refuse clients on the gateway's http port"},
 		{"gateway admin port open to the world", func(objs []object) []object {

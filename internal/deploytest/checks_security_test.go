@@ -182,20 +182,17 @@ func appName(w workload) string { return w.labels["app.kubernetes.io/name"] }
 //   - the gateway reaches the counter and demo pods, the counter Redis,
 //     both DNS; a helm test pod the gateway; Redis and the demo nothing.
 func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
-	namespaces := map[string]object{}
+	// Default deny: a policy without rules for both directions selects
+	// every pod (kustomize: the namespace's; Helm: the release's, the
+	// namespace may be shared).
 	for _, w := range ws {
-		if _, ok := namespaces[w.obj.Namespace]; !ok {
-			namespaces[w.obj.Namespace] = w.obj
-		}
-	}
-	for ns, o := range namespaces {
 		deny := false
-		for _, np := range policies(objs, ns) {
-			deny = deny || (len(np.Spec.PodSelector.MatchLabels) == 0 && len(np.Spec.PodSelector.MatchExpressions) == 0 &&
+		for _, np := range policies(objs, w.obj.Namespace) {
+			deny = deny || (selectsPod(np.Spec.PodSelector, w.labels) &&
 				hasType(np, networkingv1.PolicyTypeIngress) && hasType(np, networkingv1.PolicyTypeEgress) && len(np.Spec.Ingress) == 0 && len(np.Spec.Egress) == 0)
 		}
 		if !deny {
-			fail(o, "namespace %q has no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, no rules)", ns)
+			fail(w.obj, "no default-deny NetworkPolicy selects it (policyTypes Ingress and Egress, no rules)")
 		}
 	}
 	entry := entryWorkloads(objs, ws)

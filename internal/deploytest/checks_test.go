@@ -535,7 +535,9 @@ func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 		covered := false
 		for _, o := range objs {
 			np, ok := o.Obj.(*networkingv1.NetworkPolicy)
-			if !ok || o.Namespace != redis.obj.Namespace || !selectorMatches(&np.Spec.PodSelector, redis.labels) {
+			// A policy without ingress rules (a default deny) admits nobody
+			// and is not what this check is about.
+			if !ok || o.Namespace != redis.obj.Namespace || !selectorMatches(&np.Spec.PodSelector, redis.labels) || len(np.Spec.Ingress) == 0 {
 				continue
 			}
 			covered = true

@@ -106,7 +106,7 @@ func TestKustomizeOverlays(t *testing.T) {
 // the namespace's default-deny comes with ../namespace.
 func isPeerProblem(err error) bool {
 	return strings.Contains(err.Error(), "no Service") || strings.Contains(err.Error(), "does not admit the counter") ||
-		strings.Contains(err.Error(), "no default-deny NetworkPolicy")
+		strings.Contains(err.Error(), "no default-deny NetworkPolicy selects it")
 }
 
 // TestKustomizeAllComponents builds the top-level overlay with every
