@@ -32,6 +32,10 @@ var prometheus = peer{name: "Prometheus", ns: "monitoring", nsLabels: map[string
 
 var world = peer{name: "the world", world: true}
 
+// ingressController is ingress-nginx as docs/deploy.md says to admit it.
+var ingressController = peer{name: "the ingress controller", ns: "ingress-nginx", nsLabels: map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"},
+	labels: map[string]string{"app.kubernetes.io/name": "ingress-nginx"}}
+
 func podPeer(w workload) peer {
 	return peer{name: w.labels["app.kubernetes.io/name"], ns: w.obj.Namespace,
 		nsLabels: map[string]string{"kubernetes.io/metadata.name": w.obj.Namespace}, labels: w.labels}
@@ -196,6 +200,27 @@ func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
 		}
 	}
 	entry := entryWorkloads(objs, ws)
+	behindIngress := map[object]bool{}
+	for _, o := range objs {
+		ing, ok := o.Obj.(*networkingv1.Ingress)
+		if !ok {
+			continue
+		}
+		for _, r := range ing.Spec.Rules {
+			if r.HTTP == nil {
+				continue
+			}
+			for _, p := range r.HTTP.Paths {
+				if b := p.Backend.Service; b != nil {
+					if svc := find[*corev1.Service](objs, "Service", o.Namespace, b.Name); svc != nil {
+						for _, w := range selected(svc.Spec.Selector, o.Namespace, ws) {
+							behindIngress[w.obj] = true
+						}
+					}
+				}
+			}
+		}
+	}
 	dns := peer{name: "DNS", world: true}
 	for _, w := range ws {
 		if w.isTest {
@@ -240,6 +265,9 @@ func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
 				} else {
 					fail(w.obj, "NetworkPolicies open the http port to the world, but no NodePort or LoadBalancer Service makes it an entry point")
 				}
+			}
+			if behindIngress[w.obj] && !admitsIngress(objs, w, ingressController, http) {
+				fail(w.obj, "an Ingress sends clients here, but NetworkPolicies refuse the ingress controller")
 			}
 			if appName(w) == "counter" {
 				for _, r := range ws {

@@ -81,6 +81,19 @@ func TestHelmSecrets(t *testing.T) {
 			t.Errorf("validate = %q, want the missing default deny named", msgs)
 		}
 	})
+	t.Run("Ingress without the controller admitted is caught", func(t *testing.T) {
+		objs := render(t, map[string]any{"ingress": map[string]any{"enabled": true}, "networkPolicy": map[string]any{"ingressController": []any{}}})
+		var msgs []string
+		for _, err := range validate(objs) {
+			msgs = append(msgs, err.Error())
+		}
+		if !strings.Contains(strings.Join(msgs, "\n"), "Deployment/flotilla-demo: an Ingress sends clients here, but NetworkPolicies refuse the ingress controller") {
+			t.Errorf("validate = %q, want the refused ingress controller named", msgs)
+		}
+		if errs := validate(render(t, map[string]any{"ingress": map[string]any{"enabled": true}})); len(errs) > 0 {
+			t.Errorf("with the default ingressController: %v", errs)
+		}
+	})
 	t.Run("admin hosts and pprof", func(t *testing.T) {
 		objs := render(t, map[string]any{"gateway": map[string]any{"admin": map[string]any{"hosts": []any{"a.test", "b.test"}, "pprof": true}}})
 		c := find[*appsv1.Deployment](objs, "Deployment", "", "flotilla-gateway").Spec.Template.Spec.Containers[0]
