@@ -65,7 +65,9 @@ func writeDirect(w http.ResponseWriter, d *config.DirectResponse, rid string) {
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	h["Cache-Control"] = []string{"no-store"}
 	h["X-Request-Id"] = []string{rid}
-	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	if d.Status != http.StatusNoContent && d.Status != http.StatusNotModified {
+		h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	}
 	w.WriteHeader(d.Status)
 	io.WriteString(w, d.Body)
 }

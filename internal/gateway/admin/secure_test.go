@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,4 +233,46 @@ func TestReadToken(t *testing.T) {
 	if _, err := ReadToken(filepath.Join(dir, "missing")); err == nil {
 		t.Error("ReadToken(missing) error = nil")
 	}
+}
+
+// FuzzSecureAuthorization: whatever the Authorization and Host headers
+// and path, a protected endpoint answers 200 only for the right Bearer
+// token and an allowed Host, and never echoes the token.
+func FuzzSecureAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer " + token, "bearer " + token, "Bearer  " + token, "Bearer " + token + " ", "Basic " + token, token, "Bearer", "", "Bearer \x00" + token} {
+		f.Add(s, "127.0.0.1", "/routes")
+	}
+	f.Add("Bearer "+token, "evil.example", "/routes")
+	f.Add("", "localhost", "/metrics")
+	f.Add("Bearer "+token, "[::1]:1", "/debug/pprof/")
+	h := Secure(Handler(&fakeGateway{}, fakeProbes{}, prometheus.NewRegistry()), Options{Token: []byte(token)})
+	f.Fuzz(func(t *testing.T, auth, host, path string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?# \x00\r\n") {
+			return
+		}
+		if _, err := url.ParseRequestURI(path); err != nil {
+			return
+		}
+		r := httptest.NewRequest("GET", "http://x"+path, nil)
+		r.Host = host
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		scheme, tok, _ := strings.Cut(auth, " ")
+		right := strings.EqualFold(scheme, "Bearer") && strings.TrimLeft(tok, " ") == token
+		open := isOpen(r.URL.Path)
+		hostOK := (&secure{hosts: map[string]bool{"localhost": true}}).hostAllowed(host)
+		if w.Code == http.StatusOK && (!hostOK || (!open && !right)) {
+			t.Errorf("GET %s Host %q Authorization %q = 200, want refused", path, host, auth)
+		}
+		if !hostOK && w.Code != http.StatusForbidden {
+			t.Errorf("Host %q = %d, want 403", host, w.Code)
+		}
+		if hostOK && !open && !right && w.Code != http.StatusUnauthorized {
+			t.Errorf("GET %s Authorization %q = %d, want 401", path, auth, w.Code)
+		}
+		if strings.Contains(w.Body.String(), token) {
+			t.Errorf("the answer contains the token")
+		}
+	})
 }
