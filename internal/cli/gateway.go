@@ -22,6 +22,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 	"github.com/flotilla-dev/flotilla/internal/memlimit"
@@ -34,6 +35,7 @@ type gatewayConfig struct {
 	configPath   string
 	addr         string
 	adminAddr    string
+	admin        adminFlags
 	accessLog    bool
 	watch        bool
 	maxBodyBytes int64
@@ -56,6 +58,9 @@ func (c gatewayConfig) validate() error {
 	}
 	if _, err := gateway.ParseTrustedProxies(c.trusted); err != nil {
 		errs = append(errs, flagenv.Errorf("trusted-proxies", "%v", err))
+	}
+	if c.adminAddr != "" && c.admin.tokenFile == "" && !loopbackAddr(c.adminAddr) {
+		errs = append(errs, flagenv.Errorf("admin-token-file", "required: --admin-addr %q is not a loopback address, and the admin API can change live weights", c.adminAddr))
 	}
 	if c.maxBodyBytes <= 0 {
 		errs = append(errs, flagenv.Errorf("max-body-bytes", "must be positive, got %d", c.maxBodyBytes))
@@ -80,6 +85,10 @@ serving.`,
 			if err := cfg.validate(); err != nil {
 				return usage(err)
 			}
+			var err error
+			if cfg.admin.opts, err = cfg.admin.options(); err != nil {
+				return usage(err)
+			}
 			return runGateway(cmd.Context(), cfg, g)
 		},
 	}
@@ -87,6 +96,9 @@ serving.`,
 	fs.StringVar(&cfg.configPath, "config", "", "routing config file (YAML, apiVersion flotilla.dev/v1alpha1)")
 	fs.StringVar(&cfg.addr, "addr", ":8080", "data-plane listen address")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:9901", `admin API listen address ("" disables it); it can change live weights, keep it private`)
+	fs.StringVar(&cfg.admin.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (a mounted Secret); required unless --admin-addr is loopback. /healthz, /readyz and /metrics need none")
+	fs.StringSliceVar(&cfg.admin.hosts, "admin-hosts", nil, "host names the admin API accepts in the Host header besides IP addresses and localhost (DNS rebinding guard)")
+	fs.BoolVar(&cfg.admin.pprof, "admin-pprof", false, "serve Go profiles on the admin API under /debug/pprof/ (behind the token)")
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "write one JSON access log line per request to stdout")
 	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
@@ -158,14 +170,16 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		}
 	})
 
-	var admin []server
+	var admins []server
 	if adminLn != nil {
 		aopts := httpserver.Options{ShutdownTimeout: time.Second}
-		admin = append(admin, server{srv: httpserver.New(gw.AdminHandler(), aopts, log), ln: adminLn, opts: aopts})
-		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()))
+		h := admin.Secure(gw.AdminHandler(), cfg.admin.opts)
+		admins = append(admins, server{srv: httpserver.New(h, aopts, log), ln: adminLn, opts: aopts})
+		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()),
+			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof))
 	}
 	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
-	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admin...)
+	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
 	cancel()
 	wg.Wait()
 	log.Info("gateway stopped")
@@ -189,7 +203,7 @@ func newGatewayValidateCmd(g *globals) *cobra.Command {
 }
 
 func newGatewayAdminCmd(g *globals) *cobra.Command {
-	var adminURL string
+	var adminURL, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "admin",
 		Short: "Use a running gateway's admin API",
@@ -199,12 +213,20 @@ func newGatewayAdminCmd(g *globals) *cobra.Command {
   flotilla gateway admin weights ROUTE blue=0 green=100  set them atomically`,
 	}
 	cmd.PersistentFlags().StringVar(&adminURL, "admin-url", "http://127.0.0.1:9901", "the gateway's admin API base URL")
+	cmd.PersistentFlags().StringVar(&tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (the gateway's --admin-token-file)")
 	flagenv.Document(cmd.PersistentFlags())
 	client := &http.Client{Timeout: 10 * time.Second}
 	call := func(ctx context.Context, method, path string, body io.Reader) error {
 		req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(adminURL, "/")+path, body)
 		if err != nil {
 			return usage(flagenv.Errorf("admin-url", "%v", err))
+		}
+		if tokenFile != "" {
+			tok, err := admin.ReadToken(tokenFile)
+			if err != nil {
+				return usage(flagenv.Errorf("admin-token-file", "%v", err))
+			}
+			req.Header.Set("Authorization", "Bearer "+string(tok))
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -213,6 +235,9 @@ func newGatewayAdminCmd(g *globals) *cobra.Command {
 		defer resp.Body.Close()
 		if _, err := io.Copy(g.env.Stdout, io.LimitReader(resp.Body, 16<<20)); err != nil {
 			return fmt.Errorf("admin API: %w", err)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && tokenFile == "" {
+			return fmt.Errorf("admin API: %s %s: %s: pass the token with --admin-token-file (FLOTILLA_ADMIN_TOKEN_FILE)", method, path, resp.Status)
 		}
 		if resp.StatusCode >= 300 {
 			return fmt.Errorf("admin API: %s %s: %s", method, path, resp.Status)
@@ -265,4 +290,41 @@ func parseWeights(args []string) (map[string]int, error) {
 		w[name] = n
 	}
 	return w, errors.Join(errs...)
+}
+
+// adminFlags are the admin API's protection (see admin.Options).
+type adminFlags struct {
+	tokenFile string
+	hosts     []string
+	pprof     bool
+	opts      admin.Options // filled by options before the gateway runs
+}
+
+// options reads the token file; errors name the flag, never the token.
+func (a adminFlags) options() (admin.Options, error) {
+	o := admin.Options{Hosts: a.hosts, Pprof: a.pprof}
+	var errs []error
+	for i, h := range a.hosts {
+		if h == "" || strings.ContainsAny(h, ":/ \t") {
+			errs = append(errs, flagenv.Errorf("admin-hosts", "entry %d: want a host name without port, got %q", i+1, h))
+		}
+	}
+	if a.tokenFile != "" {
+		tok, err := admin.ReadToken(a.tokenFile)
+		if err != nil {
+			errs = append(errs, flagenv.Errorf("admin-token-file", "%v", err))
+		}
+		o.Token = tok
+	}
+	return o, errors.Join(errs...)
+}
+
+// loopbackAddr reports whether host:port listens on loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

@@ -40,7 +40,7 @@ func TestGatewayBadInput(t *testing.T) {
 
 func TestGatewayValidate(t *testing.T) {
 	code, out, stderr := run(t, nil, "gateway", "validate", "../../examples/gateway/talk.yaml")
-	if code != ExitOK || !strings.Contains(out, "ok (2 routes, 2 backends)") {
+	if code != ExitOK || !strings.Contains(out, "ok (4 routes, 2 backends)") {
 		t.Errorf("validate talk.yaml = %d, %q, %q", code, out, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

@@ -18,6 +18,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/demo"
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
@@ -163,7 +164,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	for _, s := range services {
 		others = append(others, server{srv: httpserver.New(s.handler, cfg.server, log), ln: s.ln, opts: cfg.server, drain: s.drain})
 	}
-	others = append(others, server{srv: httpserver.New(gw.AdminHandler(), cfg.server, log), ln: adminLn, opts: cfg.server})
+	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{}), cfg.server, log), ln: adminLn, opts: cfg.server})
 
 	base := "http://" + displayAddr(entry.Addr())
 	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, store)
@@ -185,9 +186,15 @@ func upRoutes(addrs map[string][]string) *config.Config {
 	backend := func(name string) config.Backend {
 		return config.Backend{Name: name, Addresses: addrs[name], HealthCheck: check}
 	}
+	// Clients get GET and HEAD on the apps' public endpoints; their probes,
+	// metrics and control endpoints are answered 404 by the gateway (the
+	// private routes win by precedence), as in deploy/kubernetes.
+	get := []string{http.MethodGet, http.MethodHead}
+	notFound := &config.DirectResponse{Status: http.StatusNotFound, Body: "not found\n"}
+	const private = "(healthz|readyz|metrics)(/.*)?"
 	prefix := func(name, path string) config.Route {
 		return config.Route{Name: name,
-			Match:    config.Match{Path: &config.PathMatch{Type: "Prefix", Value: path}},
+			Match:    config.Match{Path: &config.PathMatch{Type: "Prefix", Value: path}, Methods: get},
 			Rewrite:  &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteReplacePrefix, Value: "/"}},
 			Backends: []config.BackendRef{{Name: name}}}
 	}
@@ -197,10 +204,13 @@ func upRoutes(addrs map[string][]string) *config.Config {
 		Routes: []config.Route{
 			prefix("counter", "/counter"),
 			prefix("demo", "/demo"),
-			{Name: "index", Match: config.Match{Path: &config.PathMatch{Type: "Exact", Value: "/"}}, Backends: []config.BackendRef{{Name: "index"}}},
-			{Name: "flask", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask(/|$)(.*)"}},
+			{Name: "private", Match: config.Match{Path: &config.PathMatch{Type: "Regex", Value: "/(counter|demo)/" + private}}, DirectResponse: notFound},
+			{Name: "index", Match: config.Match{Path: &config.PathMatch{Type: "Exact", Value: "/"}, Methods: get}, Backends: []config.BackendRef{{Name: "index"}}},
+			{Name: "flask", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask(/|$)(.*)"}, Methods: get},
 				Rewrite: &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteRegex, Value: "/$2"}}, Backends: []config.BackendRef{{Name: "counter"}}},
-			{Name: "minikube", Match: config.Match{Hosts: []string{"minikube.test"}}, Backends: []config.BackendRef{{Name: "demo"}}},
+			{Name: "flask-private", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask/" + private}}, DirectResponse: notFound},
+			{Name: "minikube", Match: config.Match{Hosts: []string{"minikube.test"}, Methods: get}, Backends: []config.BackendRef{{Name: "demo"}}},
+			{Name: "minikube-private", Match: config.Match{Hosts: []string{"minikube.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/" + private}}, DirectResponse: notFound},
 		},
 	}
 	c.SetDefaults()

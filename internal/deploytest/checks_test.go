@@ -76,6 +76,8 @@ func validate(objs []object) []error {
 	checkBudgets(objs, ws, fail)
 	checkAutoscalers(objs, ws, fail)
 	checkRedisPolicy(objs, ws, fail)
+	checkNetworkPolicies(objs, ws, fail)
+	checkSecrets(objs, ws, fail)
 	checkGateways(objs, ws, fail)
 	checkIngresses(objs, fail)
 	return errs
@@ -524,7 +526,7 @@ func checkAutoscalers(objs []object, ws []workload, fail failFunc) {
 }
 
 // checkRedisPolicy: every Redis is covered by a NetworkPolicy that admits
-// the counter and the gateway, and nothing else.
+// the counter, and nothing else.
 func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 	for _, redis := range ws {
 		if redis.labels["app.kubernetes.io/name"] != "redis" {
@@ -533,7 +535,9 @@ func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 		covered := false
 		for _, o := range objs {
 			np, ok := o.Obj.(*networkingv1.NetworkPolicy)
-			if !ok || o.Namespace != redis.obj.Namespace || !selectorMatches(&np.Spec.PodSelector, redis.labels) {
+			// A policy without ingress rules (a default deny) admits nobody
+			// and is not what this check is about.
+			if !ok || o.Namespace != redis.obj.Namespace || !selectorMatches(&np.Spec.PodSelector, redis.labels) || len(np.Spec.Ingress) == 0 {
 				continue
 			}
 			covered = true
@@ -553,8 +557,8 @@ func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 			slices.Sort(admitted)
 			admitted = slices.Compact(admitted)
 			for _, name := range admitted {
-				if name != "counter" && name != "gateway" {
-					fail(o, "admits %s to Redis; only counter and gateway may connect", name)
+				if name != "counter" {
+					fail(o, "admits %s to Redis; only the counter may connect", name)
 				}
 			}
 			if !slices.Contains(admitted, "counter") {
@@ -618,6 +622,7 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 					checkBackendAddress(objs, ws, w.obj, b, addr, fail)
 				}
 			}
+			checkRoutes(w.obj, cfg, fail)
 		}
 	}
 }

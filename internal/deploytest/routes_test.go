@@ -21,10 +21,26 @@ type upstream struct {
 	version string
 	mu      sync.Mutex
 	paths   []string
+	marked  int // requests with markHeader, probe paths included
+}
+
+// markHeader marks the test's own requests, so an upstream can tell them
+// from the gateway's health checks on the same paths.
+const markHeader = "X-Deploytest"
+
+func (u *upstream) markedHits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.marked
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Flotilla-Version", u.version)
+	if r.Header.Get(markHeader) != "" {
+		u.mu.Lock()
+		u.marked++
+		u.mu.Unlock()
+	}
 	if r.URL.Path == "/readyz" || r.URL.Path == "/healthz" {
 		return
 	}
@@ -48,6 +64,13 @@ func realGateway(t *testing.T, path string, versions map[string]string) (*gatewa
 	if err != nil {
 		t.Fatal(err)
 	}
+	return realGatewayData(t, path, data, versions)
+}
+
+// realGatewayData is realGateway on routes read from elsewhere (a
+// rendered ConfigMap); path names them in messages.
+func realGatewayData(t *testing.T, path string, data []byte, versions map[string]string) (*gateway.Gateway, map[string]*upstream) {
+	t.Helper()
 	cfg, err := gwconfig.Parse(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)

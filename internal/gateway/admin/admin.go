@@ -1,7 +1,8 @@
 // Package admin serves the gateway's admin API, on its own listener
 // (loopback by default): routes, backends with health and in-flight
 // counts, live weights, reload, metrics and probes. Every answer is JSON
-// except /metrics.
+// except /metrics. Serve it through Secure: a bearer token unless on
+// loopback, a Host check, pprof only when asked for.
 package admin
 
 import (
@@ -9,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/pprof"
 
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,7 +60,9 @@ const MaxBody = 64 << 10
 //	GET  /config                  last load: ok, time, every error
 //	GET  /metrics                 Prometheus metrics
 //	GET  /healthz, /readyz        probes
-//	GET  /debug/pprof/...         Go profiles, as Caddy's admin API has
+//
+// It checks nobody: serve it through Secure, which also adds
+// /debug/pprof/ when asked to.
 func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /routes", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, g.Routes()) })
@@ -103,11 +105,6 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", p.Healthz)
 	mux.HandleFunc("GET /readyz", p.Readyz)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

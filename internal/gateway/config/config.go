@@ -173,6 +173,11 @@ type Route struct {
 	// Redirect answers with a redirect instead of proxying; exclusive with
 	// Backends.
 	Redirect *Redirect `yaml:"redirect" json:"redirect,omitempty"`
+	// DirectResponse answers from the gateway itself, without proxying;
+	// exclusive with Backends and Redirect. The shipped configs use it to
+	// keep the apps' probes, metrics and control endpoints off the entry
+	// port.
+	DirectResponse *DirectResponse `yaml:"directResponse" json:"directResponse,omitempty"`
 	// RequestHeaders edits the request sent upstream.
 	RequestHeaders *HeaderOps `yaml:"requestHeaders" json:"requestHeaders,omitempty"`
 	// ResponseHeaders edits the response sent to the client.
@@ -286,6 +291,20 @@ type Redirect struct {
 	// StatusCode is 301, 302 (default), 303, 307 or 308.
 	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
 }
+
+// DirectResponse is a fixed answer served by the gateway: a route whose
+// paths must never reach a backend (Envoy's direct_response).
+type DirectResponse struct {
+	// Status is the status code, 200..599; required.
+	Status int `yaml:"status" json:"status"`
+	// Body is sent as text/plain, at most MaxDirectBody bytes (default:
+	// empty). Must be empty for 204 and 304.
+	Body string `yaml:"body" json:"body,omitempty"`
+}
+
+// MaxDirectBody caps DirectResponse.Body (4 KiB): a fixed answer, not a
+// file server.
+const MaxDirectBody = 4 << 10
 
 // HeaderOps edits headers: Remove first, then Set, then Add.
 type HeaderOps struct {

@@ -247,3 +247,45 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDirectResponseValidation(t *testing.T) {
+	const head = "apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: web, addresses: [\"a:1\"]}]\nroutes:\n  - name: r\n"
+	tests := []struct {
+		name  string
+		route string
+		want  []string // empty: valid
+	}{
+		{"404 with a body", "    directResponse: {status: 404, body: \"not found\\n\"}\n", nil},
+		{"204 without a body", "    directResponse: {status: 204}\n", nil},
+		{"no status", "    directResponse: {body: x}\n", []string{"routes[0].directResponse.status: must be 200..599, got 0"}},
+		{"informational status", "    directResponse: {status: 101}\n", []string{"routes[0].directResponse.status: must be 200..599, got 101"}},
+		{"status above 599", "    directResponse: {status: 600}\n", []string{"must be 200..599, got 600"}},
+		{"body on 204", "    directResponse: {status: 204, body: x}\n", []string{"routes[0].directResponse.body: must be empty for status 204"}},
+		{"body too long", "    directResponse: {status: 404, body: " + strings.Repeat("x", MaxDirectBody+1) + "}\n", []string{"routes[0].directResponse.body: must be at most 4096 bytes, got 4097"}},
+		{"with backends", "    directResponse: {status: 404}\n    backends: [{name: web}]\n", []string{"routes[0].directResponse: not used with backends"}},
+		{"with redirect", "    directResponse: {status: 404}\n    redirect: {path: /x}\n", []string{"routes[0].directResponse: not used with redirect"}},
+		{"with rewrite", "    directResponse: {status: 404}\n    rewrite: {path: {type: ReplaceFull, value: /x}}\n", []string{"routes[0].directResponse: not used with rewrite"}},
+		{"with mirror", "    directResponse: {status: 404}\n    mirror: {backend: web}\n", []string{"routes[0].directResponse: not used with mirror"}},
+		{"unknown field", "    directResponse: {status: 404, headers: {a: b}}\n", []string{`unknown field "headers"`}},
+		{"neither backends nor an answer", "    match: {path: {type: Exact, value: /}}\n", []string{"routes[0].backends: want at least one backend (or a redirect or directResponse)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(head + tt.route))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Parse() error = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse() error = nil, want %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Parse() error = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}

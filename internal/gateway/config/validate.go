@@ -271,9 +271,10 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		default:
 			p.addf(dp+".statusCode", "want 301, 302, 303, 307 or 308, got %d", rd.StatusCode)
 		}
-	} else if len(r.Backends) == 0 {
-		p.addf(path+".backends", "want at least one backend (or a redirect)")
+	} else if len(r.Backends) == 0 && r.DirectResponse == nil {
+		p.addf(path+".backends", "want at least one backend (or a redirect or directResponse)")
 	}
+	r.DirectResponse.validate(p, r, path+".directResponse")
 	total := 0
 	for j, b := range r.Backends {
 		bp := fmt.Sprintf("%s.backends[%d]", path, j)
@@ -414,4 +415,27 @@ func maxGroupRef(s string) int {
 		}
 	}
 	return n
+}
+
+func (d *DirectResponse) validate(p *problems, r *Route, path string) {
+	if d == nil {
+		return
+	}
+	for _, other := range []struct {
+		name string
+		set  bool
+	}{{"backends", len(r.Backends) > 0}, {"redirect", r.Redirect != nil}, {"rewrite", r.Rewrite != nil}, {"mirror", r.Mirror != nil}, {"sticky", r.Sticky != nil}} {
+		if other.set {
+			p.addf(path, "not used with %s: a direct response never reaches a backend", other.name)
+		}
+	}
+	if d.Status < 200 || d.Status > 599 {
+		p.addf(path+".status", "must be 200..599, got %d", d.Status)
+	}
+	if len(d.Body) > MaxDirectBody {
+		p.addf(path+".body", "must be at most %d bytes, got %d", MaxDirectBody, len(d.Body))
+	}
+	if d.Body != "" && (d.Status == 204 || d.Status == 304) {
+		p.addf(path+".body", "must be empty for status %d", d.Status)
+	}
 }

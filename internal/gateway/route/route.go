@@ -18,6 +18,7 @@ package route
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -322,6 +323,9 @@ func compileRoute(rc *config.Route, index int) (*Route, error) {
 	if r.redirect != nil {
 		r.Filters = append(r.Filters, r.redirectFilter)
 	}
+	if rc.DirectResponse != nil {
+		r.Filters = append(r.Filters, r.directFilter)
+	}
 	return r, nil
 }
 
@@ -509,6 +513,23 @@ func (rt *Route) redirectFilter(w http.ResponseWriter, r *http.Request, req *Req
 	target, code := rt.Redirect(r, req)
 	w.Header()["X-Request-Id"] = []string{req.ID}
 	http.Redirect(w, r, target, code)
+	return true
+}
+
+// directFilter serves a directResponse route's fixed answer; the request
+// never reaches a backend.
+func (rt *Route) directFilter(w http.ResponseWriter, _ *http.Request, req *Request) bool {
+	d := rt.Config.DirectResponse
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["X-Request-Id"] = []string{req.ID}
+	if d.Status != http.StatusNoContent && d.Status != http.StatusNotModified {
+		h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	}
+	w.WriteHeader(d.Status)
+	io.WriteString(w, d.Body)
 	return true
 }
 

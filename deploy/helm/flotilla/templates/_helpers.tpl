@@ -207,18 +207,34 @@ spec:
             {{- toYaml .resources | nindent 12 }}
           securityContext:
             {{- toYaml $v.containerSecurityContext | nindent 12 }}
-          {{- with .configMap }}
+          {{- if or .configMap .secret }}
           volumeMounts:
+            {{- if .configMap }}
             # A directory, never a subPath: subPath mounts are not updated.
             - name: config
               mountPath: /etc/flotilla/gateway
               readOnly: true
+            {{- end }}
+            {{- with .secret }}
+            - name: {{ .volume }}
+              mountPath: {{ .mountPath }}
+              readOnly: true
+            {{- end }}
           {{- end }}
-      {{- with .configMap }}
+      {{- if or .configMap .secret }}
       volumes:
+        {{- with .configMap }}
         - name: config
           configMap:
             name: {{ . }}
+        {{- end }}
+        {{- with .secret }}
+        - name: {{ .volume }}
+          secret:
+            secretName: {{ .name }}
+            items:
+              - {key: {{ .key }}, path: {{ .key }}}
+        {{- end }}
       {{- end }}
 {{- end -}}
 
@@ -233,4 +249,38 @@ spec:
 {{- else }}{{ $total = add $total $n }}{{ end -}}
 {{- end -}}
 {{- $total -}}
+{{- end -}}
+
+{{/* The Secret holding Redis's password: keys "password" (for the
+counter) and "redis-auth.conf" ("requirepass <password>", for
+redis-server --include). */}}
+{{- define "flotilla.redisSecret" -}}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis-auth" (include "flotilla.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret holding the gateway admin API's token (key "token"). */}}
+{{- define "flotilla.adminSecret" -}}
+{{- .Values.gateway.admin.existingSecret | default (printf "%s-gateway-admin" (include "flotilla.fullname" .)) -}}
+{{- end -}}
+
+{{/* A secret value: the one given, else the one already in the cluster's
+Secret (so an upgrade keeps it), else 32 random characters. Arguments:
+root, given, secret (name), key. */}}
+{{- define "flotilla.secretValue" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if .given -}}
+{{- .given -}}
+{{- else if and $existing $existing.data (index $existing.data .key) -}}
+{{- index $existing.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A NetworkPolicy peer: the release's pods of one app (name, instance). */}}
+{{- define "flotilla.peer" -}}
+- podSelector:
+    matchLabels:
+      app.kubernetes.io/name: {{ .name }}
+      app.kubernetes.io/instance: {{ .instance }}
 {{- end -}}

@@ -1,7 +1,9 @@
 {{/* The gateway's routes (internal/gateway/config format): the talk's
 Ingress (flaskapp.test/flask → counter, minikube.test → demo), /counter and
 /demo for clients without a Host header, and the strategy's split of the
-demo's traffic. */}}
+demo's traffic. Only GET and HEAD reach the apps; their probes, metrics and
+control endpoints (/healthz, /readyz, /readyz/enable|disable, /metrics) are
+answered 404 by the gateway itself (the *-private routes win by precedence). */}}
 {{- define "flotilla.gatewayRoutes" -}}
 {{- $full := include "flotilla.fullname" . -}}
 {{- $s := .Values.strategy -}}
@@ -39,12 +41,19 @@ routes:
     match:
       hosts: [{{ .Values.ingress.flaskHost }}]
       path: {type: Regex, value: "/flask(/|$)(.*)"}
+      methods: [GET, HEAD]
     rewrite:
       path: {type: Regex, value: "/$2"}
     backends: [{name: counter}]
+  - name: flask-private
+    match:
+      hosts: [{{ .Values.ingress.flaskHost }}]
+      path: {type: Regex, value: "/flask/(healthz|readyz|metrics)(/.*)?"}
+    directResponse: {status: 404, body: "not found\n"}
   - name: counter
     match:
       path: {type: Prefix, value: /counter}
+      methods: [GET, HEAD]
     rewrite: {path: {type: ReplacePrefix, value: /}}
     backends: [{name: counter}]
 {{- end }}
@@ -54,6 +63,7 @@ routes:
   - name: {{ $e.name }}
     match:
       {{ $e.match }}
+      methods: [GET, HEAD]
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
     {{- end }}
@@ -71,6 +81,7 @@ routes:
   - name: {{ $e.name }}-b-by-header
     match:
       {{ $e.match }}
+      methods: [GET, HEAD]
       headers: [{name: {{ $s.abTesting.header.name }}, value: {{ $s.abTesting.header.value | quote }}}]
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
@@ -79,6 +90,7 @@ routes:
   - name: {{ $e.name }}-b-by-cookie
     match:
       {{ $e.match }}
+      methods: [GET, HEAD]
       cookies: [{name: {{ $s.abTesting.cookie.name }}, value: {{ $s.abTesting.cookie.value | quote }}}]
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
@@ -91,5 +103,19 @@ routes:
     backends: [{name: demo}]
     {{- end }}
 {{- end }}
+  - name: minikube-private
+    match:
+      hosts: [{{ .Values.ingress.demoHost }}]
+      path: {type: Regex, value: "/(healthz|readyz|metrics)(/.*)?"}
+    directResponse: {status: 404, body: "not found\n"}
+{{- end }}
+{{- $apps := list }}
+{{- if .Values.counter.enabled }}{{ $apps = append $apps "counter" }}{{ end }}
+{{- if .Values.demo.enabled }}{{ $apps = append $apps "demo" }}{{ end }}
+{{- if $apps }}
+  - name: private
+    match:
+      path: {type: Regex, value: "/({{ join "|" $apps }})/(healthz|readyz|metrics)(/.*)?"}
+    directResponse: {status: 404, body: "not found\n"}
 {{- end }}
 {{- end -}}
