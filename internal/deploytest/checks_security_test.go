@@ -476,6 +476,11 @@ func loopback(addr string) bool {
 // operators (internal/counter/handler.go, internal/demo/demo.go).
 var privateSuffixes = []string{"/healthz", "/readyz", "/readyz/disable", "/readyz/enable", "/metrics"}
 
+// pathTricks are put between a public prefix and a private suffix: an
+// attacker's ways of spelling the same path that a naive prefix match
+// would miss (the gateway normalizes them before matching).
+var pathTricks = []string{"", "/", "/.", "/x/..", "/%2e", "/x/%2e%2e", "/%2E/."}
+
 // checkRoutes: a gateway's routes send only GET and HEAD to backends, and
 // no request for a probe, metrics or control path reaches a backend as
 // that path. Each route with backends is tried with a request built to
@@ -532,20 +537,28 @@ func checkRoutes(o object, cfg *gwconfig.Config, fail failFunc) {
 			}
 		}
 		for _, suffix := range privateSuffixes {
-			for _, method := range []string{http.MethodGet, http.MethodPost} {
-				req := httptest.NewRequest(method, "http://"+host+prefix+suffix, nil)
-				for _, h := range r.Match.Headers {
-					req.Header.Set(h.Name, cmpValue(h))
-				}
-				for _, c := range r.Match.Cookies {
-					req.AddCookie(&http.Cookie{Name: c.Name, Value: cmpValue(c)})
-				}
-				got := tb.Match(req)
-				if got == nil || len(got.Config.Backends) == 0 {
-					continue
-				}
-				if p := got.RewritePath(req.URL.Path); isPrivate(p) {
-					fail(o, "route %s: %s %s%s reaches backend %s as %s; private paths must answer 404 from the gateway (directResponse)", got.Name, method, host, req.URL.Path, got.Config.Backends[0].Name, p)
+			for _, trick := range pathTricks {
+				for _, method := range []string{http.MethodGet, http.MethodPost} {
+					req := httptest.NewRequest(method, "http://"+host+prefix+trick+suffix, nil)
+					for _, h := range r.Match.Headers {
+						req.Header.Set(h.Name, cmpValue(h))
+					}
+					for _, c := range r.Match.Cookies {
+						req.AddCookie(&http.Cookie{Name: c.Name, Value: cmpValue(c)})
+					}
+					// As the gateway does: the normalized path is matched; one
+					// it refuses never reaches a route.
+					np, err := route.NormalizePath(req.URL.EscapedPath(), route.PathOptionsFrom(cfg.Defaults.Paths))
+					if err != nil {
+						continue
+					}
+					got := tb.Match(req, np.Match)
+					if got == nil || len(got.Config.Backends) == 0 {
+						continue
+					}
+					if p := got.RewritePath(np.Match); isPrivate(p) {
+						fail(o, "route %s: %s %s%s reaches backend %s as %s; private paths must answer 404 from the gateway (directResponse)", got.Name, method, host, req.URL.EscapedPath(), got.Config.Backends[0].Name, p)
+					}
 				}
 			}
 		}
