@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +296,103 @@ routes: [{name: r, backends: [{name: u}]}]
 	got := u.last(t).Header
 	if p := got.Get("X-Forwarded-Proto"); p != "https" || !strings.HasSuffix(got.Get("Forwarded"), ";proto=https") {
 		t.Errorf("over TLS: X-Forwarded-Proto %q, Forwarded %q; want https", p, got.Get("Forwarded"))
+	}
+}
+
+// TestMaxForwards: RFC 9110 §7.6.2. An OPTIONS or TRACE with Max-Forwards
+// 0 is answered by the gateway as the final recipient; above 0 it goes on,
+// decremented; other methods pass it untouched; a malformed value is 400.
+func TestMaxForwards(t *testing.T) {
+	u := newUpstream(t, "u")
+	f := start(t, fmt.Sprintf(`
+backends: [{name: u, addresses: [%q]}]
+routes:
+  - {name: ro, match: {path: {value: /ro}, methods: [GET, HEAD, OPTIONS]}, backends: [{name: u}]}
+  - {name: trace, match: {path: {value: /trace}, methods: [TRACE]}, backends: [{name: u}]}
+`, u.addr()), Options{})
+	tests := []struct {
+		method, target, maxFwd string
+		status                 int
+		upstream               string // Max-Forwards the upstream saw; "-" when it saw nothing
+	}{
+		{"OPTIONS", "/ro", "0", 200, "-"},
+		{"OPTIONS", "/ro", "1", 200, "0"},
+		{"OPTIONS", "/ro", "10", 200, "9"},
+		{"TRACE", "/trace", "0", 200, "-"},
+		{"TRACE", "/trace", "3", 200, "2"},
+		{"GET", "/ro", "0", 200, "0"},
+		{"OPTIONS", "/ro", "x", 400, "-"},
+		{"OPTIONS", "/ro", "-1", 400, "-"},
+		{"OPTIONS", "/ro", "+1", 400, "-"},
+		{"OPTIONS", "/ro", "99999999999999999999", 400, "-"},
+	}
+	for _, tt := range tests {
+		before := u.hits.Load()
+		resp, body := raw(t, f, tt.method, tt.target, "Max-Forwards: "+tt.maxFwd, "Authorization: Bearer secret", "Cookie: s=secret")
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s %s Max-Forwards %s = %d (%q), want %d", tt.method, tt.target, tt.maxFwd, resp.StatusCode, body, tt.status)
+			continue
+		}
+		reached := u.hits.Load() != before
+		switch {
+		case tt.upstream == "-" && reached:
+			t.Errorf("%s Max-Forwards %s reached the upstream; the gateway must answer it", tt.method, tt.maxFwd)
+		case tt.upstream != "-" && !reached:
+			t.Errorf("%s Max-Forwards %s did not reach the upstream", tt.method, tt.maxFwd)
+		case tt.upstream != "-":
+			if got := u.last(t).Header.Get("Max-Forwards"); got != tt.upstream {
+				t.Errorf("%s Max-Forwards %s: upstream saw %q, want %q", tt.method, tt.maxFwd, got, tt.upstream)
+			}
+		}
+		if tt.method == "OPTIONS" && tt.maxFwd == "0" && resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+			t.Errorf("OPTIONS Max-Forwards 0: Allow %q, want the route's methods", resp.Header.Get("Allow"))
+		}
+		if tt.method == "TRACE" && tt.maxFwd == "0" {
+			if resp.Header.Get("Content-Type") != "message/http" || !strings.HasPrefix(body, "TRACE /trace HTTP/1.1\r\n") || strings.Contains(body, "secret") {
+				t.Errorf("TRACE Max-Forwards 0 answered %q %q; want the request echoed as message/http without credentials", resp.Header.Get("Content-Type"), body)
+			}
+		}
+	}
+}
+
+// TestViaAndExpect: the gateway adds itself to Via both ways (RFC 9110
+// §7.6.3), keeping what earlier hops wrote, and answers 100-continue
+// itself: the upstream never gets Expect, so the client sees one 100.
+func TestViaAndExpect(t *testing.T) {
+	u := newUpstream(t, "u")
+	f := start(t, fmt.Sprintf(`
+backends: [{name: u, addresses: [%q]}]
+routes: [{name: all, backends: [{name: u}]}]
+`, u.addr()), Options{})
+	resp, _ := raw(t, f, "GET", "/", "Via: 1.1 edge-cdn")
+	if got := u.last(t).Header.Values("Via"); !slices.Equal(got, []string{"1.1 edge-cdn", "1.1 flotilla"}) {
+		t.Errorf("upstream saw Via %q, want the client's hop then 1.1 flotilla", got)
+	}
+	if got := resp.Header.Values("Via"); !slices.Equal(got, []string{"1.1 flotilla"}) {
+		t.Errorf("client saw Via %q, want 1.1 flotilla", got)
+	}
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("first line %q, %v; want 100 Continue", line, err)
+	}
+	if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("after 100: %q", blank)
+	}
+	io.WriteString(c, "hello")
+	rest, _ := io.ReadAll(br)
+	if strings.Contains(string(rest), " 100 Continue") || !strings.HasPrefix(string(rest), "HTTP/1.1 200 ") {
+		t.Errorf("after the body: %q; want one 100 Continue in all, then 200", rest)
+	}
+	if a := u.last(t); a.Body != "hello" || a.Header.Get("Expect") != "" {
+		t.Errorf("upstream got body %q, Expect %q; want hello and no Expect", a.Body, a.Header.Get("Expect"))
 	}
 }

@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
@@ -50,6 +55,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs = st.routes[rt.Index]
+	if (r.Method == http.MethodOptions || r.Method == http.MethodTrace) && r.Header["Max-Forwards"] != nil {
+		if err := maxForwards(rec, r, st.table.Allow(r, path.Match)); err != nil {
+			f.res.Failure = proxy.Reject(rec, err, req.ID)
+		}
+		if rec.status != 0 {
+			return
+		}
+	}
 	for _, filter := range rt.Filters {
 		if filter(rec, r, req) {
 			return
@@ -59,6 +72,46 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.call.Route, f.call.Request, f.call.Pool, f.call.Mirror = rt, req, rs.pools[backendIdx], rs.mirror
 	clearDeadlines(w, r)
 	f.res = g.proxy.Serve(rec, r, &f.call)
+}
+
+// maxForwards applies RFC 9110 §7.6.2 to an OPTIONS or TRACE request that
+// has Max-Forwards: at 0 the gateway answers as the final recipient (an
+// OPTIONS with the route's Allow; a TRACE, which only a route listing it
+// gets here, echoes the request without credentials, §9.3.8); above 0 the
+// value is decremented before the request goes on.
+func maxForwards(w http.ResponseWriter, r *http.Request, allow string) error {
+	v := r.Header["Max-Forwards"]
+	n, err := strconv.ParseUint(strings.TrimSpace(v[len(v)-1]), 10, 31)
+	if err != nil || len(v) > 1 || strings.ContainsAny(v[0], "+-") {
+		return proxy.ErrBadMaxForwards
+	}
+	if n > 0 {
+		r.Header["Max-Forwards"] = []string{strconv.FormatUint(n-1, 10)}
+		return nil
+	}
+	h := w.Header()
+	h["Cache-Control"] = []string{"no-store"}
+	if r.Method == http.MethodOptions {
+		h["Allow"] = []string{allow}
+		h["Content-Length"] = []string{"0"}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\nHost: %s\r\n", r.Method, r.RequestURI, r.Proto, r.Host)
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		if k == "Authorization" || k == "Proxy-Authorization" || k == "Cookie" {
+			continue
+		}
+		for _, v := range r.Header[k] {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	h["Content-Type"] = []string{"message/http"}
+	h["Content-Length"] = []string{strconv.Itoa(b.Len())}
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, b.String())
+	return nil
 }
 
 // flight holds one request's values in one allocation: what the gateway

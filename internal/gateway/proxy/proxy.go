@@ -38,6 +38,9 @@ var (
 	// ErrMethodNotAllowed: a route matches all but the method (405; the
 	// caller sets Allow).
 	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrBadMaxForwards: an OPTIONS or TRACE request whose Max-Forwards
+	// is not a number (400).
+	ErrBadMaxForwards = errors.New("malformed Max-Forwards")
 )
 
 // Call is what the gateway decided for one request, passed to Serve
@@ -202,6 +205,11 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		out.Host = h
 	}
 	setForwarded(out.Header, in, req)
+	// RFC 9110 §7.6.3: a proxy MUST add itself to Via.
+	out.Header["Via"] = append(out.Header["Via"], via(in.ProtoMajor, in.ProtoMinor))
+	// The client's 100-continue was answered by the gateway's own server
+	// when the body was first read; an upstream's would be a second one.
+	delete(out.Header, "Expect")
 	out.Header["X-Request-Id"] = []string{req.ID}
 	out.Header["Traceparent"] = []string{req.Traceparent}
 	c.Route.EditRequestHeaders(out.Header)
@@ -213,11 +221,24 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 
 func (x *exchange) modifyResponse(resp *http.Response) error {
 	resp.Header["X-Request-Id"] = []string{x.c.Request.ID}
+	resp.Header["Via"] = append(resp.Header["Via"], via(resp.ProtoMajor, resp.ProtoMinor))
 	if x.c.SetCookie != nil {
 		resp.Header.Add("Set-Cookie", x.c.SetCookie.String())
 	}
 	x.c.Route.EditResponseHeaders(resp.Header)
 	return nil
+}
+
+// via is this hop's Via element for a message received as HTTP/major.minor
+// (RFC 9110 §7.6.3: received-protocol and a pseudonym).
+func via(major, minor int) string {
+	switch {
+	case major == 2:
+		return "2 flotilla"
+	case major == 1 && minor == 0:
+		return "1.0 flotilla"
+	}
+	return "1.1 flotilla"
 }
 
 func (p *Proxy) transport(pool *backend.Pool) http.RoundTripper {
@@ -442,6 +463,8 @@ func classify(ctx context.Context, err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrNoRoute):
 		return http.StatusNotFound, "no_route"
+	case errors.Is(err, ErrBadMaxForwards):
+		return http.StatusBadRequest, "bad_max_forwards"
 	case errors.Is(err, ErrMethodNotAllowed):
 		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, route.ErrBadPath):
