@@ -63,7 +63,18 @@ func FuzzServe(f *testing.F) {
 		if err != nil {
 			t.Fatalf("h1 sent a response that does not parse: %v", err)
 		}
-		want, _ := statuses(stdAddr, in)
+		// h1 skips up to maxEmptyLines empty lines before a request-line
+		// (RFC 9112 §2.2), net/http none: net/http gets the stream without
+		// those at its start. (Between pipelined requests the fuzzer may
+		// still find h1 serving what net/http refused: that is this rule.)
+		stdIn := in
+		for range maxEmptyLines {
+			if !bytes.HasPrefix(stdIn, []byte("\r\n")) {
+				break
+			}
+			stdIn = stdIn[2:]
+		}
+		want, _ := statuses(stdAddr, stdIn)
 		if msg := compareStatuses(in, got, want); msg != "" {
 			t.Errorf("%s (h1 %v, net/http %v)", msg, got, want)
 		}

@@ -485,7 +485,19 @@ func (e statusError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.text)
 }
 
+// maxEmptyLines is how many empty lines before a request-line are skipped.
+const maxEmptyLines = 4
+
 func (c *conn) readRequest() (*http.Request, error) {
+	// RFC 9112 §2.2: a server SHOULD ignore at least one empty line
+	// before a request-line (some clients send CRLF after a body). A few
+	// are skipped; more are left to the parser, which refuses them.
+	for range maxEmptyLines {
+		if b, err := c.br.Peek(2); err != nil || b[0] != '\r' || b[1] != '\n' {
+			break
+		}
+		c.br.Discard(2)
+	}
 	// The header block, when it is already buffered (nearly always), is
 	// scanned before net/http's parser reads it; else the bytes the
 	// parser reads are captured and scanned after it.

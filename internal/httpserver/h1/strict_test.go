@@ -147,7 +147,7 @@ func TestStrictRejects(t *testing.T) {
 		{"lower-case version", "GET /bad http/1.1\r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
 		{"HTTP/1.10", "GET /bad HTTP/1.10\r\nHost: a\r\n\r\n", 400, "malformed HTTP version"},
 		{"HTTP/0.9", "GET /bad HTTP/0.9\r\nHost: a\r\n\r\n", 505, "unsupported protocol version"},
-		{"empty line first", "\r\nGET /bad HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed HTTP request"},
+		{"five empty lines first", "\r\n\r\n\r\n\r\n\r\nGET /bad HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed HTTP request"},
 		{"target too long", "GET /" + long + " HTTP/1.1\r\nHost: a\r\n\r\n", 414, "request target over the limit"},
 		// Fields (RFC 9112 §5, RFC 9110 §5.5)
 		{"NUL in a value", "GET /bad HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", 400, "invalid character in header value"},
@@ -199,6 +199,9 @@ func TestStrictAccepts(t *testing.T) {
 		{"HTTP/1.0 without Host", "GET /ok HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"},
 		{"obs-text in a value", "GET /ok HTTP/1.1\r\nHost: a\r\nX-A: caf\xe9\r\n\r\n"},
 		{"extension method", "PURGE /ok HTTP/1.1\r\nHost: a\r\n\r\n"},
+		// RFC 9112 §2.2: empty lines before a request-line are ignored.
+		{"empty line first", "\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"CRLF after a body", post + "Content-Length: 3\r\n\r\nabc\r\n\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n"},
 		{"Connection options", "GET /ok HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\n"},
 	}
 	for _, tt := range tests {
