@@ -27,6 +27,9 @@ backends:
     addresses: ["{{ include "flotilla.demoName" (dict "root" $ "track" $t.track) }}-headless:8080"]
     resolveInterval: 2s
     healthCheck: {path: /readyz, interval: 2s}
+    # 503s of a pod whose /readyz passes (--die-mode unhealthy) eject it;
+    # at most half the pods, never the last (any client can ask for 503s).
+    outlier: {countStatuses: [503]}
     {{- if eq $t.track "shadow" }}
     # Copies beyond 16 in flight per pod are dropped: the shadow never
     # slows the primary.
