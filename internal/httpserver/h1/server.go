@@ -557,7 +557,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
 	case h.hosts > 1:
 		return nil, statusError{http.StatusBadRequest, "too many Host headers"}
-	case h.hosts == 1 && !httpguts.ValidHostHeader(h.host):
+	case h.hosts == 1 && (!httpguts.ValidHostHeader(h.host) || !validHost(h.host)):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	// Header names and values were checked by the scan.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -397,3 +398,48 @@ func (s *Server) upgradeAllowed(name string) bool {
 }
 
 func isTokenByte(b byte) bool { return tokenTable[b] }
+
+// validHost reports whether v is a Host field value as RFC 9110 §7.2
+// has it: uri-host [ ":" port ], where port is digits and uri-host an
+// IP-literal in brackets or a reg-name (unreserved, sub-delims and
+// percent-encoded octets; RFC 3986 §3.2.2). Empty is allowed (a target
+// without authority). httpguts.ValidHostHeader lets through what a
+// backend or a cache may read differently ("a:xx", "a b").
+func validHost(v string) bool {
+	host, port := v, ""
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		if _, err := netip.ParseAddr(v[1:end]); err != nil {
+			return false
+		}
+		host, port = "", v[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		host, port = v[:i], v[i:]
+	}
+	if port != "" {
+		for _, c := range []byte(port[1:]) {
+			if !isDigit(c) {
+				return false
+			}
+		}
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', isDigit(c), strings.IndexByte("-._~!$&'()*+,;=", c) >= 0:
+		case c == '%' && i+2 < len(host) && isHex(host[i+1]) && isHex(host[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= lower(c) && lower(c) <= 'f' }
