@@ -276,6 +276,16 @@ const (
 type probe struct {
 	name string
 	cfg  load.Config
+	// refusedOK tolerates refused connections (every answer must still be
+	// from the version). Only for a NodePort probed with a new connection
+	// per request after a time without endpoints: kube-proxy rejects SYNs
+	// then, and each rejected SYN of the load leaves a conntrack entry
+	// (SYN_SENT, 120 s, no DNAT: it was confirmed before the reject). This
+	// one client reuses source ports within those 120 s, and a reused
+	// 5-tuple matches the stale entry, skips kube-proxy's DNAT and is
+	// refused by the node itself; clients at other addresses never meet
+	// it. Seen in TestStrategies/Recreate: 1, 17 and 27 of 150 requests.
+	refusedOK bool
 }
 
 // expectOnly runs a probe of every entry point at once and fails the test
@@ -290,6 +300,9 @@ func expectOnly(t *testing.T, version string, probes ...probe) {
 		cfg := p.cfg
 		cfg.Rate, cfg.Duration, cfg.Timeout = probeRate, probeDuration, loadTimeout
 		cfg.ExpectVersions = []string{version}
+		if p.refusedOK {
+			cfg.MaxErrorRate = 1 // judged below
+		}
 		tlines[i] = &timeline{}
 		wg.Go(func() { sums[i], errs[i] = load.Run(t.Context(), cfg, load.Options{Out: tlines[i]}) })
 	}
@@ -300,7 +313,11 @@ func expectOnly(t *testing.T, version string, probes ...probe) {
 		}
 		s := sums[i]
 		logLoad(t, p.name, s, tlines[i])
-		if s.Requests == 0 || s.Errors > 0 || len(s.Failures) > 0 {
+		failed := s.Errors
+		if p.refusedOK {
+			failed -= s.ErrorKinds.Refused
+		}
+		if s.Requests == s.Errors || failed > 0 || len(s.Failures) > 0 {
 			t.Errorf("%s: %d requests, %d failed, versions %s (%q); want every one answered by %s only", p.name, s.Requests, s.Errors, versions(s), s.Failures, version)
 		}
 	}

@@ -24,7 +24,7 @@ func testRollingUpgrade(t *testing.T, s *system) {
 		name := fmt.Sprintf("rolling upgrade %d counter %s→%s, gateway /counter", i+1, st.from, st.to)
 		s.waitGateway(t, "counter", counterPods)
 		tr := startLoad(t, name, load.Config{URL: s.gateway + "/counter"})
-		p := probe{name + ", probe", load.Config{URL: s.gateway + "/counter"}}
+		p := probe{name: name + ", probe", cfg: load.Config{URL: s.gateway + "/counter"}}
 		expectOnly(t, st.from, p)
 		s.kc(t, s.ns, "set", "image", "deploy/counter", "counter="+image(st.to))
 		s.waitRolledOut(t, "deploy/counter")
