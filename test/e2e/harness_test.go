@@ -6,7 +6,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +18,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,6 +33,11 @@ const (
 type cluster struct {
 	kubectl    string // path of kubectl ($KUBECTL)
 	kubeconfig string // $KUBECONFIG
+
+	apiOnce sync.Once // apiServer
+	api     *http.Client
+	apiURL  string
+	apiErr  error
 }
 
 // newCluster returns the cluster named by $KUBECONFIG and $KUBECTL (what
@@ -156,25 +166,35 @@ func (c *cluster) dump(ctx context.Context, t *testing.T, ns string) {
 	}
 }
 
-// response is what get saw.
+// response is what fetch saw.
 type response struct {
 	Status int
 	Header http.Header
 	Body   string
 }
 
-var client = &http.Client{Timeout: 5 * time.Second}
+// freshClient opens a new connection for every request, as curl does, so
+// kube-proxy picks a pod for each one. Its timeout is generous (the
+// machine is shared): a bound on a hang, not a speed assertion.
+var freshClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
-// get sends GET url, with header added, and reads the whole answer.
-func get(ctx context.Context, url string, header http.Header) (response, error) {
+// fetch sends GET url on a new connection, with Host host (none when host
+// is "") and header added, and reads the whole answer.
+func fetch(ctx context.Context, url, host string, header http.Header) (response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return response{}, err
 	}
+	req.Host = host
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := client.Do(req)
+	return do(freshClient, req)
+}
+
+// do sends req with hc and reads the whole answer (up to 1 MiB).
+func do(hc *http.Client, req *http.Request) (response, error) {
+	resp, err := hc.Do(req)
 	if err != nil {
 		return response{}, err
 	}
@@ -184,6 +204,97 @@ func get(ctx context.Context, url string, header http.Header) (response, error) 
 		return response{}, err
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}, nil
+}
+
+// apiServer returns an HTTP client for the API server with the
+// kubeconfig's credentials (client certificate or bearer token; what
+// `kubectl config view --raw --minify --flatten` shows), and its URL.
+// kubectl cannot serve here: `kubectl get --raw` hides the body of an
+// answer that is not 2xx, and that body is what a test reads.
+func (c *cluster) apiServer(t *testing.T) (*http.Client, string) {
+	t.Helper()
+	c.apiOnce.Do(func() { c.api, c.apiURL, c.apiErr = c.newAPIClient(t.Context()) })
+	if c.apiErr != nil {
+		t.Fatalf("API server client from %s: %v", c.kubeconfig, c.apiErr)
+	}
+	return c.api, c.apiURL
+}
+
+func (c *cluster) newAPIClient(ctx context.Context) (*http.Client, string, error) {
+	out, err := c.run(ctx, "", "config", "view", "--raw", "--minify", "--flatten", "-o", "json")
+	if err != nil {
+		return nil, "", err
+	}
+	var cfg struct {
+		Clusters []struct {
+			Cluster struct {
+				Server                string `json:"server"`
+				CertificateAuthority  []byte `json:"certificate-authority-data"`
+				InsecureSkipTLSVerify bool   `json:"insecure-skip-tls-verify"`
+			} `json:"cluster"`
+		} `json:"clusters"`
+		Users []struct {
+			User struct {
+				ClientCertificate []byte `json:"client-certificate-data"`
+				ClientKey         []byte `json:"client-key-data"`
+				Token             string `json:"token"`
+			} `json:"user"`
+		} `json:"users"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		return nil, "", fmt.Errorf("kubectl config view: %v", err)
+	}
+	if len(cfg.Clusters) != 1 || len(cfg.Users) != 1 {
+		return nil, "", fmt.Errorf("kubectl config view --minify: %d clusters and %d users, want one of each", len(cfg.Clusters), len(cfg.Users))
+	}
+	cl, user := cfg.Clusters[0].Cluster, cfg.Users[0].User
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cl.InsecureSkipTLSVerify}
+	if len(cl.CertificateAuthority) > 0 {
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(cl.CertificateAuthority) {
+			return nil, "", errors.New("certificate-authority-data: no PEM certificate")
+		}
+	}
+	if len(user.ClientCertificate) > 0 {
+		cert, err := tls.X509KeyPair(user.ClientCertificate, user.ClientKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("client certificate: %v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	} else if user.Token == "" {
+		return nil, "", errors.New("the user has neither a client certificate nor a token (exec and auth-provider plugins are not supported)")
+	}
+	var rt http.RoundTripper = &http.Transport{TLSClientConfig: tc}
+	if user.Token != "" {
+		rt = bearer{token: user.Token, next: rt}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: rt}, strings.TrimSuffix(cl.Server, "/"), nil
+}
+
+// bearer adds a bearer token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// podGet sends GET path to pod's port through the API server's proxy to
+// the pod (no NodePort, no Service: the pod itself, ready or not) and
+// returns the pod's answer as it is.
+func (c *cluster) podGet(t *testing.T, ns, pod string, port int, path string) (response, error) {
+	t.Helper()
+	hc, server := c.apiServer(t)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet,
+		fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy%s", server, ns, pod, port, path), nil)
+	if err != nil {
+		return response{}, err
+	}
+	return do(hc, req)
 }
 
 // eventually calls f until it returns nil or timeout passes, and then fails

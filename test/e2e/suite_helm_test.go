@@ -57,8 +57,12 @@ func TestHelm(t *testing.T) {
 	// gateway is ready before it has resolved its backends (the headless
 	// Services' names fail to resolve, or resolve empty, for a few seconds
 	// after they are created, and the cluster DNS caches that), so a
-	// `helm test` run at once gets 503 no_healthy_upstream. Wait until the
-	// gateway routes both ways, then run it.
+	// `helm test` run at once gets 503 no_healthy_upstream. Wait until
+	// every gateway replica has every ready pod of both backends (one
+	// replica answering says nothing of the other), then run it.
+	s := &system{cluster: c, ns: ns}
+	s.waitGateway(t, "counter", "app.kubernetes.io/name=counter")
+	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
 	waitOK(t, gw+"/counter", "")
 	waitOK(t, gw+"/flask", "flaskapp.test")
 	run("test", "flotilla", "--timeout", "5m")

@@ -39,7 +39,11 @@ func testScale(t *testing.T, s *system) {
 
 	// Scale-down under load, through the gateway and through the NodePort
 	// (a new connection per request, so every request meets kube-proxy's
-	// current rules). The pods that go drain: no request may fail.
+	// current rules). The pods that go drain: no request may fail. First
+	// every gateway replica has the 4 pods: which 2 go is the
+	// Deployment's choice, and a gateway that knew only those 2 would
+	// have nothing left to send to.
+	s.waitGateway(t, "counter", counterPods)
 	gw := startLoad(t, "scale 4→2, gateway /counter", load.Config{URL: s.gateway + "/counter"})
 	np := startLoad(t, "scale 4→2, NodePort, new connection per request", load.Config{URL: s.counter + "/", DisableKeepAlive: true})
 	sleep(t, 5*time.Second)

@@ -42,6 +42,28 @@ func TestStrategies(t *testing.T) {
 	t.Run("Shadow", testShadow)
 }
 
+// overlap returns the first second of tl that shows version from answering
+// after a second that showed version to: proof that from still answered
+// after to had begun, whatever the timing of the live view. A line covers
+// the answers since an earlier line's snapshot, at most two lines back, so
+// only lines three or more apart are compared.
+func overlap(tl *timeline, from, to string) (first, later second, ok bool) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for i, sec := range tl.seconds {
+		if _, ok := sec.versions[to]; !ok {
+			continue
+		}
+		for _, l := range tl.seconds[min(i+3, len(tl.seconds)):] {
+			if _, ok := l.versions[from]; ok {
+				return sec, l, true
+			}
+		}
+		break
+	}
+	return second{}, second{}, false
+}
+
 // mixedSeconds returns the seconds of tl in which more than one version of
 // the application answered.
 func mixedSeconds(tl *timeline) []second {
@@ -55,45 +77,54 @@ func mixedSeconds(tl *timeline) []second {
 }
 
 // upgradeUnderLoad sends load to the gateway and the demo Service while
-// deploy/demo is set to v2 and rolled out, until only v2 pods are left.
-func upgradeUnderLoad(t *testing.T, s *system, what string, pods int) (gw, np *traffic) {
+// deploy/demo is set to v2 and rolled out, until only v2 pods are left
+// and the gateway has them. Probes before the change see only v1, probes
+// after it only v2 (expectOnly).
+func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate bool) (gw, np *traffic) {
 	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
-	gw = startLoad(t, what+", gateway", load.Config{URL: s.gateway + "/"})
-	np = startLoad(t, what+", demo NodePort, new connection per request", load.Config{URL: s.demo + "/", DisableKeepAlive: true})
-	sleep(t, 3*time.Second)
+	gwCfg := load.Config{URL: s.gateway + "/"}
+	npCfg := load.Config{URL: s.demo + "/", DisableKeepAlive: true}
+	gw = startLoad(t, what+", gateway", gwCfg)
+	np = startLoad(t, what+", demo NodePort, new connection per request", npCfg)
+	probes := []probe{{name: what + ", gateway probe", cfg: gwCfg}, {name: what + ", demo NodePort probe", cfg: npCfg}}
+	expectOnly(t, "v1", probes...)
 	s.kc(t, s.ns, "set", "image", "deploy/demo", "demo="+image("v2"))
 	s.waitRolledOut(t, "deploy/demo")
 	s.waitPods(t, "app.kubernetes.io/name=demo", pods)
-	sleep(t, 4*time.Second)
+	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
+	// Recreate leaves the demo Service without endpoints for a while.
+	probes[1].refusedOK = recreate
+	expectOnly(t, "v2", probes...)
 	return gw, np
 }
 
-// testRecreate: only v1, a gap of errors, only v2; never both in one second.
+// testRecreate: only v1, a gap of errors, only v2; v1 never answers once
+// v2 has.
 func testRecreate(t *testing.T) {
 	s := strategy(t, "recreate", "deploy/demo")
-	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", 3)
+	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", 3, true)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stop(t)
 		if sum.Errors == 0 {
 			t.Errorf("%s: no failed request, want a gap between the versions", tr.name)
 		}
-		if m := mixedSeconds(tr.tl); len(m) > 0 {
-			t.Errorf("%s: both versions answered in the same second at t=%.0fs: %v", tr.name, m[0].at, m[0].versions)
+		if first, later, ok := overlap(tr.tl, "v1", "v2"); ok {
+			t.Errorf("%s: v1 answered at t=%.0fs, after v2 had answered at t=%.0fs", tr.name, later.at, first.at)
 		}
-		checkMoved(t, tr.name, tr.tl, sum, "v1", "v2")
+		checkVersions(t, tr.name, sum, "v1", "v2")
 	}
 }
 
 // testRamped: both versions answer during the ramp, no request fails.
 func testRamped(t *testing.T) {
 	s := strategy(t, "ramped", "deploy/demo")
-	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", 4)
+	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", 4, false)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stopNoFailures(t)
 		if len(mixedSeconds(tr.tl)) == 0 {
 			t.Errorf("%s: never both versions in the same second, want a mixed ramp", tr.name)
 		}
-		checkMoved(t, tr.name, tr.tl, sum, "v1", "v2")
+		checkVersions(t, tr.name, sum, "v1", "v2")
 	}
 }
 
@@ -106,41 +137,27 @@ func setWeights(t *testing.T, s *system, route, body string) {
 	}
 }
 
-// checkFlip checks that the answers of tr were only from before the flip
-// began and only to after it ended. A line of the live view covers the
-// last 1 to 2 seconds (its window starts at the newest frame at least a
-// second old), hence the margin after the end.
-func checkFlip(t *testing.T, tr *traffic, begin, end time.Duration, from, to string) {
-	t.Helper()
-	for _, sec := range tr.tl.answered() {
-		at := time.Duration(sec.at * float64(time.Second))
-		switch {
-		case at <= begin && sec.served() != from:
-			t.Errorf("%s: at t=%.1fs, before the flip (t=%.1fs), answers from %s, want %s only", tr.name, sec.at, begin.Seconds(), sec.served(), from)
-		case at >= end+2200*time.Millisecond && sec.served() != to:
-			t.Errorf("%s: at t=%.1fs, after the flip (done at t=%.1fs), answers from %s, want %s only", tr.name, sec.at, end.Seconds(), sec.served(), to)
-		}
-	}
-}
-
 // testBlueGreen flips from blue (v1) to green (v2) at once through the
 // gateway's admin API, then the same with the plain Service's selector;
-// no request fails, and after each flip only green answers.
+// no request fails, a probe before each flip sees only blue and a probe
+// once it is done only green.
 func testBlueGreen(t *testing.T) {
 	s := strategy(t, "blue-green", "deploy/demo-blue", "deploy/demo-green")
 	s.waitGateway(t, "demo-blue", "track=blue")
 	s.waitGateway(t, "demo-green", "track=green")
 
-	tr := startLoad(t, "blue/green flip by gateway weights", load.Config{URL: s.gateway + "/"})
-	start := time.Now()
-	sleep(t, 5*time.Second)
-	begin := time.Since(start)
+	gwCfg := load.Config{URL: s.gateway + "/"}
+	tr := startLoad(t, "blue/green flip by gateway weights", gwCfg)
+	p := probe{name: "blue/green flip by gateway weights, probe", cfg: gwCfg}
+	expectOnly(t, "v1", p)
+	begin := time.Now()
+	// Done when every replica has answered the call: a replica applies
+	// the weights before it answers.
 	setWeights(t, s, "demo", `{"demo-blue": 0, "demo-green": 100}`)
-	end := time.Since(start)
-	sleep(t, 5*time.Second)
-	tr.stopNoFailures(t)
-	t.Logf("weights flipped on every gateway replica between t=%.1fs and t=%.1fs", begin.Seconds(), end.Seconds())
-	checkFlip(t, tr, begin, end, "v1", "v2")
+	t.Logf("weights flipped on every gateway replica in %v", time.Since(begin).Round(10*time.Millisecond))
+	expectOnly(t, "v2", p)
+	sum := tr.stopNoFailures(t)
+	checkVersions(t, tr.name, sum, "v1", "v2")
 	for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
 		out := s.must(t, "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/routes/demo/weights", s.ns, pod))
 		var got map[string]int
@@ -149,15 +166,32 @@ func testBlueGreen(t *testing.T) {
 		}
 	}
 
-	// Plain Kubernetes: the Service's selector. kube-proxy applies it
-	// within a moment, so only the start and the end are checked.
-	tr = startLoad(t, "blue/green flip by Service selector, NodePort, new connection per request",
-		load.Config{URL: s.demo + "/", DisableKeepAlive: true})
-	sleep(t, 5*time.Second)
+	// Plain Kubernetes: the Service's selector. kube-proxy applies it a
+	// moment after the API has it; the flip is done when 20 answers in a
+	// row (a new connection each) came from green: with both colours
+	// still in kube-proxy's rules that has a chance of 2^-20.
+	npCfg := load.Config{URL: s.demo + "/", DisableKeepAlive: true}
+	tr = startLoad(t, "blue/green flip by Service selector, NodePort, new connection per request", npCfg)
+	p = probe{name: "blue/green flip by Service selector, NodePort probe", cfg: npCfg}
+	expectOnly(t, "v1", p)
 	s.kc(t, s.ns, "patch", "service", "demo", "-p", `{"spec":{"selector":{"track":"green"}}}`)
-	sleep(t, 8*time.Second)
-	sum := tr.stopNoFailures(t)
-	checkMoved(t, tr.name, tr.tl, sum, "v1", "v2")
+	patched := time.Now()
+	eventually(t, convergeTimeout, "20 answers in a row from green through the NodePort", func() error {
+		for i := range 20 {
+			r, err := fetch(t.Context(), s.demo+"/", "", nil)
+			if err != nil {
+				return err
+			}
+			if v := r.Header.Get("X-Flotilla-Version"); r.Status != 200 || v != "v2" {
+				return fmt.Errorf("answer %d: status %d, version %q", i+1, r.Status, v)
+			}
+		}
+		return nil
+	})
+	t.Logf("the NodePort answered only green from %v after the patch", time.Since(patched).Round(100*time.Millisecond))
+	expectOnly(t, "v2", p)
+	sum = tr.stopNoFailures(t)
+	checkVersions(t, tr.name, sum, "v1", "v2")
 }
 
 // share returns version v's share of a load's answers, 0..1.
@@ -242,8 +276,23 @@ func testShadow(t *testing.T) {
 		}
 		return byPod, total
 	}
+	// Every request on the route ends in one mirror result at each
+	// gateway replica (sent, failed, dropped or skipped), counted when the
+	// copy is done.
+	mirrored := func() float64 {
+		var n float64
+		for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
+			m, err := s.podMetrics(t.Context(), s.ns, pod, 9901)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += metricSum(m, "flotilla_gateway_mirror_requests_total")
+		}
+		return n
+	}
 	_, primary0 := count("primary")
 	_, shadow0 := count("shadow")
+	mirrored0 := mirrored()
 
 	tr := startLoad(t, "shadow, gateway", load.Config{URL: s.gateway + "/", ExpectVersions: []string{"v1"}})
 	sleep(t, 10*time.Second)
@@ -251,8 +300,14 @@ func testShadow(t *testing.T) {
 	if len(sum.Failures) > 0 {
 		t.Errorf("shadow: the clients saw %s (%q), want v1 only", versions(sum), sum.Failures)
 	}
-	// The last copies may still be on their way.
-	sleep(t, 2*time.Second)
+	// The last copies may still be on their way: wait until the gateway
+	// has a result for the copy of every answered request.
+	eventually(t, convergeTimeout, "a mirror result for every request", func() error {
+		if n := mirrored() - mirrored0; n < float64(sum.Requests) {
+			return fmt.Errorf("%.0f mirror results for %d requests", n, sum.Requests)
+		}
+		return nil
+	})
 	primaryPods, primary := count("primary")
 	shadowPods, shadow := count("shadow")
 	primary, shadow = primary-primary0, shadow-shadow0
