@@ -37,7 +37,7 @@ func (s *system) admin(ctx context.Context, pod, method, path, body string) (str
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := freshClient.Do(req)
 	if err != nil {
 		return "", err
 	}

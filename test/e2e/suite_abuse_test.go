@@ -20,7 +20,7 @@ func testPublicAbuse(t *testing.T, s *system) {
 			t.Fatal(err)
 		}
 		req.Host = host
-		resp, err := client.Do(req)
+		resp, err := freshClient.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s (Host %q): %v", method, path, host, err)
 		}

@@ -616,7 +616,7 @@ func (s *system) waitGateway(t *testing.T, backend, selector string) {
 	eventually(t, convergeTimeout, "gateway backend "+backend+" has the ready pods "+selector, func() error {
 		want := s.readyIPs(t, selector)
 		for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
-			out, err := s.run(t.Context(), "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/backends", s.ns, pod))
+			out, err := s.admin(t.Context(), pod, "GET", "/backends", "")
 			if err != nil {
 				return err
 			}

@@ -133,7 +133,7 @@ func testRamped(t *testing.T) {
 func setWeights(t *testing.T, s *system, route, body string) {
 	t.Helper()
 	for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
-		s.must(t, body, "replace", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/routes/%s/weights", s.ns, pod, route), "-f", "-")
+		s.mustAdmin(t, pod, "PUT", "/routes/"+route+"/weights", body)
 	}
 }
 
@@ -159,7 +159,7 @@ func testBlueGreen(t *testing.T) {
 	sum := tr.stopNoFailures(t)
 	checkVersions(t, tr.name, sum, "v1", "v2")
 	for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
-		out := s.must(t, "", "get", "--raw", fmt.Sprintf("/api/v1/namespaces/%s/pods/%s:9901/proxy/routes/demo/weights", s.ns, pod))
+		out := s.mustAdmin(t, pod, "GET", "/routes/demo/weights", "")
 		var got map[string]int
 		if err := json.Unmarshal([]byte(out), &got); err != nil || !maps.Equal(got, map[string]int{"demo-blue": 0, "demo-green": 100}) {
 			t.Errorf("gateway %s: GET /routes/demo/weights = %q after the flip (%v), want demo-blue 0, demo-green 100", pod, out, err)

@@ -27,6 +27,7 @@ func TestSystem(t *testing.T) {
 	t.Run("LivenessRestart", func(t *testing.T) { testLivenessRestart(t, s) })
 	t.Run("RedisRestart", func(t *testing.T) { testRedisRestart(t, s) })
 	t.Run("RedisOutage", func(t *testing.T) { testRedisOutage(t, s) })
+	t.Run("PublicAbuse", func(t *testing.T) { testPublicAbuse(t, s) })
 }
 
 // counterAnswer checks one answer of the counter and returns the pod named

@@ -311,9 +311,13 @@ func (p *Pool) refresh() {
 	now := time.Now()
 	all := p.all.Load()
 	avail := make([]*Endpoint, 0, len(all.eps))
+	var checked []*Endpoint // pass their active checks, ejected or not
 	for _, e := range all.eps {
 		if e.health.Available(now) {
 			avail = append(avail, e)
+		}
+		if e.health.Healthy() {
+			checked = append(checked, e)
 		}
 	}
 	a := &set{eps: avail}
@@ -324,11 +328,14 @@ func (p *Pool) refresh() {
 	}
 	// Envoy's healthy_panic_threshold: with too few endpoints left, those
 	// would be overwhelmed or the backend answer 503 to everyone, while
-	// the others may well serve (the checks or the detection can be
-	// wrong), so spread over all of them.
-	panicking := len(avail)*100 < threshold*len(all.eps)
+	// the ejected ones may well serve (passive detection can be wrong, or
+	// be gamed by clients asking for errors), so spread over every
+	// endpoint that passes its active checks. Unlike Envoy's, panic never
+	// sends to an endpoint its own check calls down (not ready, draining):
+	// when none passes, the gateway answers 503 no_healthy_upstream.
+	panicking := len(avail)*100 < threshold*len(all.eps) && len(checked) > len(avail)
 	if panicking {
-		p.serve.Store(all)
+		p.serve.Store(&set{eps: checked})
 	} else {
 		p.serve.Store(a)
 	}

@@ -211,23 +211,27 @@ func TestPassingChecksEndEjectionEarly(t *testing.T) {
 }
 
 // TestPanicThreshold: below panicThreshold percent available, Acquire
-// balances over every endpoint instead of the few left (or none).
+// lifts the ejections (passive detection can be wrong or gamed) and
+// balances over every endpoint that passes its active checks; an endpoint
+// its own check calls down is never picked, panic or not.
 func TestPanicThreshold(t *testing.T) {
 	tests := []struct {
 		name      string
-		down      int    // of 4 endpoints, failing active checks
+		down      int    // of 4 endpoints, the first ones fail active checks
+		ejected   int    // the next ones are ejected by passive detection
 		threshold string // "" for the default (50)
 		wantPanic bool
 		wantPick  int // distinct endpoints Acquire picks from; 0: none
 	}{
-		{"all up", 0, "", false, 4},
-		{"half up is not below 50%", 2, "", false, 2},
-		{"one of four up", 3, "", true, 4},
-		{"none up", 4, "", true, 4},
-		{"none up, panic off", 4, "0", false, 0},
-		{"one of four up, panic off", 3, "0", false, 1},
-		{"three of four up, threshold 80", 1, "80", true, 4},
-		{"three of four up, threshold 75", 1, "75", false, 3},
+		{"all up", 0, 0, "", false, 4},
+		{"half ejected is not below 50%", 0, 2, "", false, 2},
+		{"three of four ejected", 0, 3, "", true, 4},
+		{"two down, one ejected: the ejected one comes back, the down ones not", 2, 1, "", true, 2},
+		{"three down: nothing to lift", 3, 0, "", false, 1},
+		{"all down: 503, never the failing ones", 4, 0, "", false, 0},
+		{"three ejected, panic off", 0, 3, "0", false, 1},
+		{"one ejected, threshold 80", 0, 1, "80", true, 4},
+		{"one ejected, threshold 75", 0, 1, "75", false, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,21 +244,28 @@ func TestPanicThreshold(t *testing.T) {
 					}
 					up.set(fmt.Sprintf("10.0.0.%d:80", i+1), code)
 				}
-				cfg := `{name: b, addresses: ` + endpointList(4) + `, healthCheck: {interval: 1s, unhealthyThreshold: 1}`
+				outlier := "maxEjectionPercent: 100"
 				if tt.threshold != "" {
-					cfg += ", outlier: {panicThreshold: " + tt.threshold + "}"
+					outlier += ", panicThreshold: " + tt.threshold
 				}
-				p := New(backendConfig(t, cfg+"}"), Options{Transport: up, Logger: quiet})
+				cfg := `{name: b, addresses: ` + endpointList(4) + `, healthCheck: {interval: 1s, unhealthyThreshold: 1}, outlier: {` + outlier + `}}`
+				p := New(backendConfig(t, cfg), Options{Transport: up, Logger: quiet})
 				defer p.Close()
+				synctest.Wait()
+				for _, e := range p.all.Load().eps[tt.down : tt.down+tt.ejected] {
+					for range 5 {
+						p.ReportResult(e, 0, errRefused)
+					}
+				}
 				synctest.Wait()
 				if got := p.Panicking(); got != tt.wantPanic {
 					t.Errorf("Panicking() = %v, want %v", got, tt.wantPanic)
 				}
-				if got := p.Available(); got != (tt.down < 4) {
-					t.Errorf("Available() = %v, want %v (panic routing does not make endpoints available)", got, tt.down < 4)
+				if got, want := p.Available(), tt.down+tt.ejected < 4; got != want {
+					t.Errorf("Available() = %v, want %v (panic routing does not make endpoints available)", got, want)
 				}
 				picked := map[string]bool{}
-				for range 16 {
+				for range 32 {
 					e, _ := p.Acquire(req(), nil)
 					if e == nil {
 						break
@@ -265,6 +276,11 @@ func TestPanicThreshold(t *testing.T) {
 				if len(picked) != tt.wantPick {
 					t.Errorf("Acquire() picked %d distinct endpoints (%v), want %d", len(picked), picked, tt.wantPick)
 				}
+				for i := range tt.down {
+					if addr := fmt.Sprintf("10.0.0.%d:80", i+1); picked[addr] {
+						t.Errorf("Acquire() picked %s, which fails its active checks", addr)
+					}
+				}
 			})
 		})
 	}
@@ -274,26 +290,28 @@ func TestPanicThreshold(t *testing.T) {
 // with every health change.
 func TestPanicRoutingEndsWhenEndpointsRecover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		up := &fakeUpstreams{status: map[string]int{"10.0.0.1:80": 500, "10.0.0.2:80": 500}}
-		p := New(backendConfig(t, `{name: b, addresses: ["10.0.0.1:80", "10.0.0.2:80"], healthCheck: {interval: 1s, unhealthyThreshold: 1}}`),
+		up := &fakeUpstreams{status: map[string]int{"10.0.0.1:80": 200, "10.0.0.2:80": 200, "10.0.0.3:80": 500}}
+		p := New(backendConfig(t, `{name: b, addresses: ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"], healthCheck: {interval: 1s, unhealthyThreshold: 1}}`),
 			Options{Transport: up, Logger: quiet})
 		defer p.Close()
 		synctest.Wait()
-		if !p.Panicking() {
-			t.Fatal("both down: Panicking() = false")
+		for range 5 {
+			p.ReportResult(p.all.Load().eps[0], 0, errRefused)
 		}
-		up.set("10.0.0.2:80", 200)
+		synctest.Wait()
+		if !p.Panicking() {
+			t.Fatal("one of three available (one ejected, one down): Panicking() = false")
+		}
+		up.set("10.0.0.3:80", 200)
 		time.Sleep(time.Second)
 		synctest.Wait()
+		// A second later the third endpoint passes its check, and the
+		// ejected one's passing check has ended its ejection.
 		if p.Panicking() {
-			t.Fatal("one of two up: Panicking() = true, want false (50% is not below 50%)")
+			t.Fatal("all passing again: Panicking() = true, want false")
 		}
-		for range 4 {
-			e, _ := p.Acquire(req(), nil)
-			if e.Addr != "10.0.0.2:80" {
-				t.Fatalf("Acquire() = %s, want the healthy endpoint", e.Addr)
-			}
-			e.Done()
+		if got := addrs(p); len(got) != 3 {
+			t.Fatalf("all passing again: available = %v, want all three", got)
 		}
 	})
 }

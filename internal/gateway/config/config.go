@@ -154,9 +154,10 @@ type Outlier struct {
 	MaxEjectionPercent *int `yaml:"maxEjectionPercent" json:"maxEjectionPercent,omitempty"`
 	// PanicThreshold, 0..100 (default 50; Envoy's healthy_panic_threshold:
 	// 50%): when fewer than this percentage of a backend's endpoints are
-	// available (failing active checks or ejected), requests are balanced
-	// over all its endpoints rather than answered 503. 0 turns panic
-	// routing off.
+	// available (failing active checks or ejected), the ejections are
+	// lifted: requests are balanced over every endpoint that passes its
+	// active checks. An endpoint failing them is never picked. 0 turns
+	// panic routing off.
 	PanicThreshold *int `yaml:"panicThreshold" json:"panicThreshold,omitempty"`
 }
 

@@ -53,6 +53,14 @@ func (s *Status) Available(now time.Time) bool {
 	return !s.down && !now.Before(s.ejectedUntil)
 }
 
+// Healthy reports whether the endpoint passes its active checks (true
+// without any), whatever passive detection says.
+func (s *Status) Healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.down
+}
+
 // Ejected reports whether passive detection keeps the endpoint out at now.
 func (s *Status) Ejected(now time.Time) bool {
 	s.mu.Lock()
