@@ -206,7 +206,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	}
 	setForwarded(out.Header, in, req)
 	// RFC 9110 §7.6.3: a proxy MUST add itself to Via.
-	out.Header["Via"] = append(out.Header["Via"], via(in.ProtoMajor, in.ProtoMinor))
+	out.Header["Via"] = addVia(out.Header["Via"], in.ProtoMajor, in.ProtoMinor)
 	// The client's 100-continue was answered by the gateway's own server
 	// when the body was first read; an upstream's would be a second one.
 	delete(out.Header, "Expect")
@@ -221,7 +221,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 
 func (x *exchange) modifyResponse(resp *http.Response) error {
 	resp.Header["X-Request-Id"] = []string{x.c.Request.ID}
-	resp.Header["Via"] = append(resp.Header["Via"], via(resp.ProtoMajor, resp.ProtoMinor))
+	resp.Header["Via"] = addVia(resp.Header["Via"], resp.ProtoMajor, resp.ProtoMinor)
 	if x.c.SetCookie != nil {
 		resp.Header.Add("Set-Cookie", x.c.SetCookie.String())
 	}
@@ -229,17 +229,26 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// via is this hop's Via element for a message received as HTTP/major.minor
-// (RFC 9110 §7.6.3: received-protocol and a pseudonym).
-func via(major, minor int) string {
+// addVia appends this hop's Via element for a message received as
+// HTTP/major.minor (RFC 9110 §7.6.3: received-protocol and a pseudonym) to
+// the earlier hops' vv. Without earlier hops it returns a shared one-value
+// slice: no allocation per request. Its capacity is 1, so Header.Add
+// copies it, and header edits replace values, never write into them.
+func addVia(vv []string, major, minor int) []string {
+	i := 1 // HTTP/1.1
 	switch {
 	case major == 2:
-		return "2 flotilla"
+		i = 2
 	case major == 1 && minor == 0:
-		return "1.0 flotilla"
+		i = 0
 	}
-	return "1.1 flotilla"
+	if len(vv) == 0 {
+		return vias[i : i+1 : i+1]
+	}
+	return append(vv, vias[i])
 }
+
+var vias = []string{"1.0 flotilla", "1.1 flotilla", "2 flotilla"}
 
 func (p *Proxy) transport(pool *backend.Pool) http.RoundTripper {
 	if pool.Config.Protocol == "h2c" {
