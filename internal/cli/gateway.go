@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
@@ -25,6 +26,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 )
@@ -179,7 +181,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof))
 	}
 	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
-	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
+	data := httpserver.NewH1(gw.Handler(), cfg.server, log)
+	opts.Registry.MustRegister(refusedMetric(data))
+	err = serveAll(ctx, server{srv: data, ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
 	cancel()
 	wg.Wait()
 	log.Info("gateway stopped")
@@ -327,4 +331,24 @@ func loopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// refusedMetric counts the connections the data plane closed at accept
+// (over --max-conns or --max-conns-per-ip), by cap.
+func refusedMetric(srv *h1.Server) prometheus.Collector {
+	return refused{srv: srv, desc: prometheus.NewDesc("flotilla_gateway_connections_refused_total",
+		"Connections closed at accept because a connection cap was reached.", []string{"cap"}, nil)}
+}
+
+type refused struct {
+	srv  *h1.Server
+	desc *prometheus.Desc
+}
+
+func (r refused) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r refused) Collect(ch chan<- prometheus.Metric) {
+	total, perIP := r.srv.Refused()
+	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(total), "max_conns")
+	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(perIP), "max_conns_per_ip")
 }

@@ -85,7 +85,7 @@ routes:
 	e := Env{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false }}
 	done := make(chan int)
 	go func() {
-		done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", admin, "--shutdown-timeout", "2s"}, e)
+		done <- Run(ctx, []string{"gateway", "--config", cfg, "--addr", addr, "--admin-addr", admin, "--shutdown-timeout", "2s", "--max-conns-per-ip", "8"}, e)
 	}()
 	get := func() string {
 		deadline := time.Now().Add(10 * time.Second)
@@ -117,6 +117,31 @@ routes:
 	}
 	if code, _, errOut := runWith(t, "gateway", "admin", "--admin-url", "http://"+admin, "weights", "nope", "a=1"); code != ExitError || !strings.Contains(errOut, "404") {
 		t.Errorf("admin weights on a missing route = %d %q, want exit 1 naming 404", code, errOut)
+	}
+	// Connections over --max-conns-per-ip are closed at accept and
+	// counted in a metric of the admin port.
+	var held []net.Conn
+	for range 12 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			held = append(held, c)
+		}
+	}
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + admin + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if metrics = string(b); !strings.Contains(metrics, `flotilla_gateway_connections_refused_total{cap="max_conns_per_ip"} 0`) {
+				break
+			}
+		}
+	}
+	if !strings.Contains(metrics, `flotilla_gateway_connections_refused_total{cap="max_conns_per_ip"} `) ||
+		strings.Contains(metrics, `flotilla_gateway_connections_refused_total{cap="max_conns_per_ip"} 0`) {
+		t.Errorf("after 12 connections against --max-conns-per-ip 8, /metrics has no refusal counted:\n%s", grepLines(metrics, "refused"))
+	}
+	for _, c := range held {
+		c.Close()
 	}
 	cancel()
 	select {
@@ -218,4 +243,15 @@ routes: [{name: slow, backends: [{name: slow}]}]
 	if code := <-done; code != ExitOK {
 		t.Errorf("gateway exit = %d, stderr %s", code, stderr.String())
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "")
 }
