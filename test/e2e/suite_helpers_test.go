@@ -284,7 +284,7 @@ type probe struct {
 	// one client reuses source ports within those 120 s, and a reused
 	// 5-tuple matches the stale entry, skips kube-proxy's DNAT and is
 	// refused by the node itself; clients at other addresses never meet
-	// it. Seen in TestStrategies/Recreate: 1, 17 and 27 of 150 requests.
+	// it. Seen in TestStrategies/Recreate: 1, 9, 17 and 27 of 150 requests.
 	refusedOK bool
 }
 
