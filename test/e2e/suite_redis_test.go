@@ -38,7 +38,6 @@ const (
 // without a restart; no request hangs (every failure is a 503 answer);
 // and from recoveryBound after the new Redis pod is ready no request
 // through the gateway fails.
-//
 func testRedisRestart(t *testing.T, s *system) {
 	before := s.counterValue(t, "before deleting Redis")
 	restartsBefore := s.counterRestarts(t)
