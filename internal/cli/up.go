@@ -148,7 +148,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 		group, _, _ := strings.Cut(s.name, "-")
 		addrs[group] = append(addrs[group], s.ln.Addr().String())
 	}
-	gwOpts := gateway.Options{Logger: log.With(slog.String("component", "gateway")), Registry: metrics.NewRegistry("gateway")}
+	gwOpts := gateway.Options{Logger: g.logger().With(slog.String("component", "gateway")), Registry: metrics.NewRegistry("gateway")}
 	if cfg.accessLog {
 		gwOpts.AccessLog = g.env.Stdout
 	}
