@@ -53,12 +53,16 @@ func (s *system) admin(ctx context.Context, pod, method, path, body string) (str
 }
 
 // adminToken reads the token of the Secret the gateway Deployment mounts as
-// admin-token (its name carries kustomize's content hash).
+// admin-token: kustomize's gateway-admin-<hash> or Helm's
+// <release>-gateway-admin, so the Deployment is found by its label.
 func (s *system) adminToken(ctx context.Context) (string, error) {
-	name, err := s.run(ctx, "", "get", "deploy", "-n", s.ns, "gateway", "-o",
-		`jsonpath={.spec.template.spec.volumes[?(@.name=="admin-token")].secret.secretName}`)
+	name, err := s.run(ctx, "", "get", "deploy", "-n", s.ns, "-l", "app.kubernetes.io/name=gateway", "-o",
+		`jsonpath={.items[0].spec.template.spec.volumes[?(@.name=="admin-token")].secret.secretName}`)
 	if err != nil {
 		return "", err
+	}
+	if strings.TrimSpace(name) == "" {
+		return "", fmt.Errorf("namespace %s: no gateway Deployment mounting an admin-token Secret", s.ns)
 	}
 	data, err := s.run(ctx, "", "get", "secret", "-n", s.ns, strings.TrimSpace(name), "-o", "jsonpath={.data.token}")
 	if err != nil {
