@@ -557,7 +557,10 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
 	case h.hosts > 1:
 		return nil, statusError{http.StatusBadRequest, "too many Host headers"}
-	case h.hosts == 1 && (!httpguts.ValidHostHeader(h.host) || !validHost(h.host)):
+	case h.hosts == 1 && (!httpguts.ValidHostHeader(h.host) || !validHost(h.host)),
+		// An absolute-form target's authority replaces Host (RFC 9112
+		// §3.2.2): it must be as valid as a Host line.
+		req.Host != h.host && (!httpguts.ValidHostHeader(req.Host) || !validHost(req.Host)):
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	// Header names and values were checked by the scan.

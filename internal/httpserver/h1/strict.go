@@ -65,6 +65,11 @@ func (s *Server) scanHead(block []byte) (head, error) {
 		if err != nil {
 			return h, err
 		}
+		if bytes.IndexByte(name, '_') >= 0 && forwardingSpelling(name) {
+			// CGI-style upstreams (PHP, WSGI, net/http/cgi) read '_' as '-':
+			// X_Forwarded_For would pass for the header the gateway rebuilds.
+			return h, bad("underscore spelling of a forwarding header: " + string(name))
+		}
 		switch len(name) {
 		case 4:
 			if equalFold(name, "host") {
@@ -342,6 +347,18 @@ func checkConnection(vv []string) error {
 	return nil
 }
 
+// forwardingSpelling reports whether name, with '_' read as '-', is one of
+// the fields the gateway rebuilds from the peer (X-Forwarded-*, Forwarded,
+// X-Real-IP).
+func forwardingSpelling(name []byte) bool {
+	for _, f := range []string{"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "forwarded", "x-real-ip"} {
+		if len(name) == len(f) && equalFoldUnderscore(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // filterUpgrade keeps, of a request's Upgrade offer, only the allowed
 // protocols (RFC 9110 §7.8); when none is left, the Upgrade field, the
 // HTTP2-Settings field and their Connection options are removed, so no
@@ -361,9 +378,12 @@ func (s *Server) filterUpgrade(req *http.Request) {
 			}
 		}
 	}
+	if !s.upgradeAllowed("h2c") {
+		delete(req.Header, "Http2-Settings")
+	}
 	if len(keep) > 0 {
-		if len(keep) != len(offers) || keep[0] != offers[0] {
-			req.Header["Upgrade"] = []string{strings.Join(keep, ", ")}
+		if joined := strings.Join(keep, ", "); len(offers) != 1 || offers[0] != joined {
+			req.Header["Upgrade"] = []string{joined}
 		}
 		return
 	}

@@ -142,6 +142,10 @@ func TestStrictRejects(t *testing.T) {
 		{"asterisk with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, "asterisk-form"},
 		{"fragment", "GET /bad#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400, "fragment in request target"},
 		// Host (RFC 9110 §7.2, RFC 9112 §3.2: an invalid value is 400)
+		{"absolute-form with a bad authority", "GET http://a\"b<x>/bad HTTP/1.1\r\nHost: ok\r\n\r\n", 400, "malformed Host header"},
+		{"X_Forwarded_For", "GET /bad HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 1.2.3.4\r\n\r\n", 400, "underscore spelling of a forwarding header"},
+		{"x_real_ip", "GET /bad HTTP/1.1\r\nHost: a\r\nx_real_ip: 1.2.3.4\r\n\r\n", 400, "underscore spelling of a forwarding header"},
+		{"X-Forwarded_Host", "GET /bad HTTP/1.1\r\nHost: a\r\nX-Forwarded_Host: evil\r\n\r\n", 400, "underscore spelling of a forwarding header"},
 		{"Host port not digits", "GET /bad HTTP/1.1\r\nHost: a:xx\r\n\r\n", 400, "malformed Host header"},
 		{"Host two ports", "GET /bad HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400, "malformed Host header"},
 		{"Host userinfo", "GET /bad HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, "malformed Host header"},
@@ -297,6 +301,7 @@ func TestUpgradeAllowList(t *testing.T) {
 		{"websocket not announced in Connection", "Upgrade: websocket\r\n", "", "", false, nil},
 		{"websocket when none allowed", "Upgrade: websocket\r\nConnection: Upgrade\r\n", "", "", false, []string{}},
 		{"h2c when allowed", "Upgrade: h2c\r\nConnection: Upgrade\r\n", "h2c", "Upgrade", false, []string{"h2c"}},
+		{"h2c hidden in a second Upgrade line", "Upgrade: websocket\r\nUpgrade: h2c, websocket\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n", "websocket, websocket", "Upgrade, HTTP2-Settings", false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
