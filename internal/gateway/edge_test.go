@@ -81,6 +81,11 @@ routes:
 				{"/rw/a%2Fb", map[string]want{
 					"reject": {400, "", ""}, "keep": {200, "other", "/a%2Fb"}, "decode": {200, "other", "/a/b"}}},
 				{"/rw/%2e%2e/x%252F", map[string]want{"": {200, "other", "/x%252F"}}},
+				// A byte Go's URL parser does not keep escaped ('{') must not
+				// turn %2F into a separator (url.URL.EscapedPath re-escapes).
+				{"/api%2F..%2Finternal{", map[string]want{
+					"reject": {400, "", ""}, "keep": {200, "other", "/api%2F..%2Finternal%7B"}, "decode": {200, "other", "/internal%7B"}}},
+				{"/public/..;/admin", map[string]want{"": {400, "", ""}}},
 			}
 			for _, tt := range tests {
 				w, ok := tt.want[mode]

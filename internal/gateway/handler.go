@@ -38,7 +38,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(rec, r.Body, g.opts.MaxRequestBody)
 	}
-	path, err := route.NormalizePath(r.URL.EscapedPath(), st.paths)
+	path, err := route.NormalizePath(escapedPath(r), st.paths)
 	if err != nil {
 		f.res.Failure = proxy.Reject(rec, err, req.ID)
 		return
@@ -72,6 +72,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.call.Route, f.call.Request, f.call.Pool, f.call.Mirror = rt, req, rs.pools[backendIdx], rs.mirror
 	clearDeadlines(w, r)
 	f.res = g.proxy.Serve(rec, r, &f.call)
+}
+
+// escapedPath is r's path as the client sent it. url.URL.EscapedPath
+// re-escapes the decoded path when the sent one has a byte Go's URL parser
+// does not keep escaped ('{', '"', '|', …), which would turn "%2F" into a
+// real '/' past the encodedSlash setting; RawPath, when set, is exactly
+// what was sent (NormalizePath canonicalizes it).
+func escapedPath(r *http.Request) string {
+	if rp := r.URL.RawPath; rp != "" {
+		return rp
+	}
+	return r.URL.EscapedPath()
 }
 
 // maxForwards applies RFC 9110 §7.6.2 to an OPTIONS or TRACE request that

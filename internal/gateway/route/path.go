@@ -69,9 +69,9 @@ func clean(p string, merge bool) bool {
 				return false
 			}
 		case '.':
-			// "/." or "/.." ending the path or followed by '/'.
+			// "/." or "/.." ending the path or followed by '/' or ';'.
 			rest := p[i+2:]
-			if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+			if rest == "" || rest[0] == '/' || rest[0] == ';' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/' || rest[1] == ';') {
 				return false
 			}
 		}
@@ -143,6 +143,11 @@ func normalizeSlow(p string, o PathOptions) (Path, error) {
 	out := make([]string, 0, len(segs))
 	for k, seg := range segs {
 		last := k == len(segs)-1
+		if dot, _, params := strings.Cut(seg, ";"); params && (dot == "." || dot == "..") {
+			// Tomcat, Jetty and Spring drop ";params" from each segment:
+			// "/public/..;/admin" is "/admin" to them, "/public/…" here.
+			return Path{}, fmt.Errorf("%w: dot segment with parameters %q", ErrBadPath, seg)
+		}
 		switch {
 		case seg == ".":
 			if last {
