@@ -157,6 +157,15 @@ func (s *secure) hostAllowed(hostport string) bool {
 // came to a loopback address; on failure it has answered.
 func (s *secure) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if s.tokenSum == nil {
+		// Without a token, the loopback check is all there is; a web page
+		// can still make a browser send a "simple" POST to 127.0.0.1
+		// (CSRF): requests that change something are refused when a
+		// browser says they come from a page.
+		if r.Method != http.MethodGet && r.Method != http.MethodHead &&
+			(r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" || r.Header.Get("Sec-Fetch-Site") == "same-site") {
+			writeError(w, http.StatusForbidden, errors.New("a browser request from a web page cannot change the gateway; use flotilla gateway admin"))
+			return false
+		}
 		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
 				return true

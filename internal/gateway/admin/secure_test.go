@@ -276,3 +276,47 @@ func FuzzSecureAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestSecureNoTokenRefusesBrowserWrites: without a token a web page could
+// make a browser POST to the loopback admin API (CSRF); a write that a
+// browser marks as coming from a page is refused, reads and CLI writes
+// are not.
+func TestSecureNoTokenRefusesBrowserWrites(t *testing.T) {
+	base, _ := serve(t, "127.0.0.1:0", Options{})
+	for _, tt := range []struct {
+		name, method, header, value string
+		status                      int
+	}{
+		{"CLI reload", "POST", "", "", 200},
+		{"page reload with Origin", "POST", "Origin", "http://evil.example", 403},
+		{"page reload, cross-site fetch", "POST", "Sec-Fetch-Site", "cross-site", 403},
+		{"page weights, same-site fetch", "PUT", "Sec-Fetch-Site", "same-site", 403},
+		{"page read with Origin", "GET", "Origin", "http://evil.example", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/reload"
+			switch tt.method {
+			case "GET":
+				path = "/routes"
+			case "PUT":
+				path = "/routes/r/weights"
+			}
+			req, err := http.NewRequest(tt.method, base+path, strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.header != "" {
+				req.Header.Set(tt.header, tt.value)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tt.status == 403 && resp.StatusCode != 403 || tt.status == 200 && resp.StatusCode == 403 {
+				t.Errorf("%s %s with %s: %q = %d %s, want %d", tt.method, path, tt.header, tt.value, resp.StatusCode, b, tt.status)
+			}
+		})
+	}
+}
