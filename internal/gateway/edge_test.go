@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 // raw sends one request exactly as written (a target net/http's client
@@ -399,5 +401,54 @@ routes: [{name: all, backends: [{name: u}]}]
 	}
 	if a := u.last(t); a.Body != "hello" || a.Header.Get("Expect") != "" {
 		t.Errorf("upstream got body %q, Expect %q; want hello and no Expect", a.Body, a.Header.Get("Expect"))
+	}
+}
+
+// TestRouteMaxBodyBytes: a route's maxBodyBytes caps its bodies below the
+// gateway's, by Content-Length (413 before the upstream) and while a
+// chunked body streams (the upstream never gets a whole request).
+func TestRouteMaxBodyBytes(t *testing.T) {
+	u := newUpstream(t, "u")
+	f := start(t, fmt.Sprintf(`
+backends: [{name: u, addresses: [%q]}]
+routes:
+  - {name: small, match: {path: {value: /small}}, maxBodyBytes: 8, backends: [{name: u}]}
+  - {name: big, backends: [{name: u}]}
+`, u.addr()), Options{})
+	for _, tt := range []struct {
+		path, body string
+		chunked    bool
+		status     int
+	}{
+		{"/small", "12345678", false, 200},
+		{"/small", "123456789", false, 413},
+		{"/small", strings.Repeat("x", 100<<10), true, 413},
+		{"/big", "123456789", false, 200},
+	} {
+		before := u.hits.Load()
+		var body io.Reader = strings.NewReader(tt.body)
+		if tt.chunked {
+			body = io.MultiReader(body) // unknown length: sent chunked
+		}
+		req, _ := http.NewRequest("POST", f.srv.URL+tt.path, body)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", tt.path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("POST %s with %d bytes (chunked %v) = %d, want %d", tt.path, len(tt.body), tt.chunked, resp.StatusCode, tt.status)
+		}
+		if tt.status == 413 && !tt.chunked && u.hits.Load() != before {
+			t.Errorf("POST %s over the route's cap reached the upstream", tt.path)
+		}
+	}
+}
+
+func TestRouteMaxBodyBytesValidation(t *testing.T) {
+	_, err := config.Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: u, addresses: [\"127.0.0.1:1\"]}]\nroutes: [{name: r, maxBodyBytes: -1, backends: [{name: u}]}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "routes[0].maxBodyBytes: must not be negative") {
+		t.Errorf("maxBodyBytes -1: %v, want an error naming routes[0].maxBodyBytes", err)
 	}
 }

@@ -55,6 +55,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs = st.routes[rt.Index]
+	if limit := rt.Config.MaxBodyBytes; limit > 0 && limit < g.opts.MaxRequestBody {
+		if r.ContentLength > limit {
+			f.res.Failure = proxy.Reject(rec, &http.MaxBytesError{Limit: limit}, req.ID)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(rec, r.Body, limit)
+		}
+	}
 	if (r.Method == http.MethodOptions || r.Method == http.MethodTrace) && r.Header["Max-Forwards"] != nil {
 		if err := maxForwards(rec, r, st.table.Allow(r, path.Match)); err != nil {
 			f.res.Failure = proxy.Reject(rec, err, req.ID)

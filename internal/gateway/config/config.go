@@ -194,6 +194,9 @@ type Route struct {
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// Retries overrides Defaults.Retries.
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+	// MaxBodyBytes caps this route's request bodies below the gateway's
+	// --max-body-bytes; larger ones get 413 (default 0: the gateway's cap).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes" json:"maxBodyBytes,omitempty"`
 }
 
 // Path match types.

@@ -312,6 +312,9 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 	if r.Timeout < 0 {
 		p.addf(path+".timeout", "must not be negative, got %s", r.Timeout)
 	}
+	if r.MaxBodyBytes < 0 {
+		p.addf(path+".maxBodyBytes", "must not be negative, got %d", r.MaxBodyBytes)
+	}
 	if r.Retries != nil {
 		r.Retries.validate(p, path+".retries")
 	}
