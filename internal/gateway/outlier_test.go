@@ -1,22 +1,13 @@
-package gateway_test
+package gateway
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/flotilla-dev/flotilla/internal/gateway"
-	"github.com/flotilla-dev/flotilla/internal/gateway/config"
-	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 )
 
 // appServer is a real upstream like the demo app: /status/503 answers
@@ -39,42 +30,6 @@ func newAppServer(t *testing.T, name string) *appServer {
 	}))
 	t.Cleanup(a.Close)
 	return a
-}
-
-// serveGateway runs the gateway for cfg on the h1 server, as `flotilla
-// gateway` does, and returns its base URL and a client.
-func serveGateway(t *testing.T, cfg string) (string, *http.Client) {
-	t.Helper()
-	c, err := config.Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\n" + cfg))
-	if err != nil {
-		t.Fatalf("config.Parse() error = %v", err)
-	}
-	gw, err := gateway.New(c, gateway.Options{Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatalf("gateway.New() error = %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &h1.Server{Handler: gw.Handler()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
-		<-done
-		gw.Close()
-	})
-	return "http://" + ln.Addr().String(), &http.Client{Transport: tr}
 }
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
@@ -111,10 +66,11 @@ func TestStatus503AbuseLeavesBackendServing(t *testing.T) {
 			for _, a := range apps {
 				addrs = append(addrs, fmt.Sprintf("%q", strings.TrimPrefix(a.URL, "http://")))
 			}
-			url, client := serveGateway(t, fmt.Sprintf(`
+			f := start(t, fmt.Sprintf(`
 backends: [{name: demo, addresses: [%s]%s}]
 routes: [{name: demo, match: {path: {value: /demo}}, rewrite: {path: {type: ReplacePrefix, value: /}}, backends: [{name: demo}]}]
-`, strings.Join(addrs, ", "), tt.outlier))
+`, strings.Join(addrs, ", "), tt.outlier), Options{})
+			url, client := f.srv.URL, f.srv.Client()
 
 			for i := range 50 {
 				code, body := get(t, client, url+"/demo/status/503")
