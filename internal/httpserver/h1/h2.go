@@ -96,8 +96,7 @@ func (c *h2TLSConn) ConnectionState() tls.ConnectionState { return *c.state }
 
 // handshake runs the TLS handshake, bounded by ReadHeaderTimeout from
 // accept; it reports whether the connection is ready to serve.
-func (c *conn) handshake(cfg *tls.Config) bool {
-	tc := tls.Server(c.nc, cfg)
+func (c *conn) handshake(tc *tls.Conn) bool {
 	tc.SetDeadline(c.accepted.Add(min(c.srv.readHeaderTimeout(), c.srv.firstByteTimeout())))
 	if err := tc.Handshake(); err != nil {
 		c.srv.tlsFailed(c, err)
@@ -105,7 +104,7 @@ func (c *conn) handshake(cfg *tls.Config) bool {
 	}
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
-	c.nc, c.tls = tc, &st
+	c.tls = &st
 	return true
 }
 

@@ -214,14 +214,12 @@ func (s *Server) TLSFailures() uint64 { return s.tlsFailures.Load() }
 
 // Serve accepts connections on ln until Shutdown or Close, then returns
 // http.ErrServerClosed; any other accept error is returned as is.
-func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, nil) }
-
-// ServeTLS is Serve for TLS connections: cfg (typically with
-// GetConfigForClient, for certificates that change) should offer "h2"
-// in NextProtos only when H2 is set.
-func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error { return s.serve(ln, cfg) }
-
-func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
+//
+// HTTPS is a listener from tls.NewListener: the handshake of each
+// *tls.Conn it accepts runs on the connection's goroutine, bounded by
+// ReadHeaderTimeout from accept; its config should offer "h2" in
+// NextProtos only when H2 is set.
+func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -260,9 +258,6 @@ func (s *Server) serve(ln net.Listener, tlsCfg *tls.Config) error {
 			continue
 		}
 		c := s.newConn(nc, ip)
-		if c != nil {
-			c.tlsCfg = tlsCfg
-		}
 		if c == nil {
 			nc.Close()
 			return http.ErrServerClosed
@@ -358,7 +353,11 @@ func (s *Server) admit(nc net.Conn) (ip netip.Addr, refused bool) {
 	if !refused {
 		return ip, false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
 	nc.Close()
@@ -423,8 +422,7 @@ type conn struct {
 	nc         net.Conn
 	ip         netip.Addr
 	remoteAddr string
-	tlsCfg     *tls.Config          // a TLS listener's, before the handshake
-	tls        *tls.ConnectionState // after it
+	tls        *tls.ConnectionState // after the handshake
 	h2         atomic.Bool          // served by the HTTP/2 server
 	ctx        context.Context
 	cr         connReader
@@ -471,8 +469,8 @@ func (c *conn) serve() {
 		c.nc.Close()
 	}()
 	s := c.srv
-	if c.tlsCfg != nil {
-		if !c.handshake(c.tlsCfg) {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
 			return
 		}
 		if c.tls.NegotiatedProtocol == http2.NextProtoTLS && s.H2 != nil {

@@ -37,11 +37,11 @@ var errNotHTTP1 = errors.New("request line without an HTTP version")
 // hasVersion reports whether a request line names an HTTP version
 // anywhere (its end, when well formed), in any case.
 func hasVersion(line []byte) bool {
-	if len(line) >= 8 && hasPrefixFold(line[len(line)-8:], "HTTP/") {
+	if len(line) >= 8 && hasPrefixFold(line[len(line)-8:], "http/") {
 		return true
 	}
 	for j := range line {
-		if hasPrefixFold(line[j:], "HTTP/") {
+		if hasPrefixFold(line[j:], "http/") {
 			return true
 		}
 	}
