@@ -426,3 +426,12 @@ func listenData(ctx context.Context, addr, tlsAddr string, store *tlsconf.Store)
 	}
 	return httpserver.Merge(ln, tls.NewListener(tln, store.Config())), nil
 }
+
+// dataAddrs returns the addresses listenData's listener accepts on: the
+// clear-text port, then the HTTPS one if any.
+func dataAddrs(ln net.Listener) []net.Addr {
+	if m, ok := ln.(interface{ Addrs() []net.Addr }); ok {
+		return m.Addrs()
+	}
+	return []net.Addr{ln.Addr()}
+}
