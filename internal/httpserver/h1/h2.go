@@ -130,6 +130,20 @@ func (s *Server) serveH2Request(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)
 		return
 	}
+	if n := r.ContentLength; n > 0 && n <= int64(s.requestBufferBytes()) {
+		// As chunked bodies on HTTP/1.1: a small body is read whole, within
+		// ReadTimeout, before the handler runs. One that does not match its
+		// Content-Length is malformed (RFC 9113 §8.1.1): the server resets
+		// the stream, and no answer goes out before that reset.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(s.readTimeout()))
+		buf := make([]byte, n+1)
+		if m, err := io.ReadFull(r.Body, buf); m != int(n) || err != io.ErrUnexpectedEOF {
+			panic(http.ErrAbortHandler) // RST_STREAM, if the server has not sent one
+		}
+		rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(buf[:n]))
+	}
 	s.Handler.ServeHTTP(w, r)
 }
 

@@ -149,7 +149,7 @@ func TestHandshakeFailures(t *testing.T) {
 // (with extra settings) and one request with the given header fields,
 // and returns the first frame that answers stream 1: its RST_STREAM
 // error code, or the response status.
-func h2Exchange(t *testing.T, addr string, settings []http2.Setting, fields ...string) (rst http2.ErrCode, status string) {
+func h2Exchange(t *testing.T, addr string, settings []http2.Setting, body string, fields ...string) (rst http2.ErrCode, status string) {
 	t.Helper()
 	c := dial(t, addr)
 	io.WriteString(c, clientPreface)
@@ -164,8 +164,15 @@ func h2Exchange(t *testing.T, addr string, settings []http2.Setting, fields ...s
 	for i := 0; i < len(all); i += 2 {
 		enc.WriteField(hpack.HeaderField{Name: all[i], Value: all[i+1]})
 	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: body == "", EndHeaders: true}); err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		// After a pause: the handler could answer before the body comes.
+		time.Sleep(20 * time.Millisecond)
+		if err := fr.WriteData(1, true, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for {
 		f, err := fr.ReadFrame()
@@ -196,24 +203,28 @@ func TestH2MalformedRequests(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		settings []http2.Setting
+		body     string
 		fields   []string
 		rst      http2.ErrCode
 		status   string
 	}{
-		{"plain", nil, nil, 0, "200"},
-		{"te trailers", nil, []string{"te", "trailers"}, 0, "200"},
-		{"te gzip", nil, []string{"te", "gzip"}, http2.ErrCodeProtocol, ""},
-		{"connection", nil, []string{"connection", "keep-alive"}, http2.ErrCodeProtocol, ""},
-		{"keep-alive", nil, []string{"keep-alive", "timeout=5"}, http2.ErrCodeProtocol, ""},
-		{"proxy-connection", nil, []string{"proxy-connection", "close"}, http2.ErrCodeProtocol, ""},
-		{"transfer-encoding", nil, []string{"transfer-encoding", "chunked"}, http2.ErrCodeProtocol, ""},
-		{"upgrade", nil, []string{"upgrade", "websocket"}, http2.ErrCodeProtocol, ""},
-		{"repeated settings", []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 100}, {ID: http2.SettingInitialWindowSize, Val: 65535}}, nil, 0, "200"},
-		{"underscore forwarding header", nil, []string{"x_forwarded_for", "1.2.3.4"}, 0, "400"},
-		{"too many fields", nil, strings.Split(strings.Repeat("x-a,1,", 11), ",")[:22], 0, "431"},
+		{"plain", nil, "", nil, 0, "200"},
+		{"te trailers", nil, "", []string{"te", "trailers"}, 0, "200"},
+		{"te gzip", nil, "", []string{"te", "gzip"}, http2.ErrCodeProtocol, ""},
+		{"connection", nil, "", []string{"connection", "keep-alive"}, http2.ErrCodeProtocol, ""},
+		{"keep-alive", nil, "", []string{"keep-alive", "timeout=5"}, http2.ErrCodeProtocol, ""},
+		{"proxy-connection", nil, "", []string{"proxy-connection", "close"}, http2.ErrCodeProtocol, ""},
+		{"transfer-encoding", nil, "", []string{"transfer-encoding", "chunked"}, http2.ErrCodeProtocol, ""},
+		{"upgrade", nil, "", []string{"upgrade", "websocket"}, http2.ErrCodeProtocol, ""},
+		{"repeated settings", []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 100}, {ID: http2.SettingInitialWindowSize, Val: 65535}}, "", nil, 0, "200"},
+		{"underscore forwarding header", nil, "", []string{"x_forwarded_for", "1.2.3.4"}, 0, "400"},
+		{"body as declared", nil, "test", []string{"content-length", "4"}, 0, "200"},
+		{"body longer than declared", nil, "test", []string{"content-length", "1"}, http2.ErrCodeProtocol, ""},
+		{"body shorter than declared", nil, "test", []string{"content-length", "10"}, http2.ErrCodeInternal, ""},
+		{"too many fields", nil, "", strings.Split(strings.Repeat("x-a,1,", 11), ",")[:22], 0, "431"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rst, status := h2Exchange(t, addr, tt.settings, tt.fields...)
+			rst, status := h2Exchange(t, addr, tt.settings, tt.body, tt.fields...)
 			if rst != tt.rst || status != tt.status {
 				t.Errorf("got RST_STREAM %v, status %q; want RST_STREAM %v, status %q", rst, status, tt.rst, tt.status)
 			}
