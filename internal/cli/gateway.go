@@ -1,5 +1,7 @@
 package cli
 
+//lint:file-ignore SA1019 see internal/httpserver/h1/h2.go: the gateway's HTTP/2 server is x/net/http2's
+
 import (
 	"context"
 	"crypto/tls"

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the server under test is x/net/http2's (see internal/httpserver/h1/h2.go)
+
 package tlsconf
 
 import (
@@ -278,7 +280,7 @@ func TestClientCertificates(t *testing.T) {
 			{"certificate from another CA", mallory, ""},
 		} {
 			t.Run(mode+"/"+tt.name, func(t *testing.T) {
-				client := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{TLSClientConfig: &tls.Config{
+				client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
 					RootCAs: ca.Pool(), ServerName: "localhost", Certificates: tt.certs}}}
 				resp, err := client.Get("https://" + addr + "/")
 				got := ""

@@ -1,5 +1,7 @@
 package h1
 
+//lint:file-ignore SA1019 x/net/http2.Server is deprecated in favour of net/http's, which cannot serve a connection accepted elsewhere; ServeConn stays (from Go 1.27 it wraps net/http's server)
+
 import (
 	"bytes"
 	"crypto/tls"
@@ -73,7 +75,7 @@ func (c *conn) serveH2() {
 	if c.tls != nil {
 		nc = &h2TLSConn{h2Conn{Conn: c.nc, f: f}, c.tls}
 	}
-	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(s.serveH2Request)}) //nolint:staticcheck // SA1019: the one API that serves a connection accepted elsewhere
+	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(s.serveH2Request)})
 }
 
 // h2Conn is the connection as the HTTP/2 server sees it: reads come

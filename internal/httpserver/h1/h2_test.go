@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the server under test is x/net/http2's (see h2.go)
+
 package h1
 
 import (
@@ -63,19 +65,21 @@ var proto = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 })
 
 func h2cClient() *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		}}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // prior knowledge
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: &p}}
 }
 
 func TestProtocolsOnBothPorts(t *testing.T) {
 	s := &Server{Handler: proto, H2: &http2.Server{}}
 	clear, secure, ca := serveBoth(t, s)
 	roots := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
-	h1TLS := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: roots,
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}}
-	h2TLS := &http.Client{Timeout: 5 * time.Second, Transport: &http2.Transport{TLSClientConfig: roots}}
+	var h1only http.Protocols
+	h1only.SetHTTP1(true)
+	h1TLS := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: roots, Protocols: &h1only}}
+	var h2only http.Protocols
+	h2only.SetHTTP2(true)
+	h2TLS := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: roots, Protocols: &h2only}}
 	for _, tt := range []struct {
 		name   string
 		client *http.Client
