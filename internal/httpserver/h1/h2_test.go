@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,6 +301,154 @@ func FuzzFrameFilter(f *testing.F) {
 		// The filter only ever adds one field or drops repeated settings.
 		if len(out) > len(clientPreface)+len(in)+len(malformedField)*(len(in)/9+1) {
 			t.Fatalf("%d bytes in, %d out", len(in), len(out))
+		}
+	})
+}
+
+// h2Conn opens a prior-knowledge HTTP/2 connection and returns its
+// framer after the SETTINGS exchange, with the server's settings.
+func h2Open(t *testing.T, addr string) (*http2.Framer, map[http2.SettingID]uint32) {
+	t.Helper()
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, clientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	settings := map[http2.SettingID]uint32{}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			sf.ForeachSetting(func(s http2.Setting) error { settings[s.ID] = s.Val; return nil })
+			fr.WriteSettingsAck()
+			return fr, settings
+		}
+	}
+}
+
+func headerBlock(fields ...string) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	all := append([]string{":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/"}, fields...)
+	for i := 0; i < len(all); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: all[i], Value: all[i+1]})
+	}
+	return b.Bytes()
+}
+
+// untilClosed reads frames until the connection ends and returns the
+// GOAWAY error code seen, if any.
+func untilClosed(fr *http2.Framer) (goaway http2.ErrCode, sawGoAway bool) {
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return goaway, sawGoAway
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goaway, sawGoAway = g.ErrCode, true
+		}
+	}
+}
+
+// h2ClosedBy reports an error unless the server ends the connection before
+// the connection's deadline (h2Open sets 10s).
+func h2ClosedBy(fr *http2.Framer) error {
+	for {
+		_, err := fr.ReadFrame()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return errors.New("the server kept the connection open")
+		}
+		if err != nil {
+			return nil
+		}
+	}
+}
+
+// TestH2Limits: the HTTP/2 counterparts of the HTTP/1.1 limits.
+func TestH2Limits(t *testing.T) {
+	var running, peak atomic.Int64
+	release := make(chan struct{})
+	s := &Server{MaxHeaderBytes: 8 << 10, H2: &http2.Server{MaxConcurrentStreams: 10, MaxReadFrameSize: 16 << 10},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				n := running.Add(1)
+				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+				}
+				<-release // a handler slow to notice resets: they pile up
+				running.Add(-1)
+			}
+		})}
+	addr := serve(t, s)
+	defer close(release)
+
+	t.Run("settings", func(t *testing.T) {
+		_, settings := h2Open(t, addr)
+		if settings[http2.SettingMaxConcurrentStreams] != 10 || settings[http2.SettingMaxFrameSize] != 16<<10 ||
+			settings[http2.SettingMaxHeaderListSize] == 0 || settings[http2.SettingMaxHeaderListSize] > 16<<10 {
+			t.Errorf("advertised %v", settings)
+		}
+	})
+	t.Run("header list over the limit", func(t *testing.T) {
+		fr, _ := h2Open(t, addr)
+		var fields []string
+		for i := range 12 {
+			fields = append(fields, fmt.Sprintf("x-f%d", i), strings.Repeat("a", 1<<10))
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(fields...), EndStream: true, EndHeaders: true})
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if h, ok := f.(*http2.MetaHeadersFrame); ok {
+				if st := h.PseudoValue("status"); st != "431" {
+					t.Fatalf("status %s, want 431", st)
+				}
+				return
+			}
+		}
+	})
+	t.Run("CONTINUATION flood", func(t *testing.T) {
+		fr, _ := h2Open(t, addr)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(), EndHeaders: false})
+		frag := bytes.Repeat([]byte{0x40, 0x01, 'x', 0x01, 'y'}, 1000) // literal "x: y", 5000 bytes a frame
+		go func() {
+			for range 4000 { // 20 MB of one header block, never ended
+				if fr.WriteContinuation(1, false, frag) != nil {
+					return
+				}
+			}
+		}()
+		if err := h2ClosedBy(fr); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("rapid reset", func(t *testing.T) {
+		fr, _ := h2Open(t, addr)
+		var b bytes.Buffer
+		enc := hpack.NewEncoder(&b)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/slow"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		block := b.Bytes()
+		go func() {
+			for id := uint32(1); id < 2000; id += 2 {
+				if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}) != nil ||
+					fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+					return
+				}
+			}
+		}()
+		code, ok := untilClosed(fr)
+		if !ok || code != http2.ErrCodeEnhanceYourCalm {
+			t.Errorf("after 1000 opened and reset streams: GOAWAY %v (seen %v), want ENHANCE_YOUR_CALM", code, ok)
+		}
+		if p := peak.Load(); p > 10 {
+			t.Errorf("%d handlers ran at once, want at most the 10 streams allowed", p)
 		}
 	})
 }
