@@ -46,19 +46,19 @@ func (s *Server) h2Base() *http.Server {
 // client preface (prior knowledge h2c), reading no further than needed
 // to tell: an HTTP/1 request differs from it within its first bytes.
 func (c *conn) prefaceAhead() bool {
-	for n := 1; n <= len(clientPreface); n++ {
-		b, err := c.br.Peek(n)
-		if err != nil || b[n-1] != clientPreface[n-1] {
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		m := min(len(buf), len(clientPreface))
+		if string(buf[:m]) != clientPreface[:m] {
 			return false
 		}
-		// Whatever else is already buffered decides at once.
-		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) >= len(clientPreface) {
-			return bytes.HasPrefix(buf, []byte(clientPreface))
-		} else if !bytes.HasPrefix([]byte(clientPreface), buf) {
+		if m == len(clientPreface) {
+			return true
+		}
+		if _, err := c.br.Peek(m + 1); err != nil {
 			return false
 		}
 	}
-	return true
 }
 
 // serveH2 hands the connection to the HTTP/2 server. What c.br has

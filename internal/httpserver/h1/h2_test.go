@@ -106,6 +106,18 @@ func TestProtocolsOnBothPorts(t *testing.T) {
 			}
 		})
 	}
+	t.Run("HTTP/1.1 starting like the preface", func(t *testing.T) {
+		for _, raw := range []string{"PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "PATCH / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"} {
+			c := dial(t, clear)
+			for _, b := range []byte(raw) { // byte by byte: the server must not wait for 24
+				c.Write([]byte{b})
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%q: %v, %v", raw, resp, err)
+			}
+		}
+	})
 	t.Run("h2 offered without ALPN is HTTP/1.1", func(t *testing.T) {
 		c, err := tls.Dial("tcp", secure, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
 		if err != nil {
