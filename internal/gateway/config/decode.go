@@ -119,6 +119,10 @@ func (c *Config) SetDefaults() {
 	}
 	c.Defaults.Retries.setDefaults()
 	c.Defaults.Paths.setDefaults()
+	if c.Defaults.Streams == nil {
+		c.Defaults.Streams = &Streams{}
+	}
+	c.Defaults.Streams.setDefaults(Streams{IdleTimeout: DefaultStreamIdle, MaxLifetime: DefaultStreamLifetime})
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		if b.ResolveInterval == 0 {
@@ -210,6 +214,26 @@ func (c *Config) SetDefaults() {
 			r.Retries = &rr
 		}
 		r.Retries.setDefaults()
+		if r.Streams == nil {
+			s := *c.Defaults.Streams
+			r.Streams = &s
+		}
+		r.Streams.setDefaults(*c.Defaults.Streams)
+	}
+}
+
+// Stream limits' defaults (see Streams).
+const (
+	DefaultStreamIdle     = 5 * time.Minute
+	DefaultStreamLifetime = 24 * time.Hour
+)
+
+func (s *Streams) setDefaults(d Streams) {
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = d.IdleTimeout
+	}
+	if s.MaxLifetime == 0 {
+		s.MaxLifetime = d.MaxLifetime
 	}
 }
 
