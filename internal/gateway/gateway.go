@@ -347,13 +347,22 @@ func (g *Gateway) swap(cfg *config.Config) error {
 				continue
 			}
 		}
-		// Health checks go over the protocol the backend serves.
-		var tr http.RoundTripper = g.h1
-		if b.Protocol == "h2c" {
-			tr = g.h2c
+		// Health checks go over the protocol the backend serves; a TLS
+		// backend has its own transport (its CA, SNI, client certificate).
+		opts := backend.Options{Transport: g.h1, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
+			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }}
+		switch b.Protocol {
+		case config.ProtocolH2C:
+			opts.Transport = g.h2c
+		case config.ProtocolHTTPS, config.ProtocolH2:
+			own, err := newTLSTransport(b)
+			if err != nil {
+				closeNew(pools, old)
+				return err
+			}
+			opts.OwnTransport = own
 		}
-		pools[b.Name] = backend.New(b, backend.Options{Transport: tr, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
-			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }})
+		pools[b.Name] = backend.New(b, opts)
 	}
 	st := &state{cfg: cfg, table: table, paths: route.PathOptionsFrom(cfg.Defaults.Paths), pools: pools}
 	for _, rt := range table.Routes() {
@@ -368,6 +377,16 @@ func (g *Gateway) swap(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// closeNew closes the pools of a swap that failed, except those kept from
+// the old state.
+func closeNew(pools map[string]*backend.Pool, old *state) {
+	for name, p := range pools {
+		if old == nil || old.pools[name] != p {
+			p.Close()
+		}
+	}
 }
 
 func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool) *routeState {

@@ -6,6 +6,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log"
@@ -21,6 +23,7 @@ import (
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 )
 
@@ -41,6 +44,11 @@ var (
 	// ErrBadMaxForwards: an OPTIONS or TRACE request whose Max-Forwards
 	// is not a number (400).
 	ErrBadMaxForwards = errors.New("malformed Max-Forwards")
+	// ErrUpstreamTLS marks a TLS failure with the upstream that crypto/tls
+	// has no error type for (an h2 backend whose ALPN chose another
+	// protocol); certificate verification errors are classified by their
+	// own types (502 upstream_tls).
+	ErrUpstreamTLS = errors.New("upstream TLS")
 )
 
 // Call is what the gateway decided for one request, passed to Serve
@@ -68,8 +76,9 @@ type Result struct {
 	// Attempts is how many endpoints were tried.
 	Attempts int
 	// Failure is the class of a failed exchange ("" when it succeeded):
-	// client_closed_request, upstream_failure, no_healthy_upstream,
-	// upstream_overloaded, upstream_timeout or request_too_large.
+	// client_closed_request, upstream_failure, upstream_tls,
+	// no_healthy_upstream, upstream_overloaded, upstream_timeout or
+	// request_too_large.
 	Failure string
 }
 
@@ -196,6 +205,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	c, req := x.c, x.c.Request
 	in, out := pr.In, pr.Out
 	out.URL.Scheme = "http"
+	if c.Pool.Config.Protocol == config.ProtocolH2 {
+		out.URL.Scheme = "https" // :scheme; the pool's transport dials TLS either way
+	}
 	out.URL.Host = c.Pool.Config.Name
 	// Exactly the path that was matched, or its rewrite, in escaped form:
 	// never a decoded form that means something else upstream.
@@ -251,7 +263,10 @@ func addVia(vv []string, major, minor int) []string {
 var vias = []string{"1.0 flotilla", "1.1 flotilla", "2 flotilla"}
 
 func (p *Proxy) transport(pool *backend.Pool) http.RoundTripper {
-	if pool.Config.Protocol == "h2c" {
+	if own := pool.Transport(); own != nil {
+		return own // a TLS backend's (https, h2)
+	}
+	if pool.Config.Protocol == config.ProtocolH2C {
 		return p.opts.H2C
 	}
 	return p.opts.HTTP1
@@ -488,10 +503,27 @@ func classify(ctx context.Context, err error) (int, string) {
 		return http.StatusServiceUnavailable, "no_healthy_upstream"
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, "upstream_overloaded"
+	case isTLSError(err):
+		return http.StatusBadGateway, "upstream_tls"
 	case errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, "upstream_timeout"
 	}
 	return http.StatusBadGateway, "upstream_failure"
+}
+
+// isTLSError reports whether err is a failed TLS handshake with the
+// upstream: its certificate did not verify (expired, another host's,
+// signed by an unknown CA), it refused ours, or it does not speak TLS.
+func isTLSError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var op *net.OpError // crypto/tls reports the peer's alerts as Op "remote error"
+	return errors.Is(err, ErrUpstreamTLS) || errors.As(err, &op) && op.Op == "remote error" || errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) ||
+		errors.As(err, &unknownCA) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
 func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
