@@ -178,7 +178,23 @@ func (p *Proxy) putExchange(x *exchange) {
 
 // Serve proxies r as c describes and reports what happened. The route
 // timeout runs until the response headers arrive, across retries.
+//
+// A gRPC call's grpc-timeout is its deadline: the shorter of it and the
+// route timeout applies, and the upstream is told the shorter one.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
+	d := c.Route.Config.Timeout
+	if v := r.Header["Grpc-Timeout"]; v != nil && IsGRPC(r) {
+		gd, err := parseGRPCTimeout(v[0])
+		if err != nil || len(v) > 1 {
+			writeGRPCError(w, http.StatusBadRequest, "bad_grpc_timeout", c.Request.ID)
+			return Result{Failure: "bad_grpc_timeout"}
+		}
+		if d <= 0 || gd < d {
+			d = gd
+		} else {
+			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(d)}
+		}
+	}
 	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
 		p.sendMirror(r, c)
 	}
@@ -186,7 +202,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	var timer *time.Timer
-	if d := c.Route.Config.Timeout; d > 0 {
+	if d > 0 {
 		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 		defer timer.Stop()
 	}
@@ -539,17 +555,39 @@ func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 			slog.String("backend", c.Pool.Config.Name), slog.String("endpoint", x.res.Endpoint), slog.Int("attempts", x.res.Attempts),
 			slog.String("class", code), slog.String("error", err.Error()))
 	}
-	WriteError(w, status, code, c.Request.ID)
+	WriteRequestError(w, r, status, code, c.Request.ID)
 }
 
 // Reject answers a request the gateway refuses before proxying it
 // (ErrNoRoute, ErrMethodNotAllowed, route.ErrBadPath, an
 // *http.MaxBytesError), classified here with every proxy failure, and
 // returns its error code for the access log.
+//
+// Prefer RejectRequest, which answers a gRPC call in gRPC.
 func Reject(w http.ResponseWriter, err error, requestID string) string {
+	return RejectRequest(w, nil, err, requestID)
+}
+
+// RejectRequest is Reject for the request r: a gRPC call (IsGRPC) gets a
+// gRPC status (see WriteRequestError), anything else the JSON error. r
+// may be nil (JSON).
+func RejectRequest(w http.ResponseWriter, r *http.Request, err error, requestID string) string {
 	status, code := classify(context.Background(), err)
-	WriteError(w, status, code, requestID)
+	WriteRequestError(w, r, status, code, requestID)
 	return code
+}
+
+// WriteRequestError is WriteError for the request r: a gRPC call gets
+// HTTP 200 with a trailers-only gRPC status mapped from status and code
+// (404 UNIMPLEMENTED, 502 and 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED,
+// 413 RESOURCE_EXHAUSTED, 499 CANCELLED; docs/request-path.md) and the
+// code in grpc-message; anything else the JSON body. r may be nil (JSON).
+func WriteRequestError(w http.ResponseWriter, r *http.Request, status int, code, requestID string) {
+	if r != nil && IsGRPC(r) {
+		writeGRPCError(w, status, code, requestID)
+		return
+	}
+	WriteError(w, status, code, requestID)
 }
 
 // WriteError writes the gateway's JSON error body: a stable code and the
