@@ -190,9 +190,20 @@ func (g *Gateway) Handler() http.Handler { return g }
 // Probes is the gateway's readiness state; call Drain on shutdown.
 func (g *Gateway) Probes() *probe.Probes { return &g.probes }
 
-// Close stops health checks, DNS refresh and mirrors, and closes idle
-// upstream connections. Requests in flight finish; call it after the
-// server's Shutdown.
+// DrainStreams ends the long-lived streams in flight, and any that start
+// later: a WebSocket gets close frame 1001 (going away) and its upstream
+// connection is closed, a gRPC stream ends with grpc-status UNAVAILABLE,
+// a server-sent event stream ends (EventSource reconnects). It returns
+// once they are gone or ctx is done. Call it on shutdown together with
+// the server's Shutdown (which waits for streaming handlers, and does not
+// see upgraded connections): readiness 503 → drain delay → DrainStreams
+// and Shutdown with the same deadline → Close.
+func (g *Gateway) DrainStreams(ctx context.Context) error { return g.proxy.Drain(ctx) }
+
+// Close stops health checks, DNS refresh and mirrors, ends the streams
+// still open (DrainStreams, waiting at most 5s) and closes idle upstream
+// connections. Requests in flight finish; call it after the server's
+// Shutdown.
 func (g *Gateway) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -201,6 +212,11 @@ func (g *Gateway) Close() {
 	}
 	g.closed = true
 	g.probes.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := g.proxy.Drain(ctx); err != nil {
+		g.log.Warn("streams left open at close", slog.String("error", err.Error()))
+	}
+	cancel()
 	g.proxy.Close()
 	if st := g.state.Load(); st != nil {
 		for _, p := range st.pools {

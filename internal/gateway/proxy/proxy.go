@@ -18,6 +18,7 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,7 @@ type Proxy struct {
 	buf       httputil.BufferPool
 	errLog    *log.Logger
 	mirror    *Mirror
+	streams   streamSet
 }
 
 // New returns a Proxy. Close stops its mirrored copies.
@@ -148,7 +150,8 @@ type exchange struct {
 	c      *Call
 	res    Result
 	timer  *time.Timer
-	shadow bool // a mirrored copy: one try, no passive health
+	cancel context.CancelCauseFunc // ends the exchange, a stream too
+	shadow bool                    // a mirrored copy: one try, no passive health
 	rp     httputil.ReverseProxy
 }
 
@@ -172,7 +175,7 @@ func (p *Proxy) getExchange(c *Call) *exchange {
 }
 
 func (p *Proxy) putExchange(x *exchange) {
-	x.c, x.res, x.timer = nil, Result{}, nil
+	x.c, x.res, x.timer, x.cancel = nil, Result{}, nil, nil
 	p.exchanges.Put(x)
 }
 
@@ -206,7 +209,12 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 		defer timer.Stop()
 	}
-	x.timer = timer
+	x.timer, x.cancel = timer, cancel
+	if up := r.Header["Upgrade"]; up != nil {
+		// An upgraded connection is a stream: bounded by the route's
+		// stream limits and ended by Drain.
+		w = &upgradeWriter{ResponseWriter: w, x: x, ws: strings.EqualFold(up[0], "websocket")}
+	}
 	// A panic (http.ErrAbortHandler) skips the put: the exchange is
 	// dropped, not reused.
 	x.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -387,6 +395,10 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			// An upgraded connection (WebSocket): ReverseProxy needs the
 			// writable body; the endpoint counts it until it closes.
 			resp.Body = &doneConn{ReadWriteCloser: rwc, ep: ep}
+		} else if resp.ContentLength < 0 && resp.Body != http.NoBody {
+			// No length: a stream (gRPC, server-sent events) or a long
+			// chunked body, bounded by the route's stream limits.
+			resp.Body = x.newStreamBody(resp, ep, IsGRPC(req))
 		} else {
 			resp.Body = &doneBody{ReadCloser: resp.Body, ep: ep}
 		}
