@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -43,13 +44,35 @@ func ReadFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// ParseFile is Parse for data read from path: errors name the file.
+// ParseFile is Parse for data read from path: errors name the file, and
+// relative file names in it (backends[].tls) are relative to the file's
+// directory, so a config and its certificates can move together.
 func ParseFile(path string, data []byte) (*Config, error) {
-	c, err := Parse(data)
+	c, err := Decode(data)
+	if err == nil {
+		c.resolveFiles(filepath.Dir(path))
+		c.SetDefaults()
+		err = c.Validate()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// resolveFiles makes the relative file names of c relative to dir.
+func (c *Config) resolveFiles(dir string) {
+	for i := range c.Backends {
+		t := c.Backends[i].TLS
+		if t == nil {
+			continue
+		}
+		for _, f := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
+			if *f != "" && !filepath.IsAbs(*f) {
+				*f = filepath.Join(dir, *f)
+			}
+		}
+	}
 }
 
 // Parse strictly decodes one YAML document (unknown fields, duplicate keys

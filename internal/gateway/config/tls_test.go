@@ -137,3 +137,23 @@ func TestStreamsDefaultsAndValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSFilesRelativeToTheConfig: relative file names in a config file
+// are relative to its directory, whatever the working directory.
+func TestTLSFilesRelativeToTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "ca")
+	certtest.WriteFile(t, dir, "ca.pem", ca.PEM)
+	path := certtest.WriteFile(t, dir, "gateway.yaml", []byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nroutes: [{name: r, backends: [{name: web}]}]\nbackends:\n  - {name: web, addresses: [\"a:443\"], protocol: https, tls: {caFile: ca.pem}}\n"))
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	if got := c.Backends[0].TLS.CAFile; got != dir+"/ca.pem" {
+		t.Errorf("caFile = %q, want it next to the config", got)
+	}
+	// Parse has no file: the name stays relative to the working directory.
+	if _, err := Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nroutes: [{name: r, backends: [{name: web}]}]\nbackends:\n  - {name: web, addresses: [\"a:443\"], protocol: https, tls: {caFile: ca.pem}}\n")); err == nil || !strings.Contains(err.Error(), "backends[0].tls.caFile: stat ca.pem") {
+		t.Errorf("Parse() error = %v, want caFile not found", err)
+	}
+}
