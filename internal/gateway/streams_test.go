@@ -3,9 +3,11 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/certtest"
 )
 
 // wsUpstream is a real WebSocket server: it echoes every message, and
@@ -273,5 +277,28 @@ routes: [{name: events, backends: [{name: events}], streams: {idleTimeout: 1s}}]
 		if line != "data: one\n" || (err == nil) != tt.wantClean {
 			t.Errorf("%s: first line %q, end of body %v; want the event and a clean end %v", tt.path, line, err, tt.wantClean)
 		}
+	}
+}
+
+// TestWebSocketOverTLSUpstream: an upgrade to a protocol https backend
+// goes over TLS, and its limits and drain apply as over clear text.
+func TestWebSocketOverTLSUpstream(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "ws CA")
+	caFile := certtest.WriteFile(t, dir, "ca.pem", ca.PEM)
+	u := newWSUpstream(t)
+	u.Close()
+	u.Server = httptest.NewUnstartedServer(u.Config.Handler)
+	u.TLS = &tls.Config{Certificates: []tls.Certificate{certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"ws.internal"}}).TLS}}
+	u.StartTLS()
+	t.Cleanup(u.Server.Close)
+	port := u.Listener.Addr().(*net.TCPAddr).Port
+	f := start(t, fmt.Sprintf(`
+backends: [{name: ws, addresses: ["ws.internal:%d"], protocol: https, tls: {caFile: %s}}]
+routes: [{name: ws, backends: [{name: ws}], streams: {idleTimeout: 1s}}]
+`, port, caFile), Options{LookupHost: legacyResolver})
+	c := dialWS(t, f)
+	if ce := readClose(t, c); ce.Code != websocket.StatusGoingAway || ce.Reason != "idle timeout" {
+		t.Errorf("client got close %d %q, want 1001 \"idle timeout\"", ce.Code, ce.Reason)
 	}
 }

@@ -398,7 +398,11 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		} else if resp.ContentLength < 0 && resp.Body != http.NoBody {
 			// No length: a stream (gRPC, server-sent events) or a long
 			// chunked body, bounded by the route's stream limits.
-			resp.Body = x.newStreamBody(resp, ep, IsGRPC(req))
+			sb := x.newStreamBody(resp, ep, IsGRPC(req))
+			if body != nil {
+				body.stream.Store(sb.s) // the client's messages keep a bidirectional stream alive too
+			}
+			resp.Body = sb
 		} else {
 			resp.Body = &doneBody{ReadCloser: resp.Body, ep: ep}
 		}
@@ -445,14 +449,18 @@ func notSent(err error) bool {
 // its own goroutine, hence the atomics.
 type replayBody struct {
 	io.ReadCloser
-	read atomic.Bool
-	err  atomic.Pointer[error]
+	read   atomic.Bool
+	err    atomic.Pointer[error]
+	stream atomic.Pointer[stream] // once the response is a stream
 }
 
 func (b *replayBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.read.Store(true)
+		if s := b.stream.Load(); s != nil {
+			s.touch()
+		}
 	}
 	if err != nil && err != io.EOF {
 		b.err.Store(&err)
