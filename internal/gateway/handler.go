@@ -226,6 +226,9 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 	case rs != nil && backendIdx >= 0:
 		routeName, backendName = rs.rt.Name, rs.rt.Split.Names[backendIdx]
 		rs.metrics[backendIdx].observe(status, d.Seconds())
+		if res.Failure != "" {
+			g.metrics.failures.WithLabelValues(routeName, backendName, res.Failure).Inc()
+		}
 	case rs != nil && rs.rt.Config.DirectResponse != nil:
 		routeName, backendName = rs.rt.Name, "direct"
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()

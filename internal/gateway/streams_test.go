@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -115,8 +116,12 @@ func TestWebSocketDrain(t *testing.T) {
 	u := newWSUpstream(t)
 	f := wsGateway(t, u, "{}")
 	c := dialWS(t, f)
-	if n := f.gw.proxy.Streams(); n != 1 {
-		t.Errorf("Streams() = %d, want 1", n)
+	const gauge = `# HELP flotilla_gateway_streams Long-lived streams in flight: upgraded connections (WebSocket) and response bodies without a length (gRPC streams, server-sent events).
+# TYPE flotilla_gateway_streams gauge
+flotilla_gateway_streams %d
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(fmt.Sprintf(gauge, 1)), "flotilla_gateway_streams"); err != nil {
+		t.Errorf("streams gauge: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -131,8 +136,8 @@ func TestWebSocketDrain(t *testing.T) {
 	if err := <-u.ended; err == nil {
 		t.Errorf("upstream connection still open after the drain")
 	}
-	if n := f.gw.proxy.Streams(); n != 0 {
-		t.Errorf("Streams() = %d after the drain, want 0", n)
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(fmt.Sprintf(gauge, 0)), "flotilla_gateway_streams"); err != nil {
+		t.Errorf("streams gauge after the drain: %v", err)
 	}
 	// The route timeout (1s) never applied: the stream outlived it before
 	// the drain ended it (the echo and drain above took what they took;

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/flotilla-dev/flotilla/internal/gateway/certtest"
 )
 
@@ -210,6 +212,9 @@ routes: [{name: r, backends: [{name: legacy}]}]
 			}
 			if u.hits.Load() != 0 {
 				t.Errorf("upstream served %d requests, want none", u.hits.Load())
+			}
+			if v := testutil.ToFloat64(f.gw.metrics.failures.WithLabelValues("r", "legacy", "upstream_tls")); v != 1 {
+				t.Errorf("proxy_failures_total{class=upstream_tls} = %v, want 1", v)
 			}
 			f.gw.Close() // flushes the access log
 			if !strings.Contains(f.access.String(), `"error":"upstream_tls"`) {
