@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,8 +150,19 @@ routes: [{name: r, backends: [{name: legacy}]}]
 					t.Errorf("%s = %d %q, want 200 %q", method, resp.StatusCode, got, tt.wantProto)
 				}
 			}
-			if a := u.last(t); a.Body != "order=1" || a.Host != "shop.test" {
-				t.Errorf("upstream got body %q host %q, want the POST with the client's Host", a.Body, a.Host)
+			if a := u.last(t); a.Method != "POST" || a.Body != "order=1" || a.Host != "shop.test" {
+				t.Errorf("upstream got %s body %q host %q, want the POST with the client's Host", a.Method, a.Body, a.Host)
+			}
+			// Connections are kept alive: more requests, no more handshakes
+			// (the lean transport's idle check peeks under TLS).
+			before := len(u.sni())
+			for range 5 {
+				if resp, _ := f.do(t, "GET", "shop.test", "/", nil, nil); resp.StatusCode != 200 {
+					t.Fatalf("GET = %d", resp.StatusCode)
+				}
+			}
+			if after := len(u.sni()); after != before {
+				t.Errorf("5 more GETs made %d TLS handshakes, want 0 (connections reused)", after-before)
 			}
 			for _, s := range u.sni() {
 				if s != tt.wantSNI {
@@ -309,5 +322,38 @@ routes: [{name: r, backends: [{name: legacy}]}]
 	}
 	if resp, body := f.do(t, "GET", "x", "/", nil, nil); resp.StatusCode != 502 || !strings.Contains(body, "upstream_tls") {
 		t.Errorf("after the CA changed GET = %d %s, want 502 upstream_tls", resp.StatusCode, body)
+	}
+}
+
+// TestTLSUpstreamClosedIdleConnection: an HTTPS upstream that closes an
+// idle kept-alive connection (its keep-alive timeout) costs nothing: the
+// lean transport sees the close under TLS before reusing the connection
+// and dials again, where writing to it would have been a 502 (the request
+// may have been sent, so it cannot be retried).
+func TestTLSUpstreamClosedIdleConnection(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "legacy CA")
+	caFile := certtest.WriteFile(t, dir, "ca.pem", ca.PEM)
+	closed := make(chan struct{}, 16)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}}).TLS}}
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	f := start(t, fmt.Sprintf(`
+backends: [{name: legacy, addresses: ["legacy.internal:%d"], protocol: https, tls: {caFile: %s}}]
+routes: [{name: r, backends: [{name: legacy}], retries: {attempts: 0}}]
+`, port, caFile), Options{LookupHost: legacyResolver})
+	for i := range 3 {
+		if resp, body := f.do(t, "GET", "x", "/", nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("GET %d = %d %s, want 200", i, resp.StatusCode, body)
+		}
+		<-closed // the upstream closed the idle connection
 	}
 }
