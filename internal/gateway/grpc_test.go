@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -233,6 +234,56 @@ routes:
 				!strings.HasPrefix(resp.Header.Get("Grpc-Message"), "flotilla gateway: "+tt.class) || len(body) != 0 {
 				t.Errorf("HTTP %d %q grpc-status %q grpc-message %q body %q; want 200, trailers-only grpc-status %s for %s",
 					resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"), body, tt.status, tt.class)
+			}
+		})
+	}
+}
+
+// TestGRPCNotRetriedOnceSent: a gRPC call that reached the upstream is
+// never sent again, whatever the route's retry policy: not when the
+// upstream reset the stream, not on a retryOn status.
+func TestGRPCNotRetriedOnceSent(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		handler    http.HandlerFunc
+		wantStatus string // grpc-status the client sees ("" for an HTTP error)
+		wantHTTP   int
+	}{
+		{"reset after reading", func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			panic(http.ErrAbortHandler)
+		}, "14", 200},
+		{"503 status", func(w http.ResponseWriter, r *http.Request) {
+			io.ReadAll(r.Body)
+			w.WriteHeader(503)
+		}, "", 503},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := &upstream{name: "h2c", handler: tt.handler}
+			u.Server = httptest.NewUnstartedServer(http.HandlerFunc(u.serve))
+			u.Config.Protocols = new(http.Protocols)
+			u.Config.Protocols.SetUnencryptedHTTP2(true)
+			u.Config.ErrorLog = log.New(io.Discard, "", 0)
+			u.Start()
+			t.Cleanup(u.Close)
+			f := start(t, fmt.Sprintf(`
+backends: [{name: h2c, addresses: [%q, %q], protocol: h2c}]
+routes: [{name: r, backends: [{name: h2c}], retries: {attempts: 3, retryOn: [503]}}]
+`, u.addr(), u.addr()), Options{})
+			srv, _ := serveH2(t, f.gw.Handler(), "x")
+			req, _ := http.NewRequest("POST", srv.URL+"/pkg.Svc/M", strings.NewReader("\x00\x00\x00\x00\x00"))
+			req.Header.Set("Content-Type", "application/grpc")
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantHTTP || resp.Header.Get("Grpc-Status") != tt.wantStatus {
+				t.Errorf("HTTP %d grpc-status %q, want %d %q", resp.StatusCode, resp.Header.Get("Grpc-Status"), tt.wantHTTP, tt.wantStatus)
+			}
+			if n := u.hits.Load(); n != 1 {
+				t.Errorf("upstream got the call %d times, want once", n)
 			}
 		})
 	}
