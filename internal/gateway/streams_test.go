@@ -139,9 +139,17 @@ flotilla_gateway_streams %d
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(fmt.Sprintf(gauge, 0)), "flotilla_gateway_streams"); err != nil {
 		t.Errorf("streams gauge after the drain: %v", err)
 	}
-	// The route timeout (1s) never applied: the stream outlived it before
-	// the drain ended it (the echo and drain above took what they took;
-	// the next test checks idle and lifetime themselves).
+	// A WebSocket that opens while the gateway drains is ended at once.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	late, _, err := websocket.Dial(ctx2, "ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatalf("Dial during the drain: %v", err)
+	}
+	defer late.CloseNow()
+	if ce := readClose(t, late); ce.Code != websocket.StatusGoingAway || ce.Reason != "gateway shutting down" {
+		t.Errorf("late client got close %d %q, want 1001 \"gateway shutting down\"", ce.Code, ce.Reason)
+	}
 }
 
 func TestWebSocketLimits(t *testing.T) {
@@ -152,6 +160,8 @@ func TestWebSocketLimits(t *testing.T) {
 		reason  string
 	}{
 		{"idle", "{idleTimeout: 1s}", false, "idle timeout"},
+		// The route timeout (1s) does not end a stream: it ends at 2s,
+		// by its lifetime.
 		{"lifetime while busy", "{idleTimeout: 1h, maxLifetime: 2s}", true, "max lifetime"},
 	}
 	for _, tt := range tests {

@@ -203,12 +203,17 @@ func TestTLSUpstreamRejected(t *testing.T) {
 			"https", nil, "x509: certificate signed by unknown authority"},
 		{"self-signed over h2", certtest.Issue(t, nil, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
 			"h2", nil, "x509: certificate signed by unknown authority"},
+		{"h2 backend, upstream without h2 (ALPN)", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
+			"h2-to-http1", nil, "no application protocol"},
 		{"no client certificate for an mTLS upstream", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
 			"https", ca, "certificate required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u := newTLSUpstream(t, tt.cert, tt.protocol == "h2", tt.clientCA)
+			if tt.protocol == "h2-to-http1" {
+				tt.protocol = "h2" // the backend says h2, the upstream speaks HTTP/1.1 only
+			}
 			logs := &syncBuffer{}
 			f := start(t, fmt.Sprintf(`
 backends: [{name: legacy, addresses: ["legacy.internal:%s"], protocol: %s, tls: {caFile: %s}}]
