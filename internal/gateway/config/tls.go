@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -64,17 +65,30 @@ func (t *BackendTLS) validate(p *problems, path string, b *Backend) {
 	}
 }
 
+// readPEM reads a regular file of at most maxPEMBytes: a device or FIFO
+// named by mistake (or by a hostile config) must not hang validation.
 func readPEM(path string) ([]byte, error) {
-	st, err := os.Stat(path)
+	st, err := os.Stat(path) // follows symlinks: Kubernetes Secret volumes are made of them
 	if err != nil {
 		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	if st.Size() > maxPEMBytes {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxPEMBytes)
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPEMBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxPEMBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxPEMBytes)
 	}
 	return data, nil
 }

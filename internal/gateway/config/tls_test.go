@@ -21,6 +21,7 @@ func TestBackendTLSValidation(t *testing.T) {
 	garbage := certtest.WriteFile(t, dir, "garbage.pem", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	keyAsCA := certtest.WriteFile(t, dir, "key-as-ca.pem", client.KeyPEM)
 	missing := dir + "/missing.pem"
+	huge := certtest.WriteFile(t, dir, "huge.pem", make([]byte, maxPEMBytes+1))
 
 	const head = "apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nroutes: [{name: r, backends: [{name: web}]}]\nbackends:\n  - name: web\n    addresses: [\"legacy.internal:443\"]\n"
 	tests := []struct {
@@ -45,6 +46,9 @@ func TestBackendTLSValidation(t *testing.T) {
 		{"key of another cert", "    protocol: https\n    tls: {certFile: " + certFile + ", keyFile: " + otherKey + "}\n", []string{"backends[0].tls.certFile: with keyFile " + otherKey + ": tls: private key does not match public key"}},
 		{"serverName with port", "    protocol: https\n    tls: {serverName: \"a.example:443\"}\n", []string{`backends[0].tls.serverName: want a host name without port, got "a.example:443"`}},
 		{"serverName wildcard", "    protocol: https\n    tls: {serverName: \"*.example\"}\n", []string{`backends[0].tls.serverName: want a host name without port, got "*.example"`}},
+		{"CA is a device", "    protocol: https\n    tls: {caFile: /dev/zero}\n", []string{"backends[0].tls.caFile: /dev/zero: not a regular file"}},
+		{"CA is a directory", "    protocol: https\n    tls: {caFile: " + dir + "}\n", []string{"backends[0].tls.caFile: " + dir + ": not a regular file"}},
+		{"CA too large", "    protocol: https\n    tls: {caFile: " + huge + "}\n", []string{"backends[0].tls.caFile: " + huge + ": larger than 1048576 bytes"}},
 		{"unknown tls field", "    protocol: https\n    tls: {insecureSkipVerify: true}\n", []string{`unknown field "insecureSkipVerify"`}},
 	}
 	for _, tt := range tests {
