@@ -70,6 +70,7 @@ type stream struct {
 	last   atomic.Int64 // when a byte last moved, as time since start
 	idle   time.Duration
 	life   time.Duration
+	mu     sync.Mutex // guards timer: set after AfterFunc returns, read by its callback
 	timer  *time.Timer
 	ended  atomic.Int32 // a streamEnd
 	once   sync.Once
@@ -85,7 +86,9 @@ func (p *Proxy) newStream(cancel context.CancelCauseFunc, limits *config.Streams
 			s.life = limits.MaxLifetime
 		}
 	}
+	s.mu.Lock()
 	s.timer = time.AfterFunc(min(s.idle, s.life), s.check)
+	s.mu.Unlock()
 	s.set.add(s)
 	return s
 }
@@ -103,7 +106,9 @@ func (s *stream) check() {
 	case now-time.Duration(s.last.Load()) >= s.idle:
 		s.end(endIdle)
 	default:
+		s.mu.Lock()
 		s.timer.Reset(min(time.Duration(s.last.Load())+s.idle, s.life) - now)
+		s.mu.Unlock()
 	}
 }
 
@@ -121,7 +126,9 @@ func (s *stream) why() streamEnd { return streamEnd(s.ended.Load()) }
 // done unregisters the stream once its exchange is over.
 func (s *stream) done() {
 	s.once.Do(func() {
+		s.mu.Lock()
 		s.timer.Stop()
+		s.mu.Unlock()
 		s.set.remove(s)
 	})
 }
