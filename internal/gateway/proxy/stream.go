@@ -64,16 +64,17 @@ func (e streamEnd) String() string {
 
 // stream is one long-lived exchange's limits and liveness.
 type stream struct {
-	set    *streamSet
-	cancel context.CancelCauseFunc // the exchange's
-	start  time.Time
-	last   atomic.Int64 // when a byte last moved, as time since start
-	idle   time.Duration
-	life   time.Duration
-	mu     sync.Mutex // guards timer: set after AfterFunc returns, read by its callback
-	timer  *time.Timer
-	ended  atomic.Int32 // a streamEnd
-	once   sync.Once
+	set      *streamSet
+	cancel   context.CancelCauseFunc // the exchange's
+	start    time.Time
+	last     atomic.Int64 // when a byte last moved, as time since start
+	idle     time.Duration
+	life     time.Duration
+	mu       sync.Mutex // guards timer (set after AfterFunc returns, read by its callback) and finished
+	timer    *time.Timer
+	finished bool
+	ended    atomic.Int32 // a streamEnd
+	once     sync.Once
 }
 
 func (p *Proxy) newStream(cancel context.CancelCauseFunc, limits *config.Streams) *stream {
@@ -107,7 +108,9 @@ func (s *stream) check() {
 		s.end(endIdle)
 	default:
 		s.mu.Lock()
-		s.timer.Reset(min(time.Duration(s.last.Load())+s.idle, s.life) - now)
+		if !s.finished { // done stopped the timer: leave it stopped
+			s.timer.Reset(min(time.Duration(s.last.Load())+s.idle, s.life) - now)
+		}
 		s.mu.Unlock()
 	}
 }
@@ -128,6 +131,7 @@ func (s *stream) done() {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.timer.Stop()
+		s.finished = true
 		s.mu.Unlock()
 		s.set.remove(s)
 	})
