@@ -109,6 +109,7 @@ routes:
   - {name: h2, match: {hosts: [h2.test]}, backends: [{name: h2}]}
   - {name: dead, match: {hosts: [dead.test]}, backends: [{name: dead}], retries: {attempts: 0}}
 `, h2c.addr, tlsUp.addr[strings.LastIndexByte(tlsUp.addr, ':')+1:], caFile, deadAddr(t)), Options{LookupHost: legacyResolver})
+	resolved(t, f.gw, "h2")
 
 	for _, host := range []string{"h2c.test", "h2.test"} {
 		t.Run(host, func(t *testing.T) {

@@ -312,6 +312,7 @@ func TestWebSocketOverTLSUpstream(t *testing.T) {
 backends: [{name: ws, addresses: ["ws.internal:%d"], protocol: https, tls: {caFile: %s}}]
 routes: [{name: ws, backends: [{name: ws}], streams: {idleTimeout: 1s}}]
 `, port, caFile), Options{LookupHost: legacyResolver})
+	resolved(t, f.gw, "ws")
 	c := dialWS(t, f)
 	if ce := readClose(t, c); ce.Code != websocket.StatusGoingAway || ce.Reason != "idle timeout" {
 		t.Errorf("client got close %d %q, want 1001 \"idle timeout\"", ce.Code, ce.Reason)

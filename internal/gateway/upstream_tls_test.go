@@ -83,6 +83,15 @@ func (u *tlsUpstream) sni() []string {
 // SNI and verification after it resolved to an IP.
 func legacyResolver(context.Context, string) ([]string, error) { return []string{"127.0.0.1"}, nil }
 
+// resolved waits until the named backends' DNS names resolved: until
+// then a request finds no endpoint (503).
+func resolved(t *testing.T, gw *Gateway, backends ...string) {
+	t.Helper()
+	for _, b := range backends {
+		waitFor(t, "backend "+b+" resolved", func() bool { return gw.state.Load().pools[b].Available() })
+	}
+}
+
 func TestTLSUpstreams(t *testing.T) {
 	dir := t.TempDir()
 	ca := certtest.NewCA(t, "legacy CA")
@@ -132,6 +141,7 @@ func TestTLSUpstreams(t *testing.T) {
 backends: [{name: legacy, addresses: [%q], protocol: %s, tls: %s}]
 routes: [{name: r, backends: [{name: legacy}]}]
 `, tt.addr(u), tt.protocol, tt.tls(u)), Options{LookupHost: legacyResolver})
+			resolved(t, f.gw, "legacy")
 			// GET goes through the lean H1 transport, POST through
 			// net/http's; both over TLS.
 			for _, method := range []string{"GET", "POST"} {
@@ -219,6 +229,7 @@ func TestTLSUpstreamRejected(t *testing.T) {
 backends: [{name: legacy, addresses: ["legacy.internal:%s"], protocol: %s, tls: {caFile: %s}}]
 routes: [{name: r, backends: [{name: legacy}]}]
 `, u.port(), tt.protocol, caFile), Options{LookupHost: legacyResolver, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			resolved(t, f.gw, "legacy")
 			resp, body := f.do(t, "GET", "shop.test", "/", nil, nil)
 			var e struct{ Error string }
 			json.Unmarshal([]byte(body), &e)
@@ -309,6 +320,7 @@ routes: [{name: r, backends: [{name: legacy}]}]
 	}
 	t.Cleanup(gw.Close)
 	f.gw, f.srv = gw, serveH1(t, gw.Handler())
+	resolved(t, gw, "legacy")
 	if resp, _ := f.do(t, "GET", "x", "/", nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("GET = %d, want 200", resp.StatusCode)
 	}
@@ -325,6 +337,7 @@ routes: [{name: r, backends: [{name: legacy}]}]
 	if err := gw.ReloadFile(); err != nil {
 		t.Fatal(err)
 	}
+	resolved(t, gw, "legacy")
 	if resp, body := f.do(t, "GET", "x", "/", nil, nil); resp.StatusCode != 502 || !strings.Contains(body, "upstream_tls") {
 		t.Errorf("after the CA changed GET = %d %s, want 502 upstream_tls", resp.StatusCode, body)
 	}
@@ -355,6 +368,7 @@ func TestTLSUpstreamClosedIdleConnection(t *testing.T) {
 backends: [{name: legacy, addresses: ["legacy.internal:%d"], protocol: https, tls: {caFile: %s}}]
 routes: [{name: r, backends: [{name: legacy}], retries: {attempts: 0}}]
 `, port, caFile), Options{LookupHost: legacyResolver})
+	resolved(t, f.gw, "legacy")
 	for i := range 3 {
 		if resp, body := f.do(t, "GET", "x", "/", nil, nil); resp.StatusCode != 200 {
 			t.Fatalf("GET %d = %d %s, want 200", i, resp.StatusCode, body)
