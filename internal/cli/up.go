@@ -202,7 +202,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	}
 	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
-	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
+	err = serveAll(ctx, server{srv: streamDraining{httpserver.NewH1(gw.Handler(), cfg.server, log), gw.DrainStreams}, ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
 	if err == nil {
 		fmt.Fprintln(g.env.Stdout, "flotilla up: stopped")
 	}
