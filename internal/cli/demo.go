@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -46,12 +47,16 @@ func runDemo(ctx context.Context, cfg demo.Config, podIP string, log *slog.Logge
 	svc.Start(ctx)
 	log.Info("demo listening", slog.String("addr", ln.Addr().String()), slog.String("version", cfg.Version))
 
-	srv := httpserver.New(svc.Handler(), cfg.Server, log)
+	srv := svc.NewServer(cfg.Server, log)
 	errc := make(chan error, 1)
-	go func() { errc <- httpserver.Serve(ctx, srv, ln, cfg.Server, svc.Probes().Drain) }()
+	go func() { errc <- httpserver.Serve(ctx, srv, ln, cfg.Server, svc.Drain) }()
 	select {
 	case err := <-errc:
-		return err
+		// Shutdown sent WebSocket connections their close frames; wait
+		// for the handshakes (a few seconds at most).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(err, svc.Close(cctx))
 	case <-svc.Died():
 		srv.Close() // a crash, on purpose: no drain
 		<-errc
