@@ -52,6 +52,8 @@ type Service struct {
 	// connections close with 1001, gRPC streams end with Unavailable.
 	stopping    context.Context
 	stopStreams context.CancelFunc
+	wsMu        sync.Mutex
+	wsClosed    bool           // Close has begun: no more wsConns.Add
 	wsConns     sync.WaitGroup // hijacked, so http.Server.Shutdown does not wait for them
 }
 
@@ -136,6 +138,9 @@ func (s *Service) Drain() {
 // handshakes; then it stops the gRPC server.
 func (s *Service) Close(ctx context.Context) error {
 	s.stopStreams()
+	s.wsMu.Lock()
+	s.wsClosed = true
+	s.wsMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wsConns.Wait(); close(done) }()
 	var err error

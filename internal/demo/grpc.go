@@ -173,9 +173,11 @@ func newGRPC(cfg Config, stopping context.Context) (*grpcEcho, error) {
 	return g, nil
 }
 
-// isGRPC reports whether r is a gRPC call: HTTP/2 with a gRPC content type.
+// isGRPC reports whether r is a gRPC call by its content type. One over
+// HTTP/1.1 goes to the gRPC server too, which answers 505 (gRPC needs
+// HTTP/2), clearer than the web routes' 404.
 func isGRPC(r *http.Request) bool {
-	return r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
 }
 
 // ServeHTTP serves one gRPC call from net/http's HTTP/2 server.

@@ -54,7 +54,10 @@ func (s *Service) wsEcho(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept wrote the 4xx, e.g. 426 to a plain GET, 403 to a foreign Origin
 	}
-	s.wsConns.Add(1)
+	if !s.addWSConn() {
+		c.Close(websocket.StatusGoingAway, wsReasonShutdown)
+		return
+	}
 	defer s.wsConns.Done()
 	c.SetReadLimit(MaxWSMessage)
 
@@ -135,4 +138,16 @@ func (s *Service) wsLimits(ctx context.Context, lastRead *atomic.Int64) string {
 			idleTimer.Reset(s.cfg.StreamIdleTimeout - since)
 		}
 	}
+}
+
+// addWSConn counts a connection for Close to wait for, unless Close has
+// begun (then the caller closes it at once).
+func (s *Service) addWSConn() bool {
+	s.wsMu.Lock()
+	defer s.wsMu.Unlock()
+	if s.wsClosed {
+		return false
+	}
+	s.wsConns.Add(1)
+	return true
 }
