@@ -21,8 +21,10 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Use:   "demo",
 		Short: "Run the URL-driven demo app (the talk's k8s-demo)",
 		Long: `Run the demo app: / shows a logo with the serving instance, /map lists
-every endpoint. The health-demo flags make probes fail or the process die on
-purpose, to watch Kubernetes react.`,
+every endpoint, /ws/echo echoes WebSocket messages, and the same port serves
+gRPC over h2c (health, flotilla.demo.v1.Echo, reflection). The health-demo
+flags make probes fail or the process die on purpose, to watch Kubernetes
+react.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Validate(); err != nil {
 				return usage(err)

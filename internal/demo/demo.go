@@ -312,7 +312,7 @@ var endpoints = []struct{ Path, What string }{
 	{"/status/{code}", "answers with that status (200-599)"},
 	{"/delay/{duration}", "answers after a delay: 2, 1.5 or 250ms (max 30s)"},
 	{"/ws/echo", "WebSocket echo: text and binary messages come back (max 64 KiB)"},
-	{"gRPC (h2c)", "grpc.health.v1.Health, flotilla.demo.v1.Echo (Echo, EchoStream), reflection"},
+	{"/flotilla.demo.v1.Echo/", "gRPC over h2c: Echo, EchoStream; also grpc.health.v1.Health and reflection"},
 	{"/healthz", "liveness"},
 	{"/readyz", "readiness; POST /readyz/disable and /readyz/enable switch it"},
 	{"/metrics", "Prometheus metrics"},
