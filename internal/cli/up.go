@@ -149,7 +149,8 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 			Registry: metrics.NewRegistry("counter"), Logger: log.With(slog.String("instance", name))})
 		services = append(services, &upService{name: name, handler: svc.Handler(), drain: svc.Probes().Drain})
 	}
-	dcfg := demo.Config{Instance: "demo-1", Version: buildinfo.Version(), DieMode: "exit"}
+	dcfg := demo.Config{Instance: "demo-1", Version: buildinfo.Version(), DieMode: "exit",
+		StreamIdleTimeout: demo.DefaultStreamIdleTimeout, StreamMaxLifetime: demo.DefaultStreamMaxLifetime}
 	dsvc := demo.New(demo.Options{Config: dcfg, Registry: metrics.NewRegistry("demo"), Logger: log.With(slog.String("instance", "demo-1")), PodIP: "127.0.0.1"})
 	services = append(services, &upService{name: "demo-1", handler: dsvc.Handler(), drain: dsvc.Probes().Drain})
 	index := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
