@@ -38,7 +38,7 @@ func TestBackendTLSValidation(t *testing.T) {
 		{"missing CA file", "    protocol: https\n    tls: {caFile: " + missing + "}\n", []string{"backends[0].tls.caFile: stat " + missing + ": no such file or directory"}},
 		{"empty CA file", "    protocol: https\n    tls: {caFile: " + empty + "}\n", []string{"backends[0].tls.caFile: no PEM certificate found"}},
 		{"malformed CA", "    protocol: https\n    tls: {caFile: " + garbage + "}\n", []string{"backends[0].tls.caFile: certificate 1: x509: "}},
-		{"a key as CA", "    protocol: https\n    tls: {caFile: " + keyAsCA + "}\n", []string{`backends[0].tls.caFile: PEM block 1 is a "EC PRIVATE KEY", want only CERTIFICATE blocks`}},
+		{"a key as CA", "    protocol: https\n    tls: {caFile: " + keyAsCA + "}\n", []string{`backends[0].tls.caFile: PEM block 1 is a "PRIVATE KEY", want only CERTIFICATE blocks`}},
 		{"cert without key", "    protocol: https\n    tls: {certFile: " + certFile + "}\n", []string{"backends[0].tls.keyFile: required with certFile"}},
 		{"key without cert", "    protocol: https\n    tls: {keyFile: " + keyFile + "}\n", []string{"backends[0].tls.certFile: required with keyFile"}},
 		{"missing cert file", "    protocol: https\n    tls: {certFile: " + missing + ", keyFile: " + keyFile + "}\n", []string{"backends[0].tls.certFile: stat " + missing}},
