@@ -388,7 +388,7 @@ func (cs collectors) Collect(ch chan<- prometheus.Metric) {
 // (over --max-conns or --max-conns-per-ip), by cap.
 func refusedMetric(srv *h1.Server) prometheus.Collector {
 	return refused{srv: srv, desc: prometheus.NewDesc("flotilla_gateway_connections_refused_total",
-		"Connections closed at accept because a connection cap was reached.", []string{"cap"}, nil)}
+		"Connections closed at accept, and HTTP/2 requests refused (503), because a connection cap was reached.", []string{"cap"}, nil)}
 }
 
 type refused struct {
