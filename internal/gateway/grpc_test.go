@@ -170,13 +170,14 @@ routes:
 	t.Run("grpc-timeout and the route timeout", func(t *testing.T) {
 		_, cc := serveH2(t, f.gw.Handler(), "h2c.test")
 		// The client allows an hour; the route 200ms: the upstream is
-		// told the shorter deadline and the gateway ends the call with
-		// DEADLINE_EXCEEDED when it passes.
+		// told the shorter deadline and the call ends DEADLINE_EXCEEDED
+		// when it passes, from the gateway or from the upstream, whichever
+		// notices first (both have the same deadline).
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 		defer cancel()
 		err := cc.Invoke(ctx, "/slow.Service/Wait", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
-		if s := status.Convert(err); s.Code() != codes.DeadlineExceeded || !strings.HasPrefix(s.Message(), "flotilla gateway: upstream_timeout") {
-			t.Errorf("Invoke = %v, want DeadlineExceeded from the gateway", err)
+		if s := status.Convert(err); s.Code() != codes.DeadlineExceeded {
+			t.Errorf("Invoke = %v, want DeadlineExceeded", err)
 		}
 		h2c.mu.Lock()
 		left := h2c.left
