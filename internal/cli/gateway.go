@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 	"github.com/flotilla-dev/flotilla/internal/memlimit"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
+	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
 // gatewayConfig is the gateway's start-up configuration; routing lives in
@@ -36,6 +38,7 @@ import (
 type gatewayConfig struct {
 	configPath   string
 	addr         string
+	tlsAddr      string
 	adminAddr    string
 	admin        adminFlags
 	accessLog    bool
@@ -52,6 +55,11 @@ func (c gatewayConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		errs = append(errs, flagenv.Errorf("addr", "want host:port or :port, got %q", c.addr))
+	}
+	if c.tlsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.tlsAddr); err != nil {
+			errs = append(errs, flagenv.Errorf("tls-addr", `want host:port, or "" for no HTTPS, got %q`, c.tlsAddr))
+		}
 	}
 	if c.adminAddr != "" {
 		if _, _, err := net.SplitHostPort(c.adminAddr); err != nil {
@@ -96,7 +104,8 @@ serving.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.configPath, "config", "", "routing config file (YAML, apiVersion flotilla.dev/v1alpha1)")
-	fs.StringVar(&cfg.addr, "addr", ":8080", "data-plane listen address")
+	fs.StringVar(&cfg.addr, "addr", ":8080", "data-plane listen address (HTTP/1.1, and HTTP/2 with prior knowledge)")
+	fs.StringVar(&cfg.tlsAddr, "tls-addr", "", `HTTPS listen address (HTTP/1.1 and HTTP/2), with the certificates of the config's tls section ("" = no HTTPS)`)
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:9901", `admin API listen address ("" disables it); it can change live weights, keep it private`)
 	fs.StringVar(&cfg.admin.tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (a mounted Secret); required unless --admin-addr is loopback. /healthz, /readyz and /metrics need none")
 	fs.StringSliceVar(&cfg.admin.hosts, "admin-hosts", nil, "host names the admin API accepts in the Host header besides IP addresses and localhost (DNS rebinding guard)")
@@ -129,13 +138,16 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
 	}
+	if cfg.tlsAddr != "" {
+		opts.TLS = newTLSStore(cfg.server, log)
+	}
 	gw, err := gateway.NewFromFile(opts)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
 
-	ln, err := httpserver.Listen(ctx, cfg.addr)
+	ln, err := listenData(ctx, cfg.addr, cfg.tlsAddr, opts.TLS)
 	if err != nil {
 		return err
 	}
@@ -155,6 +167,13 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 				log.Error("config watch stopped", slog.String("error", err.Error()))
 			}
 		})
+		if opts.TLS != nil {
+			wg.Go(func() {
+				if err := opts.TLS.Watch(ctx, 0); err != nil {
+					log.Error("TLS files watch stopped", slog.String("error", err.Error()))
+				}
+			})
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -180,9 +199,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()),
 			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof))
 	}
-	log.Info("gateway listening", slog.String("addr", ln.Addr().String()), slog.String("config", cfg.configPath))
+	log.Info("gateway listening", slog.String("addr", cfg.addr), slog.String("tls_addr", cfg.tlsAddr), slog.String("config", cfg.configPath))
 	data := httpserver.NewH1(gw.Handler(), cfg.server, log)
-	opts.Registry.MustRegister(refusedMetric(data))
+	opts.Registry.MustRegister(refusedMetric(data), edgeMetrics(data))
 	err = serveAll(ctx, server{srv: data, ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
 	cancel()
 	wg.Wait()
@@ -333,6 +352,36 @@ func loopbackAddr(addr string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
+// edgeMetrics counts failed TLS handshakes and, by kind, the HTTP/2
+// protocol errors clients caused (x/net/http2's names: resets over the
+// rapid-reset limit, CONTINUATION floods, bad frames...).
+func edgeMetrics(srv *h1.Server) prometheus.Collector {
+	h2 := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flotilla_gateway_http2_errors_total",
+		Help: "HTTP/2 protocol errors caused by clients, by kind."}, []string{"kind"})
+	if srv.H2 != nil {
+		srv.H2.CountError = func(kind string) { h2.WithLabelValues(kind).Inc() }
+	}
+	tls := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flotilla_gateway_tls_handshake_failures_total",
+		Help: "TLS handshakes that failed (no shared version or cipher, bad client certificate, timeout)."},
+		func() float64 { return float64(srv.TLSFailures()) })
+	return collectors{h2, tls}
+}
+
+// collectors is several collectors registered as one.
+type collectors []prometheus.Collector
+
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
+
 // refusedMetric counts the connections the data plane closed at accept
 // (over --max-conns or --max-conns-per-ip), by cap.
 func refusedMetric(srv *h1.Server) prometheus.Collector {
@@ -351,4 +400,38 @@ func (r refused) Collect(ch chan<- prometheus.Metric) {
 	total, perIP := r.srv.Refused()
 	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(total), "max_conns")
 	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(perIP), "max_conns_per_ip")
+}
+
+// newTLSStore is the HTTPS listener's certificate store, offering h2 in
+// ALPN only when HTTP/2 is on.
+func newTLSStore(o httpserver.Options, log *slog.Logger) *tlsconf.Store {
+	s := &tlsconf.Store{Log: log}
+	if o.Edge.HTTP2 != nil && !*o.Edge.HTTP2 {
+		s.NextProtos = []string{"http/1.1"}
+	}
+	return s
+}
+
+// listenData opens the data plane's clear-text port and, when tlsAddr is
+// set, its HTTPS port, merged into one listener for one server.
+func listenData(ctx context.Context, addr, tlsAddr string, store *tlsconf.Store) (net.Listener, error) {
+	ln, err := httpserver.Listen(ctx, addr)
+	if err != nil || tlsAddr == "" {
+		return ln, err
+	}
+	tln, err := httpserver.Listen(ctx, tlsAddr)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return httpserver.Merge(ln, tls.NewListener(tln, store.Config())), nil
+}
+
+// dataAddrs returns the addresses listenData's listener accepts on: the
+// clear-text port, then the HTTPS one if any.
+func dataAddrs(ln net.Listener) []net.Addr {
+	if m, ok := ln.(interface{ Addrs() []net.Addr }); ok {
+		return m.Addrs()
+	}
+	return []net.Addr{ln.Addr()}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 	"github.com/flotilla-dev/flotilla/internal/probe"
+	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
 // Options are the gateway's start-up settings; the routing config is
@@ -65,6 +66,9 @@ type Options struct {
 	// Rand drives random balancing, P2C and mirror sampling (default
 	// rand.IntN); tests pass balance.Seeded.
 	Rand balance.IntN
+	// TLS, when set, serves the HTTPS listener: every config load loads
+	// its tls section into it, and fails when the files do not load.
+	TLS *tlsconf.Store
 }
 
 // Gateway is a running gateway. Its handler is Handler; its admin API is
@@ -336,6 +340,11 @@ func (g *Gateway) swap(cfg *config.Config) error {
 	table, err := route.Compile(cfg)
 	if err != nil {
 		return err
+	}
+	if g.opts.TLS != nil {
+		if err := g.opts.TLS.Load(cfg.TLS); err != nil {
+			return err
+		}
 	}
 	old := g.state.Load()
 	pools := map[string]*backend.Pool{}

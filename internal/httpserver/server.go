@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
@@ -74,6 +75,41 @@ type Edge struct {
 	// AllowUpgrades are the protocols a request may upgrade to (default
 	// websocket); other offers are removed.
 	AllowUpgrades []string
+
+	// HTTP2 serves HTTP/2 on the same ports: over TLS (ALPN "h2") and
+	// clear text with prior knowledge (h2c); default on.
+	HTTP2 *bool
+	// H2MaxStreams caps concurrent streams per HTTP/2 connection
+	// (default 100; nginx 128, Envoy 100); more are refused.
+	H2MaxStreams int
+	// H2StreamWindow and H2ConnWindow are the request body bytes the
+	// gateway buffers per stream and per connection before the client
+	// must wait (flow-control windows; default 256 KiB and 1 MiB).
+	H2StreamWindow, H2ConnWindow int
+}
+
+// h2 returns the HTTP/2 server for e's limits, nil when HTTP/2 is off.
+func (e Edge) h2(o Options) *http2.Server {
+	if e.HTTP2 != nil && !*e.HTTP2 {
+		return nil
+	}
+	return &http2.Server{
+		MaxConcurrentStreams:         uint32(limitOr(e.H2MaxStreams, 100)),
+		MaxUploadBufferPerStream:     int32(limitOr(e.H2StreamWindow, 256<<10)),
+		MaxUploadBufferPerConnection: int32(limitOr(e.H2ConnWindow, 1<<20)),
+		// The protocol's initial frame size: larger frames buy a proxy
+		// nothing, and clients assume this one until SETTINGS arrive.
+		MaxReadFrameSize: 16 << 10,
+		IdleTimeout:      o.IdleTimeout,
+		WriteByteTimeout: o.WriteTimeout,
+	}
+}
+
+func limitOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 func (o Options) withDefaults() Options {
@@ -132,6 +168,7 @@ func NewH1(h http.Handler, o Options, log *slog.Logger) *h1.Server {
 		MaxConns:           o.Edge.MaxConns,
 		MaxConnsPerIP:      o.Edge.MaxConnsPerIP,
 		AllowUpgrades:      o.Edge.AllowUpgrades,
+		H2:                 o.Edge.h2(o),
 	}
 }
 
@@ -231,6 +268,14 @@ func (o *Options) EdgeFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&e.MaxRequestsPerConn, "max-requests-per-conn", intDef(&e.MaxRequestsPerConn, 1000), "requests on one connection before it closes (-1: no limit)")
 	fs.IntVar(&e.MaxConns, "max-conns", intDef(&e.MaxConns, 4096), "open client connections; more are closed at accept (-1: no limit)")
 	fs.IntVar(&e.MaxConnsPerIP, "max-conns-per-ip", intDef(&e.MaxConnsPerIP, 1024), "open connections from one client IP address; more are closed at accept (-1: no limit)")
+	if e.HTTP2 == nil {
+		e.HTTP2 = new(bool)
+		*e.HTTP2 = true
+	}
+	fs.BoolVar(e.HTTP2, "http2", *e.HTTP2, "serve HTTP/2 too: over TLS (ALPN h2) and, on the clear-text port, with prior knowledge (h2c)")
+	fs.IntVar(&e.H2MaxStreams, "h2-max-streams", intDef(&e.H2MaxStreams, 100), "concurrent streams per HTTP/2 connection")
+	fs.IntVar(&e.H2StreamWindow, "h2-stream-window", intDef(&e.H2StreamWindow, 256<<10), "request body bytes buffered per HTTP/2 stream (flow-control window)")
+	fs.IntVar(&e.H2ConnWindow, "h2-conn-window", intDef(&e.H2ConnWindow, 1<<20), "request body bytes buffered per HTTP/2 connection (flow-control window)")
 	fs.StringSliceVar(&e.AllowUpgrades, "allow-upgrades", e.AllowUpgrades, "protocols a request may upgrade to (Upgrade header); other offers are removed (never h2c unless listed)")
 }
 
@@ -251,7 +296,8 @@ func (o Options) Validate() error {
 	if o.MaxHeaderBytes < 0 {
 		errs = append(errs, flagenv.Errorf("max-header-bytes", "must not be negative, got %d", o.MaxHeaderBytes))
 	}
-	for name, v := range map[string]int{"max-header-count": o.Edge.MaxHeaderCount, "max-uri-bytes": o.Edge.MaxURIBytes} {
+	for name, v := range map[string]int{"max-header-count": o.Edge.MaxHeaderCount, "max-uri-bytes": o.Edge.MaxURIBytes,
+		"h2-max-streams": o.Edge.H2MaxStreams} {
 		if v < 0 {
 			errs = append(errs, flagenv.Errorf(name, "must not be negative, got %d", v))
 		}
@@ -263,6 +309,16 @@ func (o Options) Validate() error {
 		if strings.EqualFold(p, "h2c") {
 			errs = append(errs, flagenv.Errorf("allow-upgrades", "h2c would let clients open a raw HTTP/2 tunnel to an upstream"))
 		}
+	}
+	for name, v := range map[string]int{"h2-stream-window": o.Edge.H2StreamWindow, "h2-conn-window": o.Edge.H2ConnWindow} {
+		// RFC 9113 §6.9.1: a window is at most 2^31-1; below 64 KiB a
+		// stream crawls.
+		if v != 0 && (v < 64<<10 || v > 1<<30) {
+			errs = append(errs, flagenv.Errorf(name, "want 65536..1073741824 bytes, got %d", v))
+		}
+	}
+	if o.Edge.H2ConnWindow != 0 && o.Edge.H2StreamWindow > o.Edge.H2ConnWindow {
+		errs = append(errs, flagenv.Errorf("h2-conn-window", "must be at least --h2-stream-window (%d), got %d", o.Edge.H2StreamWindow, o.Edge.H2ConnWindow))
 	}
 	if o.DrainDelay < 0 {
 		errs = append(errs, flagenv.Errorf("drain-delay", "must not be negative, got %s", o.DrainDelay))

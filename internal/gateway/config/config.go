@@ -25,6 +25,9 @@ type Config struct {
 	Defaults Defaults `yaml:"defaults" json:"defaults"`
 	// Backends are the named upstream groups routes send traffic to.
 	Backends []Backend `yaml:"backends" json:"backends"`
+	// TLS is the HTTPS listener's certificates and policy; required when
+	// the gateway runs with --tls-addr.
+	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
 	// Routes are matched by precedence (see Match), not by their order in
 	// the file; the order only breaks exact ties.
 	Routes []Route `yaml:"routes" json:"routes"`
@@ -194,6 +197,9 @@ type Route struct {
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// Retries overrides Defaults.Retries.
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
+	// HTTPSRedirect, when set, answers requests that came over clear text
+	// with a redirect to the same URL over HTTPS; HTTPS requests proceed.
+	HTTPSRedirect *HTTPSRedirect `yaml:"httpsRedirect" json:"httpsRedirect,omitempty"`
 	// MaxBodyBytes caps this route's request bodies below the gateway's
 	// --max-body-bytes; larger ones get 413 (default 0: the gateway's cap).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes" json:"maxBodyBytes,omitempty"`
@@ -293,6 +299,15 @@ type Redirect struct {
 	// Path replaces the whole path.
 	Path string `yaml:"path" json:"path,omitempty"`
 	// StatusCode is 301, 302 (default), 303, 307 or 308.
+	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
+}
+
+// HTTPSRedirect sends clear-text clients to HTTPS.
+type HTTPSRedirect struct {
+	// Port of the HTTPS URL (default 443, left out of the URL).
+	Port int `yaml:"port" json:"port,omitempty"`
+	// StatusCode is 301, 302, 307 or 308 (default 308: the method and
+	// body are kept).
 	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
 }
 

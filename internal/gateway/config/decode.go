@@ -119,6 +119,9 @@ func (c *Config) SetDefaults() {
 	}
 	c.Defaults.Retries.setDefaults()
 	c.Defaults.Paths.setDefaults()
+	if c.TLS != nil {
+		c.TLS.setDefaults()
+	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		if b.ResolveInterval == 0 {
@@ -189,6 +192,9 @@ func (c *Config) SetDefaults() {
 		}
 		if r.Redirect != nil && r.Redirect.StatusCode == 0 {
 			r.Redirect.StatusCode = 302
+		}
+		if r.HTTPSRedirect != nil && r.HTTPSRedirect.StatusCode == 0 {
+			r.HTTPSRedirect.StatusCode = 308
 		}
 		if r.Sticky != nil {
 			if r.Sticky.Cookie == "" {

@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 		c.Defaults.Retries.validate(&p, "defaults.retries")
 	}
 	c.Defaults.Paths.validate(&p, "defaults.paths")
+	if c.TLS != nil {
+		c.TLS.validate(&p, "tls")
+	}
 	backends := map[string]bool{}
 	for i, b := range c.Backends {
 		path := fmt.Sprintf("backends[%d]", i)
@@ -247,6 +250,17 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		}
 		if r.Redirect != nil && rw.Path != nil {
 			p.addf(path+".rewrite", "not used with redirect: set redirect.path")
+		}
+	}
+	if hr := r.HTTPSRedirect; hr != nil {
+		hp := path + ".httpsRedirect"
+		if hr.Port < 0 || hr.Port > 65535 {
+			p.addf(hp+".port", "must be 0..65535, got %d", hr.Port)
+		}
+		switch hr.StatusCode {
+		case 301, 302, 307, 308:
+		default:
+			p.addf(hp+".statusCode", "want 301, 302, 307 or 308, got %d", hr.StatusCode)
 		}
 	}
 	if rd := r.Redirect; rd != nil {

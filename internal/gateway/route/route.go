@@ -320,6 +320,9 @@ func compileRoute(rc *config.Route, index int) (*Route, error) {
 	}
 	r.reqOps = compileHeaderOps(rc.RequestHeaders)
 	r.respOps = compileHeaderOps(rc.ResponseHeaders)
+	if rc.HTTPSRedirect != nil {
+		r.Filters = append(r.Filters, r.httpsRedirectFilter)
+	}
 	if r.redirect != nil {
 		r.Filters = append(r.Filters, r.redirectFilter)
 	}
@@ -513,6 +516,28 @@ func (rt *Route) redirectFilter(w http.ResponseWriter, r *http.Request, req *Req
 	target, code := rt.Redirect(r, req)
 	w.Header()["X-Request-Id"] = []string{req.ID}
 	http.Redirect(w, r, target, code)
+	return true
+}
+
+// httpsRedirectFilter sends a request that came over clear text to the
+// same URL over HTTPS; an HTTPS request goes on.
+func (rt *Route) httpsRedirectFilter(w http.ResponseWriter, r *http.Request, req *Request) bool {
+	if req.Scheme == "https" {
+		return false
+	}
+	hr := rt.Config.HTTPSRedirect
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil { // no port
+		host = strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
+	}
+	if hr.Port != 0 && hr.Port != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(hr.Port))
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	u := url.URL{Scheme: "https", Host: host, Path: req.Path.Decoded(), RawPath: req.Path.Escaped, RawQuery: r.URL.RawQuery}
+	w.Header()["X-Request-Id"] = []string{req.ID}
+	http.Redirect(w, r, u.String(), hr.StatusCode)
 	return true
 }
 

@@ -31,13 +31,19 @@
 //     ErrNotSupported): the timeouts above stay;
 //   - no Content-Type sniffing: a response without one gets none (a proxy
 //     should not invent one);
-//   - HTTP/1.x only: no TLS, no h2c.
+//   - HTTP/2 is Go's own server (golang.org/x/net/http2), handed the
+//     connection when TLS negotiates "h2" (ALPN) or a clear-text
+//     connection starts with the HTTP/2 preface (prior knowledge h2c;
+//     an h2c Upgrade is refused, see AllowUpgrades), behind a filter
+//     that makes it answer malformed requests as RFC 9113 says
+//     (h2filter.go); the connection caps apply to it alike.
 package h1
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +59,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 )
 
 // ErrClientGone is the cause of a request's context when the client
@@ -122,6 +129,15 @@ type Server struct {
 	// removed before the handler sees the request (nil: websocket; empty:
 	// none).
 	AllowUpgrades []string
+	// H2, when set, serves HTTP/2: on TLS connections that negotiate
+	// "h2", and on clear-text ones that start with the HTTP/2 preface.
+	// Its limits are the HTTP/2 edge limits; a zero WriteByteTimeout
+	// takes WriteTimeout. Set it before Serve and leave it alone after.
+	H2 *http2.Server
+
+	h2Once      sync.Once
+	h2base      *http.Server
+	tlsFailures atomic.Uint64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -193,8 +209,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
+// TLSFailures reports the TLS handshakes that failed so far.
+func (s *Server) TLSFailures() uint64 { return s.tlsFailures.Load() }
+
 // Serve accepts connections on ln until Shutdown or Close, then returns
 // http.ErrServerClosed; any other accept error is returned as is.
+//
+// HTTPS is a listener from tls.NewListener: the handshake of each
+// *tls.Conn it accepts runs on the connection's goroutine, bounded by
+// ReadHeaderTimeout from accept; its config should offer "h2" in
+// NextProtos only when H2 is set.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -253,6 +277,11 @@ func isTemporary(err error) bool {
 // every connection to close or ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
+	if s.H2 != nil {
+		// GOAWAY on every HTTP/2 connection: streams in flight finish,
+		// then the connections close.
+		s.h2Base().Shutdown(ctx)
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -295,7 +324,7 @@ func (s *Server) closeIdle() bool {
 	for c := range s.conns {
 		// A connection that has not sent its first request yet may be
 		// about to: as net/http, it gets 5 seconds.
-		if c.idle.Load() && (c.served.Load() || time.Since(c.accepted) > 5*time.Second) {
+		if !c.h2.Load() && c.idle.Load() && (c.served.Load() || time.Since(c.accepted) > 5*time.Second) {
 			c.nc.Close()
 		}
 	}
@@ -324,7 +353,11 @@ func (s *Server) admit(nc net.Conn) (ip netip.Addr, refused bool) {
 	if !refused {
 		return ip, false
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
 	nc.Close()
@@ -389,6 +422,8 @@ type conn struct {
 	nc         net.Conn
 	ip         netip.Addr
 	remoteAddr string
+	tls        *tls.ConnectionState // after the handshake
+	h2         atomic.Bool          // served by the HTTP/2 server
 	ctx        context.Context
 	cr         connReader
 	cw         connWriter
@@ -434,6 +469,24 @@ func (c *conn) serve() {
 		c.nc.Close()
 	}()
 	s := c.srv
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		if c.tls.NegotiatedProtocol == http2.NextProtoTLS && s.H2 != nil {
+			c.serveH2()
+			return
+		}
+	} else if s.H2 != nil {
+		c.nc.SetReadDeadline(c.accepted.Add(min(s.readHeaderTimeout(), s.firstByteTimeout())))
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if c.prefaceAhead() {
+			c.serveH2()
+			return
+		}
+	}
 	for first := true; ; first = false {
 		// The header limit counts from the first byte read for this
 		// request (bytes of it already buffered are not counted).
@@ -605,7 +658,7 @@ func (c *conn) reject(err error) {
 	case errors.As(err, &se):
 	case isUnsupportedTE(err):
 		se = statusError{http.StatusNotImplemented, "unsupported transfer encoding"}
-	case isCommonNetReadError(err):
+	case isCommonNetReadError(err), errors.Is(err, errNotHTTP1):
 		return
 	default:
 		se = statusError{http.StatusBadRequest, badRequestText(err)}
@@ -652,6 +705,7 @@ func (c *conn) serveRequest(req *http.Request) (keep bool) {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	req = req.WithContext(ctx)
 	req.RemoteAddr = c.remoteAddr
+	req.TLS = c.tls
 	w := &response{c: c, req: req, header: make(http.Header, 8)}
 	c.mu.Lock()
 	c.gen++

@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -26,6 +27,27 @@ type head struct {
 	chunked bool   // Transfer-Encoding: chunked (the only one accepted)
 }
 
+// errNotHTTP1 is, on a port that speaks HTTP/2 too, a request line
+// without an HTTP version: neither HTTP/1.x (0.9 is not served) nor the
+// HTTP/2 preface, so most likely a broken preface, which RFC 9113 §3.4
+// makes a connection error. An HTTP/1.1 400 would be garbage to such a
+// client: the connection is closed without an answer.
+var errNotHTTP1 = errors.New("request line without an HTTP version")
+
+// hasVersion reports whether a request line names an HTTP version
+// anywhere (its end, when well formed), in any case.
+func hasVersion(line []byte) bool {
+	if len(line) >= 8 && hasPrefixFold(line[len(line)-8:], "http/") {
+		return true
+	}
+	for j := range line {
+		if hasPrefixFold(line[j:], "http/") {
+			return true
+		}
+	}
+	return false
+}
+
 func bad(text string) error { return statusError{http.StatusBadRequest, text} }
 
 // scanHead checks a header block (request line through the empty line
@@ -38,6 +60,9 @@ func (s *Server) scanHead(block []byte) (head, error) {
 	}
 	if i == 0 || block[i-1] != '\r' {
 		return h, bad("request line not ended by CRLF")
+	}
+	if s.H2 != nil && i > 1 && !hasVersion(block[:i-1]) {
+		return h, errNotHTTP1
 	}
 	http10, err := s.scanRequestLine(block[:i-1])
 	if err != nil {
