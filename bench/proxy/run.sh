@@ -328,7 +328,8 @@ run_protos() { # protos name port cmd...
 gw_flags=(gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn)
 gw_tls_flags=(gateway --config "$work/gateway-tls.yaml" --addr 127.0.0.1:18081 --tls-addr 127.0.0.1:18441 --admin-addr "${TLS_ADMIN_ADDR:-}" --access-log=false --watch=false --log-level warn)
 for round in $(seq "$ROUNDS"); do
-  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS" >&2
+  # The load average tells how much else the machine was doing.
+  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   want direct && { echo "running direct" >&2; measure direct h1 18080 ""; }
   want flotilla && run flotilla 18081 "$work/flotilla" "${gw_flags[@]}"
   want flotilla-base && [ -n "$BASE" ] && run flotilla-base 18081 "$work/flotilla-base" "${gw_flags[@]}"
