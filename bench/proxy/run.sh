@@ -2,6 +2,10 @@
 # Side-by-side proxy benchmark on loopback: the same backend and the same
 # load tool, direct and through flotilla gateway, nginx, HAProxy, Caddy and
 # Traefik. Prints requests/s, p50, p99, ratios and proxy CPU per request.
+# The *-tls targets (flotilla, nginx, Caddy) add two rows each: HTTP/1.1
+# over TLS (wrk, CONNECTIONS connections) and HTTP/2 over TLS (h2load,
+# H2_CONNECTIONS connections × H2_STREAMS concurrent streams), with a
+# throwaway ECDSA P-256 CA and localhost certificate made for the run.
 #
 #   bench/proxy/run.sh            (make bench-proxy)
 #
@@ -13,7 +17,8 @@
 #
 # Environment: DURATION (10s), CONNECTIONS (32), WARMUP (2s), LOAD_CPU,
 # PROXY_CPU, ONLY (space-separated subset of: direct flotilla flotilla-log
-# flotilla-base nginx haproxy caddy traefik), CADDY_VERSION, TRAEFIK_VERSION,
+# flotilla-base nginx haproxy caddy traefik flotilla-tls nginx-tls
+# caddy-tls), H2_CONNECTIONS (8), H2_STREAMS (4), CADDY_VERSION, TRAEFIK_VERSION,
 # GO_PROXIES=0 to skip building Caddy and Traefik, ROUNDS (1): run the whole
 # set this many times, interleaved, so that a drift of the machine's speed
 # hits every target alike. BASE=<git revision> adds the row flotilla-base:
@@ -26,7 +31,9 @@ CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2s}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
-ONLY=${ONLY:-direct flotilla flotilla-log nginx haproxy caddy traefik}
+H2_CONNECTIONS=${H2_CONNECTIONS:-8}
+H2_STREAMS=${H2_STREAMS:-4}
+ONLY=${ONLY:-direct flotilla flotilla-log nginx haproxy caddy traefik flotilla-tls nginx-tls caddy-tls}
 ROUNDS=${ROUNDS:-1}
 BASE=${BASE:-}
 [ -n "$BASE" ] && [[ " $ONLY " != *" flotilla-base "* ]] && ONLY="$ONLY flotilla-base"
@@ -35,7 +42,7 @@ TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.13}
 GO_PROXIES=${GO_PROXIES:-1}
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/flotilla-bench/bin
 
-hack/ensure-packages.sh wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux
+hack/ensure-packages.sh wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux h2load:nghttp2-client openssl:openssl
 
 work=$(mktemp -d)
 pids=()
@@ -80,7 +87,7 @@ gotool() { # name module version package
   [ -x "$bin" ] && echo "$bin"
 }
 caddy=""; traefik=""
-want caddy && caddy=$(gotool caddy github.com/caddyserver/caddy/v2 "$CADDY_VERSION" cmd/caddy || true)
+{ want caddy || want caddy-tls; } && caddy=$(gotool caddy github.com/caddyserver/caddy/v2 "$CADDY_VERSION" cmd/caddy || true)
 want traefik && traefik=$(gotool traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" cmd/traefik || true)
 
 BACKEND=127.0.0.1:18080
@@ -152,6 +159,81 @@ http:
         servers: [{url: "http://$BACKEND"}]
 CONF
 
+# TLS: a throwaway CA and a server certificate for localhost and 127.0.0.1,
+# both ECDSA P-256, made for this run only. All three servers speak TLS 1.3
+# with TLS_AES_128_GCM_SHA256 and X25519 here (nginx 1.22 defaults to TLS
+# 1.2 and OpenSSL clients ask for AES-256 first, so its config names the
+# protocols and prefers AES-128 like Go's servers do). Session resumption is
+# left at each server's default (tickets on); it is never exercised: wrk and
+# h2load keep their connections for the whole run (nginx's
+# keepalive_requests is raised so it does not close them every 1000
+# requests), so every run has exactly CONNECTIONS or H2_CONNECTIONS full
+# handshakes.
+TLS_TARGETS=0
+for t in flotilla-tls nginx-tls caddy-tls; do want "$t" && TLS_TARGETS=1; done
+if [ "$TLS_TARGETS" = 1 ]; then
+  (
+    cd "$work"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -keyout ca.key -out ca.crt -subj /CN=flotilla-bench-ca \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout tls.key -out tls.csr -subj /CN=localhost
+    printf '%s\n' subjectAltName=DNS:localhost,IP:127.0.0.1 extendedKeyUsage=serverAuth \
+      basicConstraints=CA:FALSE keyUsage=critical,digitalSignature >tls.ext
+    openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile tls.ext -out tls.crt
+  ) >"$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2; exit 1; }
+fi
+cat >"$work/gateway-tls.yaml" <<YAML
+apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+tls:
+  certificates: [{certFile: $work/tls.crt, keyFile: $work/tls.key}]
+backends: [{name: backend, addresses: ["$BACKEND"]}]
+routes: [{name: all, backends: [{name: backend}]}]
+YAML
+cat >"$work/nginx-tls.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  upstream backend { server $BACKEND; keepalive 128; }
+  server {
+    listen 127.0.0.1:18442 ssl http2;
+    ssl_certificate $work/tls.crt;
+    ssl_certificate_key $work/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+cat >"$work/Caddyfile-tls" <<CONF
+{
+  admin off
+  auto_https off
+  servers {
+    protocols h1 h2
+  }
+}
+https://127.0.0.1:18444 {
+  tls $work/tls.crt $work/tls.key
+  reverse_proxy $BACKEND
+}
+CONF
+
 # cpu_ticks PID: user+system clock ticks the process and its children
 # (nginx's worker) have used.
 cpu_ticks() {
@@ -162,80 +244,141 @@ cpu_ticks() {
   echo "$t"
 }
 
-wait_up() { # url
-  for _ in $(seq 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
+wait_up() { # url [pid]: gives up early if the proxy PID has exited
+  local ca=()
+  [[ $1 == https:* ]] && ca=(--cacert "$work/ca.crt")
+  for _ in $(seq 100); do
+    curl -fsS "${ca[@]}" -o /dev/null "$1" 2>/dev/null && return 0
+    [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && break
+    sleep 0.1
+  done
   echo "  $1 never answered" >&2; return 1
 }
 
-results=()
-# measure NAME PORT PID: PID is the proxy's (empty for direct).
-measure() {
-  local name=$1 url="http://127.0.0.1:$2/" pid=$3
-  wait_up "$url" || return 0
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
-  local t0=0 t1=0
-  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
-  local out
-  out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
-  [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
-  local rps p50 p99 reqs errs
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
-  local cpu="-"
-  if [ -n "$pid" ] && [ "$reqs" -gt 0 ]; then
-    cpu=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.0f", d / hz * 1e6 / n}')
+# load PROTO URL DURATION: runs the load tool for PROTO (h1 and tls-h1: wrk,
+# h2: h2load) and prints "req/s p50 p99 requests errors".
+load() {
+  local proto=$1 url=$2 d=$3 out
+  if [ "$proto" = h2 ]; then
+    rm -f "$work/h2load.log"
+    out=$(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D "$d" \
+      --log-file="$work/h2load.log" "$url" 2>&1) || true
+    # The log has one line per request: start, status, duration in µs.
+    local pct
+    pct=$(sort -n -k3,3 "$work/h2load.log" 2>/dev/null | awk '
+      function f(us) { return us < 1000 ? sprintf("%.2fus", us) : sprintf("%.2fms", us / 1000) }
+      {v[NR] = $3} END {if (NR) print f(v[int(NR * 0.5) + 1]), f(v[int(NR * 0.99) + 1]); else print "- -"}')
+    awk -v pct="$pct" '
+      /^finished in/ {rps = $4}
+      /^requests:/ {n = $8; if ($10 + $12 + $14) err = err sprintf("failed %d errored %d timeout %d ", $10, $12, $14)}
+      /^status codes:/ {if ($5 + $7 + $9) err = err sprintf("non-2xx %d ", $5 + $7 + $9)}
+      END {if (n == "") n = 0; printf "%s %s %s %s", rps == "" ? 0 : rps, pct, n, err}' <<<"$out"
+  else
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$d" --latency "$url")
+    awk '
+      /^Requests\/sec/ {rps = $2}
+      $1 == "50%" {p50 = $2}
+      $1 == "99%" {p99 = $2}
+      /requests in/ {n = $1}
+      /Non-2xx|Socket errors/ {err = err $0 " "}
+      END {printf "%s %s %s %s %s", rps, p50, p99, n, err}' <<<"$out"
   fi
-  results+=("${round:-1}|$name|$rps|$p50|$p99|$cpu|$errs")
-  echo "  $name: $rps req/s, p50 $p50, p99 $p99, proxy CPU ${cpu} µs/req ${errs}" >&2
 }
 
-run() { # name port cmd...
-  local name=$1 port=$2; shift 2
-  echo "running $name" >&2
+results=()
+# measure NAME PROTO PORT PID: PID is the proxy's (empty for direct).
+measure() {
+  local name=$1 proto=$2 port=$3 pid=$4 url
+  case $proto in
+  h1) url="http://127.0.0.1:$port/" ;;
+  *) url="https://127.0.0.1:$port/" ;;
+  esac
+  wait_up "$url" "$pid" || { tail -3 "$work/$name.out" >&2 2>/dev/null; return 0; }
+  load "$proto" "$url" "$WARMUP" >/dev/null
+  local t0=0 t1=0 out
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  out=$(load "$proto" "$url" "$DURATION")
+  [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+  local rps p50 p99 reqs errs
+  read -r rps p50 p99 reqs errs <<<"$out"
+  local cpu="-"
+  if [ -n "$pid" ] && [ "${reqs:-0}" -gt 0 ]; then
+    cpu=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$reqs" 'BEGIN {printf "%.0f", d / hz * 1e6 / n}')
+  fi
+  results+=("${round:-1}|$name|$proto|$rps|$p50|$p99|$cpu|$errs")
+  echo "  $name $proto: $rps req/s, p50 $p50, p99 $p99, proxy CPU ${cpu} µs/req ${errs}" >&2
+}
+
+# run NAME PORT cmd...: the clear-text HTTP/1.1 row of a proxy.
+# run_tls NAME PORT cmd...: its HTTP/1.1-over-TLS and HTTP/2-over-TLS rows,
+# both measured on one process.
+run() { run_protos h1 "$@"; }
+run_tls() { run_protos "tls-h1 h2" "$@"; }
+run_protos() { # protos name port cmd...
+  local protos=$1 name=$2 port=$3 proto; shift 3
+  echo "running $name ($protos)" >&2
   taskset -c "$PROXY_CPU" "$@" >"$work/$name.out" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  measure "$name" "$port" "$pid"
+  for proto in $protos; do measure "$name" "$proto" "$port" "$pid"; done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
 gw_flags=(gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn)
+gw_tls_flags=(gateway --config "$work/gateway-tls.yaml" --addr 127.0.0.1:18081 --tls-addr 127.0.0.1:18441 --admin-addr "${TLS_ADMIN_ADDR:-}" --access-log=false --watch=false --log-level warn)
 for round in $(seq "$ROUNDS"); do
-  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS" >&2
-  want direct && { echo "running direct" >&2; measure direct 18080 ""; }
+  # The load average tells how much else the machine was doing.
+  [ "$ROUNDS" -gt 1 ] && echo "round $round of $ROUNDS (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  want direct && { echo "running direct" >&2; measure direct h1 18080 ""; }
   want flotilla && run flotilla 18081 "$work/flotilla" "${gw_flags[@]}"
   want flotilla-base && [ -n "$BASE" ] && run flotilla-base 18081 "$work/flotilla-base" "${gw_flags[@]}"
   want flotilla-log && run flotilla-log 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:0 --access-log=true --watch=false --log-level warn
   want nginx && run nginx 18082 nginx -c "$work/nginx.conf" -p "$work"
   want haproxy && run haproxy 18083 haproxy -db -f "$work/haproxy.cfg"
-  [ -n "$caddy" ] && run caddy 18084 "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+  want caddy && [ -n "$caddy" ] && run caddy 18084 "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+  want flotilla-tls && run_tls flotilla 18441 "$work/flotilla" "${gw_tls_flags[@]}"
+  want nginx-tls && run_tls nginx 18442 nginx -c "$work/nginx-tls.conf" -p "$work"
+  want caddy-tls && [ -n "$caddy" ] && run_tls caddy 18444 "$caddy" run --config "$work/Caddyfile-tls" --adapter caddyfile
   [ -n "$traefik" ] && run traefik 18085 "$traefik" --entryPoints.web.address=127.0.0.1:18085 --providers.file.filename="$work/traefik-dynamic.yaml" --log.level=ERROR
 done
 
-# Table, with ratios against flotilla's bare figure of the same round; with
-# several rounds, then the median of each target over the rounds.
+# Table, with ratios against flotilla's bare figure of the same round and
+# protocol; with several rounds, then the median of each target over the
+# rounds, and the issue's targets on the TLS rows.
 echo
-echo "wrk -t1 -c$CONNECTIONS -d$DURATION on loopback; load on CPU $LOAD_CPU, proxy+backend on CPU $PROXY_CPU; $(nproc) CPUs; $ROUNDS round(s)"
-printf '%-5s %-14s %10s %9s %9s %12s %14s\n' round target "req/s" p50 p99 "vs flotilla" "proxy µs/req"
+echo "h1, tls-h1: wrk -t1 -c$CONNECTIONS -d$DURATION; h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS -D $DURATION (TLS 1.3, ALPN h2)"
+echo "loopback; load on CPU $LOAD_CPU, proxy+backend on CPU $PROXY_CPU; $(nproc) CPUs; $ROUNDS round(s)"
+printf '%-5s %-14s %-6s %10s %9s %9s %12s %14s\n' round target proto "req/s" p50 p99 "vs flotilla" "proxy µs/req"
 for r in "${results[@]}"; do
-  IFS='|' read -r rnd name rps p50 p99 cpu errs <<<"$r"
-  base=$(printf '%s\n' "${results[@]}" | awk -F'|' -v r="$rnd" '$1==r && $2=="flotilla" {print $3}')
+  IFS='|' read -r rnd name proto rps p50 p99 cpu errs <<<"$r"
+  base=$(printf '%s\n' "${results[@]}" | awk -F'|' -v r="$rnd" -v p="$proto" '$1==r && $2=="flotilla" && $3==p {print $4}')
   ratio="-"
   [ -n "$base" ] && ratio=$(awk -v a="$rps" -v b="$base" 'BEGIN {printf "%.2fx", a / b}')
-  printf '%-5s %-14s %10s %9s %9s %12s %14s %s\n' "$rnd" "$name" "$rps" "$p50" "$p99" "$ratio" "$cpu" "$errs"
+  printf '%-5s %-14s %-6s %10s %9s %9s %12s %14s %s\n' "$rnd" "$name" "$proto" "$rps" "$p50" "$p99" "$ratio" "$cpu" "$errs"
 done
+median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+# stat NAME PROTO FIELD: the median over the rounds of a field (4 req/s, 7 µs/req).
+stat() { printf '%s\n' "${results[@]}" | awk -F'|' -v n="$1" -v p="$2" -v f="$3" '$2==n && $3==p && $f!="-" && $f!="" {print $f}' | median; }
 if [ "$ROUNDS" -gt 1 ]; then
   echo
   echo "median over $ROUNDS rounds"
-  printf '%-14s %10s %14s\n' target "req/s" "proxy µs/req"
-  median() { sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-  for name in $(printf '%s\n' "${results[@]}" | awk -F'|' '!seen[$2]++ {print $2}'); do
-    rps=$(printf '%s\n' "${results[@]}" | awk -F'|' -v n="$name" '$2==n {print $3}' | median)
-    cpu=$(printf '%s\n' "${results[@]}" | awk -F'|' -v n="$name" '$2==n && $6!="-" {print $6}' | median)
-    printf '%-14s %10s %14s\n' "$name" "$rps" "$cpu"
+  printf '%-14s %-6s %10s %14s\n' target proto "req/s" "proxy µs/req"
+  printf '%s\n' "${results[@]}" | awk -F'|' '!seen[$2 "|" $3]++ {print $2, $3}' | while read -r name proto; do
+    printf '%-14s %-6s %10s %14s\n' "$name" "$proto" "$(stat "$name" "$proto" 4)" "$(stat "$name" "$proto" 7)"
+  done
+fi
+# Issue 12's targets on each TLS row: flotilla's CPU per request within 2x
+# nginx's, and flotilla's throughput at least Caddy's (medians if ROUNDS>1).
+if want flotilla-tls; then
+  echo
+  echo "targets (median of $ROUNDS round(s))"
+  [ -z "$(stat flotilla tls-h1 4 | grep -v '^-$')" ] && echo "no flotilla TLS rows (does this gateway have --tls-addr?)"
+  for proto in tls-h1 h2; do
+    fc=$(stat flotilla "$proto" 7) nc=$(stat nginx "$proto" 7) fr=$(stat flotilla "$proto" 4) cr=$(stat caddy "$proto" 4)
+    awk -v p="$proto" -v fc="$fc" -v nc="$nc" -v fr="$fr" -v cr="$cr" 'BEGIN {
+      if (fc != "-" && nc != "-" && fc != "" && nc != "") { r = fc / nc; printf "%-6s flotilla CPU/req / nginx %.2fx (target <= 2): %s\n", p, r, (r <= 2 ? "met" : "MISSED") }
+      if (fr != "-" && cr != "-" && fr != "" && cr != "") { r = fr / cr; printf "%-6s flotilla req/s / Caddy %.2fx (target >= 1): %s\n", p, r, (r >= 1 ? "met" : "MISSED") }
+    }'
   done
 fi
