@@ -50,7 +50,7 @@ bench-counter: ## wrk side by side: counter + redis-server vs a minimal Go serve
 	bench/counter/run.sh
 
 .PHONY: bench-proxy
-bench-proxy: ## side-by-side proxy benchmark: direct, gateway, nginx, HAProxy, Caddy, Traefik (bench/proxy/run.sh)
+bench-proxy: ## side-by-side proxy benchmark: direct, gateway, nginx, HAProxy, Caddy; clear text, TLS and HTTP/2 (bench/proxy/run.sh)
 	bench/proxy/run.sh
 
 .PHONY: bench-load
