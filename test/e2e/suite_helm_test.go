@@ -5,7 +5,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,5 +85,35 @@ func TestHelm(t *testing.T) {
 			t.Errorf("%s: value=%d after value=%d, want more", u.url, n, prev)
 		}
 		prev = n
+	}
+
+	// HTTPS (values-local.yaml: gateway.tls.enabled) with the chart's
+	// generated certificate, trusting only the CA the chart put next to it.
+	caB64 := c.must(t, "", "get", "secret", "-n", ns, "flotilla-gateway-tls", "-o", `jsonpath={.data.ca\.crt}`)
+	caPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(caB64))
+	block, _ := pem.Decode(caPEM)
+	if err != nil || block == nil {
+		t.Fatalf("Secret flotilla-gateway-tls key ca.crt: %v, %q", err, caB64)
+	}
+	caCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &testCA{cert: caCert, pool: x509.NewCertPool()}
+	ca.pool.AddCert(caCert)
+	gwTLS := fmt.Sprintf("https://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 443))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, gwTLS+"/counter", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := do(h2Client(ca), req)
+	if err != nil {
+		t.Fatalf("GET %s/counter: %v", gwTLS, err)
+	}
+	if _, n := counterAnswer(t, "HTTPS "+gwTLS+"/counter", r, pods); n <= prev || r.ProtoMajor != 2 {
+		t.Errorf("HTTPS %s/counter: HTTP/%d, value=%d after value=%d; want HTTP/2 and more", gwTLS, r.ProtoMajor, n, prev)
+	}
+	if err := verified(r, ca); err != nil {
+		t.Errorf("HTTPS %s/counter: %v", gwTLS, err)
 	}
 }
