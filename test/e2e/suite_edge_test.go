@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -172,6 +173,9 @@ func echoWebSocket(ctx context.Context, url string, opts *websocket.DialOptions)
 // the test's CA) and over clear text (HTTP/2 with prior knowledge); the
 // gateway speaks h2c to the demo.
 func testGRPC(t *testing.T, s *system) {
+	// demo-grpc is the demo's pods again, checked over h2c: every gateway
+	// replica must have them before a call may count.
+	s.waitGateway(t, "demo-grpc", "app.kubernetes.io/name=demo")
 	demoPods := s.podNames(t, s.ns, "app.kubernetes.io/name=demo")
 	for _, c := range []struct {
 		name, target string
@@ -204,6 +208,28 @@ func testGRPC(t *testing.T, s *system) {
 			in, out := wrapperspb.String("hello flotilla "+c.name), new(wrapperspb.StringValue)
 			if err := conn.Invoke(ctx, "/flotilla.demo.v1.Echo/Echo", in, out); err != nil || out.GetValue() != in.GetValue() {
 				t.Errorf("Echo/Echo(%q) = %q, %v; want the same message", in.GetValue(), out.GetValue(), err)
+			}
+			// A bidirectional stream: each message comes back, then the
+			// demo ends the call with status OK in its trailers.
+			stream, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: "EchoStream", ServerStreams: true, ClientStreams: true}, "/flotilla.demo.v1.Echo/EchoStream")
+			if err != nil {
+				t.Fatalf("EchoStream: %v", err)
+			}
+			for i := range 3 {
+				msg := wrapperspb.String(fmt.Sprintf("message %d over %s", i, c.name))
+				got := new(wrapperspb.StringValue)
+				if err := stream.SendMsg(msg); err != nil {
+					t.Fatalf("EchoStream send %d: %v", i, err)
+				}
+				if err := stream.RecvMsg(got); err != nil || got.GetValue() != msg.GetValue() {
+					t.Fatalf("EchoStream receive %d = %q, %v; want %q", i, got.GetValue(), err, msg.GetValue())
+				}
+			}
+			if err := stream.CloseSend(); err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.RecvMsg(new(wrapperspb.StringValue)); err != io.EOF {
+				t.Errorf("EchoStream after CloseSend: %v, want io.EOF (status OK)", err)
 			}
 			// The demo's own error, its status and trailers intact through
 			// the gateway; and a service no route sends on.
