@@ -16,6 +16,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // helmModule is Helm from the Go module proxy, as the Makefile's HELM.
@@ -115,5 +119,18 @@ func TestHelm(t *testing.T) {
 	}
 	if err := verified(r, ca); err != nil {
 		t.Errorf("HTTPS %s/counter: %v", gwTLS, err)
+	}
+
+	// The chart's gRPC routes: the demo's health service over HTTPS.
+	s.waitGateway(t, "demo-grpc", "app.kubernetes.io/name=demo")
+	conn, err := grpc.NewClient(strings.TrimPrefix(gwTLS, "https://"), grpc.WithTransportCredentials(credentials.NewTLS(ca.tlsConfig())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC Health/Check through %s: %v, %v; want SERVING", gwTLS, res.GetStatus(), err)
 	}
 }
