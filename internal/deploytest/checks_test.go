@@ -650,6 +650,7 @@ func checkGatewayTLS(objs []object, w workload, c corev1.Container, cfg *gwconfi
 	if a := cfg.TLS.ClientAuth; a != nil {
 		files = append(files, a.CAFile)
 	}
+	wrongType := map[string]bool{} // reported once per Secret
 	for _, file := range files {
 		dir, base := path.Split(file)
 		var mount *corev1.VolumeMount
@@ -688,7 +689,8 @@ func checkGatewayTLS(objs []object, w workload, c corev1.Container, cfg *gwconfi
 		if sec == nil {
 			continue // the user's (kubectl create secret tls), by name
 		}
-		if sec.Type != corev1.SecretTypeTLS {
+		if sec.Type != corev1.SecretTypeTLS && !wrongType[sec.Name] {
+			wrongType[sec.Name] = true
 			fail(w.obj, "TLS Secret %s is of type %q, want %q", sec.Name, sec.Type, corev1.SecretTypeTLS)
 		}
 		if _, ok := sec.Data[key]; !ok {
