@@ -57,8 +57,12 @@ bench-proxy: ## side-by-side proxy benchmark: direct, gateway, nginx, HAProxy, C
 bench-load: ## flotilla load side by side with wrk (bench/load/compare.sh)
 	bench/load/compare.sh
 
+.PHONY: h2spec
+h2spec: ## HTTP/2 conformance (h2spec, 145 cases) against the gateway over TLS and h2c
+	hack/h2spec.sh
+
 .PHONY: ci
-ci: lint test ## what CI runs
+ci: lint test h2spec ## what CI runs
 
 .PHONY: clean
 clean: ## remove build outputs

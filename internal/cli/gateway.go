@@ -1,5 +1,7 @@
 package cli
 
+//lint:file-ignore SA1019 see internal/httpserver/h1/h2.go: the gateway's HTTP/2 server is x/net/http2's
+
 import (
 	"context"
 	"crypto/tls"
@@ -425,4 +427,13 @@ func listenData(ctx context.Context, addr, tlsAddr string, store *tlsconf.Store)
 		return nil, err
 	}
 	return httpserver.Merge(ln, tls.NewListener(tln, store.Config())), nil
+}
+
+// dataAddrs returns the addresses listenData's listener accepts on: the
+// clear-text port, then the HTTPS one if any.
+func dataAddrs(ln net.Listener) []net.Addr {
+	if m, ok := ln.(interface{ Addrs() []net.Addr }); ok {
+		return m.Addrs()
+	}
+	return []net.Addr{ln.Addr()}
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,10 +24,14 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
+	"github.com/flotilla-dev/flotilla/internal/pki"
+	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
 type upConfig struct {
 	addr      string
+	tlsAddr   string
+	tlsDir    string
 	adminAddr string
 	counters  int
 	versions  []string
@@ -41,6 +47,14 @@ func (c upConfig) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.adminAddr); err != nil {
 		errs = append(errs, flagenv.Errorf("admin-addr", "want host:port, got %q", c.adminAddr))
+	}
+	if c.tlsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.tlsAddr); err != nil {
+			errs = append(errs, flagenv.Errorf("tls-addr", `want host:port, or "" for no HTTPS, got %q`, c.tlsAddr))
+		}
+		if c.tlsDir == "" {
+			errs = append(errs, flagenv.Errorf("tls-dir", "no directory for the local CA: set it, or $XDG_CONFIG_HOME or $HOME"))
+		}
 	}
 	if c.counters < 1 || c.counters > 16 {
 		errs = append(errs, flagenv.Errorf("counters", "must be 1..16, got %d", c.counters))
@@ -76,6 +90,8 @@ both, and the talk's Ingress hosts work too (Host: flaskapp.test, path
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.addr, "addr", ":8080", "entry address (the gateway)")
+	fs.StringVar(&cfg.tlsAddr, "tls-addr", ":8443", `HTTPS entry address, with a local CA's certificate for localhost ("" = no HTTPS)`)
+	fs.StringVar(&cfg.tlsDir, "tls-dir", defaultTLSDir(), "where the local CA and the localhost certificate are kept (the CA is made on first run)")
 	fs.StringVar(&cfg.adminAddr, "admin-addr", "127.0.0.1:0", "gateway admin API address (port 0: any free port)")
 	fs.IntVar(&cfg.counters, "counters", 2, "number of counter replicas")
 	fs.StringSliceVar(&cfg.versions, "counter-versions", []string{buildinfo.Version()}, "versions the counters claim, in turn (v1,v2: counter-1 v1, counter-2 v2), to watch a split with flotilla load")
@@ -95,31 +111,41 @@ type upService struct {
 
 func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	log := g.logger().With(slog.String("component", "up"))
-	entry, err := httpserver.Listen(ctx, cfg.addr)
+	var tlsFiles *config.TLS
+	var store *tlsconf.Store
+	if cfg.tlsAddr != "" {
+		var err error
+		if tlsFiles, err = localCertificate(cfg.tlsDir); err != nil {
+			return err
+		}
+		store = newTLSStore(cfg.server, log)
+	}
+	entry, err := listenData(ctx, cfg.addr, cfg.tlsAddr, store)
 	if err != nil {
 		return err
 	}
 	defer entry.Close()
+	addrs := dataAddrs(entry)
 	adminLn, err := httpserver.Listen(ctx, cfg.adminAddr)
 	if err != nil {
 		return err
 	}
 	defer adminLn.Close()
 
-	var store counter.Store = &counter.Memory{}
+	var countStore counter.Store = &counter.Memory{}
 	if cfg.redis.Addr != "" {
 		ropts, err := cfg.redis.Options()
 		if err != nil {
 			return err
 		}
-		store = counter.NewRedis(ropts)
+		countStore = counter.NewRedis(ropts)
 	}
-	defer store.Close()
+	defer countStore.Close()
 
 	var services []*upService
 	for i := 1; i <= cfg.counters; i++ {
 		name := fmt.Sprintf("counter-%d", i)
-		svc := counter.New(counter.Options{Instance: name, Version: cfg.versions[(i-1)%len(cfg.versions)], Store: store,
+		svc := counter.New(counter.Options{Instance: name, Version: cfg.versions[(i-1)%len(cfg.versions)], Store: countStore,
 			Registry: metrics.NewRegistry("counter"), Logger: log.With(slog.String("instance", name))})
 		services = append(services, &upService{name: name, handler: svc.Handler(), drain: svc.Probes().Drain})
 	}
@@ -140,19 +166,19 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 			}
 		}
 	}()
-	addrs := map[string][]string{} // backend name → addresses
+	backends := map[string][]string{} // backend name → addresses
 	for _, s := range services {
 		if s.ln, err = httpserver.Listen(ctx, "127.0.0.1:0"); err != nil {
 			return err
 		}
 		group, _, _ := strings.Cut(s.name, "-")
-		addrs[group] = append(addrs[group], s.ln.Addr().String())
+		backends[group] = append(backends[group], s.ln.Addr().String())
 	}
-	gwOpts := gateway.Options{Logger: g.logger().With(slog.String("component", "gateway")), Registry: metrics.NewRegistry("gateway")}
+	gwOpts := gateway.Options{Logger: g.logger().With(slog.String("component", "gateway")), Registry: metrics.NewRegistry("gateway"), TLS: store}
 	if cfg.accessLog {
 		gwOpts.AccessLog = g.env.Stdout
 	}
-	gw, err := gateway.New(upRoutes(addrs), gwOpts)
+	gw, err := gateway.New(upRoutes(backends, tlsFiles), gwOpts)
 	if err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
@@ -166,10 +192,14 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	}
 	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{}), cfg.server, log), ln: adminLn, opts: cfg.server})
 
-	base := "http://" + displayAddr(entry.Addr())
-	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, store)
+	base := "http://" + displayAddr(addrs[0])
+	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, countStore)
 	fmt.Fprintf(g.env.Stdout, "  counter  %s/counter\n  demo     %s/demo\n  index    %s/\n", base, base, base)
 	fmt.Fprintf(g.env.Stdout, "  talk     curl -H 'Host: flaskapp.test' %s/flask\n           curl -H 'Host: minikube.test' %s/\n", base, base)
+	if tlsFiles != nil {
+		ca := filepath.Join(cfg.tlsDir, "ca.crt")
+		fmt.Fprintf(g.env.Stdout, "  https    https://%s/ (HTTP/2; local CA %s: curl --cacert %s)\n", displayAddr(addrs[1]), ca, ca)
+	}
 	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
 	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
@@ -181,7 +211,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 
 // upRoutes is the gateway config of `flotilla up`: the entry paths, and the
 // talk's Ingress as in examples/gateway/talk.yaml.
-func upRoutes(addrs map[string][]string) *config.Config {
+func upRoutes(addrs map[string][]string, tls *config.TLS) *config.Config {
 	check := &config.HealthCheck{Path: "/readyz", Interval: time.Second}
 	backend := func(name string) config.Backend {
 		return config.Backend{Name: name, Addresses: addrs[name], HealthCheck: check}
@@ -213,6 +243,7 @@ func upRoutes(addrs map[string][]string) *config.Config {
 			{Name: "minikube-private", Match: config.Match{Hosts: []string{"minikube.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/" + private}}, DirectResponse: notFound},
 		},
 	}
+	c.TLS = tls
 	c.SetDefaults()
 	return c
 }
@@ -234,3 +265,47 @@ var upIndex = template.Must(template.New("up").Parse(`<!doctype html>
 <li><a href="/demo">/demo</a> — the demo app (<a href="/demo/map">endpoints</a>)</li></ul>
 </body></html>
 `))
+
+// defaultTLSDir is where `flotilla up` keeps its local CA: the user's
+// config directory ($XDG_CONFIG_HOME/flotilla/tls, ~/.config/flotilla/tls).
+func defaultTLSDir() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "flotilla", "tls")
+}
+
+// localCertificate makes, on first run, a local CA in dir (ca.crt, and
+// ca.key readable by the user only), and on every run a fresh localhost
+// certificate signed by it, as Caddy's local HTTPS does: trust ca.crt
+// once and https://localhost verifies.
+func localCertificate(dir string) (*config.TLS, error) {
+	caCert, caKey := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	ca, err := pki.LoadCA(caCert, caKey)
+	if errors.Is(err, os.ErrNotExist) {
+		if ca, err = pki.NewCA("Flotilla Local CA"); err == nil {
+			var key []byte
+			if key, err = ca.KeyPEM(); err == nil {
+				if err = pki.WriteFile(caKey, key, 0o600); err == nil {
+					err = pki.WriteFile(caCert, ca.PEM, 0o644)
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local CA in %s: %w (remove the directory to make a new one)", dir, err)
+	}
+	is, err := ca.Issue(pki.Request{Names: []string{"localhost", "127.0.0.1", "::1"}})
+	if err != nil {
+		return nil, err
+	}
+	cert := config.Certificate{CertFile: filepath.Join(dir, "localhost.crt"), KeyFile: filepath.Join(dir, "localhost.key")}
+	if err := pki.WriteFile(cert.KeyFile, is.KeyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(cert.CertFile, is.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return &config.TLS{Certificates: []config.Certificate{cert}}, nil
+}

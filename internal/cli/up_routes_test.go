@@ -26,7 +26,7 @@ func TestUpRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		t.Cleanup(srv.Close)
 		addrs[name] = []string{strings.TrimPrefix(srv.URL, "http://")}
 	}
-	gw, err := gateway.New(upRoutes(addrs), gateway.Options{})
+	gw, err := gateway.New(upRoutes(addrs, nil), gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -38,8 +40,8 @@ func freeAddr(t *testing.T) string {
 
 func TestUpEndToEnd(t *testing.T) {
 	bin := buildFlotilla(t)
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "up", "--addr", addr, "--log-level", "warn")
+	addr, tlsAddr, tlsDir := freeAddr(t), freeAddr(t), t.TempDir()
+	cmd := exec.Command(bin, "up", "--addr", addr, "--tls-addr", tlsAddr, "--tls-dir", tlsDir, "--log-level", "warn")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -101,6 +103,29 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Errorf("GET minikube.test/1line = %q", got)
 	}
 
+	// HTTPS with HTTP/2, trusting the local CA the banner names.
+	caFile := filepath.Join(tlsDir, "ca.crt")
+	if !strings.Contains(strings.Join(banner, "\n"), "https://"+tlsAddr+"/ (HTTP/2; local CA "+caFile) {
+		t.Errorf("banner does not print the HTTPS URL and the CA:\n%s", strings.Join(banner, "\n"))
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}}
+	resp, err := h2.Get("https://" + tlsAddr + "/counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(b) != "[counter-2] Redis counter value=4\n" {
+		t.Errorf("GET https://%s/counter = %s %q, want HTTP/2 and the next count", tlsAddr, resp.Proto, b)
+	}
+
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { io.Copy(io.Discard, stdout); done <- cmd.Wait() }()
@@ -121,7 +146,7 @@ func TestUpPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cmd := exec.Command(bin, "up", "--addr", ln.Addr().String())
+	cmd := exec.Command(bin, "up", "--addr", ln.Addr().String(), "--tls-addr", "")
 	cmd.Env = os.Environ()
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -130,5 +155,42 @@ func TestUpPortInUse(t *testing.T) {
 	}
 	if want := "listen on " + ln.Addr().String() + ": "; !strings.Contains(string(out), want) || !strings.Contains(string(out), "address already in use") {
 		t.Errorf("output %q, want it to name the address and say it is in use", out)
+	}
+}
+
+// TestLocalCertificateKeepsTheCA: the CA is made once and kept (users
+// trust it once); each run's localhost certificate chains to it.
+func TestLocalCertificateKeepsTheCA(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	first, err := localCertificate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca1, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if _, err := localCertificate(dir); err != nil {
+		t.Fatal(err)
+	}
+	ca2, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if len(ca1) == 0 || string(ca1) != string(ca2) {
+		t.Fatal("the local CA changed between runs")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("ca.key: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	pair, err := tls.LoadX509KeyPair(first.Certificates[0].CertFile, first.Certificates[0].KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca2)
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A CA directory that holds something else is reported, not replaced.
+	os.WriteFile(filepath.Join(dir, "ca.key"), []byte("junk"), 0o600)
+	if _, err := localCertificate(dir); err == nil || !strings.Contains(err.Error(), "local CA in "+dir) {
+		t.Errorf("broken CA: err = %v, want it to name the directory", err)
 	}
 }

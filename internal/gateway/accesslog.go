@@ -57,7 +57,7 @@ func (a *accessLog) close() {
 type entry struct {
 	time                                    time.Time
 	requestID, route, backend, method, host string
-	path, clientIP, userAgent               string
+	path, proto, clientIP, userAgent        string
 	endpoint, traceparent, failure          string
 	status, attempts                        int
 	bytes                                   int64
@@ -76,6 +76,7 @@ func (a *accessLog) write(e *entry) {
 	b = appendField(b, "method", e.method)
 	b = appendField(b, "host", e.host)
 	b = appendField(b, "path", e.path)
+	b = appendField(b, "proto", e.proto)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, `,"bytes":`...)

@@ -13,7 +13,7 @@ func TestAccessLogLine(t *testing.T) {
 	var buf bytes.Buffer
 	a := newAccessLog(&buf, time.Hour)
 	a.write(&entry{time: time.Unix(0, 0), requestID: "id", route: "r", backend: "b", method: "GET", host: "h",
-		path: "/a\"b\\c\n\xff", status: 502, bytes: 7, duration: 1500 * time.Microsecond, clientIP: "::1", userAgent: "ua",
+		path: "/a\"b\\c\n\xff", proto: "HTTP/2.0", status: 502, bytes: 7, duration: 1500 * time.Microsecond, clientIP: "::1", userAgent: "ua",
 		proxied: true, endpoint: "10.0.0.1:80", attempts: 2, traceparent: "tp", failure: "upstream_failure"})
 	a.close()
 	var got map[string]any
@@ -21,7 +21,7 @@ func TestAccessLogLine(t *testing.T) {
 		t.Fatalf("line %q is not JSON: %v", buf.String(), err)
 	}
 	want := map[string]any{"time": "1970-01-01T00:00:00Z", "msg": "access", "request_id": "id", "route": "r", "backend": "b",
-		"method": "GET", "host": "h", "path": "/a\"b\\c\n\ufffd", "status": 502.0, "bytes": 7.0, "duration_ms": 1.5,
+		"method": "GET", "host": "h", "path": "/a\"b\\c\n\ufffd", "proto": "HTTP/2.0", "status": 502.0, "bytes": 7.0, "duration_ms": 1.5,
 		"client_ip": "::1", "user_agent": "ua", "endpoint": "10.0.0.1:80", "attempts": 2.0, "traceparent": "tp", "error": "upstream_failure"}
 	for k, v := range want {
 		if got[k] != v {

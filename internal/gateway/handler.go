@@ -242,7 +242,7 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 		return
 	}
 	e := entry{time: start, requestID: req.ID, route: routeName, backend: backendName, method: r.Method, host: r.Host,
-		path: r.URL.Path, status: status, bytes: rec.bytes, duration: d, clientIP: addrString(req.ClientIP, r.RemoteAddr), userAgent: r.UserAgent(),
+		path: r.URL.Path, proto: r.Proto, status: status, bytes: rec.bytes, duration: d, clientIP: addrString(req.ClientIP, r.RemoteAddr), userAgent: r.UserAgent(),
 		failure: res.Failure}
 	if backendIdx >= 0 {
 		e.proxied, e.endpoint, e.attempts, e.traceparent = true, res.Endpoint, res.Attempts, req.Traceparent

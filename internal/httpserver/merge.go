@@ -77,3 +77,12 @@ func (m *merged) Close() error {
 }
 
 func (m *merged) Addr() net.Addr { return m.lns[0].Addr() }
+
+// Addrs returns every merged listener's address, in order.
+func (m *merged) Addrs() []net.Addr {
+	out := make([]net.Addr, len(m.lns))
+	for i, ln := range m.lns {
+		out[i] = ln.Addr()
+	}
+	return out
+}

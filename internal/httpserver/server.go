@@ -2,6 +2,8 @@
 // listener needs and runs them with a graceful drain.
 package httpserver
 
+//lint:file-ignore SA1019 see internal/httpserver/h1/h2.go: the gateway's HTTP/2 server is x/net/http2's
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,7 @@
 package h1
 
+//lint:file-ignore SA1019 x/net/http2.Server is deprecated in favour of net/http's, which cannot serve a connection accepted elsewhere; ServeConn stays (from Go 1.27 it wraps net/http's server)
+
 import (
 	"bytes"
 	"crypto/tls"
@@ -44,19 +46,19 @@ func (s *Server) h2Base() *http.Server {
 // client preface (prior knowledge h2c), reading no further than needed
 // to tell: an HTTP/1 request differs from it within its first bytes.
 func (c *conn) prefaceAhead() bool {
-	for n := 1; n <= len(clientPreface); n++ {
-		b, err := c.br.Peek(n)
-		if err != nil || b[n-1] != clientPreface[n-1] {
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		m := min(len(buf), len(clientPreface))
+		if string(buf[:m]) != clientPreface[:m] {
 			return false
 		}
-		// Whatever else is already buffered decides at once.
-		if buf, _ := c.br.Peek(c.br.Buffered()); len(buf) >= len(clientPreface) {
-			return bytes.HasPrefix(buf, []byte(clientPreface))
-		} else if !bytes.HasPrefix([]byte(clientPreface), buf) {
+		if m == len(clientPreface) {
+			return true
+		}
+		if _, err := c.br.Peek(m + 1); err != nil {
 			return false
 		}
 	}
-	return true
 }
 
 // serveH2 hands the connection to the HTTP/2 server. What c.br has
@@ -73,7 +75,7 @@ func (c *conn) serveH2() {
 	if c.tls != nil {
 		nc = &h2TLSConn{h2Conn{Conn: c.nc, f: f}, c.tls}
 	}
-	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(s.serveH2Request)}) //nolint:staticcheck // SA1019: the one API that serves a connection accepted elsewhere
+	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(s.serveH2Request)})
 }
 
 // h2Conn is the connection as the HTTP/2 server sees it: reads come
@@ -129,6 +131,20 @@ func (s *Server) serveH2Request(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(se.code)
 		io.WriteString(w, body)
 		return
+	}
+	if n := r.ContentLength; n > 0 && n <= int64(s.requestBufferBytes()) {
+		// As chunked bodies on HTTP/1.1: a small body is read whole, within
+		// ReadTimeout, before the handler runs. One that does not match its
+		// Content-Length is malformed (RFC 9113 §8.1.1): the server resets
+		// the stream, and no answer goes out before that reset.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(s.readTimeout()))
+		buf := make([]byte, n+1)
+		if m, err := io.ReadFull(r.Body, buf); m != int(n) || err != io.ErrUnexpectedEOF {
+			panic(http.ErrAbortHandler) // RST_STREAM, if the server has not sent one
+		}
+		rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(buf[:n]))
 	}
 	s.Handler.ServeHTTP(w, r)
 }

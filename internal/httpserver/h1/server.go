@@ -39,6 +39,8 @@
 //     (h2filter.go); the connection caps apply to it alike.
 package h1
 
+//lint:file-ignore SA1019 see h2.go
+
 import (
 	"bufio"
 	"bytes"
