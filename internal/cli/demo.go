@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -20,8 +21,10 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Use:   "demo",
 		Short: "Run the URL-driven demo app (the talk's k8s-demo)",
 		Long: `Run the demo app: / shows a logo with the serving instance, /map lists
-every endpoint. The health-demo flags make probes fail or the process die on
-purpose, to watch Kubernetes react.`,
+every endpoint, /ws/echo echoes WebSocket messages, and the same port serves
+gRPC over h2c (health, flotilla.demo.v1.Echo, reflection). The health-demo
+flags make probes fail or the process die on purpose, to watch Kubernetes
+react.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.Validate(); err != nil {
 				return usage(err)
@@ -46,12 +49,16 @@ func runDemo(ctx context.Context, cfg demo.Config, podIP string, log *slog.Logge
 	svc.Start(ctx)
 	log.Info("demo listening", slog.String("addr", ln.Addr().String()), slog.String("version", cfg.Version))
 
-	srv := httpserver.New(svc.Handler(), cfg.Server, log)
+	srv := svc.NewServer(cfg.Server, log)
 	errc := make(chan error, 1)
-	go func() { errc <- httpserver.Serve(ctx, srv, ln, cfg.Server, svc.Probes().Drain) }()
+	go func() { errc <- httpserver.Serve(ctx, srv, ln, cfg.Server, svc.Drain) }()
 	select {
 	case err := <-errc:
-		return err
+		// Shutdown sent WebSocket connections their close frames; wait
+		// for the handshakes (a few seconds at most).
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(err, svc.Close(cctx))
 	case <-svc.Died():
 		srv.Close() // a crash, on purpose: no drain
 		<-errc

@@ -204,7 +204,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	log.Info("gateway listening", slog.String("addr", cfg.addr), slog.String("tls_addr", cfg.tlsAddr), slog.String("config", cfg.configPath))
 	data := httpserver.NewH1(gw.Handler(), cfg.server, log)
 	opts.Registry.MustRegister(refusedMetric(data), edgeMetrics(data))
-	err = serveAll(ctx, server{srv: data, ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
+	err = serveAll(ctx, server{srv: streamDraining{data, gw.DrainStreams}, ln: ln, opts: cfg.server, drain: gw.Probes().Drain}, admins...)
 	cancel()
 	wg.Wait()
 	log.Info("gateway stopped")
@@ -388,7 +388,7 @@ func (cs collectors) Collect(ch chan<- prometheus.Metric) {
 // (over --max-conns or --max-conns-per-ip), by cap.
 func refusedMetric(srv *h1.Server) prometheus.Collector {
 	return refused{srv: srv, desc: prometheus.NewDesc("flotilla_gateway_connections_refused_total",
-		"Connections closed at accept because a connection cap was reached.", []string{"cap"}, nil)}
+		"Connections closed at accept, and HTTP/2 requests refused (503), because a connection cap was reached.", []string{"cap"}, nil)}
 }
 
 type refused struct {

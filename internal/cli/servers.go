@@ -17,6 +17,22 @@ type server struct {
 	drain func() // called when shutdown starts (readiness 503); may be nil
 }
 
+// streamDraining is a server whose Shutdown also ends the gateway's
+// long-lived streams (WebSocket close frames, gRPC UNAVAILABLE), which
+// the server's own Shutdown does not see or would wait for in vain, with
+// the same deadline.
+type streamDraining struct {
+	httpserver.Server
+	drain func(context.Context) error
+}
+
+func (s streamDraining) Shutdown(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.drain(ctx) }()
+	err := s.Server.Shutdown(ctx)
+	return errors.Join(err, <-errc)
+}
+
 // serveAll is how `flotilla gateway` and `flotilla up` start and stop
 // their servers: entry (the public port) runs until ctx is done and
 // drains; the others (admin API, the services behind the gateway) start

@@ -105,6 +105,7 @@ both, and the talk's Ingress hosts work too (Host: flaskapp.test, path
 type upService struct {
 	name    string
 	handler http.Handler
+	srv     httpserver.Server // nil: a plain server for handler
 	drain   func()
 	ln      net.Listener
 }
@@ -149,9 +150,15 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 			Registry: metrics.NewRegistry("counter"), Logger: log.With(slog.String("instance", name))})
 		services = append(services, &upService{name: name, handler: svc.Handler(), drain: svc.Probes().Drain})
 	}
-	dcfg := demo.Config{Instance: "demo-1", Version: buildinfo.Version(), DieMode: "exit"}
+	dcfg := demo.Config{Instance: "demo-1", Version: buildinfo.Version(), DieMode: "exit",
+		StreamIdleTimeout: demo.DefaultStreamIdleTimeout, StreamMaxLifetime: demo.DefaultStreamMaxLifetime}
 	dsvc := demo.New(demo.Options{Config: dcfg, Registry: metrics.NewRegistry("demo"), Logger: log.With(slog.String("instance", "demo-1")), PodIP: "127.0.0.1"})
-	services = append(services, &upService{name: "demo-1", handler: dsvc.Handler(), drain: dsvc.Probes().Drain})
+	services = append(services, &upService{name: "demo-1", srv: dsvc.NewServer(cfg.server, log), drain: dsvc.Drain}) // with gRPC (h2c) and WebSocket
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.server.ShutdownTimeout)
+		defer cancel()
+		dsvc.Close(ctx)
+	}()
 	index := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		upIndex.Execute(w, nil)
@@ -188,7 +195,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	// requests in flight through it can finish.
 	var others []server
 	for _, s := range services {
-		others = append(others, server{srv: httpserver.New(s.handler, cfg.server, log), ln: s.ln, opts: cfg.server, drain: s.drain})
+		srv := s.srv
+		if srv == nil {
+			srv = httpserver.New(s.handler, cfg.server, log)
+		}
+		others = append(others, server{srv: srv, ln: s.ln, opts: cfg.server, drain: s.drain})
 	}
 	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{}), cfg.server, log), ln: adminLn, opts: cfg.server})
 
@@ -196,13 +207,17 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, countStore)
 	fmt.Fprintf(g.env.Stdout, "  counter  %s/counter\n  demo     %s/demo\n  index    %s/\n", base, base, base)
 	fmt.Fprintf(g.env.Stdout, "  talk     curl -H 'Host: flaskapp.test' %s/flask\n           curl -H 'Host: minikube.test' %s/\n", base, base)
+	fmt.Fprintf(g.env.Stdout, "  ws       websocat %s/demo/ws/echo\n", strings.Replace(base, "http", "ws", 1))
 	if tlsFiles != nil {
 		ca := filepath.Join(cfg.tlsDir, "ca.crt")
 		fmt.Fprintf(g.env.Stdout, "  https    https://%s/ (HTTP/2; local CA %s: curl --cacert %s)\n", displayAddr(addrs[1]), ca, ca)
+		fmt.Fprintf(g.env.Stdout, "  grpc     grpcurl -cacert %s %s list\n", ca, displayAddr(addrs[1]))
+	} else {
+		fmt.Fprintf(g.env.Stdout, "  grpc     grpcurl -plaintext %s list\n", displayAddr(addrs[0]))
 	}
 	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
-	err = serveAll(ctx, server{srv: httpserver.NewH1(gw.Handler(), cfg.server, log), ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
+	err = serveAll(ctx, server{srv: streamDraining{httpserver.NewH1(gw.Handler(), cfg.server, log), gw.DrainStreams}, ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
 	if err == nil {
 		fmt.Fprintln(g.env.Stdout, "flotilla up: stopped")
 	}
@@ -230,7 +245,8 @@ func upRoutes(addrs map[string][]string, tls *config.TLS) *config.Config {
 	}
 	c := &config.Config{
 		APIVersion: config.APIVersion, Kind: config.Kind,
-		Backends: []config.Backend{backend("counter"), backend("demo"), {Name: "index", Addresses: addrs["index"]}},
+		Backends: []config.Backend{backend("counter"), backend("demo"), {Name: "index", Addresses: addrs["index"]},
+			{Name: "demo-grpc", Addresses: addrs["demo"], Protocol: "h2c"}},
 		Routes: []config.Route{
 			prefix("counter", "/counter"),
 			prefix("demo", "/demo"),
@@ -241,6 +257,9 @@ func upRoutes(addrs map[string][]string, tls *config.TLS) *config.Config {
 			{Name: "flask-private", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask/" + private}}, DirectResponse: notFound},
 			{Name: "minikube", Match: config.Match{Hosts: []string{"minikube.test"}, Methods: get}, Backends: []config.BackendRef{{Name: "demo"}}},
 			{Name: "minikube-private", Match: config.Match{Hosts: []string{"minikube.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/" + private}}, DirectResponse: notFound},
+			// The demo's gRPC services, over HTTP/2 end to end.
+			{Name: "demo-grpc", Match: config.Match{Path: &config.PathMatch{Type: "Regex", Value: "/(grpc[.]health[.]v1[.]Health|flotilla[.]demo[.]v1[.]Echo|grpc[.]reflection[.]v1(alpha)?[.]ServerReflection)/[A-Za-z]+"},
+				Methods: []string{http.MethodPost}}, Backends: []config.BackendRef{{Name: "demo-grpc"}}},
 		},
 	}
 	c.TLS = tls

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,6 +16,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/flotilla-dev/flotilla/internal/demo"
 )
 
 // buildFlotilla compiles the real binary once per test binary run.
@@ -126,7 +135,38 @@ func TestUpEndToEnd(t *testing.T) {
 		t.Errorf("GET https://%s/counter = %s %q, want HTTP/2 and the next count", tlsAddr, resp.Proto, b)
 	}
 
+	// gRPC through the gateway over TLS (h2) to the demo's h2c port: health
+	// and echo, with trailers intact.
+	cc, err := grpc.NewClient("passthrough:///"+tlsAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if hr, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || hr.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health through the gateway: %v, %v", hr, err)
+	}
+	out := new(wrapperspb.StringValue)
+	if err := cc.Invoke(ctx, demo.EchoMethod, wrapperspb.String("hello over h2"), out); err != nil || out.Value != "hello over h2" {
+		t.Errorf("gRPC echo through the gateway: %q, %v", out.Value, err)
+	}
+	// WebSocket through the gateway to the demo's /ws/echo.
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/demo/ws/echo", nil)
+	if err != nil {
+		t.Fatalf("WebSocket through the gateway: %v", err)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte("ping"))
+	if _, msg, err := ws.Read(ctx); err != nil || string(msg) != "ping" {
+		t.Errorf("WebSocket echo: %q, %v", msg, err)
+	}
+
 	cmd.Process.Signal(syscall.SIGINT)
+	// The gateway stops: the WebSocket gets a close frame, not a cut.
+	var ce websocket.CloseError
+	if _, _, err := ws.Read(ctx); !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
+		t.Errorf("on SIGINT the WebSocket ended with %v, want close 1001", err)
+	}
 	done := make(chan error, 1)
 	go func() { io.Copy(io.Discard, stdout); done <- cmd.Wait() }()
 	select {

@@ -5,6 +5,7 @@ package demo
 import (
 	"errors"
 	"net"
+	"path"
 	"strings"
 	"time"
 
@@ -12,6 +13,12 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
+)
+
+// Defaults of --stream-idle-timeout and --stream-max-lifetime.
+const (
+	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultStreamMaxLifetime = time.Hour
 )
 
 // Config is the demo service's start-up configuration.
@@ -43,6 +50,22 @@ type Config struct {
 	// Latency is added to every application request.
 	Latency time.Duration
 
+	// StreamIdleTimeout ends a WebSocket connection (close 1001) or an
+	// EchoStream call (Unavailable) that receives no message for this
+	// long (default 5m, Envoy's stream idle timeout; 0: no limit).
+	StreamIdleTimeout time.Duration
+	// StreamMaxLifetime ends a WebSocket connection (close 1001) or any
+	// gRPC streaming call (Unavailable) this long after it began
+	// (default 1h; 0: no limit).
+	StreamMaxLifetime time.Duration
+	// WSOrigins are extra Origin host patterns (path.Match syntax, e.g.
+	// "*.example.com"; with "://" the scheme is matched too) a browser
+	// page may open /ws/echo from. The page's own host is always allowed,
+	// and clients that send no Origin (curl, websocat, Go) are not
+	// checked. Default none: a page elsewhere cannot use a visitor's
+	// browser to reach the demo.
+	WSOrigins []string
+
 	Server httpserver.Options
 }
 
@@ -59,6 +82,9 @@ func (c *Config) Flags(fs *pflag.FlagSet, defaultInstance, defaultVersion string
 	fs.StringVar(&c.DieMode, "die-mode", "exit", `how to die: "exit" (status 1) or "unhealthy" (every answer 503 until a liveness probe restarts it)`)
 	fs.Float64Var(&c.FailFraction, "fail-fraction", 0, "fraction of application requests answered with 500 (0..1)")
 	fs.DurationVar(&c.Latency, "latency", 0, "latency added to every application request")
+	fs.DurationVar(&c.StreamIdleTimeout, "stream-idle-timeout", DefaultStreamIdleTimeout, "end a WebSocket connection or EchoStream call that receives no message for this long (0: no limit)")
+	fs.DurationVar(&c.StreamMaxLifetime, "stream-max-lifetime", DefaultStreamMaxLifetime, "end a WebSocket connection or gRPC streaming call this long after it began (0: no limit)")
+	fs.StringSliceVar(&c.WSOrigins, "ws-origins", nil, `extra Origin host patterns allowed on /ws/echo, e.g. "*.example.com" (the page's own host always is)`)
 	c.Server.Flags(fs)
 }
 
@@ -77,7 +103,8 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"liveness-delay", c.LivenessDelay}, {"readiness-delay", c.ReadinessDelay}, {"die-after", c.DieAfter}, {"latency", c.Latency}} {
+	}{{"liveness-delay", c.LivenessDelay}, {"readiness-delay", c.ReadinessDelay}, {"die-after", c.DieAfter}, {"latency", c.Latency},
+		{"stream-idle-timeout", c.StreamIdleTimeout}, {"stream-max-lifetime", c.StreamMaxLifetime}} {
 		if d.v < 0 {
 			errs = append(errs, flagenv.Errorf(d.flag, "must not be negative, got %s", d.v))
 		}
@@ -90,6 +117,11 @@ func (c Config) Validate() error {
 	}
 	if !(c.FailFraction >= 0 && c.FailFraction <= 1) { // also rejects NaN
 		errs = append(errs, flagenv.Errorf("fail-fraction", "must be 0..1, got %v", c.FailFraction))
+	}
+	for _, p := range c.WSOrigins {
+		if _, err := path.Match(p, ""); err != nil || strings.TrimSpace(p) == "" {
+			errs = append(errs, flagenv.Errorf("ws-origins", "%q is not a host pattern (path.Match syntax)", p))
+		}
 	}
 	errs = append(errs, c.Server.Validate())
 	return errors.Join(errs...)

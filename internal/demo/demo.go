@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/flotilla-dev/flotilla/internal/buildinfo"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
@@ -45,6 +46,15 @@ type Service struct {
 	dieOnce   sync.Once
 	died      chan struct{}
 	diedWhy   atomic.Pointer[string]
+
+	grpc *grpcEcho
+	// stopping ends when the server starts shutting down: WebSocket
+	// connections close with 1001, gRPC streams end with Unavailable.
+	stopping    context.Context
+	stopStreams context.CancelFunc
+	wsMu        sync.Mutex
+	wsClosed    bool           // Close has begun: no more wsConns.Add
+	wsConns     sync.WaitGroup // hijacked, so http.Server.Shutdown does not wait for them
 }
 
 // Options wire a Service.
@@ -63,7 +73,14 @@ func New(o Options) *Service {
 	if s.ip == "" {
 		s.ip = hostIP()
 	}
+	s.stopping, s.stopStreams = context.WithCancel(context.Background())
+	g, err := newGRPC(o.Config, s.stopping)
+	if err != nil {
+		panic(err) // the hand-written descriptor is wrong: a bug, caught by every test
+	}
+	s.grpc = g
 	s.probes.SetStarting(o.Config.LivenessDelay == 0, o.Config.ReadinessDelay == 0)
+	s.syncHealth()
 
 	mux := http.NewServeMux()
 	app := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.misbehave(h)) }
@@ -75,6 +92,7 @@ func New(o Options) *Service {
 	app("GET /test", s.test)
 	app("/status/{code}", s.status)
 	app("GET /delay/{duration}", s.delay)
+	app("GET /ws/echo", s.wsEcho)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.probes.Readyz)
@@ -82,8 +100,67 @@ func New(o Options) *Service {
 	mux.HandleFunc("POST /readyz/disable", s.setReady(false))
 	mux.Handle("GET /metrics", metrics.Handler(o.Registry))
 	mux.Handle("GET /version", buildinfo.Handler(o.Config.Instance, o.Config.Version))
-	s.handler = httpserver.Identity(o.Config.Instance, o.Config.Version, metrics.NewHTTP(o.Registry).Wrap(mux))
+	web := metrics.NewHTTP(o.Registry).Wrap(mux)
+	s.handler = httpserver.Identity(o.Config.Instance, o.Config.Version, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isGRPC(r) {
+			s.grpc.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
+	}))
 	return s
+}
+
+// NewServer returns the demo's server for its one port: HTTP/1.1 and
+// HTTP/2 with prior knowledge (h2c, which gRPC clients speak without
+// TLS), with o's timeouts. When it shuts down, WebSocket connections get
+// a 1001 close frame and gRPC streams end with Unavailable; Close then
+// waits for the WebSocket handlers.
+func (s *Service) NewServer(o httpserver.Options, log *slog.Logger) *http.Server {
+	srv := httpserver.New(s.handler, o, log)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv.Protocols = &p
+	srv.RegisterOnShutdown(s.stopStreams)
+	return srv
+}
+
+// Drain is the shutdown's first step (httpserver.Serve's onDrain):
+// readiness fails and the gRPC health service answers NOT_SERVING.
+func (s *Service) Drain() {
+	s.probes.Drain()
+	s.grpc.health.Shutdown() // NOT_SERVING for good
+}
+
+// Close ends the streams (if the server's Shutdown has not) and waits
+// until ctx is done for the WebSocket handlers to finish their close
+// handshakes; then it stops the gRPC server.
+func (s *Service) Close(ctx context.Context) error {
+	s.stopStreams()
+	s.wsMu.Lock()
+	s.wsClosed = true
+	s.wsMu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wsConns.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("websocket connections still open: %w", ctx.Err())
+	}
+	s.grpc.srv.Stop()
+	return err
+}
+
+// syncHealth makes the gRPC health service say what /readyz says.
+func (s *Service) syncHealth() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if s.unhealthy.Load() || s.probes.Ready(context.Background()) != nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.grpc.health.SetServingStatus("", st)
+	s.grpc.health.SetServingStatus(EchoService, st)
 }
 
 // Handler serves the demo's routes.
@@ -117,8 +194,14 @@ func (s *Service) Start(ctx context.Context) {
 		t := time.AfterFunc(d, f)
 		context.AfterFunc(ctx, func() { t.Stop() })
 	}
-	after(s.cfg.LivenessDelay, func() { s.probes.SetStarting(true, s.cfg.ReadinessDelay <= s.cfg.LivenessDelay) })
-	after(s.cfg.ReadinessDelay, func() { s.probes.SetStarting(s.cfg.LivenessDelay <= s.cfg.ReadinessDelay, true) })
+	after(s.cfg.LivenessDelay, func() {
+		s.probes.SetStarting(true, s.cfg.ReadinessDelay <= s.cfg.LivenessDelay)
+		s.syncHealth()
+	})
+	after(s.cfg.ReadinessDelay, func() {
+		s.probes.SetStarting(s.cfg.LivenessDelay <= s.cfg.ReadinessDelay, true)
+		s.syncHealth()
+	})
 	after(s.cfg.DieAfter, func() { s.die(fmt.Sprintf("--die-after %s", s.cfg.DieAfter)) })
 }
 
@@ -128,6 +211,7 @@ func (s *Service) die(why string) {
 		s.log.Warn("dying on purpose", slog.String("reason", why), slog.String("mode", s.cfg.DieMode))
 		if s.cfg.DieMode == "unhealthy" {
 			s.unhealthy.Store(true)
+			s.syncHealth()
 			return
 		}
 		close(s.died)
@@ -166,6 +250,7 @@ func (s *Service) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Service) setReady(on bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		s.probes.SetEnabled(on)
+		s.syncHealth()
 		fmt.Fprintf(w, "readiness enabled=%v\n", on)
 	}
 }
@@ -226,6 +311,8 @@ var endpoints = []struct{ Path, What string }{
 	{"/test", "an error status (500)"},
 	{"/status/{code}", "answers with that status (200-599)"},
 	{"/delay/{duration}", "answers after a delay: 2, 1.5 or 250ms (max 30s)"},
+	{"/ws/echo", "WebSocket echo: text and binary messages come back (max 64 KiB)"},
+	{"/flotilla.demo.v1.Echo/", "gRPC over h2c: Echo, EchoStream; also grpc.health.v1.Health and reflection"},
 	{"/healthz", "liveness"},
 	{"/readyz", "readiness; POST /readyz/disable and /readyz/enable switch it"},
 	{"/metrics", "Prometheus metrics"},

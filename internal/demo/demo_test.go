@@ -304,6 +304,13 @@ func TestConfigValidate(t *testing.T) {
 		}, []string{"--addr (FLOTILLA_ADDR)", "--fail-fraction (FLOTILLA_FAIL_FRACTION): must be 0..1, got 1.5", `--die-mode (FLOTILLA_DIE_MODE): want "exit" or "unhealthy", got "explode"`, "--latency (FLOTILLA_LATENCY)"}},
 		{"negative requests", func(c *Config) { c.DieAfterRequests = -1 }, []string{"--die-after-requests"}},
 		{"empty instance", func(c *Config) { c.Instance = " " }, []string{"--instance"}},
+		{"negative stream limits", func(c *Config) { c.StreamIdleTimeout, c.StreamMaxLifetime = -time.Second, -time.Minute }, []string{
+			"--stream-idle-timeout (FLOTILLA_STREAM_IDLE_TIMEOUT): must not be negative, got -1s",
+			"--stream-max-lifetime (FLOTILLA_STREAM_MAX_LIFETIME): must not be negative, got -1m0s"}},
+		{"no stream limits", func(c *Config) { c.StreamIdleTimeout, c.StreamMaxLifetime = 0, 0 }, nil},
+		{"origin patterns", func(c *Config) { c.WSOrigins = []string{"*.example.com", "https://app.test"} }, nil},
+		{"bad origin pattern", func(c *Config) { c.WSOrigins = []string{"ok.test", "[a-", " "} }, []string{
+			`--ws-origins (FLOTILLA_WS_ORIGINS): "[a-" is not a host pattern`, `--ws-origins (FLOTILLA_WS_ORIGINS): " " is not a host pattern`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -194,9 +194,20 @@ func (g *Gateway) Handler() http.Handler { return g }
 // Probes is the gateway's readiness state; call Drain on shutdown.
 func (g *Gateway) Probes() *probe.Probes { return &g.probes }
 
-// Close stops health checks, DNS refresh and mirrors, and closes idle
-// upstream connections. Requests in flight finish; call it after the
-// server's Shutdown.
+// DrainStreams ends the long-lived streams in flight, and any that start
+// later: a WebSocket gets close frame 1001 (going away) and its upstream
+// connection is closed, a gRPC stream ends with grpc-status UNAVAILABLE,
+// a server-sent event stream ends (EventSource reconnects). It returns
+// once they are gone or ctx is done. Call it on shutdown together with
+// the server's Shutdown (which waits for streaming handlers, and does not
+// see upgraded connections): readiness 503 → drain delay → DrainStreams
+// and Shutdown with the same deadline → Close.
+func (g *Gateway) DrainStreams(ctx context.Context) error { return g.proxy.Drain(ctx) }
+
+// Close stops health checks, DNS refresh and mirrors, ends the streams
+// still open (DrainStreams, waiting at most 5s) and closes idle upstream
+// connections. Requests in flight finish; call it after the server's
+// Shutdown.
 func (g *Gateway) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -205,6 +216,11 @@ func (g *Gateway) Close() {
 	}
 	g.closed = true
 	g.probes.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := g.proxy.Drain(ctx); err != nil {
+		g.log.Warn("streams left open at close", slog.String("error", err.Error()))
+	}
+	cancel()
 	g.proxy.Close()
 	if st := g.state.Load(); st != nil {
 		for _, p := range st.pools {
@@ -356,13 +372,22 @@ func (g *Gateway) swap(cfg *config.Config) error {
 				continue
 			}
 		}
-		// Health checks go over the protocol the backend serves.
-		var tr http.RoundTripper = g.h1
-		if b.Protocol == "h2c" {
-			tr = g.h2c
+		// Health checks go over the protocol the backend serves; a TLS
+		// backend has its own transport (its CA, SNI, client certificate).
+		opts := backend.Options{Transport: g.h1, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
+			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }}
+		switch b.Protocol {
+		case config.ProtocolH2C:
+			opts.Transport = g.h2c
+		case config.ProtocolHTTPS, config.ProtocolH2:
+			own, err := newTLSTransport(b)
+			if err != nil {
+				closeNew(pools, old)
+				return err
+			}
+			opts.OwnTransport = own
 		}
-		pools[b.Name] = backend.New(b, backend.Options{Transport: tr, LookupHost: g.opts.LookupHost, Logger: g.log, Rand: g.opts.Rand,
-			OnEject: func(name string) { g.metrics.ejections.WithLabelValues(name).Inc() }})
+		pools[b.Name] = backend.New(b, opts)
 	}
 	st := &state{cfg: cfg, table: table, paths: route.PathOptionsFrom(cfg.Defaults.Paths), pools: pools}
 	for _, rt := range table.Routes() {
@@ -377,6 +402,16 @@ func (g *Gateway) swap(cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// closeNew closes the pools of a swap that failed, except those kept from
+// the old state.
+func closeNew(pools map[string]*backend.Pool, old *state) {
+	for name, p := range pools {
+		if old == nil || old.pools[name] != p {
+			p.Close()
+		}
+	}
 }
 
 func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool) *routeState {

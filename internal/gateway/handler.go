@@ -32,7 +32,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if r.ContentLength > g.opts.MaxRequestBody {
-		f.res.Failure = proxy.Reject(rec, &http.MaxBytesError{Limit: g.opts.MaxRequestBody}, req.ID)
+		f.res.Failure = proxy.RejectRequest(rec, r, &http.MaxBytesError{Limit: g.opts.MaxRequestBody}, req.ID)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -40,7 +40,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path, err := route.NormalizePath(escapedPath(r), st.paths)
 	if err != nil {
-		f.res.Failure = proxy.Reject(rec, err, req.ID)
+		f.res.Failure = proxy.RejectRequest(rec, r, err, req.ID)
 		return
 	}
 	req.Path = path
@@ -51,13 +51,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.Header()["Allow"] = []string{allow}
 			err = proxy.ErrMethodNotAllowed
 		}
-		f.res.Failure = proxy.Reject(rec, err, req.ID)
+		f.res.Failure = proxy.RejectRequest(rec, r, err, req.ID)
 		return
 	}
 	rs = st.routes[rt.Index]
 	if limit := rt.Config.MaxBodyBytes; limit > 0 && limit < g.opts.MaxRequestBody {
 		if r.ContentLength > limit {
-			f.res.Failure = proxy.Reject(rec, &http.MaxBytesError{Limit: limit}, req.ID)
+			f.res.Failure = proxy.RejectRequest(rec, r, &http.MaxBytesError{Limit: limit}, req.ID)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -66,7 +66,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if (r.Method == http.MethodOptions || r.Method == http.MethodTrace) && r.Header["Max-Forwards"] != nil {
 		if err := maxForwards(rec, r, st.table.Allow(r, path.Match)); err != nil {
-			f.res.Failure = proxy.Reject(rec, err, req.ID)
+			f.res.Failure = proxy.RejectRequest(rec, r, err, req.ID)
 		}
 		if rec.status != 0 {
 			return
@@ -226,6 +226,9 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 	case rs != nil && backendIdx >= 0:
 		routeName, backendName = rs.rt.Name, rs.rt.Split.Names[backendIdx]
 		rs.metrics[backendIdx].observe(status, d.Seconds())
+		if res.Failure != "" {
+			g.metrics.failures.WithLabelValues(routeName, backendName, res.Failure).Inc()
+		}
 	case rs != nil && rs.rt.Config.DirectResponse != nil:
 		routeName, backendName = rs.rt.Name, "direct"
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()

@@ -15,6 +15,7 @@ type gwMetrics struct {
 	retries       *prometheus.CounterVec
 	ejections     *prometheus.CounterVec
 	mirrors       *prometheus.CounterVec
+	failures      *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSeconds prometheus.Histogram
 	lastSuccess   prometheus.Gauge
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *gwMetrics {
 			Name: "flotilla_gateway_mirror_requests_total",
 			Help: "Mirrored request copies by route and result: sent, failed, dropped (too many in flight) or skipped (body too large).",
 		}, []string{"route", "result"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_proxy_failures_total",
+			Help: "Proxied requests the gateway answered itself, by route, backend and error class (upstream_failure, upstream_tls, upstream_timeout, no_healthy_upstream, ...): the access log's error field.",
+		}, []string{"route", "backend", "class"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flotilla_gateway_config_reloads_total",
 			Help: "Configuration loads by result: success or failure (the last good config keeps serving).",
@@ -62,8 +67,17 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *gwMetrics {
 			Help: "1 when the last configuration load succeeded, 0 when it failed.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m.mirrors, m.reloads, m.reloadSeconds, m.lastSuccess, m.lastOK,
-		&backendCollector{g: g})
+	streams := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flotilla_gateway_streams",
+		Help: "Long-lived streams in flight: upgraded connections (WebSocket) and response bodies without a length (gRPC streams, server-sent events).",
+	}, func() float64 {
+		if g.proxy == nil {
+			return 0
+		}
+		return float64(g.proxy.Streams())
+	})
+	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m.mirrors, m.failures, m.reloads, m.reloadSeconds, m.lastSuccess, m.lastOK,
+		streams, &backendCollector{g: g})
 	return m
 }
 

@@ -76,7 +76,13 @@ func NewCA(name string) (*CA, error) {
 }
 
 // Issue signs a certificate for r.
-func (ca *CA) Issue(r Request) (Issued, error) {
+func (ca *CA) Issue(r Request) (Issued, error) { return issue(r, ca) }
+
+// SelfSigned makes a certificate for r signed by its own key: what a
+// client must refuse unless told to trust that very certificate.
+func SelfSigned(r Request) (Issued, error) { return issue(r, nil) }
+
+func issue(r Request, ca *CA) (Issued, error) {
 	if len(r.Names) == 0 {
 		return Issued{}, errors.New("pki: a certificate needs at least one name")
 	}
@@ -109,7 +115,11 @@ func (ca *CA) Issue(r Request) (Issued, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	parent, signer, chain := tmpl, key, []byte(nil)
+	if ca != nil {
+		parent, signer, chain = ca.Cert, ca.Key, ca.PEM
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -118,7 +128,7 @@ func (ca *CA) Issue(r Request) (Issued, error) {
 		return Issued{}, err
 	}
 	// The chain: leaf, then the CA, as servers send it.
-	return Issued{CertPEM: append(pemBlock("CERTIFICATE", der), ca.PEM...), KeyPEM: pemBlock("PRIVATE KEY", kder)}, nil
+	return Issued{CertPEM: append(pemBlock("CERTIFICATE", der), chain...), KeyPEM: pemBlock("PRIVATE KEY", kder)}, nil
 }
 
 // Pool returns a pool holding the CA, for clients that trust it.

@@ -43,6 +43,12 @@ func (s *set) InFlight(i int) int64 { return s.eps[i].inFlight.Load() }
 type Options struct {
 	// Transport sends health checks (default http.DefaultTransport).
 	Transport http.RoundTripper
+	// OwnTransport, when set, builds the pool's own transport (a TLS
+	// backend's: its CA, SNI, client certificate) in place of Transport;
+	// it sends both requests and health checks, can ask the pool for an
+	// endpoint's host name (HostOf), and Close closes its idle
+	// connections.
+	OwnTransport func(p *Pool) http.RoundTripper
 	// LookupHost resolves DNS names (default net.DefaultResolver).
 	LookupHost func(ctx context.Context, host string) ([]string, error)
 	// Logger (default slog.Default()).
@@ -64,6 +70,7 @@ type Pool struct {
 	picker  balance.Picker
 	hashKey func(*http.Request) string
 	checker *health.Checker
+	own     http.RoundTripper // from Options.OwnTransport, nil when shared
 
 	all   atomic.Pointer[set] // every endpoint
 	avail atomic.Pointer[set] // the available ones: healthy and not ejected
@@ -95,6 +102,10 @@ func New(b *config.Backend, opts Options) *Pool {
 		opts.Logger = slog.Default()
 	}
 	p := &Pool{Config: b, opts: opts, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if opts.OwnTransport != nil {
+		p.own = opts.OwnTransport(p)
+		opts.Transport, p.opts.Transport = p.own, p.own
+	}
 	switch b.Balance.Policy {
 	case config.LeastRequest:
 		p.picker = &balance.LeastRequest{Rand: opts.Rand}
@@ -129,6 +140,29 @@ func New(b *config.Backend, opts Options) *Pool {
 func (p *Pool) Close() {
 	p.cancel()
 	<-p.done
+	if c, ok := p.own.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Transport is the pool's own transport (Options.OwnTransport), nil when
+// it has none and requests go over a shared one.
+func (p *Pool) Transport() http.RoundTripper { return p.own }
+
+// HostOf returns the configured host of the endpoint at addr: the DNS
+// name it was resolved from, or addr's own host. A TLS backend sends it
+// as SNI and verifies the certificate against it.
+func (p *Pool) HostOf(addr string) string {
+	for _, e := range p.all.Load().eps {
+		if e.Addr == addr && e.host != "" {
+			return e.host
+		}
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
 }
 
 func hashKeyFunc(h *config.HashOn) func(*http.Request) string {

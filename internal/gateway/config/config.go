@@ -45,6 +45,8 @@ type Defaults struct {
 	// gateway-wide setting, routes cannot override it (default: merge
 	// slashes, reject encoded slashes).
 	Paths Paths `yaml:"paths" json:"paths"`
+	// Streams bounds long-lived streams (default: idle 5m, lifetime 24h).
+	Streams *Streams `yaml:"streams" json:"streams,omitempty"`
 }
 
 // Backend is a named group of upstream endpoints: one Kubernetes Service,
@@ -59,9 +61,14 @@ type Backend struct {
 	Addresses []string `yaml:"addresses" json:"addresses"`
 	// ResolveInterval is how often DNS names are resolved again (default 5s).
 	ResolveInterval time.Duration `yaml:"resolveInterval" json:"resolveInterval"`
-	// Protocol to speak upstream: "http1" (default) or "h2c" (HTTP/2
-	// without TLS).
+	// Protocol to speak upstream: "http1" (default), "h2c" (HTTP/2
+	// without TLS), "https" (HTTP/1.1 over TLS) or "h2" (HTTP/2 over TLS).
+	// gRPC needs h2c or h2.
 	Protocol string `yaml:"protocol" json:"protocol"`
+	// TLS configures TLS to the upstream for protocols https and h2
+	// (default: the system's root CAs, SNI the address's host name, no
+	// client certificate; TLS 1.2 at least).
+	TLS *BackendTLS `yaml:"tls" json:"tls,omitempty"`
 	// Balance picks the endpoint for each request.
 	Balance Balance `yaml:"balance" json:"balance"`
 	// HealthCheck, when set, probes every endpoint actively.
@@ -74,6 +81,49 @@ type Backend struct {
 	// skipped and when every endpoint is full the request gets 503
 	// (default 0: no cap).
 	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight"`
+}
+
+// Upstream protocols.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2C   = "h2c"
+	ProtocolHTTPS = "https"
+	ProtocolH2    = "h2"
+)
+
+// UsesTLS reports whether the backend's protocol runs over TLS.
+func (b *Backend) UsesTLS() bool { return b.Protocol == ProtocolHTTPS || b.Protocol == ProtocolH2 }
+
+// BackendTLS is how the gateway verifies an upstream and proves itself to
+// it. The files are read when the config is validated (start-up and every
+// reload): a missing or malformed file fails the load, naming the backend
+// and field, and the last good config keeps serving.
+type BackendTLS struct {
+	// CAFile is a PEM bundle of the CAs that may sign the upstream's
+	// certificate (default: the system's roots). An internal or legacy
+	// app's private CA goes here; never turn verification off.
+	CAFile string `yaml:"caFile" json:"caFile,omitempty"`
+	// ServerName is sent as SNI and must match the upstream's certificate
+	// (default: the host of the address dialled; for an address given as a
+	// DNS name, that name, also after it resolved to IPs).
+	ServerName string `yaml:"serverName" json:"serverName,omitempty"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// upstreams that require mutual TLS (default none). Both or neither.
+	CertFile string `yaml:"certFile" json:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile" json:"keyFile,omitempty"`
+
+	// What the files held when validated: compared on reload (a changed
+	// file makes a new backend pool), never shown by the admin API.
+	caPEM, certPEM, keyPEM []byte
+}
+
+// Material returns the PEM contents Validate read: the CA bundle (nil:
+// system roots) and the client certificate and key (nil: none).
+func (t *BackendTLS) Material() (ca, cert, key []byte) {
+	if t == nil {
+		return nil, nil, nil
+	}
+	return t.caPEM, t.certPEM, t.keyPEM
 }
 
 // Balancing policies.
@@ -203,6 +253,29 @@ type Route struct {
 	// MaxBodyBytes caps this route's request bodies below the gateway's
 	// --max-body-bytes; larger ones get 413 (default 0: the gateway's cap).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes" json:"maxBodyBytes,omitempty"`
+	// Streams bounds long-lived exchanges (WebSocket, gRPC streams, SSE)
+	// once the response headers arrived; overrides Defaults.Streams
+	// field by field.
+	Streams *Streams `yaml:"streams" json:"streams,omitempty"`
+}
+
+// Streams bounds an exchange after its response headers arrived, when the
+// route timeout no longer runs: an upgraded connection (WebSocket) and a
+// streamed response body (gRPC streams, server-sent events).
+//
+// Envoy's stream_idle_timeout defaults to 5m and its max_stream_duration
+// to none; nginx's proxy_read_timeout (60s) closes a WebSocket that is
+// quiet for a minute, which is why WebSocket apps ping. Flotilla takes
+// Envoy's idle default and caps the lifetime at a day so that no
+// connection outlives every rollout: clients reconnect, and a restart
+// never waits on a stream that never ends.
+type Streams struct {
+	// IdleTimeout closes a stream when no byte moved in either direction
+	// for this long (default 5m; 0 in a route: the default).
+	IdleTimeout time.Duration `yaml:"idleTimeout" json:"idleTimeout"`
+	// MaxLifetime closes a stream this long after its response headers
+	// arrived, however busy (default 24h).
+	MaxLifetime time.Duration `yaml:"maxLifetime" json:"maxLifetime"`
 }
 
 // Path match types.

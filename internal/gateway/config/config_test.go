@@ -162,7 +162,7 @@ routes:
 		`apiVersion: want "flotilla.dev/v1alpha1", got "flotilla.dev/v1"`,
 		`backends[0].addresses[1]: want host:port`,
 		`backends[0].addresses[2]: want host:port with port 1..65535, got "h:0"`,
-		`backends[0].protocol: want "http1" or "h2c", got "h3"`,
+		`backends[0].protocol: want "http1", "h2c", "https" or "h2", got "h3"`,
 		`backends[0].balance.hashOn: want exactly one of header, cookie or clientIP`,
 		`backends[0].healthCheck.path: must start with '/'`,
 		`backends[0].healthCheck.timeout: must be positive and at most interval`,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -43,13 +44,43 @@ func ReadFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// ParseFile is Parse for data read from path: errors name the file.
+// ParseFile is Parse for data read from path: errors name the file, and
+// relative file names in it (tls, backends[].tls) are relative to the file's
+// directory, so a config and its certificates can move together.
 func ParseFile(path string, data []byte) (*Config, error) {
-	c, err := Parse(data)
+	c, err := Decode(data)
+	if err == nil {
+		c.resolveFiles(filepath.Dir(path))
+		c.SetDefaults()
+		err = c.Validate()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// resolveFiles makes the relative file names of c relative to dir.
+func (c *Config) resolveFiles(dir string) {
+	var files []*string
+	for i := range c.Backends {
+		if t := c.Backends[i].TLS; t != nil {
+			files = append(files, &t.CAFile, &t.CertFile, &t.KeyFile)
+		}
+	}
+	if t := c.TLS; t != nil {
+		for i := range t.Certificates {
+			files = append(files, &t.Certificates[i].CertFile, &t.Certificates[i].KeyFile)
+		}
+		if t.ClientAuth != nil {
+			files = append(files, &t.ClientAuth.CAFile)
+		}
+	}
+	for _, f := range files {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(dir, *f)
+		}
+	}
 }
 
 // Parse strictly decodes one YAML document (unknown fields, duplicate keys
@@ -122,6 +153,10 @@ func (c *Config) SetDefaults() {
 	if c.TLS != nil {
 		c.TLS.setDefaults()
 	}
+	if c.Defaults.Streams == nil {
+		c.Defaults.Streams = &Streams{}
+	}
+	c.Defaults.Streams.setDefaults(Streams{IdleTimeout: DefaultStreamIdle, MaxLifetime: DefaultStreamLifetime})
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		if b.ResolveInterval == 0 {
@@ -216,6 +251,26 @@ func (c *Config) SetDefaults() {
 			r.Retries = &rr
 		}
 		r.Retries.setDefaults()
+		if r.Streams == nil {
+			s := *c.Defaults.Streams
+			r.Streams = &s
+		}
+		r.Streams.setDefaults(*c.Defaults.Streams)
+	}
+}
+
+// Stream limits' defaults (see Streams).
+const (
+	DefaultStreamIdle     = 5 * time.Minute
+	DefaultStreamLifetime = 24 * time.Hour
+)
+
+func (s *Streams) setDefaults(d Streams) {
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = d.IdleTimeout
+	}
+	if s.MaxLifetime == 0 {
+		s.MaxLifetime = d.MaxLifetime
 	}
 }
 

@@ -54,7 +54,11 @@ func (c *Config) Validate() error {
 		c.TLS.validate(&p, "tls")
 	}
 	backends := map[string]bool{}
-	for i, b := range c.Backends {
+	if c.Defaults.Streams != nil {
+		c.Defaults.Streams.validate(&p, "defaults.streams")
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
 		path := fmt.Sprintf("backends[%d]", i)
 		p.checkName(path, "backend", b.Name, backends)
 		b.validate(&p, path)
@@ -85,9 +89,12 @@ func (b *Backend) validate(p *problems, path string) {
 	if b.ResolveInterval < 100*time.Millisecond {
 		p.addf(path+".resolveInterval", "must be at least 100ms, got %s", b.ResolveInterval)
 	}
-	if b.Protocol != "http1" && b.Protocol != "h2c" {
-		p.addf(path+".protocol", `want "http1" or "h2c", got %q`, b.Protocol)
+	switch b.Protocol {
+	case ProtocolHTTP1, ProtocolH2C, ProtocolHTTPS, ProtocolH2:
+	default:
+		p.addf(path+".protocol", `want "http1", "h2c", "https" or "h2", got %q`, b.Protocol)
 	}
+	b.TLS.validate(p, path, b)
 	switch b.Balance.Policy {
 	case RoundRobin, LeastRequest, Random:
 		if b.Balance.HashOn != nil {
@@ -331,6 +338,18 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 	}
 	if r.Retries != nil {
 		r.Retries.validate(p, path+".retries")
+	}
+	if r.Streams != nil {
+		r.Streams.validate(p, path+".streams")
+	}
+}
+
+func (s *Streams) validate(p *problems, path string) {
+	if s.IdleTimeout < 0 || s.IdleTimeout > 0 && s.IdleTimeout < time.Second {
+		p.addf(path+".idleTimeout", "must be at least 1s, got %s", s.IdleTimeout)
+	}
+	if s.MaxLifetime < 0 || s.MaxLifetime > 0 && s.MaxLifetime < time.Second {
+		p.addf(path+".maxLifetime", "must be at least 1s, got %s", s.MaxLifetime)
 	}
 }
 

@@ -21,6 +21,12 @@ type peeker struct {
 }
 
 func newPeeker(c net.Conn) *peeker {
+	// A TLS connection: peek at the socket under it. An idle connection
+	// has nothing to read; a close_notify or FIN means the upstream
+	// closed it.
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil

@@ -6,6 +6,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log"
@@ -16,11 +18,13 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 )
 
@@ -41,6 +45,11 @@ var (
 	// ErrBadMaxForwards: an OPTIONS or TRACE request whose Max-Forwards
 	// is not a number (400).
 	ErrBadMaxForwards = errors.New("malformed Max-Forwards")
+	// ErrUpstreamTLS marks a TLS failure with the upstream that crypto/tls
+	// has no error type for (an h2 backend whose ALPN chose another
+	// protocol); certificate verification errors are classified by their
+	// own types (502 upstream_tls).
+	ErrUpstreamTLS = errors.New("upstream TLS")
 )
 
 // Call is what the gateway decided for one request, passed to Serve
@@ -68,8 +77,9 @@ type Result struct {
 	// Attempts is how many endpoints were tried.
 	Attempts int
 	// Failure is the class of a failed exchange ("" when it succeeded):
-	// client_closed_request, upstream_failure, no_healthy_upstream,
-	// upstream_overloaded, upstream_timeout or request_too_large.
+	// client_closed_request, upstream_failure, upstream_tls,
+	// no_healthy_upstream, upstream_overloaded, upstream_timeout or
+	// request_too_large.
 	Failure string
 }
 
@@ -100,6 +110,7 @@ type Proxy struct {
 	buf       httputil.BufferPool
 	errLog    *log.Logger
 	mirror    *Mirror
+	streams   streamSet
 }
 
 // New returns a Proxy. Close stops its mirrored copies.
@@ -139,7 +150,8 @@ type exchange struct {
 	c      *Call
 	res    Result
 	timer  *time.Timer
-	shadow bool // a mirrored copy: one try, no passive health
+	cancel context.CancelCauseFunc // ends the exchange, a stream too
+	shadow bool                    // a mirrored copy: one try, no passive health
 	rp     httputil.ReverseProxy
 }
 
@@ -163,13 +175,29 @@ func (p *Proxy) getExchange(c *Call) *exchange {
 }
 
 func (p *Proxy) putExchange(x *exchange) {
-	x.c, x.res, x.timer = nil, Result{}, nil
+	x.c, x.res, x.timer, x.cancel = nil, Result{}, nil, nil
 	p.exchanges.Put(x)
 }
 
 // Serve proxies r as c describes and reports what happened. The route
 // timeout runs until the response headers arrive, across retries.
+//
+// A gRPC call's grpc-timeout is its deadline: the shorter of it and the
+// route timeout applies, and the upstream is told the shorter one.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
+	d := c.Route.Config.Timeout
+	if v := r.Header["Grpc-Timeout"]; v != nil && IsGRPC(r) {
+		gd, err := parseGRPCTimeout(v[0])
+		if err != nil || len(v) > 1 {
+			writeGRPCError(w, http.StatusBadRequest, "bad_grpc_timeout", c.Request.ID)
+			return Result{Failure: "bad_grpc_timeout"}
+		}
+		if d <= 0 || gd < d {
+			d = gd
+		} else {
+			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(d)}
+		}
+	}
 	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
 		p.sendMirror(r, c)
 	}
@@ -177,11 +205,16 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	var timer *time.Timer
-	if d := c.Route.Config.Timeout; d > 0 {
+	if d > 0 {
 		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 		defer timer.Stop()
 	}
-	x.timer = timer
+	x.timer, x.cancel = timer, cancel
+	if up := r.Header["Upgrade"]; up != nil {
+		// An upgraded connection is a stream: bounded by the route's
+		// stream limits and ended by Drain.
+		w = &upgradeWriter{ResponseWriter: w, x: x, ws: strings.EqualFold(up[0], "websocket")}
+	}
 	// A panic (http.ErrAbortHandler) skips the put: the exchange is
 	// dropped, not reused.
 	x.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -196,6 +229,9 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	c, req := x.c, x.c.Request
 	in, out := pr.In, pr.Out
 	out.URL.Scheme = "http"
+	if c.Pool.Config.Protocol == config.ProtocolH2 {
+		out.URL.Scheme = "https" // :scheme; the pool's transport dials TLS either way
+	}
 	out.URL.Host = c.Pool.Config.Name
 	// Exactly the path that was matched, or its rewrite, in escaped form:
 	// never a decoded form that means something else upstream.
@@ -251,7 +287,10 @@ func addVia(vv []string, major, minor int) []string {
 var vias = []string{"1.0 flotilla", "1.1 flotilla", "2 flotilla"}
 
 func (p *Proxy) transport(pool *backend.Pool) http.RoundTripper {
-	if pool.Config.Protocol == "h2c" {
+	if own := pool.Transport(); own != nil {
+		return own // a TLS backend's (https, h2)
+	}
+	if pool.Config.Protocol == config.ProtocolH2C {
 		return p.opts.H2C
 	}
 	return p.opts.HTTP1
@@ -356,6 +395,14 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			// An upgraded connection (WebSocket): ReverseProxy needs the
 			// writable body; the endpoint counts it until it closes.
 			resp.Body = &doneConn{ReadWriteCloser: rwc, ep: ep}
+		} else if resp.ContentLength < 0 && resp.Body != http.NoBody {
+			// No length: a stream (gRPC, server-sent events) or a long
+			// chunked body, bounded by the route's stream limits.
+			sb := x.newStreamBody(resp, ep, IsGRPC(req))
+			if body != nil {
+				body.stream.Store(sb.s) // the client's messages keep a bidirectional stream alive too
+			}
+			resp.Body = sb
 		} else {
 			resp.Body = &doneBody{ReadCloser: resp.Body, ep: ep}
 		}
@@ -402,14 +449,18 @@ func notSent(err error) bool {
 // its own goroutine, hence the atomics.
 type replayBody struct {
 	io.ReadCloser
-	read atomic.Bool
-	err  atomic.Pointer[error]
+	read   atomic.Bool
+	err    atomic.Pointer[error]
+	stream atomic.Pointer[stream] // once the response is a stream
 }
 
 func (b *replayBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.read.Store(true)
+		if s := b.stream.Load(); s != nil {
+			s.touch()
+		}
 	}
 	if err != nil && err != io.EOF {
 		b.err.Store(&err)
@@ -488,10 +539,27 @@ func classify(ctx context.Context, err error) (int, string) {
 		return http.StatusServiceUnavailable, "no_healthy_upstream"
 	case errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable, "upstream_overloaded"
+	case isTLSError(err):
+		return http.StatusBadGateway, "upstream_tls"
 	case errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, "upstream_timeout"
 	}
 	return http.StatusBadGateway, "upstream_failure"
+}
+
+// isTLSError reports whether err is a failed TLS handshake with the
+// upstream: its certificate did not verify (expired, another host's,
+// signed by an unknown CA), it refused ours, or it does not speak TLS.
+func isTLSError(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	var unknownCA x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var op *net.OpError // crypto/tls reports the peer's alerts as Op "remote error"
+	return errors.Is(err, ErrUpstreamTLS) || errors.As(err, &op) && op.Op == "remote error" || errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) ||
+		errors.As(err, &unknownCA) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
 func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
@@ -507,17 +575,39 @@ func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 			slog.String("backend", c.Pool.Config.Name), slog.String("endpoint", x.res.Endpoint), slog.Int("attempts", x.res.Attempts),
 			slog.String("class", code), slog.String("error", err.Error()))
 	}
-	WriteError(w, status, code, c.Request.ID)
+	WriteRequestError(w, r, status, code, c.Request.ID)
 }
 
 // Reject answers a request the gateway refuses before proxying it
 // (ErrNoRoute, ErrMethodNotAllowed, route.ErrBadPath, an
 // *http.MaxBytesError), classified here with every proxy failure, and
 // returns its error code for the access log.
+//
+// Prefer RejectRequest, which answers a gRPC call in gRPC.
 func Reject(w http.ResponseWriter, err error, requestID string) string {
+	return RejectRequest(w, nil, err, requestID)
+}
+
+// RejectRequest is Reject for the request r: a gRPC call (IsGRPC) gets a
+// gRPC status (see WriteRequestError), anything else the JSON error. r
+// may be nil (JSON).
+func RejectRequest(w http.ResponseWriter, r *http.Request, err error, requestID string) string {
 	status, code := classify(context.Background(), err)
-	WriteError(w, status, code, requestID)
+	WriteRequestError(w, r, status, code, requestID)
 	return code
+}
+
+// WriteRequestError is WriteError for the request r: a gRPC call gets
+// HTTP 200 with a trailers-only gRPC status mapped from status and code
+// (404 UNIMPLEMENTED, 502 and 503 UNAVAILABLE, 504 DEADLINE_EXCEEDED,
+// 413 RESOURCE_EXHAUSTED, 499 CANCELLED; docs/request-path.md) and the
+// code in grpc-message; anything else the JSON body. r may be nil (JSON).
+func WriteRequestError(w http.ResponseWriter, r *http.Request, status int, code, requestID string) {
+	if r != nil && IsGRPC(r) {
+		writeGRPCError(w, status, code, requestID)
+		return
+	}
+	WriteError(w, status, code, requestID)
 }
 
 // WriteError writes the gateway's JSON error body: a stable code and the

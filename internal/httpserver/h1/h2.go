@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,53 @@ func (c *conn) serveH2() {
 	if c.tls != nil {
 		nc = &h2TLSConn{h2Conn{Conn: c.nc, f: f}, c.tls}
 	}
-	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(s.serveH2Request)})
+	ip := c.ip
+	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.admitStream(ip) {
+			w.Header()["Retry-After"] = []string{"1"}
+			http.Error(w, "503 Service Unavailable: too many requests in flight", http.StatusServiceUnavailable)
+			return
+		}
+		defer s.releaseStream(ip)
+		s.serveH2Request(w, r)
+	})})
+}
+
+// admitStream counts an HTTP/2 request in flight against MaxConns and
+// MaxConnsPerIP, and reports whether it may run.
+func (s *Server) admitStream(ip netip.Addr) bool {
+	total, perIP := s.maxConns(), s.maxConnsPerIP()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case total > 0 && s.streams >= total:
+		s.refusedTotal.Add(1)
+		return false
+	case perIP > 0 && ip.IsValid() && s.streamsIP[ip] >= perIP:
+		s.refusedPerIP.Add(1)
+		return false
+	}
+	s.streams++
+	if ip.IsValid() {
+		if s.streamsIP == nil {
+			s.streamsIP = map[netip.Addr]int{}
+		}
+		s.streamsIP[ip]++
+	}
+	return true
+}
+
+func (s *Server) releaseStream(ip netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.streams--
+	if ip.IsValid() {
+		if n := s.streamsIP[ip] - 1; n > 0 {
+			s.streamsIP[ip] = n
+		} else {
+			delete(s.streamsIP, ip)
+		}
+	}
 }
 
 // h2Conn is the connection as the HTTP/2 server sees it: reads come

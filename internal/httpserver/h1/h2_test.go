@@ -464,3 +464,68 @@ func TestH2Limits(t *testing.T) {
 		}
 	})
 }
+
+// TestH2StreamsShareTheConnectionBudget: HTTP/2 requests in flight count
+// against MaxConnsPerIP as HTTP/1.1 connections do, so one client cannot
+// multiply its share by the streams of each connection.
+func TestH2StreamsShareTheConnectionBudget(t *testing.T) {
+	var running atomic.Int64
+	release := make(chan struct{})
+	s := &Server{MaxConnsPerIP: 3, H2: &http2.Server{}, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/warm" {
+			running.Add(1)
+			<-release
+		}
+	})}
+	addr := serve(t, s)
+	client := h2cClient()
+	// One connection first, so that the burst shares it.
+	if resp, err := client.Get("http://" + addr + "/warm"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	codes := make(chan int, 5)
+	for range 5 {
+		go func() {
+			resp, err := client.Get("http://" + addr + "/")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range 2 {
+		got[<-codes]++
+	}
+	if got[503] != 2 || running.Load() != 3 {
+		t.Errorf("with 3 running: %v answered, %d running; want two 503s", got, running.Load())
+	}
+	close(release)
+	for range 3 {
+		got[<-codes]++
+	}
+	if got[200] != 3 {
+		t.Errorf("statuses %v, want three 200s", got)
+	}
+	if _, perIP := s.Refused(); perIP != 2 {
+		t.Errorf("Refused() per IP = %d, want 2", perIP)
+	}
+	// The budget is given back once the handlers have returned.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := client.Get("http://" + addr + "/warm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the burst: %s", resp.Status)
+		}
+	}
+}

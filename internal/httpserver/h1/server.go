@@ -121,10 +121,14 @@ type Server struct {
 	// (default 1000; negative: no limit).
 	MaxRequestsPerConn int
 	// MaxConns caps open connections; more are closed at accept
-	// (default 4096; negative: no limit).
+	// (default 4096; negative: no limit). It caps HTTP/2 requests in
+	// flight too (503 over it): one HTTP/2 connection carries many, and
+	// each may hold an upstream connection, so streams get the budget
+	// HTTP/1.1 connections have.
 	MaxConns int
 	// MaxConnsPerIP caps open connections from one client IP address;
-	// more are closed at accept (default 1024; negative: no limit).
+	// more are closed at accept (default 1024; negative: no limit). It
+	// caps the client's HTTP/2 requests in flight too.
 	MaxConnsPerIP int
 	// AllowUpgrades lists the protocols a request may ask to upgrade to
 	// (compared case-insensitively, version ignored); any other offer is
@@ -145,14 +149,16 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	perIP     map[netip.Addr]int
+	streams   int // HTTP/2 requests in flight, in all and per IP
+	streamsIP map[netip.Addr]int
 	closing   atomic.Bool
 
 	refusedTotal, refusedPerIP atomic.Uint64
 	refusedLogged              atomic.Int64 // unix seconds of the last refusal log line
 }
 
-// Refused reports the connections closed at accept so far: over
-// MaxConns, and over MaxConnsPerIP.
+// Refused reports the connections closed at accept, and the HTTP/2
+// requests refused, so far: over MaxConns, and over MaxConnsPerIP.
 func (s *Server) Refused() (total, perIP uint64) {
 	return s.refusedTotal.Load(), s.refusedPerIP.Load()
 }
