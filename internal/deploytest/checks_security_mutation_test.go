@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestValidateCatchesExposure breaks the local overlay's edge protection in
@@ -145,6 +146,53 @@ func TestValidateCatchesExposure(t *testing.T) {
 			}
 			return objs
 		}, "--admin-token-file /etc/flotilla/gateway/gateway.yaml is not a key of a mounted Secret"},
+		{"gRPC route without the gRPC content type", routes("      headers: [{name: Content-Type, value: application/grpc}]\n", ""),
+			"route grpc-health: sends POST to its backends"},
+		{"gRPC route for a whole package", routes("value: /flotilla.demo.v1.Echo}", "value: /flotilla.demo.v1}"),
+			"route grpc-echo: sends POST to its backends"},
+		{"gRPC route that takes GET too", routes("methods: [POST]", "methods: [POST, GET]"),
+			"route grpc-health: sends POST to its backends"},
+		{"https port closed", func(objs []object) []object {
+			np := policy(objs, "gateway")
+			np.Spec.Ingress[0].Ports = np.Spec.Ingress[0].Ports[:1]
+			return objs
+		}, "NetworkPolicies refuse clients on the gateway's https port"},
+		{"https without a Service port", func(objs []object) []object {
+			for _, name := range []string{"gateway", "gateway-nodeport"} {
+				svc := find[*corev1.Service](objs, "Service", "flotilla", name)
+				svc.Spec.Ports = svc.Spec.Ports[:1]
+			}
+			return objs
+		}, "gateway serves HTTPS on :8443 but no Service has a port for it"},
+		{"https port not listened on", func(objs []object) []object {
+			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return a == "--tls-addr" || a == ":8443" })
+			return objs
+		}, "container port https (8443) is not listened on"},
+		{"--tls-addr without a tls section", routes("tls:\n  certificates:\n    - {certFile: /etc/flotilla/tls/tls.crt, keyFile: /etc/flotilla/tls/tls.key}\n  minVersion: \"1.2\"\n", ""),
+			"gateway runs with --tls-addr :8443 but its routes have no tls section"},
+		{"TLS Secret mounted read-write", func(objs []object) []object {
+			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
+			for i := range c.VolumeMounts {
+				if c.VolumeMounts[i].Name == "tls" {
+					c.VolumeMounts[i].ReadOnly = false
+				}
+			}
+			return objs
+		}, "the TLS Secret volume tls is mounted read-write at /etc/flotilla/tls"},
+		{"TLS certificate by subPath", func(objs []object) []object {
+			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
+			for i := range c.VolumeMounts {
+				if c.VolumeMounts[i].Name == "tls" {
+					c.VolumeMounts[i].MountPath, c.VolumeMounts[i].SubPath = "/etc/flotilla/tls/tls.crt", "tls.crt"
+				}
+			}
+			return objs
+		}, "tls file /etc/flotilla/tls/tls.crt is not in a Secret volume mounted as the directory /etc/flotilla/tls/"},
+		{"TLS Secret of the wrong type", func(objs []object) []object {
+			return append(objs, object{Kind: "Secret", Name: "gateway-tls", Namespace: "flotilla", Obj: &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: "gateway-tls", Namespace: "flotilla"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"tls.crt": nil, "tls.key": nil}}})
+		}, `TLS Secret gateway-tls is of type "Opaque", want "kubernetes.io/tls"`},
 		{"pprof on", func(objs []object) []object {
 			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
 			c.Env = append(c.Env, corev1.EnvVar{Name: "FLOTILLA_ADMIN_PPROF", Value: "true"})

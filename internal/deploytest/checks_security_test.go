@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -231,6 +232,9 @@ func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
 		case "gateway":
 			if !admitsIngress(objs, w, world, http) {
 				fail(w.obj, "NetworkPolicies refuse clients on the gateway's http port")
+			}
+			if https := intstr.FromString("https"); containerPort(w, https) && !admitsIngress(objs, w, world, https) {
+				fail(w.obj, "NetworkPolicies refuse clients on the gateway's https port")
 			}
 			if admitsIngress(objs, w, world, intstr.FromString("admin")) {
 				fail(w.obj, "NetworkPolicies open the gateway's admin port to the world")
@@ -495,8 +499,11 @@ func checkRoutes(o object, cfg *gwconfig.Config, fail failFunc) {
 			fail(o, "route %s: sends every method to its backends; want methods [GET, HEAD]", r.Name)
 		}
 		for _, m := range r.Match.Methods {
+			if m == http.MethodPost && isGRPCRoute(r) {
+				continue
+			}
 			if m != http.MethodGet && m != http.MethodHead {
-				fail(o, "route %s: sends %s to its backends; the apps serve clients only GET and HEAD", r.Name, m)
+				fail(o, "route %s: sends %s to its backends; the apps serve clients only GET and HEAD (POST only on a gRPC service's route: path Prefix /package.Service, methods [POST], header Content-Type exactly application/grpc)", r.Name, m)
 			}
 		}
 	}
@@ -563,6 +570,25 @@ func checkRoutes(o object, cfg *gwconfig.Config, fail failFunc) {
 			}
 		}
 	}
+}
+
+// grpcService is the path of one gRPC service, /package.Service: its
+// methods are /package.Service/Method.
+var grpcService = regexp.MustCompile(`^/[a-z][a-z0-9_]*(\.[a-z0-9_]+)*\.[A-Z][A-Za-z0-9_]*$`)
+
+// isGRPCRoute reports a route made for one gRPC service and nothing else:
+// the service's path prefix, POST only, and the gRPC content type. Only
+// such a route may send POST to the demo, whose gRPC services answer
+// nothing but gRPC.
+func isGRPCRoute(r gwconfig.Route) bool {
+	pm := r.Match.Path
+	if pm == nil || pm.Type != gwconfig.PathPrefix || !grpcService.MatchString(pm.Value) ||
+		len(r.Match.Methods) != 1 || r.Match.Methods[0] != http.MethodPost {
+		return false
+	}
+	return slices.ContainsFunc(r.Match.Headers, func(h gwconfig.ValueMatch) bool {
+		return strings.EqualFold(h.Name, "Content-Type") && (h.Type == "" || h.Type == gwconfig.MatchExact) && h.Value == "application/grpc"
+	})
 }
 
 func cmpValue(v gwconfig.ValueMatch) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -305,7 +306,7 @@ func durationSetting(o object, c corev1.Container, flag string, def time.Duratio
 // container port.
 func checkListeners(o object, c corev1.Container, known flagSet, fail failFunc) {
 	served := map[int32]bool{}
-	for _, flag := range []string{"addr", "admin-addr"} {
+	for _, flag := range []string{"addr", "tls-addr", "admin-addr"} {
 		def, ok := known.defaults[flag]
 		if !ok {
 			continue
@@ -331,7 +332,7 @@ func checkListeners(o object, c corev1.Container, known flagSet, fail failFunc) 
 	}
 	for _, cp := range c.Ports {
 		if !served[cp.ContainerPort] {
-			fail(o, "container port %s (%d) is not listened on (--addr/--admin-addr)", cp.Name, cp.ContainerPort)
+			fail(o, "container port %s (%d) is not listened on (--addr/--tls-addr/--admin-addr)", cp.Name, cp.ContainerPort)
 		}
 	}
 }
@@ -623,7 +624,104 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 				}
 			}
 			checkRoutes(w.obj, cfg, fail)
+			checkGatewayTLS(objs, w, c, cfg, fail)
 		}
+	}
+}
+
+// checkGatewayTLS: a gateway with --tls-addr has a tls section whose every
+// file is in a Secret mounted read-only as a directory (a subPath mount
+// would never see a renewed certificate), a Secret of type
+// kubernetes.io/tls when it is part of the render (else it is the user's,
+// by name), and a Service port for its HTTPS port.
+func checkGatewayTLS(objs []object, w workload, c corev1.Container, cfg *gwconfig.Config, fail failFunc) {
+	addr := setting(c, "tls-addr", "")
+	if addr == "" {
+		return
+	}
+	if cfg.TLS == nil {
+		fail(w.obj, "gateway runs with --tls-addr %s but its routes have no tls section", addr)
+		return
+	}
+	var files []string
+	for _, cert := range cfg.TLS.Certificates {
+		files = append(files, cert.CertFile, cert.KeyFile)
+	}
+	if a := cfg.TLS.ClientAuth; a != nil {
+		files = append(files, a.CAFile)
+	}
+	wrongType := map[string]bool{} // reported once per Secret
+	for _, file := range files {
+		dir, base := path.Split(file)
+		var mount *corev1.VolumeMount
+		for i, m := range c.VolumeMounts {
+			if strings.TrimSuffix(m.MountPath, "/")+"/" == dir && m.SubPath == "" {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		var vol *corev1.Volume
+		for i, v := range w.spec.Volumes {
+			if mount != nil && v.Name == mount.Name {
+				vol = &w.spec.Volumes[i]
+			}
+		}
+		if mount == nil || vol == nil || vol.Secret == nil {
+			fail(w.obj, "tls file %s is not in a Secret volume mounted as the directory %s", file, dir)
+			continue
+		}
+		if !mount.ReadOnly {
+			fail(w.obj, "the TLS Secret volume %s is mounted read-write at %s", mount.Name, mount.MountPath)
+		}
+		key := base
+		if items := vol.Secret.Items; len(items) > 0 {
+			key = ""
+			for _, it := range items {
+				if it.Path == base {
+					key = it.Key
+				}
+			}
+			if key == "" {
+				fail(w.obj, "tls file %s: the Secret volume %s projects no item to %s", file, vol.Name, base)
+				continue
+			}
+		}
+		sec := find[*corev1.Secret](objs, "Secret", w.obj.Namespace, vol.Secret.SecretName)
+		if sec == nil {
+			continue // the user's (kubectl create secret tls), by name
+		}
+		if sec.Type != corev1.SecretTypeTLS && !wrongType[sec.Name] {
+			wrongType[sec.Name] = true
+			fail(w.obj, "TLS Secret %s is of type %q, want %q", sec.Name, sec.Type, corev1.SecretTypeTLS)
+		}
+		if _, ok := sec.Data[key]; !ok {
+			if _, ok := sec.StringData[key]; !ok {
+				fail(w.obj, "tls file %s: Secret %s has no key %s", file, sec.Name, key)
+			}
+		}
+	}
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	served := false
+	for _, o := range objs {
+		svc, ok := o.Obj.(*corev1.Service)
+		if !ok || o.Namespace != w.obj.Namespace || svc.Spec.ClusterIP == corev1.ClusterIPNone ||
+			!slices.ContainsFunc(selected(svc.Spec.Selector, o.Namespace, []workload{w}), func(x workload) bool { return x.obj == w.obj }) {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			tp := p.TargetPort
+			if tp.Type == intstr.Int && tp.IntVal == 0 {
+				tp = intstr.FromInt32(p.Port)
+			}
+			for _, cp := range c.Ports {
+				if int(cp.ContainerPort) == port && ((tp.Type == intstr.String && tp.StrVal == cp.Name) || (tp.Type == intstr.Int && tp.IntVal == cp.ContainerPort)) {
+					served = true
+				}
+			}
+		}
+	}
+	if !served {
+		fail(w.obj, "gateway serves HTTPS on %s but no Service has a port for it", addr)
 	}
 }
 

@@ -1,6 +1,10 @@
 package deploytest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,6 +128,61 @@ func TestHelmSecrets(t *testing.T) {
 			}
 		}
 	})
+	t.Run("TLS off by default", func(t *testing.T) {
+		objs := render(t, nil)
+		c := find[*appsv1.Deployment](objs, "Deployment", "", "flotilla-gateway").Spec.Template.Spec.Containers[0]
+		if slices.Contains(c.Args, "--tls-addr") || len(find[*corev1.Service](objs, "Service", "", "flotilla-gateway").Spec.Ports) != 1 ||
+			find[*corev1.Secret](objs, "Secret", "", "flotilla-gateway-tls") != nil {
+			t.Errorf("gateway args %q, Service ports, TLS Secret: want no HTTPS without gateway.tls.enabled", c.Args)
+		}
+	})
+	t.Run("TLS generated", func(t *testing.T) {
+		values := map[string]any{"gateway": map[string]any{"tls": map[string]any{"enabled": true, "hosts": []any{"gw.example.test", "10.0.0.7"}}}}
+		a, b := render(t, values), render(t, values)
+		sa, sb := find[*corev1.Secret](a, "Secret", "", "flotilla-gateway-tls"), find[*corev1.Secret](b, "Secret", "", "flotilla-gateway-tls")
+		if sa == nil || sb == nil || sa.Type != corev1.SecretTypeTLS {
+			t.Fatalf("Secret flotilla-gateway-tls = %+v, want one of type kubernetes.io/tls", sa)
+		}
+		if string(sa.Data["tls.key"]) == string(sb.Data["tls.key"]) {
+			t.Error("two renders generated the same key")
+		}
+		if _, err := tls.X509KeyPair(sa.Data["tls.crt"], sa.Data["tls.key"]); err != nil {
+			t.Errorf("tls.crt and tls.key: %v", err)
+		}
+		block, _ := pem.Decode(sa.Data["tls.crt"])
+		if block == nil {
+			t.Fatal("tls.crt: no PEM block")
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(sa.Data["ca.crt"]) {
+			t.Fatal("ca.crt: no PEM certificate")
+		}
+		for _, name := range []string{"flotilla-gateway", "flotilla-gateway.flotilla-helm.svc", "flotilla-gateway.flotilla-helm.svc.cluster.local",
+			"localhost", "127.0.0.1", "flaskapp.test", "minikube.test", "gw.example.test", "10.0.0.7"} {
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err != nil {
+				t.Errorf("certificate for %s: %v", name, err)
+			}
+		}
+		if errs := validate(a); len(errs) > 0 {
+			t.Errorf("validate: %v", errs)
+		}
+	})
+	t.Run("TLS from an existing Secret", func(t *testing.T) {
+		objs := render(t, map[string]any{"gateway": map[string]any{"tls": map[string]any{"enabled": true, "secretName": "my-tls"}}})
+		if s := find[*corev1.Secret](objs, "Secret", "", "flotilla-gateway-tls"); s != nil {
+			t.Error("renders a TLS Secret although gateway.tls.secretName names one")
+		}
+		if got := secretVolume(objs, "Deployment", "flotilla-gateway", "tls"); got != "my-tls" {
+			t.Errorf("gateway volume tls = Secret %q, want my-tls", got)
+		}
+		if errs := validate(objs); len(errs) > 0 {
+			t.Errorf("validate: %v", errs)
+		}
+	})
 	for _, tt := range []struct {
 		name   string
 		values map[string]any
@@ -135,6 +194,11 @@ func TestHelmSecrets(t *testing.T) {
 		{"admin token with a quote", map[string]any{"gateway": map[string]any{"admin": map[string]any{"token": `0123456789abcdef"`}}}, "token"},
 		{"admin host with a port", map[string]any{"gateway": map[string]any{"admin": map[string]any{"hosts": []any{"a.test:9901"}}}}, "hosts"},
 		{"old per-component policy toggle", map[string]any{"gateway": map[string]any{"networkPolicy": map[string]any{"enabled": false}}}, "networkPolicy"},
+		{"TLS Secret name with capitals", map[string]any{"gateway": map[string]any{"tls": map[string]any{"secretName": "My_TLS"}}}, "secretName"},
+		{"TLS host with a port", map[string]any{"gateway": map[string]any{"tls": map[string]any{"hosts": []any{"a.test:443"}}}}, "hosts"},
+		{"TLS validity of 0 days", map[string]any{"gateway": map[string]any{"tls": map[string]any{"validityDays": 0}}}, "validityDays"},
+		{"TLS node port out of range", map[string]any{"gateway": map[string]any{"tls": map[string]any{"nodePort": 443}}}, "nodePort"},
+		{"TLS enabled as a string", map[string]any{"gateway": map[string]any{"tls": map[string]any{"enabled": "yes"}}}, "enabled"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := helmTemplate(tt.values)

@@ -1,6 +1,7 @@
 package deploytest
 
 import (
+	"encoding/base64"
 	"flag"
 	"os"
 	"path/filepath"
@@ -245,6 +246,14 @@ func maskGenerated(t *testing.T, stream []byte) []byte {
 	out := string(stream)
 	for _, o := range objs {
 		if s, ok := o.Obj.(*corev1.Secret); ok {
+			if s.Type == corev1.SecretTypeTLS {
+				// The chart's generated CA and certificate.
+				for key, v := range s.Data {
+					if len(v) > 0 {
+						out = strings.ReplaceAll(out, base64.StdEncoding.EncodeToString(v), "GENERATED-"+strings.ToUpper(key))
+					}
+				}
+			}
 			for _, key := range []string{"password", "token"} {
 				if v := s.StringData[key]; len(v) == 32 {
 					out = strings.ReplaceAll(out, v, "GENERATED-"+strings.ToUpper(key))

@@ -169,6 +169,14 @@ func TestKustomizeEntryPoints(t *testing.T) {
 			t.Errorf("Service %s port %d nodePort %d, want %d %d", name, got.Port, got.NodePort, w[0], w[1])
 		}
 	}
+	// HTTPS (components/tls): the second port of the gateway's Services.
+	for name, w := range map[string][2]int32{"gateway": {443, 0}, "gateway-nodeport": {443, 30443}} {
+		svc := find[*corev1.Service](objs, "Service", "flotilla", name)
+		if svc == nil || len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Name != "https" || svc.Spec.Ports[1].Port != w[0] ||
+			svc.Spec.Ports[1].NodePort != w[1] || svc.Spec.Ports[1].TargetPort.String() != "https" {
+			t.Errorf("Service %s: want a second port https %d → https, nodePort %d; got %+v", name, w[0], w[1], svc)
+		}
+	}
 	pv := find[*corev1.PersistentVolume](objs, "PersistentVolume", "", "flotilla-redis")
 	if pv == nil || pv.Spec.Local == nil || pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Namespace != "flotilla" {
 		t.Errorf("local overlay: want PersistentVolume flotilla-redis, a local volume reserved for namespace flotilla, got %+v", pv)

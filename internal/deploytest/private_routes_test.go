@@ -30,7 +30,7 @@ var shippedRoutes = []struct {
 	versions map[string]string
 	entries  []entry
 }{
-	{"base", filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo"},
+	{"base", filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo", "demo-grpc": "demo-grpc"},
 		[]entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}},
 	{"recreate", strategyRoutes("recreate"), map[string]string{"demo": "v1"}, []entry{{"gateway", ""}}},
 	{"ramped", strategyRoutes("ramped"), map[string]string{"demo": "v1"}, []entry{{"gateway", ""}}},

@@ -82,7 +82,15 @@ func realGatewayData(t *testing.T, path string, data []byte, versions map[string
 			t.Fatalf("%s: backend %s has no version in the test", path, b.Name)
 		}
 		u := &upstream{version: v}
-		srv := httptest.NewServer(u)
+		srv := httptest.NewUnstartedServer(u)
+		if b.Protocol == "h2c" {
+			// An h2c backend (the demo's gRPC): HTTP/2 with prior knowledge.
+			var p http.Protocols
+			p.SetHTTP1(true)
+			p.SetUnencryptedHTTP2(true)
+			srv.Config.Protocols = &p
+		}
+		srv.Start()
 		t.Cleanup(srv.Close)
 		cfg.Backends[i].Addresses = []string{strings.TrimPrefix(srv.URL, "http://")}
 		ups[b.Name] = u
@@ -211,7 +219,7 @@ func TestStrategyRoutes(t *testing.T) {
 // TestTalkRoutes runs the real gateway on the base's routes: the talk's
 // Ingress by host, with the /flask rewrite, and the path prefixes.
 func TestTalkRoutes(t *testing.T) {
-	gw, ups := realGateway(t, filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo"})
+	gw, ups := realGateway(t, filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo", "demo-grpc": "demo-grpc"})
 	for _, tt := range []struct {
 		host, path     string
 		backend, wantP string
@@ -243,5 +251,37 @@ func TestTalkRoutes(t *testing.T) {
 	gw.ServeHTTP(w, r)
 	if w.Code != http.StatusNotFound {
 		t.Errorf("GET flaskapp.test/flasky = %d, want 404 (no route)", w.Code)
+	}
+}
+
+// TestTalkGRPCRoutes: the base's gRPC routes send the demo's two gRPC
+// services, and nothing else, to the demo over h2c: POST with the gRPC
+// content type only, whatever the host.
+func TestTalkGRPCRoutes(t *testing.T) {
+	gw, ups := realGateway(t, filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo", "demo-grpc": "demo-grpc"})
+	for _, tt := range []struct {
+		name, method, host, path, ctype string
+		wantGRPC                        bool
+	}{
+		{"health check", http.MethodPost, "gateway", "/grpc.health.v1.Health/Check", "application/grpc", true},
+		{"echo", http.MethodPost, "gateway", "/flotilla.demo.v1.Echo/Echo", "application/grpc", true},
+		{"echo as the talk's host", http.MethodPost, "127.0.0.1:30443", "/flotilla.demo.v1.Echo/Echo", "application/grpc", true},
+		{"no gRPC content type", http.MethodPost, "gateway", "/flotilla.demo.v1.Echo/Echo", "application/json", false},
+		{"GET", http.MethodGet, "gateway", "/grpc.health.v1.Health/Check", "application/grpc", false},
+		{"another service", http.MethodPost, "gateway", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "application/grpc", false},
+		{"a longer service name", http.MethodPost, "gateway", "/flotilla.demo.v1.EchoX/Echo", "application/grpc", false},
+		{"a private path behind the prefix", http.MethodPost, "gateway", "/flotilla.demo.v1.Echo/../readyz/disable", "application/grpc", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := ups["demo-grpc"].hits()
+			r := httptest.NewRequest(tt.method, "http://"+tt.host+tt.path, nil)
+			r.Header.Set("Content-Type", tt.ctype)
+			w := httptest.NewRecorder()
+			gw.ServeHTTP(w, r)
+			reached := ups["demo-grpc"].hits() > before
+			if reached != tt.wantGRPC || (tt.wantGRPC && w.Code != http.StatusOK) {
+				t.Errorf("%s %s%s (Content-Type %s) = %d, reached demo-grpc: %v, want %v", tt.method, tt.host, tt.path, tt.ctype, w.Code, reached, tt.wantGRPC)
+			}
+		})
 	}
 }

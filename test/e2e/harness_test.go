@@ -168,9 +168,11 @@ func (c *cluster) dump(ctx context.Context, t *testing.T, ns string) {
 
 // response is what fetch saw.
 type response struct {
-	Status int
-	Header http.Header
-	Body   string
+	Status     int
+	Header     http.Header
+	Body       string
+	ProtoMajor int                  // 1 or 2
+	TLS        *tls.ConnectionState // nil over clear text
 }
 
 // freshClient opens a new connection for every request, as curl does, so
@@ -203,7 +205,7 @@ func do(hc *http.Client, req *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}, nil
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b), ProtoMajor: resp.ProtoMajor, TLS: resp.TLS}, nil
 }
 
 // apiServer returns an HTTP client for the API server with the

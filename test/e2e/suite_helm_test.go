@@ -5,13 +5,21 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // helmModule is Helm from the Go module proxy, as the Makefile's HELM.
@@ -81,5 +89,48 @@ func TestHelm(t *testing.T) {
 			t.Errorf("%s: value=%d after value=%d, want more", u.url, n, prev)
 		}
 		prev = n
+	}
+
+	// HTTPS (values-local.yaml: gateway.tls.enabled) with the chart's
+	// generated certificate, trusting only the CA the chart put next to it.
+	caB64 := c.must(t, "", "get", "secret", "-n", ns, "flotilla-gateway-tls", "-o", `jsonpath={.data.ca\.crt}`)
+	caPEM, err := base64.StdEncoding.DecodeString(strings.TrimSpace(caB64))
+	block, _ := pem.Decode(caPEM)
+	if err != nil || block == nil {
+		t.Fatalf("Secret flotilla-gateway-tls key ca.crt: %v, %q", err, caB64)
+	}
+	caCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &testCA{cert: caCert, pool: x509.NewCertPool()}
+	ca.pool.AddCert(caCert)
+	gwTLS := fmt.Sprintf("https://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 443))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, gwTLS+"/counter", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := do(h2Client(ca), req)
+	if err != nil {
+		t.Fatalf("GET %s/counter: %v", gwTLS, err)
+	}
+	if _, n := counterAnswer(t, "HTTPS "+gwTLS+"/counter", r, pods); n <= prev || r.ProtoMajor != 2 {
+		t.Errorf("HTTPS %s/counter: HTTP/%d, value=%d after value=%d; want HTTP/2 and more", gwTLS, r.ProtoMajor, n, prev)
+	}
+	if err := verified(r, ca); err != nil {
+		t.Errorf("HTTPS %s/counter: %v", gwTLS, err)
+	}
+
+	// The chart's gRPC routes: the demo's health service over HTTPS.
+	s.waitGateway(t, "demo-grpc", "app.kubernetes.io/name=demo")
+	conn, err := grpc.NewClient(strings.TrimPrefix(gwTLS, "https://"), grpc.WithTransportCredentials(credentials.NewTLS(ca.tlsConfig())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if res, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || res.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC Health/Check through %s: %v, %v; want SERVING", gwTLS, res.GetStatus(), err)
 	}
 }

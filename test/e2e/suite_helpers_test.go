@@ -51,6 +51,10 @@ type system struct {
 	ns string
 	// NodePort URLs on 127.0.0.1, no trailing slash.
 	gateway, counter, demo string
+	// gatewayTLS is the gateway's HTTPS NodePort URL (components/tls),
+	// with a certificate from ca in the Secret gateway-tls.
+	gatewayTLS string
+	ca         *testCA
 }
 
 // deploySystem applies deploy/kubernetes/local into a fresh namespace and
@@ -80,6 +84,8 @@ func deploySystem(t *testing.T) *system {
 	if err := os.MkdirAll(volDir, 0o755); err != nil {
 		t.Fatalf("Redis volume directory (the node is this machine): %v", err)
 	}
+	// As a user of the local overlay does before applying it.
+	s.ca = s.createGatewayTLS(t, s.ns)
 	s.applyMoved(t, s.ns, deployDir("local"), fmt.Sprintf(`
   - target: {kind: PersistentVolume, name: flotilla-redis}
     patch: |-
@@ -90,6 +96,7 @@ func deploySystem(t *testing.T) *system {
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 80))
 	s.counter = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "counter-nodeport", 5000))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo-nodeport", 8080))
+	s.gatewayTLS = fmt.Sprintf("https://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 443))
 	// kube-proxy programs the NodePorts, and the gateway resolves its
 	// backends, a moment after the objects exist.
 	for _, u := range []string{s.counter + "/", s.demo + "/ping", s.gateway + "/counter", s.gateway + "/demo/ping"} {

@@ -21,6 +21,7 @@ func TestSystem(t *testing.T) {
 	t.Logf("deployed deploy/kubernetes/local in %s: gateway %s, counter %s, demo %s", s.ns, s.gateway, s.counter, s.demo)
 	t.Run("Talk", func(t *testing.T) { testTalk(t, s) })
 	t.Run("DemoEndpoints", func(t *testing.T) { testDemoEndpoints(t, s) })
+	t.Run("Edge", func(t *testing.T) { testEdge(t, s) })
 	t.Run("Scale", func(t *testing.T) { testScale(t, s) })
 	t.Run("RollingUpgrade", func(t *testing.T) { testRollingUpgrade(t, s) })
 	t.Run("ReadinessDelay", func(t *testing.T) { testReadinessDelay(t, s) })

@@ -64,7 +64,9 @@ two named ones for the other strategies. */}}
 {{- end -}}
 
 {{/* A Service: dict "root" $ "name" n "component" c "track" t "type" type
-"port" p "nodePort" np "targetPort" tp "headless" bool "labels" map. */}}
+"port" p "nodePort" np "targetPort" tp "headless" bool "labels" map
+"httpsPort" p "httpsNodePort" np (a second port, https → container port
+https). */}}
 {{- define "flotilla.service" -}}
 apiVersion: v1
 kind: Service
@@ -91,6 +93,14 @@ spec:
       {{- if and .nodePort (eq (.type | default "ClusterIP") "NodePort") (not .headless) }}
       nodePort: {{ .nodePort }}
       {{- end }}
+    {{- if .httpsPort }}
+    - name: https
+      port: {{ .httpsPort }}
+      targetPort: https
+      {{- if and .httpsNodePort (eq (.type | default "ClusterIP") "NodePort") }}
+      nodePort: {{ .httpsNodePort }}
+      {{- end }}
+    {{- end }}
 {{- end -}}
 
 {{/* A PodDisruptionBudget for a workload's pods. */}}
@@ -120,7 +130,9 @@ spec:
 {{/* A flotilla Deployment: dict "root" $ "name" n "component" c "track" t
 "version" tag "replicas" n "args" list "env" list-of-env-yaml "resources" r
 "recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool
-"backend" bool (the gateway routes to it). */}}
+"backend" bool (the gateway routes to it) "tlsSecret" name (HTTPS on
+container port 8443 "https", the kubernetes.io/tls Secret mounted
+read-only at /etc/flotilla/tls). */}}
 {{- define "flotilla.deployment" -}}
 {{- $v := .root.Values -}}
 {{- $drain := .drainDelay | default $v.termination.drainDelay -}}
@@ -193,6 +205,10 @@ spec:
           ports:
             - name: http
               containerPort: 8080
+            {{- if .tlsSecret }}
+            - name: https
+              containerPort: 8443
+            {{- end }}
             {{- if .admin }}
             - name: admin
               containerPort: 9901
@@ -207,7 +223,7 @@ spec:
             {{- toYaml .resources | nindent 12 }}
           securityContext:
             {{- toYaml $v.containerSecurityContext | nindent 12 }}
-          {{- if or .configMap .secret }}
+          {{- if or .configMap .secret .tlsSecret }}
           volumeMounts:
             {{- if .configMap }}
             # A directory, never a subPath: subPath mounts are not updated.
@@ -220,8 +236,15 @@ spec:
               mountPath: {{ .mountPath }}
               readOnly: true
             {{- end }}
+            {{- if .tlsSecret }}
+            # A directory, never a subPath: a renewed certificate must
+            # reach the gateway, which reloads it.
+            - name: tls
+              mountPath: /etc/flotilla/tls
+              readOnly: true
+            {{- end }}
           {{- end }}
-      {{- if or .configMap .secret }}
+      {{- if or .configMap .secret .tlsSecret }}
       volumes:
         {{- with .configMap }}
         - name: config
@@ -234,6 +257,14 @@ spec:
             secretName: {{ .name }}
             items:
               - {key: {{ .key }}, path: {{ .key }}}
+        {{- end }}
+        {{- with .tlsSecret }}
+        - name: tls
+          secret:
+            secretName: {{ . }}
+            items:
+              - {key: tls.crt, path: tls.crt}
+              - {key: tls.key, path: tls.key}
         {{- end }}
       {{- end }}
 {{- end -}}
@@ -256,6 +287,11 @@ counter) and "redis-auth.conf" ("requirepass <password>", for
 redis-server --include). */}}
 {{- define "flotilla.redisSecret" -}}
 {{- .Values.redis.auth.existingSecret | default (printf "%s-redis-auth" (include "flotilla.fullname" .)) -}}
+{{- end -}}
+
+{{/* The kubernetes.io/tls Secret of the gateway's HTTPS listener. */}}
+{{- define "flotilla.tlsSecret" -}}
+{{- .Values.gateway.tls.secretName | default (printf "%s-gateway-tls" (include "flotilla.fullname" .)) -}}
 {{- end -}}
 
 {{/* The Secret holding the gateway admin API's token (key "token"). */}}

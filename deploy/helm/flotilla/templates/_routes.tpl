@@ -36,6 +36,16 @@ backends:
     maxInFlight: 16
     {{- end }}
 {{- end }}
+{{- /* gRPC goes to the track the plain demo Service selects (all pods for
+rolling and recreate; the first track where that is both, as canary). */}}
+{{- $grpcTrack := include "flotilla.demoServiceTrack" . }}
+{{- if and (not $grpcTrack) (ne $s.type "rolling") (ne $s.type "recreate") }}{{ $grpcTrack = (index $tracks 0).track }}{{ end }}
+  # The demo's gRPC services (health, echo) on the same pods, over h2c.
+  - name: demo-grpc
+    addresses: ["{{ include "flotilla.demoName" (dict "root" $ "track" $grpcTrack) }}-headless:8080"]
+    protocol: h2c
+    resolveInterval: 2s
+    healthCheck: {path: /readyz, interval: 2s}
 {{- end }}
 routes:
 {{- if .Values.counter.enabled }}
@@ -111,6 +121,20 @@ routes:
       hosts: [{{ .Values.ingress.demoHost }}]
       path: {type: Regex, value: "/(healthz|readyz|metrics)(/.*)?"}
     directResponse: {status: 404, body: "not found\n"}
+  # gRPC (HTTP/2, POST, Content-Type application/grpc), only the demo's
+  # two services, whatever the host.
+  - name: grpc-health
+    match:
+      path: {type: Prefix, value: /grpc.health.v1.Health}
+      methods: [POST]
+      headers: [{name: Content-Type, value: application/grpc}]
+    backends: [{name: demo-grpc}]
+  - name: grpc-echo
+    match:
+      path: {type: Prefix, value: /flotilla.demo.v1.Echo}
+      methods: [POST]
+      headers: [{name: Content-Type, value: application/grpc}]
+    backends: [{name: demo-grpc}]
 {{- end }}
 {{- $apps := list }}
 {{- if .Values.counter.enabled }}{{ $apps = append $apps "counter" }}{{ end }}
