@@ -79,12 +79,13 @@ func (s *Service) wsEcho(w http.ResponseWriter, r *http.Request) {
 	<-limits
 	c.CloseNow()
 	var ce websocket.CloseError
-	if err != nil && !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
+	if !errors.As(err, &ce) && !errors.Is(err, context.Canceled) {
 		s.log.Debug("websocket echo ended", slog.String("client", clientOf(r)), slog.Any("error", err))
 	}
 }
 
-// echoMessages copies each message back until the connection ends.
+// echoMessages copies each message back until the connection ends, and
+// returns why it ended (never nil).
 func echoMessages(ctx context.Context, c *websocket.Conn, lastRead *atomic.Int64) error {
 	for {
 		typ, rd, err := c.Reader(ctx)

@@ -1,5 +1,7 @@
 package gateway
 
+//lint:file-ignore SA1019 x/net/http2's Transport is deprecated for net/http's, whose HTTP/2 needs the URL's scheme to pick TLS; this dialer always speaks TLS (see newTLSTransport)
+
 import (
 	"context"
 	"crypto/tls"
