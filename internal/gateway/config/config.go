@@ -47,6 +47,10 @@ type Defaults struct {
 	Paths Paths `yaml:"paths" json:"paths"`
 	// Streams bounds long-lived streams (default: idle 5m, lifetime 24h).
 	Streams *Streams `yaml:"streams" json:"streams,omitempty"`
+	// IPRules apply to every route without its own (default none).
+	IPRules *IPRules `yaml:"ipRules" json:"ipRules,omitempty"`
+	// CORS applies to every route without its own (default none).
+	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
 }
 
 // Backend is a named group of upstream endpoints: one Kubernetes Service,
@@ -257,6 +261,12 @@ type Route struct {
 	// once the response headers arrived; overrides Defaults.Streams
 	// field by field.
 	Streams *Streams `yaml:"streams" json:"streams,omitempty"`
+	// IPRules admit or refuse clients by address; replaces
+	// Defaults.IPRules as a whole (default: the defaults', else none).
+	IPRules *IPRules `yaml:"ipRules" json:"ipRules,omitempty"`
+	// CORS answers preflights and adds the Access-Control-* headers;
+	// replaces Defaults.CORS as a whole (default: the defaults', else none).
+	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
 }
 
 // Streams bounds an exchange after its response headers arrived, when the

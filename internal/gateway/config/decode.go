@@ -256,6 +256,12 @@ func (c *Config) SetDefaults() {
 			r.Streams = &s
 		}
 		r.Streams.setDefaults(*c.Defaults.Streams)
+		if r.IPRules == nil {
+			r.IPRules = c.Defaults.IPRules
+		}
+		if r.CORS == nil {
+			r.CORS = c.Defaults.CORS
+		}
 	}
 }
 

@@ -53,6 +53,12 @@ func (c *Config) Validate() error {
 	if c.TLS != nil {
 		c.TLS.validate(&p, "tls")
 	}
+	if c.Defaults.IPRules != nil {
+		c.Defaults.IPRules.validate(&p, "defaults.ipRules")
+	}
+	if c.Defaults.CORS != nil {
+		c.Defaults.CORS.validate(&p, "defaults.cors")
+	}
 	backends := map[string]bool{}
 	if c.Defaults.Streams != nil {
 		c.Defaults.Streams.validate(&p, "defaults.streams")
@@ -71,6 +77,13 @@ func (c *Config) Validate() error {
 		path := fmt.Sprintf("routes[%d]", i)
 		p.checkName(path, "route", r.Name, routes)
 		r.validate(&p, path, backends)
+		// A route's policies that are the defaults' were reported there.
+		if r.IPRules != nil && r.IPRules != c.Defaults.IPRules {
+			r.IPRules.validate(&p, path+".ipRules")
+		}
+		if r.CORS != nil && r.CORS != c.Defaults.CORS {
+			r.CORS.validate(&p, path+".cors")
+		}
 	}
 	return errors.Join(p...)
 }
