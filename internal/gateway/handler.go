@@ -74,6 +74,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, filter := range rt.Filters {
 		if filter(rec, r, req) {
+			f.res.Failure = rec.failure
 			return
 		}
 	}
@@ -241,6 +242,11 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 	default:
 		g.metrics.requests.WithLabelValues(routeName, backendName, strconv.Itoa(status)).Inc()
 	}
+	if rs != nil && backendIdx < 0 && res.Failure != "" {
+		// Refused by the route before a backend was picked: ip_denied,
+		// request_too_large (the route's maxBodyBytes).
+		g.metrics.failures.WithLabelValues(routeName, backendName, res.Failure).Inc()
+	}
 	if g.access == nil {
 		return
 	}
@@ -257,8 +263,18 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 // the access log.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	failure string // the error class a filter refused with (Refuse)
+}
+
+var _ route.Refuser = (*recorder)(nil)
+
+// Refuse answers a request a route filter refuses (route.ErrIPDenied…)
+// with the gateway's error, classified with every other failure, and
+// keeps the class for the access log and metrics.
+func (w *recorder) Refuse(r *http.Request, err error, requestID string) {
+	w.failure = proxy.RejectRequest(w, r, err, requestID)
 }
 
 func (w *recorder) WriteHeader(code int) {

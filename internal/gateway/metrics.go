@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *gwMetrics {
 		}, []string{"route", "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flotilla_gateway_proxy_failures_total",
-			Help: "Proxied requests the gateway answered itself, by route, backend and error class (upstream_failure, upstream_tls, upstream_timeout, no_healthy_upstream, ...): the access log's error field.",
+			Help: `Requests of a route the gateway answered itself with an error, by route, backend ("none" when refused before one was picked) and error class (upstream_failure, upstream_tls, upstream_timeout, no_healthy_upstream, ip_denied, ...): the access log's error field.`,
 		}, []string{"route", "backend", "class"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flotilla_gateway_config_reloads_total",

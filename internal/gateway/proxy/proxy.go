@@ -512,8 +512,8 @@ func (c *doneConn) Close() error {
 }
 
 // classify maps a refused request or a failed exchange to its status and
-// error code, in one place: 400 bad path, 404 no route, 405 method not
-// allowed, 499 client gone, 502 upstream failure, 503 no healthy or
+// error code, in one place: 400 bad path, 403 client address denied,
+// 404 no route, 405 method not allowed, 499 client gone, 502 upstream failure, 503 no healthy or
 // overloaded upstream, 504 upstream timeout, 413 body over the cap. A
 // client whose request body broke off is gone too (499).
 func classify(ctx context.Context, err error) (int, string) {
@@ -529,6 +529,8 @@ func classify(ctx context.Context, err error) (int, string) {
 		return http.StatusMethodNotAllowed, "method_not_allowed"
 	case errors.Is(err, route.ErrBadPath):
 		return http.StatusBadRequest, "bad_path"
+	case errors.Is(err, route.ErrIPDenied):
+		return http.StatusForbidden, "ip_denied"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, "request_too_large"
 	case errors.Is(context.Cause(ctx), ErrTimeout):

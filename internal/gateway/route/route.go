@@ -69,6 +69,8 @@ type Route struct {
 	respOps  headerOps
 	hostRW   string
 	redirect *config.Redirect
+	ip       *ipPolicy   // nil: no ipRules
+	cors     *corsPolicy // nil: no cors
 }
 
 // Compile builds the table for c, which must have been defaulted and
@@ -250,7 +252,10 @@ func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod 
 	if !rt.path.match(path) {
 		return false
 	}
-	if !anyMethod && !rt.allows(r.Method) {
+	// A CORS preflight is the cors filter's to answer whatever methods
+	// the route lists: browsers send OPTIONS before a cross-origin
+	// PUT or a POST with a JSON body.
+	if !anyMethod && !rt.allows(r.Method) && (rt.cors == nil || !isPreflight(r)) {
 		return false
 	}
 	for _, h := range rt.headers {
@@ -320,8 +325,17 @@ func compileRoute(rc *config.Route, index int) (*Route, error) {
 	}
 	r.reqOps = compileHeaderOps(rc.RequestHeaders)
 	r.respOps = compileHeaderOps(rc.ResponseHeaders)
+	// Refusals first: a denied client learns nothing else.
+	if rc.IPRules != nil {
+		r.ip = compileIPRules(rc.IPRules)
+		r.Filters = append(r.Filters, r.ip.filter)
+	}
 	if rc.HTTPSRedirect != nil {
 		r.Filters = append(r.Filters, r.httpsRedirectFilter)
+	}
+	if rc.CORS != nil {
+		r.cors = compileCORS(rc.CORS, rc.Match.Methods)
+		r.Filters = append(r.Filters, r.cors.filter)
 	}
 	if r.redirect != nil {
 		r.Filters = append(r.Filters, r.redirectFilter)
@@ -596,8 +610,15 @@ func (o *headerOps) apply(h http.Header) {
 // EditRequestHeaders applies the route's request header operations.
 func (rt *Route) EditRequestHeaders(h http.Header) { rt.reqOps.apply(h) }
 
-// EditResponseHeaders applies the route's response header operations.
-func (rt *Route) EditResponseHeaders(h http.Header) { rt.respOps.apply(h) }
+// EditResponseHeaders applies the route's response header operations to
+// an upstream's response; on a cors route it first drops the upstream's
+// Access-Control-* headers, which the gateway's replace.
+func (rt *Route) EditResponseHeaders(h http.Header) {
+	if rt.cors != nil {
+		stripCORS(h)
+	}
+	rt.respOps.apply(h)
+}
 
 // Describe lists the table in the order requests are matched: host
 // buckets from most to least specific, routes by precedence within each.
@@ -648,6 +669,12 @@ func (rt *Route) describeMatch() string {
 	}
 	if rt.redirect != nil {
 		s += " redirect"
+	}
+	if rt.ip != nil {
+		s += " ipRules"
+	}
+	if rt.cors != nil {
+		s += " cors"
 	}
 	return s
 }
