@@ -36,12 +36,21 @@ func refuse(w http.ResponseWriter, r *http.Request, err error, requestID string)
 	http.Error(w, "forbidden", http.StatusForbidden)
 }
 
-// prefixSet is a set of address prefixes, answering Contains in
-// O(log n): prefixes covered by another are dropped at compile time, so
-// the rest are disjoint and only the one with the greatest start at or
-// below an address can contain it.
+// prefixSet is a set of address prefixes, answering contains in
+// O(log n) without allocating: prefixes covered by another are dropped at
+// compile time, so the rest are disjoint and only the one with the
+// greatest start at or below an address can contain it. IPv4 prefixes are
+// kept as integer ranges, the common case compared in one instruction.
 type prefixSet struct {
-	v4, v6 []netip.Prefix // sorted by address, disjoint
+	v4 []v4Range      // sorted by lo, disjoint
+	v6 []netip.Prefix // sorted by address, disjoint
+}
+
+type v4Range struct{ lo, hi uint32 }
+
+func v4Int(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 func newPrefixSet(entries []string) prefixSet {
@@ -59,41 +68,54 @@ func newPrefixSet(entries []string) prefixSet {
 	slices.SortFunc(all, func(a, b netip.Prefix) int {
 		return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
 	})
+	var v4 []netip.Prefix
 	for _, p := range all {
 		dst := &s.v6
 		if p.Addr().Is4() {
-			dst = &s.v4
+			dst = &v4
 		}
+		// Sorted: a previous prefix that overlaps p starts first, so it
+		// covers p.
 		if n := len(*dst); n > 0 && (*dst)[n-1].Overlaps(p) {
-			continue // sorted: the previous one starts first, so it covers p
+			continue
 		}
 		*dst = append(*dst, p)
+	}
+	for _, p := range v4 {
+		lo := v4Int(p.Addr())
+		s.v4 = append(s.v4, v4Range{lo, lo | uint32(1<<(32-p.Bits())-1)})
 	}
 	return s
 }
 
 func (s *prefixSet) contains(a netip.Addr) bool {
-	list := s.v6
 	if a.Is4() {
-		list = s.v4
+		x := v4Int(a)
+		// The first range starting after x; the one before it is the only
+		// candidate.
+		i, _ := slices.BinarySearchFunc(s.v4, x, func(r v4Range, x uint32) int {
+			if r.lo > x {
+				return 1
+			}
+			return -1
+		})
+		return i > 0 && x <= s.v4[i-1].hi
 	}
-	if len(list) <= 8 { // a short list: a scan is faster than a search
-		for _, p := range list {
+	if len(s.v6) <= 8 { // a short list: a scan is as fast as a search
+		for _, p := range s.v6 {
 			if p.Contains(a) {
 				return true
 			}
 		}
 		return false
 	}
-	// The first prefix starting after a; the one before it is the only
-	// candidate.
-	i, _ := slices.BinarySearchFunc(list, a, func(p netip.Prefix, a netip.Addr) int {
+	i, _ := slices.BinarySearchFunc(s.v6, a, func(p netip.Prefix, a netip.Addr) int {
 		if p.Addr().Compare(a) > 0 {
 			return 1
 		}
 		return -1
 	})
-	return i > 0 && list[i-1].Contains(a)
+	return i > 0 && s.v6[i-1].Contains(a)
 }
 
 // ipPolicy is a route's compiled ipRules.
