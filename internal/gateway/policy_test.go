@@ -257,3 +257,19 @@ routes: [{name: plain, match: {hosts: [plain.test], methods: [GET]}, backends: [
 		})
 	}
 }
+
+// TestCORSOnGatewayErrors: the gateway's own error answers on a cors
+// route carry the CORS headers, so the page can read the 502.
+func TestCORSOnGatewayErrors(t *testing.T) {
+	f := start(t, fmt.Sprintf(`
+backends: [{name: dead, addresses: [%q]}]
+routes: [{name: api, backends: [{name: dead}], retries: {attempts: 0}, cors: {allowOrigins: ["https://app.test"]}}]
+`, deadAddr(t)), Options{})
+	resp, body := f.do(t, "GET", "api.test", "/", nil, map[string]string{"Origin": "https://app.test"})
+	if resp.StatusCode != 502 || !strings.Contains(body, "upstream_failure") {
+		t.Fatalf("GET = %d %q, want 502 upstream_failure", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.test" || resp.Header.Get("Vary") != "Origin" {
+		t.Errorf("Access-Control-Allow-Origin = %q, Vary = %q; want the origin and Origin", got, resp.Header.Get("Vary"))
+	}
+}

@@ -226,7 +226,7 @@ func TestLoadNamesFile(t *testing.T) {
 // survives a second validation (defaults are idempotent).
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
-	for _, name := range []string{"talk.yaml", "strategies.yaml"} {
+	for _, name := range []string{"talk.yaml", "strategies.yaml", "policies.yaml"} {
 		if b, err := os.ReadFile("../../../examples/gateway/" + name); err == nil {
 			f.Add(b)
 		}
