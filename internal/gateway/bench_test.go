@@ -19,7 +19,15 @@ func BenchmarkProxy(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		access bool
-	}{{"bare", false}, {"access-log", true}} {
+		policy string // extra route fields
+		origin string
+	}{
+		{name: "bare"},
+		{name: "access-log", access: true},
+		{name: "ip-rules", policy: ", ipRules: {allow: [10.0.0.0/8, 127.0.0.0/8], deny: [127.0.0.2]}"},
+		{name: "origin-no-cors", origin: "https://app.test"}, // what the Origin header costs without a policy
+		{name: "cors", policy: `, cors: {allowOrigins: ["https://app.test"], exposeHeaders: [X-Request-Id], allowCredentials: true}`, origin: "https://app.test"},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
 			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }))
 			defer up.Close()
@@ -29,8 +37,8 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			gw, err := New(mustParse(b, fmt.Sprintf(`
 backends: [{name: b, addresses: [%q]}]
-routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{name: b}]}]
-`, strings.TrimPrefix(up.URL, "http://"))), opts)
+routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{name: b}]%s}]
+`, strings.TrimPrefix(up.URL, "http://"), tc.policy)), opts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -38,6 +46,9 @@ routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{na
 			srv := serveH1(b, gw.Handler())
 			req, _ := http.NewRequest("GET", srv.URL+"/api/x", nil)
 			req.Host = "a.test"
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
 			client := srv.Client()
 			b.ReportAllocs()
 			for b.Loop() {
