@@ -52,6 +52,8 @@ routes:
 		{"behind a trusted proxy: the proxy's address does not count", proxied, "local.test", "192.0.2.1", 403},
 		{"right-most untrusted address decides", proxied, "office.test", "198.51.100.7, 192.0.2.1", 403},
 		{"a spoofed left-most entry does not help", proxied, "office.test", "192.0.2.1, 198.51.100.7", 200},
+		{"trusted hops are skipped", proxied, "office.test", "192.0.2.1, 127.0.0.9", 403},
+		{"trusted hops are skipped, client allowed", proxied, "office.test", "198.51.100.7, 127.0.0.9", 200},
 		{"deny wins over allow", proxied, "office.test", "198.51.100.13", 403},
 		{"IPv6 client allowed", proxied, "office.test", "2001:db8::5", 200},
 		{"IPv6 client denied", proxied, "office.test", "2001:db8:bad::5", 403},
@@ -88,8 +90,8 @@ routes:
 	if !strings.Contains(proxied.access.String(), `"route":"office","backend":"none"`) || !strings.Contains(proxied.access.String(), `"error":"ip_denied"`) {
 		t.Errorf("access log has no ip_denied line for office:\n%s", proxied.access.String())
 	}
-	if v := testutil.ToFloat64(proxied.gw.metrics.failures.WithLabelValues("office", "none", "ip_denied")); v != 5 {
-		t.Errorf("failures{office,none,ip_denied} = %v, want 5", v)
+	if v := testutil.ToFloat64(proxied.gw.metrics.failures.WithLabelValues("office", "none", "ip_denied")); v != 6 {
+		t.Errorf("failures{office,none,ip_denied} = %v, want 6", v)
 	}
 	if v := testutil.ToFloat64(proxied.gw.metrics.failures.WithLabelValues("direct", "direct", "ip_denied")); v != 1 {
 		t.Errorf("failures{direct,direct,ip_denied} = %v, want 1", v)
