@@ -271,21 +271,29 @@ func TestDirectResponseValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(head + tt.route))
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("Parse() error = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatalf("Parse() error = nil, want %q", tt.want)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Parse() error = %q, want it to contain %q", err, w)
-				}
-			}
+			parseWant(t, head+tt.route, tt.want)
 		})
 	}
+}
+
+// parseWant parses yaml and checks the outcome: with want empty, no error
+// (the config is returned); else an error containing every want (nil).
+func parseWant(t *testing.T, yaml string, want []string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(yaml))
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("Parse() error = %v, want nil", err)
+		}
+		return c
+	}
+	if err == nil {
+		t.Fatalf("Parse() error = nil, want %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Parse() error = %q, want it to contain %q", err, w)
+		}
+	}
+	return nil
 }
