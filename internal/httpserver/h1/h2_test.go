@@ -501,6 +501,10 @@ func TestH2StreamsShareTheConnectionBudget(t *testing.T) {
 	for range 2 {
 		got[<-codes]++
 	}
+	// The three admitted handlers start in their own time.
+	for deadline := time.Now().Add(5 * time.Second); running.Load() < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got[503] != 2 || running.Load() != 3 {
 		t.Errorf("with 3 running: %v answered, %d running; want two 503s", got, running.Load())
 	}
