@@ -72,20 +72,14 @@ func (c *conn) serveH2() {
 	c.nc.SetDeadline(time.Time{})
 	base := s.h2Base()
 	f := newFrameFilter(c.br, int(s.H2.MaxDecoderHeaderTableSize), s.maxHeaderBytes())
-	var nc net.Conn = &h2Conn{Conn: c.nc, f: f}
+	h := h2Conn{Conn: c.nc, f: f}
+	var nc net.Conn = &h
 	if c.tls != nil {
-		nc = &h2TLSConn{h2Conn{Conn: c.nc, f: f}, c.tls}
+		nc = &h2TLSConn{h, c.tls}
 	}
 	ip := c.ip
-	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.admitStream(ip) {
-			w.Header()["Retry-After"] = []string{"1"}
-			http.Error(w, "503 Service Unavailable: too many requests in flight", http.StatusServiceUnavailable)
-			return
-		}
-		defer s.releaseStream(ip)
-		s.serveH2Request(w, r)
-	})})
+	s.H2.ServeConn(nc, &http2.ServeConnOpts{Context: c.ctx, BaseConfig: base,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveH2Request(w, r, ip) })})
 }
 
 // admitStream counts an HTTP/2 request in flight against MaxConns and
@@ -165,10 +159,17 @@ func (s *Server) tlsFailed(c *conn, err error) {
 	s.logger().Debug("TLS handshake failed", slog.String("remote", c.remoteAddr), slog.String("error", err.Error()))
 }
 
-// serveH2Request applies the edge rules of the HTTP/1.1 path that HTTP/2
-// framing leaves open (Go's server checks field syntax, pseudo-headers
-// and Content-Length itself) and runs the handler.
-func (s *Server) serveH2Request(w http.ResponseWriter, r *http.Request) {
+// serveH2Request counts the request against the connection budgets,
+// applies the edge rules of the HTTP/1.1 path that HTTP/2 framing leaves
+// open (Go's server checks field syntax, pseudo-headers and
+// Content-Length itself) and runs the handler.
+func (s *Server) serveH2Request(w http.ResponseWriter, r *http.Request, ip netip.Addr) {
+	if !s.admitStream(ip) {
+		w.Header()["Retry-After"] = []string{"1"}
+		http.Error(w, "503 Service Unavailable: too many requests in flight", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.releaseStream(ip)
 	if err := s.checkH2(r); err != nil {
 		se := err.(statusError)
 		body := se.Error()
