@@ -170,7 +170,8 @@ func TestRotationUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t)
 	pair := writePair(t, ca, dir, "site", pki.Request{Names: []string{"localhost"}})
-	s := &Store{Log: slog.New(slog.DiscardHandler)}
+	var logs syncBuffer
+	s := &Store{Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	if err := s.Load(tlsSection(pair)); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	})
 	// A broken renewal: the last good certificate stays.
 	os.WriteFile(pair.CertFile, []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), 0o600)
-	time.Sleep(200 * time.Millisecond)
+	waitFor("the broken file to be rejected", func() bool { return strings.Contains(logs.String(), "TLS files rejected") })
 	n := ok.Load()
 	waitFor("more requests", func() bool { return ok.Load() > n+20 })
 	close(stop)
@@ -298,4 +299,22 @@ func TestClientCertificates(t *testing.T) {
 			})
 		}
 	}
+}
+
+// syncBuffer is a log destination the test reads while the store writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
