@@ -28,6 +28,9 @@ type Config struct {
 	// TLS is the HTTPS listener's certificates and policy; required when
 	// the gateway runs with --tls-addr.
 	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
+	// Redis is the store of global rate limits; required when a route
+	// has one.
+	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
 	// Routes are matched by precedence (see Match), not by their order in
 	// the file; the order only breaks exact ties.
 	Routes []Route `yaml:"routes" json:"routes"`
@@ -51,6 +54,10 @@ type Defaults struct {
 	IPRules *IPRules `yaml:"ipRules" json:"ipRules,omitempty"`
 	// CORS applies to every route without its own (default none).
 	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
+	// Auth applies to every route without its own (default none).
+	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
+	// RateLimits apply to every route without its own (default none).
+	RateLimits []RateLimit `yaml:"rateLimits" json:"rateLimits,omitempty"`
 }
 
 // Backend is a named group of upstream endpoints: one Kubernetes Service,
@@ -267,6 +274,16 @@ type Route struct {
 	// CORS answers preflights and adds the Access-Control-* headers;
 	// replaces Defaults.CORS as a whole (default: the defaults', else none).
 	CORS *CORS `yaml:"cors" json:"cors,omitempty"`
+	// Auth is who may pass; replaces Defaults.Auth as a whole (default:
+	// the defaults', else anyone). `auth: {}` is not valid: to open a
+	// route under default auth, give it `public: true`.
+	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
+	// Public exempts the route from Defaults.Auth.
+	Public bool `yaml:"public" json:"public,omitempty"`
+	// RateLimits cap how often a client may use the route; replace
+	// Defaults.RateLimits as a whole (default: the defaults'). Each one
+	// must admit a request.
+	RateLimits []RateLimit `yaml:"rateLimits" json:"rateLimits,omitempty"`
 }
 
 // Streams bounds an exchange after its response headers arrived, when the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +75,17 @@ func (c *Config) resolveFiles(dir string) {
 		}
 		if t.ClientAuth != nil {
 			files = append(files, &t.ClientAuth.CAFile)
+		}
+	}
+	if c.Redis != nil {
+		files = append(files, &c.Redis.PasswordFile)
+	}
+	if c.Defaults.Auth != nil {
+		files = append(files, c.Defaults.Auth.files()...)
+	}
+	for i := range c.Routes {
+		if a := c.Routes[i].Auth; a != nil && a != c.Defaults.Auth {
+			files = append(files, a.files()...)
 		}
 	}
 	for _, f := range files {
@@ -152,6 +164,12 @@ func (c *Config) SetDefaults() {
 	c.Defaults.Paths.setDefaults()
 	if c.TLS != nil {
 		c.TLS.setDefaults()
+	}
+	if c.Redis != nil {
+		c.Redis.setDefaults()
+	}
+	if c.Defaults.Auth != nil {
+		c.Defaults.Auth.setDefaults()
 	}
 	if c.Defaults.Streams == nil {
 		c.Defaults.Streams = &Streams{}
@@ -261,6 +279,18 @@ func (c *Config) SetDefaults() {
 		}
 		if r.CORS == nil {
 			r.CORS = c.Defaults.CORS
+		}
+		if r.Auth == nil && !r.Public {
+			r.Auth = c.Defaults.Auth
+		}
+		if r.Auth != nil && r.Auth != c.Defaults.Auth {
+			r.Auth.setDefaults()
+		}
+		if r.RateLimits == nil && c.Defaults.RateLimits != nil {
+			r.RateLimits = slices.Clone(c.Defaults.RateLimits)
+		}
+		for j := range r.RateLimits {
+			r.RateLimits[j].setDefaults(r.Name, j)
 		}
 	}
 }

@@ -59,6 +59,12 @@ func (c *Config) Validate() error {
 	if c.Defaults.CORS != nil {
 		c.Defaults.CORS.validate(&p, "defaults.cors")
 	}
+	if c.Redis != nil {
+		c.Redis.validate(&p, "redis")
+	}
+	if c.Defaults.Auth != nil {
+		c.Defaults.Auth.validate(&p, "defaults.auth")
+	}
 	backends := map[string]bool{}
 	if c.Defaults.Streams != nil {
 		c.Defaults.Streams.validate(&p, "defaults.streams")
@@ -83,6 +89,22 @@ func (c *Config) Validate() error {
 		}
 		if r.CORS != nil && r.CORS != c.Defaults.CORS {
 			r.CORS.validate(&p, path+".cors")
+		}
+		if r.Auth != nil && r.Auth != c.Defaults.Auth {
+			r.Auth.validate(&p, path+".auth")
+		}
+		if r.Public && r.Auth != nil {
+			p.addf(path+".public", "a public route has no auth; remove one of them")
+		}
+		names := map[string]bool{}
+		for j := range r.RateLimits {
+			l := &r.RateLimits[j]
+			lp := fmt.Sprintf("%s.rateLimits[%d]", path, j)
+			l.validate(&p, lp, &r, c)
+			if names[l.Name] {
+				p.addf(lp+".name", "duplicate rate limit %q on this route", l.Name)
+			}
+			names[l.Name] = true
 		}
 	}
 	return errors.Join(p...)
