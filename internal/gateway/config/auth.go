@@ -227,6 +227,32 @@ func (a *Auth) Files() []string {
 	return out
 }
 
+// SecretFiles lists the files c's policies read: API keys, htpasswd
+// files, key sets, secrets, CAs and the Redis password, for a watcher to
+// reload the config when one changes.
+func (c *Config) SecretFiles() []string {
+	var out []string
+	if c.Redis != nil && c.Redis.PasswordFile != "" {
+		out = append(out, c.Redis.PasswordFile)
+	}
+	seen := map[*Auth]bool{}
+	for _, a := range append([]*Auth{c.Defaults.Auth}, routeAuths(c)...) {
+		if a != nil && !seen[a] {
+			seen[a] = true
+			out = append(out, a.Files()...)
+		}
+	}
+	return out
+}
+
+func routeAuths(c *Config) []*Auth {
+	var out []*Auth
+	for i := range c.Routes {
+		out = append(out, c.Routes[i].Auth)
+	}
+	return out
+}
+
 func (a *Auth) validate(p *problems, path string) {
 	if a.APIKey == nil && a.Basic == nil && a.JWT == nil && a.Forward == nil {
 		p.addf(path, "want at least one of apiKey, basic, jwt, forward")

@@ -38,13 +38,20 @@ type Request struct {
 	Scheme string
 	// Path is the normalized path that was matched.
 	Path Path
+	// Principal is who the route's auth accepted (the API key's name,
+	// the user, the token's subject; "" when none), and APIKey the API
+	// key's name; Claims are a JWT's verified claims. The auth filter
+	// writes them, the only fields set after the match; rate limits and
+	// the access log read them.
+	Principal, APIKey string
+	Claims            map[string]any
 }
 
 // Filter is one step of a route's filter chain, compiled with the table:
 // it runs after the match and before the traffic split. It returns true
 // when it answered the request itself (a redirect; later a refused
 // credential or a rate limit), which ends the request there. Filters must
-// not modify req; a filter that edits what goes upstream does so through
+// not modify req (but for the auth filter's identity fields); a filter that edits what goes upstream does so through
 // the route's compiled header operations, which the proxy applies.
 type Filter func(w http.ResponseWriter, r *http.Request, req *Request) (answered bool)
 

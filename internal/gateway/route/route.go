@@ -73,14 +73,27 @@ type Route struct {
 	cors     *corsPolicy // nil: no cors
 }
 
+// Options are what Compile needs beyond the config.
+type Options struct {
+	// Policies returns the filters of a route's auth and rateLimits,
+	// which need the gateway's state (key sets, limiters, Redis); they run
+	// after the route's cors filter and before its redirect or direct
+	// response. Without it a route with auth or rate limits fails to
+	// compile: a policy is never silently skipped.
+	Policies func(rc *config.Route) ([]Filter, error)
+}
+
 // Compile builds the table for c, which must have been defaulted and
 // validated. It fails only on what Validate cannot see.
-func Compile(c *config.Config) (*Table, error) {
+func Compile(c *config.Config) (*Table, error) { return CompileWith(c, Options{}) }
+
+// CompileWith is Compile with opts.
+func CompileWith(c *config.Config, opts Options) (*Table, error) {
 	t := &Table{exact: map[string][]*Route{}}
 	wild := map[string][]*Route{}
 	for i := range c.Routes {
 		rc := &c.Routes[i]
-		r, err := compileRoute(rc, i)
+		r, err := compileRoute(rc, i, opts)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d]: %w", i, err)
 		}
@@ -296,7 +309,7 @@ func (rt *Route) allows(method string) bool {
 	return method != http.MethodConnect && method != http.MethodTrace
 }
 
-func compileRoute(rc *config.Route, index int) (*Route, error) {
+func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
 	var err error
 	if r.path, err = compilePath(rc.Match.Path); err != nil {
@@ -336,6 +349,16 @@ func compileRoute(rc *config.Route, index int) (*Route, error) {
 	if rc.CORS != nil {
 		r.cors = compileCORS(rc.CORS, rc.Match.Methods)
 		r.Filters = append(r.Filters, r.cors.filter)
+	}
+	if rc.Auth != nil || len(rc.RateLimits) > 0 {
+		if opts.Policies == nil {
+			return nil, fmt.Errorf("auth and rateLimits need the gateway (route.Options.Policies)")
+		}
+		fs, err := opts.Policies(rc)
+		if err != nil {
+			return nil, err
+		}
+		r.Filters = append(r.Filters, fs...)
 	}
 	if r.redirect != nil {
 		r.Filters = append(r.Filters, r.redirectFilter)
@@ -675,6 +698,21 @@ func (rt *Route) describeMatch() string {
 	}
 	if rt.cors != nil {
 		s += " cors"
+	}
+	if a := rt.Config.Auth; a != nil {
+		s += " auth="
+		for _, m := range []struct {
+			name string
+			on   bool
+		}{{"apiKey", a.APIKey != nil}, {"basic", a.Basic != nil}, {"jwt", a.JWT != nil}, {"forward", a.Forward != nil}} {
+			if m.on {
+				s += m.name + ","
+			}
+		}
+		s = strings.TrimSuffix(s, ",")
+	}
+	for _, l := range rt.Config.RateLimits {
+		s += fmt.Sprintf(" rateLimit=%s:%d/%s", l.Name, l.Requests, l.Per)
 	}
 	return s
 }
