@@ -62,9 +62,9 @@ func TestValidateCatchesExposure(t *testing.T) {
 		mutate func([]object) []object
 		want   string
 	}{
-		{"route exposes /counter/metrics", routes(`"/(counter|demo)/(healthz|readyz|metrics)(/.*)?"`, `"/(counter|demo)/(healthz|readyz)(/.*)?"`),
+		{"route exposes /counter/metrics", routes(`"/(counter|demo|limited)/(healthz|readyz|metrics)(/.*)?"`, `"/(counter|demo|limited)/(healthz|readyz)(/.*)?"`),
 			"route counter: GET gateway.test/counter/metrics reaches backend counter as /metrics"},
-		{"route exposes the demo's readiness switch", routes(`"/(counter|demo)/(healthz|readyz|metrics)(/.*)?"`, `"/(counter|demo)/(healthz|metrics)(/.*)?"`),
+		{"route exposes the demo's readiness switch", routes(`"/(counter|demo|limited)/(healthz|readyz|metrics)(/.*)?"`, `"/(counter|demo|limited)/(healthz|metrics)(/.*)?"`),
 			"route demo: GET gateway.test/demo/readyz/disable reaches backend demo as /readyz/disable"},
 		{"route exposes flaskapp.test/flask/metrics", routes(`"/flask/(healthz|readyz|metrics)(/.*)?"`, `"/flask/(healthz|readyz)(/.*)?"`),
 			"route flask: GET flaskapp.test/flask/metrics reaches backend counter as /metrics"},
@@ -104,11 +104,11 @@ func TestValidateCatchesExposure(t *testing.T) {
 			policy(objs, "redis").Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{}}
 			return objs
 		}, "NetworkPolicies let Redis connect out"},
-		{"gateway may reach Redis", func(objs []object) []object {
+		{"the demo may reach Redis", func(objs []object) []object {
 			np := policy(objs, "redis")
-			np.Spec.Ingress[0].From[0].PodSelector.MatchExpressions[0].Values = []string{"counter", "gateway"}
+			np.Spec.Ingress[0].From[0].PodSelector.MatchExpressions[0].Values = []string{"counter", "gateway", "demo"}
 			return objs
-		}, "admits gateway to Redis; only the counter may connect"},
+		}, "admits demo to Redis; only the counter and the gateway"},
 		{"redis without password", func(objs []object) []object {
 			c := redis(objs)
 			i := slices.Index(c.Command, "--include")

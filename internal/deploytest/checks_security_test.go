@@ -507,7 +507,9 @@ func checkRoutes(o object, cfg *gwconfig.Config, fail failFunc) {
 			}
 		}
 	}
-	tb, err := route.Compile(cfg)
+	// Auth and rate limits need the gateway's state; their settings were
+	// validated with the config.
+	tb, err := route.CompileWith(cfg, route.Options{Policies: func(*gwconfig.Route) ([]route.Filter, error) { return nil, nil }})
 	if err != nil {
 		fail(o, "routes do not compile: %v", err)
 		return

@@ -558,8 +558,8 @@ func checkRedisPolicy(objs []object, ws []workload, fail failFunc) {
 			slices.Sort(admitted)
 			admitted = slices.Compact(admitted)
 			for _, name := range admitted {
-				if name != "counter" {
-					fail(o, "admits %s to Redis; only the counter may connect", name)
+				if name != "counter" && name != "gateway" {
+					fail(o, "admits %s to Redis; only the counter and the gateway (its global rate limits) may connect", name)
 				}
 			}
 			if !slices.Contains(admitted, "counter") {

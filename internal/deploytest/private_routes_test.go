@@ -31,7 +31,7 @@ var shippedRoutes = []struct {
 	entries  []entry
 }{
 	{"base", filepath.Join(kustomizeRoot, "base", "gateway", "gateway.yaml"), map[string]string{"counter": "counter", "demo": "demo", "demo-grpc": "demo-grpc"},
-		[]entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}},
+		[]entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"gateway", "/limited"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}},
 	{"recreate", strategyRoutes("recreate"), map[string]string{"demo": "v1"}, []entry{{"gateway", ""}}},
 	{"ramped", strategyRoutes("ramped"), map[string]string{"demo": "v1"}, []entry{{"gateway", ""}}},
 	{"blue-green", strategyRoutes("blue-green"), map[string]string{"demo-blue": "v1", "demo-green": "v2"}, []entry{{"gateway", ""}}},

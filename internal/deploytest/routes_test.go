@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
 	gwconfig "github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/redistest"
 )
 
 // upstream stands in for one backend's pods: it answers as one version and
@@ -74,6 +75,11 @@ func realGatewayData(t *testing.T, path string, data []byte, versions map[string
 	cfg, err := gwconfig.Parse(data)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+	if cfg.Redis != nil {
+		// The global rate limits' store: a real Redis, without the
+		// cluster's password file.
+		cfg.Redis.Address, cfg.Redis.PasswordFile = redistest.Start(t).Addr, ""
 	}
 	ups := map[string]*upstream{}
 	for i, b := range cfg.Backends {

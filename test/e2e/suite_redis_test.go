@@ -141,6 +141,15 @@ func testRedisOutage(t *testing.T, s *system) {
 		}
 	}
 
+	// The gateway's fleet-wide rate limit (/limited, onError: allow)
+	// fails open while its Redis is away.
+	for i := range 5 {
+		r, err := fetch(t.Context(), s.gateway+"/limited/", "", nil)
+		if err != nil || r.Status != http.StatusOK {
+			t.Errorf("gateway /limited %d (Redis away, onError allow): %v %d %q, want 200", i, err, r.Status, r.Body)
+		}
+	}
+
 	s.kc(t, s.ns, "scale", "statefulset/redis", "--replicas=1")
 	s.waitRolledOut(t, "statefulset/redis")
 	s.waitCountersReady(t, "after Redis was scaled back to 1")

@@ -23,6 +23,7 @@ func TestSystem(t *testing.T) {
 	t.Run("DemoEndpoints", func(t *testing.T) { testDemoEndpoints(t, s) })
 	t.Run("Edge", func(t *testing.T) { testEdge(t, s) })
 	t.Run("Scale", func(t *testing.T) { testScale(t, s) })
+	t.Run("FleetRateLimit", func(t *testing.T) { testFleetRateLimit(t, s) })
 	t.Run("RollingUpgrade", func(t *testing.T) { testRollingUpgrade(t, s) })
 	t.Run("ReadinessDelay", func(t *testing.T) { testReadinessDelay(t, s) })
 	t.Run("LivenessRestart", func(t *testing.T) { testLivenessRestart(t, s) })
