@@ -185,7 +185,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	if cfg.accessLog {
 		gwOpts.AccessLog = g.env.Stdout
 	}
-	gw, err := gateway.New(upRoutes(backends, tlsFiles), gwOpts)
+	var limits *config.Redis // the count's Redis, when there is one, also counts /limited
+	if r := cfg.redis; r.Addr != "" && !r.TLS { // (the limiter speaks plain Redis)
+		limits = &config.Redis{Address: r.Addr, Username: r.Username, PasswordFile: r.PasswordFile, DB: r.DB}
+	}
+	gw, err := gateway.New(upRoutes(backends, tlsFiles, limits), gwOpts)
 	if err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
@@ -208,6 +212,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	fmt.Fprintf(g.env.Stdout, "  counter  %s/counter\n  demo     %s/demo\n  index    %s/\n", base, base, base)
 	fmt.Fprintf(g.env.Stdout, "  talk     curl -H 'Host: flaskapp.test' %s/flask\n           curl -H 'Host: minikube.test' %s/\n", base, base)
 	fmt.Fprintf(g.env.Stdout, "  ws       websocat %s/demo/ws/echo\n", strings.Replace(base, "http", "ws", 1))
+	fmt.Fprintf(g.env.Stdout, "  limited  %s/limited/ (50 requests/s, then 429)\n", base)
 	if tlsFiles != nil {
 		ca := filepath.Join(cfg.tlsDir, "ca.crt")
 		fmt.Fprintf(g.env.Stdout, "  https    https://%s/ (HTTP/2; local CA %s: curl --cacert %s)\n", displayAddr(addrs[1]), ca, ca)
@@ -225,8 +230,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 }
 
 // upRoutes is the gateway config of `flotilla up`: the entry paths, and the
-// talk's Ingress as in examples/gateway/talk.yaml.
-func upRoutes(addrs map[string][]string, tls *config.TLS) *config.Config {
+// talk's Ingress as in examples/gateway/talk.yaml. /limited is the demo
+// behind a rate limit of 50 requests a second, as on the cluster: counted
+// in redis when set (global, shared by every gateway that uses it), else
+// in the process.
+func upRoutes(addrs map[string][]string, tls *config.TLS, redis *config.Redis) *config.Config {
 	check := &config.HealthCheck{Path: "/readyz", Interval: time.Second}
 	backend := func(name string) config.Backend {
 		return config.Backend{Name: name, Addresses: addrs[name], HealthCheck: check}
@@ -243,14 +251,22 @@ func upRoutes(addrs map[string][]string, tls *config.TLS) *config.Config {
 			Rewrite:  &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteReplacePrefix, Value: "/"}},
 			Backends: []config.BackendRef{{Name: name}}}
 	}
+	limited := prefix("limited", "/limited")
+	limited.Backends = []config.BackendRef{{Name: "demo"}}
+	limit := config.RateLimit{Name: "fleet", Requests: 50, Per: time.Second, Burst: 50, Key: config.RateLimitKey{Source: config.KeyRoute}}
+	if redis != nil {
+		limit.Scope = config.ScopeGlobal
+	}
+	limited.RateLimits = []config.RateLimit{limit}
 	c := &config.Config{
-		APIVersion: config.APIVersion, Kind: config.Kind,
+		APIVersion: config.APIVersion, Kind: config.Kind, Redis: redis,
 		Backends: []config.Backend{backend("counter"), backend("demo"), {Name: "index", Addresses: addrs["index"]},
 			{Name: "demo-grpc", Addresses: addrs["demo"], Protocol: "h2c"}},
 		Routes: []config.Route{
 			prefix("counter", "/counter"),
 			prefix("demo", "/demo"),
-			{Name: "private", Match: config.Match{Path: &config.PathMatch{Type: "Regex", Value: "/(counter|demo)/" + private}}, DirectResponse: notFound},
+			limited,
+			{Name: "private", Match: config.Match{Path: &config.PathMatch{Type: "Regex", Value: "/(counter|demo|limited)/" + private}}, DirectResponse: notFound},
 			{Name: "index", Match: config.Match{Path: &config.PathMatch{Type: "Exact", Value: "/"}, Methods: get}, Backends: []config.BackendRef{{Name: "index"}}},
 			{Name: "flask", Match: config.Match{Hosts: []string{"flaskapp.test"}, Path: &config.PathMatch{Type: "Regex", Value: "/flask(/|$)(.*)"}, Methods: get},
 				Rewrite: &config.Rewrite{Path: &config.PathRewrite{Type: config.RewriteRegex, Value: "/$2"}}, Backends: []config.BackendRef{{Name: "counter"}}},

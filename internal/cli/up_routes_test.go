@@ -26,7 +26,7 @@ func TestUpRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		t.Cleanup(srv.Close)
 		addrs[name] = []string{strings.TrimPrefix(srv.URL, "http://")}
 	}
-	gw, err := gateway.New(upRoutes(addrs, nil), gateway.Options{})
+	gw, err := gateway.New(upRoutes(addrs, nil, nil), gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestUpRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		gw.ServeHTTP(w, r)
 		return w.Code, reached.Load() != before
 	}
-	entries := []struct{ host, prefix string }{{"localhost", "/counter"}, {"localhost", "/demo"}, {"flaskapp.test", "/flask"}, {"minikube.test", ""}}
+	entries := []struct{ host, prefix string }{{"localhost", "/counter"}, {"localhost", "/demo"}, {"localhost", "/limited"}, {"flaskapp.test", "/flask"}, {"minikube.test", ""}}
 	for _, e := range entries {
 		for _, p := range []string{"/healthz", "/readyz", "/readyz/enable", "/readyz/disable", "/metrics", "/metrics/"} {
 			for _, m := range []string{"GET", "HEAD", "POST"} {
