@@ -123,3 +123,48 @@ func TestSetHeadersMatchesLocal(t *testing.T) {
 		t.Errorf("header (-want +got):\n%s", diff)
 	}
 }
+
+// FuzzSetHeaders: whatever the name, each field is one sf-string item of
+// printable ASCII whose unescaped value is the name (bytes it cannot
+// carry replaced), followed by the parameters.
+func FuzzSetHeaders(f *testing.F) {
+	for _, s := range []string{"api", "", `a"b`, `\`, "tab\there", "é", "a, b;q=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		h := http.Header{}
+		SetHeaders(h, name, Limit{Requests: 1, Per: time.Second, Burst: 1}, Decision{Allowed: true})
+		v := h.Get(PolicyHeader)
+		if len(v) < 2 || v[0] != '"' {
+			t.Fatalf("RateLimit-Policy = %q, want a quoted name first", v)
+		}
+		var got []byte
+		i := 1
+		for ; i < len(v) && v[i] != '"'; i++ {
+			c := v[i]
+			if c < 0x20 || c > 0x7e {
+				t.Fatalf("RateLimit-Policy = %q holds byte %#x", v, c)
+			}
+			if c == '\\' {
+				i++
+				if i == len(v) || (v[i] != '"' && v[i] != '\\') {
+					t.Fatalf("RateLimit-Policy = %q: bad escape", v)
+				}
+				c = v[i]
+			}
+			got = append(got, c)
+		}
+		if rest := v[min(i+1, len(v)):]; rest != ";q=1;w=1" {
+			t.Fatalf("RateLimit-Policy = %q: after the name %q, want %q", v, rest, ";q=1;w=1")
+		}
+		want := []byte(name)
+		for j, c := range want {
+			if c < 0x20 || c > 0x7e {
+				want[j] = '?'
+			}
+		}
+		if string(got) != string(want) {
+			t.Fatalf("name %q came out as %q, want %q", name, got, want)
+		}
+	})
+}

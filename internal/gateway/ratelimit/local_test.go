@@ -3,11 +3,19 @@ package ratelimit
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
+
+// TestMain fails the package if a test leaves a goroutine behind (Redis
+// clients and their connection attempts must end with Close).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -258,4 +266,28 @@ func BenchmarkLocal(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestLocalConcurrentSameKey: decisions on one key are atomic: however
+// many goroutines race at one instant, exactly Burst are admitted.
+func TestLocalConcurrentSameKey(t *testing.T) {
+	l := NewLocal(100)
+	lim := Limit{Requests: 1, Per: time.Hour, Burst: 500}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if l.Allow("k", lim, t0).Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 500 {
+		t.Errorf("admitted %d of 5000 concurrent requests, want 500", got)
+	}
 }
