@@ -407,3 +407,14 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+func TestRedisClosed(t *testing.T) {
+	s := redistest.Start(t)
+	r := newRedis(t, config.Redis{Address: s.Addr})
+	waitUp(t, r)
+	r.Close()
+	if _, err := r.Allow(context.Background(), "k", Limit{Requests: 1, Per: time.Second, Burst: 1}); err == nil {
+		t.Error("Allow() after Close: error = nil")
+	}
+	r.Close() // twice is harmless (the test's cleanup closes it again too)
+}
