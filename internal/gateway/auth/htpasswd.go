@@ -1,7 +1,7 @@
 package auth
 
 import (
-	"crypto/md5" //nolint:gosec // apr1 is MD5-based by definition; kept for existing htpasswd files, with a warning.
+	"crypto/md5"  //nolint:gosec // apr1 is MD5-based by definition; kept for existing htpasswd files, with a warning.
 	"crypto/sha1" //nolint:gosec // {SHA} is SHA-1 by definition; kept for existing htpasswd files, with a warning.
 	"crypto/subtle"
 	"encoding/base64"
