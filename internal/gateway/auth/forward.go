@@ -144,6 +144,12 @@ func (f *Forward) Authenticate(r *http.Request) (*Identity, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // its message holds the URL with the query
 		}
+		switch {
+		case r.Context().Err() != nil:
+			err = fmt.Errorf("client gone: %w", err)
+		case errors.Is(err, context.DeadlineExceeded):
+			err = fmt.Errorf("no answer within %s: %w", f.timeout, err)
+		}
 		return nil, f.unavailable(ReasonUnavailable, err)
 	}
 	defer resp.Body.Close()
