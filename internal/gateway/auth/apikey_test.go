@@ -338,3 +338,33 @@ func BenchmarkAPIKey(b *testing.B) {
 		}
 	}
 }
+
+// FuzzAPIKeyFile: any keys file loads or fails with an error naming the
+// file, never panics, and never loads a key shorter than the minimum.
+func FuzzAPIKeyFile(f *testing.F) {
+	f.Add("alice:" + testKeyAlice + "\n# c\n\nbob:sha256:" + strings.Repeat("ab", 32) + "\n")
+	f.Add("a:b\n:\n:::\nsha256:sha256:")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, content string) {
+		p := filepath.Join(dir, "keys.txt")
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := apiKeyLoad(p)
+		if err != nil {
+			if !strings.Contains(err.Error(), "keys.txt") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		for _, line := range strings.Split(content, "\n") {
+			_, key, ok := strings.Cut(strings.TrimSpace(line), ":")
+			key = strings.TrimSpace(key)
+			if ok && !strings.HasPrefix(line, "#") && !strings.HasPrefix(key, "sha256:") && len(key) < APIKeyMinLength {
+				if _, loaded := keys[sha256.Sum256([]byte(key))]; loaded {
+					t.Fatalf("short key from line %q loaded", line)
+				}
+			}
+		}
+	})
+}

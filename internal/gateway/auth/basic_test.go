@@ -31,10 +31,11 @@ alice:$apr1$FcY/Fw.W$ZjI9IuakMQb6XfRL6.0i8.
 bob:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=
 dora:$2a$04$JiSVvxfOAf5rogpYCuLOpu8eQA921PXYkLC7FlO.7hCyPvFIa99iK
 eve:$2b$04$JiSVvxfOAf5rogpYCuLOpu8eQA921PXYkLC7FlO.7hCyPvFIa99iK
+jo doe:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=
 
 `
 
-// carol, alice, bob, dora, eve: "secret"; frank: "correct horse".
+// carol, alice, bob, dora, eve, "jo doe": "secret"; frank: "correct horse".
 
 func basicTestWrite(t testing.TB, content string) string {
 	t.Helper()
@@ -65,6 +66,7 @@ func TestBasicAuthenticate(t *testing.T) {
 		{name: "bcrypt password with a space", authz: []string{basicAuthz("frank", "correct horse")}, wantPrincipal: "frank", wantSet: http.Header{"X-Auth-User": {"frank"}}},
 		{name: "apr1", authz: []string{basicAuthz("alice", "secret")}, wantPrincipal: "alice", wantSet: http.Header{"X-Auth-User": {"alice"}}},
 		{name: "sha", authz: []string{basicAuthz("bob", "secret")}, wantPrincipal: "bob", wantSet: http.Header{"X-Auth-User": {"bob"}}},
+		{name: "user with a space", authz: []string{basicAuthz("jo doe", "secret")}, wantPrincipal: "jo doe", wantSet: http.Header{"X-Auth-User": {"jo doe"}}},
 		{name: "scheme case-insensitive", authz: []string{"bAsIc " + base64.StdEncoding.EncodeToString([]byte("carol:secret"))}, wantPrincipal: "carol", wantSet: http.Header{"X-Auth-User": {"carol"}}},
 		{name: "several spaces after the scheme", authz: []string{"Basic   " + base64.StdEncoding.EncodeToString([]byte("carol:secret"))}, wantPrincipal: "carol", wantSet: http.Header{"X-Auth-User": {"carol"}}},
 		{name: "no forward header", conf: config.BasicAuth{ForwardHeader: "-"}, authz: []string{basicAuthz("carol", "secret")}, wantPrincipal: "carol"},
@@ -222,7 +224,7 @@ func TestBasicWarnsOnceForWeakHashes(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("log has %d lines, want 1:\n%s", len(lines), buf.String())
 	}
-	for _, w := range []string{"level=WARN", "users=\"[alice bob]\"", "users.htpasswd", "bcrypt"} {
+	for _, w := range []string{"level=WARN", "users=\"[alice bob jo doe]\"", "users.htpasswd", "bcrypt"} {
 		if !strings.Contains(lines[0], w) {
 			t.Errorf("warning %q lacks %q", lines[0], w)
 		}

@@ -52,16 +52,15 @@ type Forward struct {
 	respHeader []string // canonical
 	transport  *http.Transport
 	client     *http.Client
-	log        *slog.Logger
 }
 
 var _ Method = (*Forward)(nil)
 
-// NewForward builds the client for c's service; it reads c.CAFile.
+// NewForward builds the client for c's service; it reads c.CAFile. It
+// logs nothing (log is for symmetry with the other methods): every
+// refusal is returned with its cause for the gateway to log once.
 func NewForward(c *config.ForwardAuth, log *slog.Logger) (*Forward, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	_ = log
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("forward auth: want an http:// or https:// URL, got %q", c.URL)
@@ -73,7 +72,6 @@ func NewForward(c *config.ForwardAuth, log *slog.Logger) (*Forward, error) {
 		url:      c.URL,
 		logURL:   lu.String(),
 		timeout:  c.Timeout,
-		log:      log,
 	}
 	if f.timeout <= 0 {
 		f.timeout = config.DefaultForwardAuthTimeout
@@ -206,7 +204,7 @@ func (f *Forward) unavailable(reason string, err error) *Error {
 // check does not send; Proxy-* are matched by prefix.
 var forwardHopByHop = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Te": true, "Trailer": true,
-	"Transfer-Encoding": true, "Upgrade": true, "Content-Length": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Content-Length": true, "Expect": true,
 	"Accept-Encoding": true, // see DisableCompression
 }
 

@@ -91,6 +91,7 @@ func clientRequest() *http.Request {
 	r.Header.Set("Proxy-Authorization", "Basic cHJveHk6cHc=")
 	r.Header.Set("Proxy-Connection", "keep-alive")
 	r.Header.Set("Accept-Encoding", "br")
+	r.Header.Set("Expect", "100-continue")
 	r.Header.Set("X-Forwarded-For", "10.6.6.6")
 	r.Header.Set("X-Forwarded-Host", "forged.example")
 	r.Header.Set("X-Forwarded-User", "admin")
@@ -148,7 +149,7 @@ func TestForwardAllows(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"X-Conn-Named", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Proxy-Authorization", "Proxy-Connection", "X-Forwarded-User", "Forwarded", "X-Real-Ip"} {
+		"Proxy-Authorization", "Proxy-Connection", "Expect", "X-Forwarded-User", "Forwarded", "X-Real-Ip"} {
 		if v, ok := got.header[k]; ok {
 			t.Errorf("service got %s %q, want it not sent", k, v)
 		}

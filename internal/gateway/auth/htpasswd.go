@@ -85,8 +85,9 @@ func basicParseHtpasswd(file string) (users map[string]*basicHash, weak []string
 		case user == "":
 			errs = append(errs, fmt.Errorf("%s:%d: empty user name", base, n))
 			continue
-		case strings.ContainsFunc(user, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-			errs = append(errs, fmt.Errorf("%s:%d: user %q holds spaces or control characters", base, n, user))
+		case strings.ContainsFunc(user, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			// Such a user could never log in (RFC 7617 forbids them).
+			errs = append(errs, fmt.Errorf("%s:%d: user %q holds control characters", base, n, user))
 			continue
 		}
 		if prev, dup := firstAt[user]; dup {
