@@ -18,15 +18,15 @@ import (
 )
 
 const (
-	testKeyAlice = "alice-key-0123456789abcdef"
-	testKeyBob   = "bob-key-0123456789abcdef00"
-	testKeyCarol = "carol-key-given-by-its-digest"
+	apiKeyAlice = "alice-key-0123456789abcdef"
+	apiKeyBob   = "bob-key-0123456789abcdef00"
+	apiKeyCarol = "carol-key-given-by-its-digest"
 )
 
 func apiKeyTestFile(t *testing.T) string {
 	t.Helper()
-	d := sha256.Sum256([]byte(testKeyCarol))
-	content := "# service keys\n\nalice:" + testKeyAlice + "\r\n  bob : " + testKeyBob + "\ncarol:sha256:" + hex.EncodeToString(d[:]) + "\n"
+	d := sha256.Sum256([]byte(apiKeyCarol))
+	content := "# service keys\n\nalice:" + apiKeyAlice + "\r\n  bob : " + apiKeyBob + "\ncarol:sha256:" + hex.EncodeToString(d[:]) + "\n"
 	p := filepath.Join(t.TempDir(), "keys.txt")
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func apiKeyTestFile(t *testing.T) string {
 }
 
 // refusal returns err as an *Error, failing the test when it is not one.
-func refusal(t *testing.T, err error) *Error {
+func apiKeyRefusal(t *testing.T, err error) *Error {
 	t.Helper()
 	var e *Error
 	if !errors.As(err, &e) {
@@ -47,7 +47,7 @@ func refusal(t *testing.T, err error) *Error {
 func TestAPIKeyAuthenticate(t *testing.T) {
 	file := apiKeyTestFile(t)
 	// Same length as alice's key, one byte different.
-	almostAlice := testKeyAlice[:len(testKeyAlice)-1] + "0"
+	almostAlice := apiKeyAlice[:len(apiKeyAlice)-1] + "0"
 	tests := []struct {
 		name          string
 		conf          config.APIKeyAuth
@@ -58,42 +58,42 @@ func TestAPIKeyAuthenticate(t *testing.T) {
 		wantStatus    int
 		wantReason    string
 	}{
-		{name: "header", header: http.Header{"X-Api-Key": {testKeyAlice}},
+		{name: "header", header: http.Header{"X-Api-Key": {apiKeyAlice}},
 			wantPrincipal: "alice", wantSet: http.Header{"X-Api-Key-Name": {"alice"}}},
-		{name: "header with spaces in the file", header: http.Header{"X-Api-Key": {testKeyBob}},
+		{name: "header with spaces in the file", header: http.Header{"X-Api-Key": {apiKeyBob}},
 			wantPrincipal: "bob", wantSet: http.Header{"X-Api-Key-Name": {"bob"}}},
-		{name: "key given by digest", header: http.Header{"X-Api-Key": {testKeyCarol}},
+		{name: "key given by digest", header: http.Header{"X-Api-Key": {apiKeyCarol}},
 			wantPrincipal: "carol", wantSet: http.Header{"X-Api-Key-Name": {"carol"}}},
-		{name: "same key twice", header: http.Header{"X-Api-Key": {testKeyAlice, testKeyAlice}},
+		{name: "same key twice", header: http.Header{"X-Api-Key": {apiKeyAlice, apiKeyAlice}},
 			wantPrincipal: "alice", wantSet: http.Header{"X-Api-Key-Name": {"alice"}}},
 		{name: "custom header and no forward header", conf: config.APIKeyAuth{Header: "x-token", ForwardHeader: "-"},
-			header: http.Header{"X-Token": {testKeyAlice}}, wantPrincipal: "alice"},
+			header: http.Header{"X-Token": {apiKeyAlice}}, wantPrincipal: "alice"},
 		{name: "custom forward header", conf: config.APIKeyAuth{ForwardHeader: "X-Client"},
-			header: http.Header{"X-Api-Key": {testKeyAlice}}, wantPrincipal: "alice", wantSet: http.Header{"X-Client": {"alice"}}},
-		{name: "query parameter", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?api_key=" + testKeyBob,
+			header: http.Header{"X-Api-Key": {apiKeyAlice}}, wantPrincipal: "alice", wantSet: http.Header{"X-Client": {"alice"}}},
+		{name: "query parameter", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?api_key=" + apiKeyBob,
 			wantPrincipal: "bob", wantSet: http.Header{"X-Api-Key-Name": {"bob"}}},
 		{name: "header wins over query", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?api_key=nope",
-			header: http.Header{"X-Api-Key": {testKeyAlice}}, wantPrincipal: "alice", wantSet: http.Header{"X-Api-Key-Name": {"alice"}}},
+			header: http.Header{"X-Api-Key": {apiKeyAlice}}, wantPrincipal: "alice", wantSet: http.Header{"X-Api-Key-Name": {"alice"}}},
 
 		{name: "no key", wantStatus: 401, wantReason: ReasonMissing},
 		{name: "empty header", header: http.Header{"X-Api-Key": {" "}}, wantStatus: 401, wantReason: ReasonMissing},
-		{name: "key in Authorization", header: http.Header{"Authorization": {testKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
-		{name: "key as bearer token", header: http.Header{"Authorization": {"Bearer " + testKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
-		{name: "key in another header", header: http.Header{"X-Api-Token": {testKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
-		{name: "key in query without query configured", target: "/p?api_key=" + testKeyAlice, wantStatus: 401, wantReason: ReasonMissing},
-		{name: "key in another query parameter", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?key=" + testKeyAlice,
+		{name: "key in Authorization", header: http.Header{"Authorization": {apiKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
+		{name: "key as bearer token", header: http.Header{"Authorization": {"Bearer " + apiKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
+		{name: "key in another header", header: http.Header{"X-Api-Token": {apiKeyAlice}}, wantStatus: 401, wantReason: ReasonMissing},
+		{name: "key in query without query configured", target: "/p?api_key=" + apiKeyAlice, wantStatus: 401, wantReason: ReasonMissing},
+		{name: "key in another query parameter", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?key=" + apiKeyAlice,
 			wantStatus: 401, wantReason: ReasonMissing},
 		{name: "wrong key of equal length", header: http.Header{"X-Api-Key": {almostAlice}}, wantStatus: 401, wantReason: ReasonInvalid},
-		{name: "key's digest instead of the key", header: http.Header{"X-Api-Key": {"sha256:" + hex.EncodeToString(func() []byte { d := sha256.Sum256([]byte(testKeyAlice)); return d[:] }())}},
+		{name: "key's digest instead of the key", header: http.Header{"X-Api-Key": {"sha256:" + hex.EncodeToString(func() []byte { d := sha256.Sum256([]byte(apiKeyAlice)); return d[:] }())}},
 			wantStatus: 401, wantReason: ReasonInvalid},
-		{name: "carol's digest as a key", header: http.Header{"X-Api-Key": {func() string { d := sha256.Sum256([]byte(testKeyCarol)); return hex.EncodeToString(d[:]) }()}},
+		{name: "carol's digest as a key", header: http.Header{"X-Api-Key": {func() string { d := sha256.Sum256([]byte(apiKeyCarol)); return hex.EncodeToString(d[:]) }()}},
 			wantStatus: 401, wantReason: ReasonInvalid},
 		{name: "key name as key", header: http.Header{"X-Api-Key": {"alice"}}, wantStatus: 401, wantReason: ReasonInvalid},
-		{name: "prefix of a key", header: http.Header{"X-Api-Key": {testKeyAlice[:20]}}, wantStatus: 401, wantReason: ReasonInvalid},
-		{name: "key plus suffix", header: http.Header{"X-Api-Key": {testKeyAlice + "x"}}, wantStatus: 401, wantReason: ReasonInvalid},
-		{name: "two different keys in the header", header: http.Header{"X-Api-Key": {testKeyAlice, testKeyBob}}, wantStatus: 401, wantReason: ReasonInvalid},
+		{name: "prefix of a key", header: http.Header{"X-Api-Key": {apiKeyAlice[:20]}}, wantStatus: 401, wantReason: ReasonInvalid},
+		{name: "key plus suffix", header: http.Header{"X-Api-Key": {apiKeyAlice + "x"}}, wantStatus: 401, wantReason: ReasonInvalid},
+		{name: "two different keys in the header", header: http.Header{"X-Api-Key": {apiKeyAlice, apiKeyBob}}, wantStatus: 401, wantReason: ReasonInvalid},
 		{name: "two different keys in the query", conf: config.APIKeyAuth{Query: "api_key"},
-			target: "/p?api_key=" + testKeyAlice + "&api_key=" + testKeyBob, wantStatus: 401, wantReason: ReasonInvalid},
+			target: "/p?api_key=" + apiKeyAlice + "&api_key=" + apiKeyBob, wantStatus: 401, wantReason: ReasonInvalid},
 		{name: "wrong key in the query", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?api_key=" + almostAlice,
 			wantStatus: 401, wantReason: ReasonInvalid},
 	}
@@ -120,14 +120,14 @@ func TestAPIKeyAuthenticate(t *testing.T) {
 				t.Errorf("Authenticate modified the request headers (-before +after):\n%s", diff)
 			}
 			if tt.wantStatus != 0 {
-				e := refusal(t, err)
+				e := apiKeyRefusal(t, err)
 				if e.Status != tt.wantStatus || e.Reason != tt.wantReason {
 					t.Errorf("refusal %d %s, want %d %s", e.Status, e.Reason, tt.wantStatus, tt.wantReason)
 				}
 				if !strings.HasPrefix(e.Challenge, `APIKey realm="flotilla", header=`) {
 					t.Errorf("Challenge = %q, want an APIKey challenge", e.Challenge)
 				}
-				for _, k := range []string{testKeyAlice, testKeyBob, testKeyCarol} {
+				for _, k := range []string{apiKeyAlice, apiKeyBob, apiKeyCarol} {
 					if strings.Contains(e.Error(), k) {
 						t.Errorf("error %q holds a key", e.Error())
 					}
@@ -153,7 +153,7 @@ func TestAPIKeyChallenge(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Authenticate(httptest.NewRequest("GET", "/", nil))
-	if got, want := refusal(t, err).Challenge, `APIKey realm="flotilla", header="X-Api-Key", query="api_key"`; got != want {
+	if got, want := apiKeyRefusal(t, err).Challenge, `APIKey realm="flotilla", header="X-Api-Key", query="api_key"`; got != want {
 		t.Errorf("Challenge = %q, want %q", got, want)
 	}
 }
@@ -186,19 +186,19 @@ func TestAPIKeyFileErrors(t *testing.T) {
 		{name: "empty file", content: "", want: []string{"keys.txt: no keys"}},
 		{name: "only comments", content: "# nothing\n\n", want: []string{"keys.txt: no keys"}},
 		{name: "no colon", content: "alice\n", want: []string{"keys.txt:1: want name:key"}},
-		{name: "empty name", content: "# c\n:" + testKeyAlice + "\n", want: []string{"keys.txt:2: empty key name"}},
-		{name: "bad name", content: "al ice:" + testKeyAlice + "\n", want: []string{"keys.txt:1: key name \"al ice\""}},
+		{name: "empty name", content: "# c\n:" + apiKeyAlice + "\n", want: []string{"keys.txt:2: empty key name"}},
+		{name: "bad name", content: "al ice:" + apiKeyAlice + "\n", want: []string{"keys.txt:1: key name \"al ice\""}},
 		{name: "empty key", content: "alice:\n", want: []string{"keys.txt:1: key \"alice\" is empty"}},
-		{name: "short key", content: "ok:" + testKeyAlice + "\nalice:" + short + "\n",
+		{name: "short key", content: "ok:" + apiKeyAlice + "\nalice:" + short + "\n",
 			want: []string{"keys.txt:2: key \"alice\" is 9 bytes, want at least 16 (short keys can be guessed)"}},
 		{name: "bad digest", content: "alice:sha256:abcd\n", want: []string{"keys.txt:1: key \"alice\": want sha256: and 64 hex digits"}},
 		{name: "digest not hex", content: "alice:sha256:" + strings.Repeat("zz", 32) + "\n", want: []string{"keys.txt:1: key \"alice\": want sha256:"}},
-		{name: "control character", content: "alice:" + testKeyAlice + "\x01\n", want: []string{"keys.txt:1: key \"alice\" holds control characters"}},
-		{name: "duplicate name", content: "alice:" + testKeyAlice + "\nalice:" + testKeyBob + "\n",
+		{name: "control character", content: "alice:" + apiKeyAlice + "\x01\n", want: []string{"keys.txt:1: key \"alice\" holds control characters"}},
+		{name: "duplicate name", content: "alice:" + apiKeyAlice + "\nalice:" + apiKeyBob + "\n",
 			want: []string{"keys.txt:2: duplicate key name \"alice\" (first at keys.txt:1)"}},
-		{name: "duplicate key", content: "alice:" + testKeyAlice + "\nbob:" + testKeyAlice + "\n",
+		{name: "duplicate key", content: "alice:" + apiKeyAlice + "\nbob:" + apiKeyAlice + "\n",
 			want: []string{"keys.txt:2: key \"bob\" is the same key as keys.txt:1 (\"alice\")"}},
-		{name: "duplicate key by digest", content: "alice:" + testKeyAlice + "\nbob:sha256:" + func() string { d := sha256.Sum256([]byte(testKeyAlice)); return hex.EncodeToString(d[:]) }() + "\n",
+		{name: "duplicate key by digest", content: "alice:" + apiKeyAlice + "\nbob:sha256:" + func() string { d := sha256.Sum256([]byte(apiKeyAlice)); return hex.EncodeToString(d[:]) }() + "\n",
 			want: []string{"keys.txt:2: key \"bob\" is the same key as keys.txt:1"}},
 		{name: "every problem at once", content: "a\nb:\nc:" + short + "\n",
 			want: []string{"keys.txt:1: want name:key", "keys.txt:2: key \"b\" is empty", "keys.txt:3: key \"c\" is 9 bytes"}},
@@ -218,7 +218,7 @@ func TestAPIKeyFileErrors(t *testing.T) {
 					t.Errorf("error %q, want it to contain %q", err, w)
 				}
 			}
-			for _, k := range []string{testKeyAlice, testKeyBob, short} {
+			for _, k := range []string{apiKeyAlice, apiKeyBob, short} {
 				if strings.Contains(err.Error(), k) {
 					t.Errorf("error %q quotes a key", err)
 				}
@@ -230,10 +230,10 @@ func TestAPIKeyFileErrors(t *testing.T) {
 	}
 }
 
-// kubeSecretDir lays files out as the kubelet mounts a Secret: the data in
+// apiKeySecretDir lays files out as the kubelet mounts a Secret: the data in
 // a timestamped directory, a "..data" symlink to it, and one symlink per
 // key through "..data".
-func kubeSecretDir(t *testing.T, files map[string]string) string {
+func apiKeySecretDir(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "keys")
 	ts := filepath.Join(dir, "..2026_12_07_06_00_00.123456789")
@@ -255,10 +255,10 @@ func kubeSecretDir(t *testing.T, files map[string]string) string {
 }
 
 func TestAPIKeyDirectory(t *testing.T) {
-	dir := kubeSecretDir(t, map[string]string{
-		"alice": testKeyAlice + "\n",
-		"bob":   testKeyBob,
-		"carol": testKeyCarol + "\r\n",
+	dir := apiKeySecretDir(t, map[string]string{
+		"alice": apiKeyAlice + "\n",
+		"bob":   apiKeyBob,
+		"carol": apiKeyCarol + "\r\n",
 	})
 	// A dotfile and a subdirectory are not keys.
 	if err := os.WriteFile(filepath.Join(dir, ".hidden"), []byte("x"), 0o600); err != nil {
@@ -274,7 +274,7 @@ func TestAPIKeyDirectory(t *testing.T) {
 	if a.Len() != 3 {
 		t.Errorf("Len() = %d, want 3", a.Len())
 	}
-	for name, key := range map[string]string{"alice": testKeyAlice, "bob": testKeyBob, "carol": testKeyCarol} {
+	for name, key := range map[string]string{"alice": apiKeyAlice, "bob": apiKeyBob, "carol": apiKeyCarol} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("X-API-Key", key)
 		id, err := a.Authenticate(r)
@@ -297,13 +297,13 @@ func TestAPIKeyDirectoryErrors(t *testing.T) {
 		{name: "empty", files: map[string]string{}, want: []string{"no keys"}},
 		{name: "short key", files: map[string]string{"alice": "short\n"}, want: []string{"keys/alice: key \"alice\" is 5 bytes"}},
 		{name: "empty key", files: map[string]string{"alice": "\n"}, want: []string{"keys/alice: key \"alice\" is empty"}},
-		{name: "duplicate key", files: map[string]string{"alice": testKeyAlice, "bob": testKeyAlice + "\n"},
+		{name: "duplicate key", files: map[string]string{"alice": apiKeyAlice, "bob": apiKeyAlice + "\n"},
 			want: []string{"keys/bob: key \"bob\" is the same key as keys/alice"}},
-		{name: "two newlines", files: map[string]string{"alice": testKeyAlice + "\n\n"}, want: []string{"keys/alice: key \"alice\" holds control characters"}},
+		{name: "two newlines", files: map[string]string{"alice": apiKeyAlice + "\n\n"}, want: []string{"keys/alice: key \"alice\" holds control characters"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewAPIKey(&config.APIKeyAuth{KeysFile: kubeSecretDir(t, tt.files)}, nil)
+			_, err := NewAPIKey(&config.APIKeyAuth{KeysFile: apiKeySecretDir(t, tt.files)}, nil)
 			if err == nil {
 				t.Fatal("NewAPIKey succeeded, want an error")
 			}
@@ -322,7 +322,7 @@ func BenchmarkAPIKey(b *testing.B) {
 		fmt.Fprintf(&lines, "key%d:bench-key-%08d-padding\n", i, i)
 	}
 	p := filepath.Join(b.TempDir(), "keys.txt")
-	if err := os.WriteFile(p, []byte(lines.String()+"alice:"+testKeyAlice+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(lines.String()+"alice:"+apiKeyAlice+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	a, err := NewAPIKey(&config.APIKeyAuth{KeysFile: p}, nil)
@@ -330,7 +330,7 @@ func BenchmarkAPIKey(b *testing.B) {
 		b.Fatal(err)
 	}
 	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("X-API-Key", testKeyAlice)
+	r.Header.Set("X-API-Key", apiKeyAlice)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := a.Authenticate(r); err != nil {
@@ -342,7 +342,7 @@ func BenchmarkAPIKey(b *testing.B) {
 // FuzzAPIKeyFile: any keys file loads or fails with an error naming the
 // file, never panics, and never loads a key shorter than the minimum.
 func FuzzAPIKeyFile(f *testing.F) {
-	f.Add("alice:" + testKeyAlice + "\n# c\n\nbob:sha256:" + strings.Repeat("ab", 32) + "\n")
+	f.Add("alice:" + apiKeyAlice + "\n# c\n\nbob:sha256:" + strings.Repeat("ab", 32) + "\n")
 	f.Add("a:b\n:\n:::\nsha256:sha256:")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, content string) {

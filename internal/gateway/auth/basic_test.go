@@ -100,7 +100,7 @@ func TestBasicAuthenticate(t *testing.T) {
 				t.Errorf("Authenticate modified the request headers (-before +after):\n%s", diff)
 			}
 			if tt.wantReason != "" {
-				e := refusal(t, err)
+				e := apiKeyRefusal(t, err)
 				if e.Status != 401 || e.Reason != tt.wantReason {
 					t.Errorf("refusal %d %s, want 401 %s", e.Status, e.Reason, tt.wantReason)
 				}
@@ -134,7 +134,7 @@ func TestBasicRealm(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Authenticate(httptest.NewRequest("GET", "/", nil))
-	if got, want := refusal(t, err).Challenge, `Basic realm="counter admin", charset="UTF-8"`; got != want {
+	if got, want := apiKeyRefusal(t, err).Challenge, `Basic realm="counter admin", charset="UTF-8"`; got != want {
 		t.Errorf("Challenge = %q, want %q", got, want)
 	}
 }
@@ -168,7 +168,7 @@ func TestBasicHeaderMalformed(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("Authorization", tt.authz)
 			_, err := b.Authenticate(r)
-			e := refusal(t, err)
+			e := apiKeyRefusal(t, err)
 			if e.Status != 401 || (e.Reason != ReasonInvalid && e.Reason != ReasonMissing) || e.Challenge == "" {
 				t.Errorf("refusal %d %s %q, want 401 invalid_credentials with a challenge", e.Status, e.Reason, e.Challenge)
 			}
@@ -208,7 +208,7 @@ func FuzzBasicHeader(f *testing.F) {
 		if err == nil {
 			t.Fatalf("Authorization %q accepted as %+v", authz, id)
 		}
-		if e := refusal(t, err); e.Status != 401 {
+		if e := apiKeyRefusal(t, err); e.Status != 401 {
 			t.Fatalf("Authorization %q: status %d, want 401", authz, e.Status)
 		}
 	})
@@ -259,8 +259,8 @@ func TestBasicDummyMatchesCost(t *testing.T) {
 	}
 }
 
-// fillSlots takes every password-check slot of b until the test ends.
-func fillSlots(t *testing.T, b *Basic) (release func()) {
+// basicFillSlots takes every password-check slot of b until the test ends.
+func basicFillSlots(t *testing.T, b *Basic) (release func()) {
 	t.Helper()
 	for range cap(b.sem) {
 		b.sem <- struct{}{}
@@ -296,10 +296,10 @@ func TestBasicBusy(t *testing.T) {
 	if _, err := b.Authenticate(req("carol", "secret")); err != nil {
 		t.Fatal(err)
 	}
-	release := fillSlots(t, b)
+	release := basicFillSlots(t, b)
 	for _, c := range []struct{ user, pass string }{{"carol", "wrong"}, {"frank", "correct horse"}, {"mallory", "x"}, {"bob", "secret"}} {
 		_, err := b.Authenticate(req(c.user, c.pass))
-		e := refusal(t, err)
+		e := apiKeyRefusal(t, err)
 		if e.Status != 503 || e.Reason != ReasonBusy || e.Challenge != "" {
 			t.Errorf("%s: refusal %d %s %q, want 503 busy without a challenge", c.user, e.Status, e.Reason, e.Challenge)
 		}
@@ -313,7 +313,7 @@ func TestBasicBusy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = b.Authenticate(req("frank", "correct horse").WithContext(ctx))
-	if e := refusal(t, err); e.Status != 503 || e.Reason != ReasonBusy {
+	if e := apiKeyRefusal(t, err); e.Status != 503 || e.Reason != ReasonBusy {
 		t.Errorf("cancelled: refusal %d %s, want 503 busy", e.Status, e.Reason)
 	}
 
@@ -357,16 +357,16 @@ func TestBasicCache(t *testing.T) {
 	if _, err := b.Authenticate(req("carol", "secret")); err != nil {
 		t.Fatal(err)
 	}
-	release := fillSlots(t, b)
+	release := basicFillSlots(t, b)
 	if _, err := b.Authenticate(req("carol", "secret")); err != nil {
 		t.Errorf("within the TTL: %v, want the cached success (no slot free)", err)
 	}
 	// Another password for the same user is not the cached pair.
-	if _, err := b.Authenticate(req("carol", "secret2")); refusal(t, err).Reason != ReasonBusy {
+	if _, err := b.Authenticate(req("carol", "secret2")); apiKeyRefusal(t, err).Reason != ReasonBusy {
 		t.Errorf("other password: %v, want busy (needs a hash)", err)
 	}
 	now = now.Add(BasicCacheTTL)
-	if _, err := b.Authenticate(req("carol", "secret")); refusal(t, err).Reason != ReasonBusy {
+	if _, err := b.Authenticate(req("carol", "secret")); apiKeyRefusal(t, err).Reason != ReasonBusy {
 		t.Errorf("after the TTL: %v, want busy (needs a hash again)", err)
 	}
 	release()

@@ -20,8 +20,8 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
-// seenRequest is what the authorization service received.
-type seenRequest struct {
+// forwardSeen is what the authorization service received.
+type forwardSeen struct {
 	method string
 	uri    string
 	header http.Header
@@ -29,21 +29,21 @@ type seenRequest struct {
 	length int64
 }
 
-// authService is a real HTTP server standing in for the external
+// forwardService is a real HTTP server standing in for the external
 // authorization service: it records every request and answers with fn.
-type authService struct {
+type forwardService struct {
 	*httptest.Server
 	mu   sync.Mutex
-	seen []seenRequest
+	seen []forwardSeen
 }
 
-func newAuthService(t *testing.T, fn http.HandlerFunc) *authService {
+func forwardNewService(t *testing.T, fn http.HandlerFunc) *forwardService {
 	t.Helper()
-	s := &authService{}
+	s := &forwardService{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.seen = append(s.seen, seenRequest{method: r.Method, uri: r.RequestURI, header: r.Header.Clone(), body: body, length: r.ContentLength})
+		s.seen = append(s.seen, forwardSeen{method: r.Method, uri: r.RequestURI, header: r.Header.Clone(), body: body, length: r.ContentLength})
 		s.mu.Unlock()
 		fn(w, r)
 	}))
@@ -51,7 +51,7 @@ func newAuthService(t *testing.T, fn http.HandlerFunc) *authService {
 	return s
 }
 
-func (s *authService) last(t *testing.T) seenRequest {
+func (s *forwardService) last(t *testing.T) forwardSeen {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,7 +61,7 @@ func (s *authService) last(t *testing.T) seenRequest {
 	return s.seen[len(s.seen)-1]
 }
 
-func newForward(t *testing.T, c config.ForwardAuth) *Forward {
+func forwardNew(t *testing.T, c config.ForwardAuth) *Forward {
 	t.Helper()
 	f, err := NewForward(&c, nil)
 	if err != nil {
@@ -73,7 +73,7 @@ func newForward(t *testing.T, c config.ForwardAuth) *Forward {
 
 // clientRequest is a client's POST with a body, credentials, hop-by-hop
 // headers and its own forged X-Forwarded-* claims.
-func clientRequest() *http.Request {
+func forwardClientRequest() *http.Request {
 	r := httptest.NewRequest("POST", "https://app.example.com/counter/inc?by=2", strings.NewReader("the request body"))
 	r.RemoteAddr = "203.0.113.7:51234"
 	r.Header.Set("Authorization", "Bearer abc")
@@ -101,15 +101,15 @@ func clientRequest() *http.Request {
 }
 
 func TestForwardAllows(t *testing.T) {
-	svc := newAuthService(t, func(w http.ResponseWriter, r *http.Request) {
+	svc := forwardNewService(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Auth-Request-User", "alice")
 		w.Header().Add("X-Auth-Groups", "admins")
 		w.Header().Add("X-Auth-Groups", "devs")
 		w.Header().Set("X-Not-Listed", "dropped")
 		io.WriteString(w, "ok")
 	})
-	f := newForward(t, config.ForwardAuth{URL: svc.URL + "/verify?rd=1", ResponseHeaders: []string{"x-auth-groups", "X-Auth-Request-User", "X-Absent"}})
-	r := clientRequest()
+	f := forwardNew(t, config.ForwardAuth{URL: svc.URL + "/verify?rd=1", ResponseHeaders: []string{"x-auth-groups", "X-Auth-Request-User", "X-Absent"}})
+	r := forwardClientRequest()
 	before := r.Header.Clone()
 	id, err := f.Authenticate(r)
 	if err != nil {
@@ -172,13 +172,13 @@ func TestForwardPrincipalHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc := newAuthService(t, func(w http.ResponseWriter, r *http.Request) {
+			svc := forwardNewService(t, func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range tt.header {
 					w.Header()[k] = v
 				}
 				w.WriteHeader(http.StatusNoContent)
 			})
-			id, err := newForward(t, config.ForwardAuth{URL: svc.URL}).Authenticate(clientRequest())
+			id, err := forwardNew(t, config.ForwardAuth{URL: svc.URL}).Authenticate(forwardClientRequest())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,10 +190,10 @@ func TestForwardPrincipalHeaders(t *testing.T) {
 }
 
 func TestForwardRequestHeadersAllowList(t *testing.T) {
-	svc := newAuthService(t, func(w http.ResponseWriter, r *http.Request) {})
-	f := newForward(t, config.ForwardAuth{URL: svc.URL, RequestHeaders: []string{"cookie", "X-Missing", "Connection", "X-Forwarded-Host"}})
+	svc := forwardNewService(t, func(w http.ResponseWriter, r *http.Request) {})
+	f := forwardNew(t, config.ForwardAuth{URL: svc.URL, RequestHeaders: []string{"cookie", "X-Missing", "Connection", "X-Forwarded-Host"}})
 	f.ClientIP = func(*http.Request) string { return "198.51.100.9" }
-	r := clientRequest()
+	r := forwardClientRequest()
 	r.TLS = nil
 	r.Host = "plain.example"
 	if _, err := f.Authenticate(r); err != nil {
@@ -243,7 +243,7 @@ func TestForwardDenied(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls atomic.Int32
-			svc := newAuthService(t, func(w http.ResponseWriter, r *http.Request) {
+			svc := forwardNewService(t, func(w http.ResponseWriter, r *http.Request) {
 				if calls.Add(1) > 1 {
 					t.Errorf("service called again for %s (a redirect was followed)", r.URL)
 				}
@@ -253,8 +253,8 @@ func TestForwardDenied(t *testing.T) {
 				w.WriteHeader(tt.status)
 				io.WriteString(w, tt.body)
 			})
-			_, err := newForward(t, config.ForwardAuth{URL: svc.URL}).Authenticate(clientRequest())
-			e := refusal(t, err)
+			_, err := forwardNew(t, config.ForwardAuth{URL: svc.URL}).Authenticate(forwardClientRequest())
+			e := apiKeyRefusal(t, err)
 			if e.Status != tt.status || e.Reason != ReasonDenied {
 				t.Errorf("refusal %d %s, want %d %s", e.Status, e.Reason, tt.status, ReasonDenied)
 			}
@@ -274,7 +274,7 @@ func TestForwardDenied(t *testing.T) {
 func TestForwardFailsClosed(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	slow := newAuthService(t, func(w http.ResponseWriter, r *http.Request) {
+	slow := forwardNewService(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -287,7 +287,7 @@ func TestForwardFailsClosed(t *testing.T) {
 	down := "http://" + l.Addr().String()
 	l.Close()
 	status := func(code int) string {
-		return newAuthService(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }).URL
+		return forwardNewService(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }).URL
 	}
 	tests := []struct {
 		name       string
@@ -305,9 +305,9 @@ func TestForwardFailsClosed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newForward(t, config.ForwardAuth{URL: tt.url + "/check?token=s3cr3t", Timeout: 100 * time.Millisecond})
-			_, err := f.Authenticate(clientRequest())
-			e := refusal(t, err)
+			f := forwardNew(t, config.ForwardAuth{URL: tt.url + "/check?token=s3cr3t", Timeout: 100 * time.Millisecond})
+			_, err := f.Authenticate(forwardClientRequest())
+			e := apiKeyRefusal(t, err)
 			if e.Status != 503 || e.Reason != tt.wantReason {
 				t.Errorf("refusal %d %s, want 503 %s", e.Status, e.Reason, tt.wantReason)
 			}
@@ -337,14 +337,14 @@ func TestForwardCAFile(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: svc.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	id, err := newForward(t, config.ForwardAuth{URL: svc.URL, CAFile: ca}).Authenticate(clientRequest())
+	id, err := forwardNew(t, config.ForwardAuth{URL: svc.URL, CAFile: ca}).Authenticate(forwardClientRequest())
 	if err != nil || id.Principal != "tls-user" {
 		t.Errorf("with the CA: %v, %v; want tls-user", id, err)
 	}
 
 	// Without it the system roots do not know the test CA: fail closed.
-	_, err = newForward(t, config.ForwardAuth{URL: svc.URL}).Authenticate(clientRequest())
-	if e := refusal(t, err); e.Status != 503 || e.Reason != ReasonUnavailable || !strings.Contains(e.Error(), "certificate") {
+	_, err = forwardNew(t, config.ForwardAuth{URL: svc.URL}).Authenticate(forwardClientRequest())
+	if e := apiKeyRefusal(t, err); e.Status != 503 || e.Reason != ReasonUnavailable || !strings.Contains(e.Error(), "certificate") {
 		t.Errorf("without the CA: %v, want 503 unavailable naming the certificate", e)
 	}
 
