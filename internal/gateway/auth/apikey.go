@@ -114,9 +114,15 @@ func (a *APIKey) Authenticate(r *http.Request) (*Identity, error) {
 }
 
 func (a *APIKey) presented(r *http.Request) (string, error) {
+	hv := r.Header[a.header]
+	if len(hv) == 1 { // the common case, without allocating
+		if v := strings.TrimSpace(hv[0]); v != "" {
+			return v, nil
+		}
+	}
 	var vals []string
 	where := "header " + a.header
-	for _, v := range r.Header[a.header] {
+	for _, v := range hv {
 		if v = strings.TrimSpace(v); v != "" {
 			vals = append(vals, v)
 		}

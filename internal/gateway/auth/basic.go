@@ -205,13 +205,14 @@ func (b *Basic) check(r *http.Request, user, pass string) (bool, error) {
 }
 
 func (b *Basic) cacheKey(user, pass string) [sha256.Size]byte {
-	d := sha256.New()
-	d.Write(b.salt[:])
-	d.Write([]byte(user))
-	d.Write([]byte{':'})
-	d.Write([]byte(pass))
-	var k [sha256.Size]byte
-	d.Sum(k[:0])
+	var stack [256]byte // most credentials fit: no allocation
+	buf := stack[:0]
+	buf = append(buf, b.salt[:]...)
+	buf = append(buf, user...)
+	buf = append(buf, ':')
+	buf = append(buf, pass...)
+	k := sha256.Sum256(buf)
+	clear(buf) // it held the password
 	return k
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -406,5 +407,64 @@ func BenchmarkBasicCached(b *testing.B) {
 		if _, err := m.Authenticate(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkBasicUncached is the price of one bcrypt check at cost 5 (the
+// file's; htpasswd -B defaults to 5, production files often use 10-12,
+// each step doubling it): what the cache saves.
+func BenchmarkBasicUncached(b *testing.B) {
+	m, err := NewBasic(&config.BasicAuth{HtpasswdFile: basicTestWrite(b, basicTestFile)}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.ttl = 0 // every entry expires at once
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", basicAuthz("frank", "correct horse"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Authenticate(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestBasicConcurrent runs checks, cache hits and refusals at once (for
+// the race detector): every answer is still the right one.
+func TestBasicConcurrent(t *testing.T) {
+	b, err := NewBasic(&config.BasicAuth{HtpasswdFile: basicTestWrite(t, basicTestFile)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.size = 2 // force evictions
+	creds := []struct {
+		user, pass string
+		ok         bool
+	}{{"carol", "secret", true}, {"alice", "secret", true}, {"bob", "secret", true}, {"bob", "nope", false}, {"mallory", "secret", false}}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*20)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				c := creds[(g+i)%len(creds)]
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Authorization", basicAuthz(c.user, c.pass))
+				id, err := b.Authenticate(r)
+				switch {
+				case c.ok && (err != nil || id.Principal != c.user):
+					errs <- fmt.Errorf("%s: %v, %v; want accepted", c.user, id, err)
+				case !c.ok && err == nil:
+					errs <- fmt.Errorf("%s/%s accepted", c.user, c.pass)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(b.cache) > b.size {
+		t.Errorf("cache holds %d entries, want at most %d", len(b.cache), b.size)
 	}
 }
