@@ -68,6 +68,9 @@ func NewAPIKey(c *config.APIKeyAuth, log *slog.Logger) (*APIKey, error) {
 	if a.header == "" {
 		a.header = config.DefaultAPIKeyHeader
 	}
+	// The challenge names the header as configured; lookups use the
+	// canonical form.
+	a.challenge = fmt.Sprintf(`APIKey realm="flotilla", header=%q`, a.header)
 	a.header = http.CanonicalHeaderKey(a.header)
 	switch a.forwardHeader {
 	case "":
@@ -75,7 +78,6 @@ func NewAPIKey(c *config.APIKeyAuth, log *slog.Logger) (*APIKey, error) {
 	case "-":
 		a.forwardHeader = ""
 	}
-	a.challenge = fmt.Sprintf(`APIKey realm="flotilla", header=%q`, a.header)
 	if a.query != "" {
 		a.challenge += fmt.Sprintf(`, query=%q`, a.query)
 	}

@@ -153,7 +153,7 @@ func TestAPIKeyChallenge(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = a.Authenticate(httptest.NewRequest("GET", "/", nil))
-	if got, want := apiKeyRefusal(t, err).Challenge, `APIKey realm="flotilla", header="X-Api-Key", query="api_key"`; got != want {
+	if got, want := apiKeyRefusal(t, err).Challenge, `APIKey realm="flotilla", header="X-API-Key", query="api_key"`; got != want {
 		t.Errorf("Challenge = %q, want %q", got, want)
 	}
 }
