@@ -77,6 +77,8 @@ func NewAPIKey(c *config.APIKeyAuth, log *slog.Logger) (*APIKey, error) {
 		a.forwardHeader = config.DefaultAPIKeyForwardHeader
 	case "-":
 		a.forwardHeader = ""
+	default:
+		a.forwardHeader = http.CanonicalHeaderKey(a.forwardHeader)
 	}
 	if a.query != "" {
 		a.challenge += fmt.Sprintf(`, query=%q`, a.query)

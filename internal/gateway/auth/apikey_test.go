@@ -68,7 +68,7 @@ func TestAPIKeyAuthenticate(t *testing.T) {
 			wantPrincipal: "alice", wantSet: http.Header{"X-Api-Key-Name": {"alice"}}},
 		{name: "custom header and no forward header", conf: config.APIKeyAuth{Header: "x-token", ForwardHeader: "-"},
 			header: http.Header{"X-Token": {apiKeyAlice}}, wantPrincipal: "alice"},
-		{name: "custom forward header", conf: config.APIKeyAuth{ForwardHeader: "X-Client"},
+		{name: "custom forward header", conf: config.APIKeyAuth{ForwardHeader: "x-client"},
 			header: http.Header{"X-Api-Key": {apiKeyAlice}}, wantPrincipal: "alice", wantSet: http.Header{"X-Client": {"alice"}}},
 		{name: "query parameter", conf: config.APIKeyAuth{Query: "api_key"}, target: "/p?api_key=" + apiKeyBob,
 			wantPrincipal: "bob", wantSet: http.Header{"X-Api-Key-Name": {"bob"}}},

@@ -109,6 +109,8 @@ func NewBasic(c *config.BasicAuth, log *slog.Logger) (*Basic, error) {
 		b.forwardHeader = config.DefaultBasicForwardHeader
 	case "-":
 		b.forwardHeader = ""
+	default:
+		b.forwardHeader = http.CanonicalHeaderKey(b.forwardHeader)
 	}
 	if _, err := rand.Read(b.salt[:]); err != nil {
 		return nil, fmt.Errorf("basic auth: %w", err)

@@ -71,7 +71,7 @@ func TestBasicAuthenticate(t *testing.T) {
 		{name: "scheme case-insensitive", authz: []string{"bAsIc " + base64.StdEncoding.EncodeToString([]byte("carol:secret"))}, wantPrincipal: "carol", wantSet: http.Header{"X-Auth-User": {"carol"}}},
 		{name: "several spaces after the scheme", authz: []string{"Basic   " + base64.StdEncoding.EncodeToString([]byte("carol:secret"))}, wantPrincipal: "carol", wantSet: http.Header{"X-Auth-User": {"carol"}}},
 		{name: "no forward header", conf: config.BasicAuth{ForwardHeader: "-"}, authz: []string{basicAuthz("carol", "secret")}, wantPrincipal: "carol"},
-		{name: "custom forward header", conf: config.BasicAuth{ForwardHeader: "X-User"}, authz: []string{basicAuthz("carol", "secret")}, wantPrincipal: "carol", wantSet: http.Header{"X-User": {"carol"}}},
+		{name: "custom forward header", conf: config.BasicAuth{ForwardHeader: "x-user"}, authz: []string{basicAuthz("carol", "secret")}, wantPrincipal: "carol", wantSet: http.Header{"X-User": {"carol"}}},
 
 		{name: "no header", wantReason: ReasonMissing},
 		{name: "bearer token", authz: []string{"Bearer abc.def.ghi"}, wantReason: ReasonMissing},
