@@ -181,15 +181,14 @@ func apiKeyLoad(path string) (map[[sha256.Size]byte]apiKeyEntry, error) {
 
 type apiKeyLoader struct {
 	keys        map[[sha256.Size]byte]apiKeyEntry
-	where       map[string]string            // name → file:line that defined it
-	digestWhere map[[sha256.Size]byte]string // digest → file:line that defined it
+	where       map[string]string            // name → where it was defined
+	digestWhere map[[sha256.Size]byte]string // digest → where and by which name
 	errs        []error
 }
 
 func (l *apiKeyLoader) loadLines(file string, data []byte) {
-	base := filepath.Base(file)
 	for i, line := range strings.Split(string(data), "\n") {
-		at := fmt.Sprintf("%s:%d", base, i+1)
+		at := fmt.Sprintf("%s:%d", file, i+1)
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -199,7 +198,7 @@ func (l *apiKeyLoader) loadLines(file string, data []byte) {
 			l.errs = append(l.errs, fmt.Errorf("%s: want name:key", at))
 			continue
 		}
-		l.add(at, strings.TrimSpace(name), strings.TrimSpace(key))
+		l.add(at, fmt.Sprintf("line %d", i+1), strings.TrimSpace(name), strings.TrimSpace(key))
 	}
 }
 
@@ -233,11 +232,13 @@ func (l *apiKeyLoader) loadDir(dir string) {
 		}
 		data = bytes.TrimSuffix(data, []byte("\n"))
 		data = bytes.TrimSuffix(data, []byte("\r"))
-		l.add(filepath.Base(dir)+"/"+e.Name(), e.Name(), string(data))
+		l.add(p, "file "+e.Name(), e.Name(), string(data))
 	}
 }
 
-func (l *apiKeyLoader) add(at, name, key string) {
+// add checks and adds one key; at prefixes its errors (file:line or the
+// key's file), ref names it in later errors (line 3, file alice).
+func (l *apiKeyLoader) add(at, ref, name, key string) {
 	switch {
 	case name == "":
 		l.errs = append(l.errs, fmt.Errorf("%s: empty key name", at))
@@ -276,8 +277,8 @@ func (l *apiKeyLoader) add(at, name, key string) {
 		l.errs = append(l.errs, fmt.Errorf("%s: key %q is the same key as %s", at, name, prev))
 		return
 	}
-	l.where[name] = at
-	l.digestWhere[d] = fmt.Sprintf("%s (%q)", at, name)
+	l.where[name] = ref
+	l.digestWhere[d] = fmt.Sprintf("%s (%q)", ref, name)
 	l.keys[d] = apiKeyEntry{name: name, digest: d}
 }
 

@@ -195,11 +195,11 @@ func TestAPIKeyFileErrors(t *testing.T) {
 		{name: "digest not hex", content: "alice:sha256:" + strings.Repeat("zz", 32) + "\n", want: []string{"keys.txt:1: key \"alice\": want sha256:"}},
 		{name: "control character", content: "alice:" + apiKeyAlice + "\x01\n", want: []string{"keys.txt:1: key \"alice\" holds control characters"}},
 		{name: "duplicate name", content: "alice:" + apiKeyAlice + "\nalice:" + apiKeyBob + "\n",
-			want: []string{"keys.txt:2: duplicate key name \"alice\" (first at keys.txt:1)"}},
+			want: []string{"keys.txt:2: duplicate key name \"alice\" (first at line 1)"}},
 		{name: "duplicate key", content: "alice:" + apiKeyAlice + "\nbob:" + apiKeyAlice + "\n",
-			want: []string{"keys.txt:2: key \"bob\" is the same key as keys.txt:1 (\"alice\")"}},
+			want: []string{"keys.txt:2: key \"bob\" is the same key as line 1 (\"alice\")"}},
 		{name: "duplicate key by digest", content: "alice:" + apiKeyAlice + "\nbob:sha256:" + func() string { d := sha256.Sum256([]byte(apiKeyAlice)); return hex.EncodeToString(d[:]) }() + "\n",
-			want: []string{"keys.txt:2: key \"bob\" is the same key as keys.txt:1"}},
+			want: []string{"keys.txt:2: key \"bob\" is the same key as line 1"}},
 		{name: "every problem at once", content: "a\nb:\nc:" + short + "\n",
 			want: []string{"keys.txt:1: want name:key", "keys.txt:2: key \"b\" is empty", "keys.txt:3: key \"c\" is 9 bytes"}},
 	}
@@ -212,6 +212,9 @@ func TestAPIKeyFileErrors(t *testing.T) {
 			_, err := NewAPIKey(&config.APIKeyAuth{KeysFile: p}, nil)
 			if err == nil {
 				t.Fatal("NewAPIKey succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("error %q does not name the file by its path", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -298,7 +301,7 @@ func TestAPIKeyDirectoryErrors(t *testing.T) {
 		{name: "short key", files: map[string]string{"alice": "short\n"}, want: []string{"keys/alice: key \"alice\" is 5 bytes"}},
 		{name: "empty key", files: map[string]string{"alice": "\n"}, want: []string{"keys/alice: key \"alice\" is empty"}},
 		{name: "duplicate key", files: map[string]string{"alice": apiKeyAlice, "bob": apiKeyAlice + "\n"},
-			want: []string{"keys/bob: key \"bob\" is the same key as keys/alice"}},
+			want: []string{"keys/bob: key \"bob\" is the same key as file alice (\"alice\")"}},
 		{name: "two newlines", files: map[string]string{"alice": apiKeyAlice + "\n\n"}, want: []string{"keys/alice: key \"alice\" holds control characters"}},
 	}
 	for _, tt := range tests {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -67,7 +66,6 @@ func basicParseHtpasswd(file string) (users map[string]*basicHash, weak []string
 	if err != nil {
 		return nil, nil, fmt.Errorf("htpasswd: %w", err)
 	}
-	base := filepath.Base(file)
 	users = map[string]*basicHash{}
 	firstAt := map[string]int{}
 	var errs []error
@@ -80,23 +78,23 @@ func basicParseHtpasswd(file string) (users map[string]*basicHash, weak []string
 		user, hash, ok := strings.Cut(line, ":")
 		switch {
 		case !ok:
-			errs = append(errs, fmt.Errorf("%s:%d: want user:hash", base, n))
+			errs = append(errs, fmt.Errorf("%s:%d: want user:hash", file, n))
 			continue
 		case user == "":
-			errs = append(errs, fmt.Errorf("%s:%d: empty user name", base, n))
+			errs = append(errs, fmt.Errorf("%s:%d: empty user name", file, n))
 			continue
 		case strings.ContainsFunc(user, func(r rune) bool { return r < ' ' || r == 0x7f }):
 			// Such a user could never log in (RFC 7617 forbids them).
-			errs = append(errs, fmt.Errorf("%s:%d: user %q holds control characters", base, n, user))
+			errs = append(errs, fmt.Errorf("%s:%d: user %q holds control characters", file, n, user))
 			continue
 		}
 		if prev, dup := firstAt[user]; dup {
-			errs = append(errs, fmt.Errorf("%s:%d: duplicate user %q (first at line %d)", base, n, user, prev))
+			errs = append(errs, fmt.Errorf("%s:%d: duplicate user %q (first at line %d)", file, n, user, prev))
 			continue
 		}
 		h, err := basicParseHash(hash)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: user %q: %w", base, n, user, err))
+			errs = append(errs, fmt.Errorf("%s:%d: user %q: %w", file, n, user, err))
 			continue
 		}
 		firstAt[user] = n
@@ -106,7 +104,7 @@ func basicParseHtpasswd(file string) (users map[string]*basicHash, weak []string
 		}
 	}
 	if len(errs) == 0 && len(users) == 0 {
-		errs = append(errs, fmt.Errorf("%s: no users", base))
+		errs = append(errs, fmt.Errorf("%s: no users", file))
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)

@@ -71,6 +71,9 @@ func TestHtpasswdErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("basicParseHtpasswd succeeded, want an error")
 			}
+			if !strings.Contains(err.Error(), p) {
+				t.Errorf("error %q does not name the file by its path", err)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q, want it to contain %q", err, w)
