@@ -156,7 +156,9 @@ func (f *Forward) Authenticate(r *http.Request) (*Identity, error) {
 		// Drain a little so the connection can be reused.
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		return f.admitted(resp.Header), nil
-	case s == http.StatusUnauthorized || s == http.StatusForbidden || s >= 300 && s < 400:
+	case s == http.StatusUnauthorized || s == http.StatusForbidden || s >= 300 && s < 400 && s != http.StatusNotModified:
+		// 304 answers a conditional request the client never made to
+		// the service: not a decision, so it falls to the default.
 		body, err := io.ReadAll(io.LimitReader(resp.Body, ForwardBodyLimit))
 		if err != nil {
 			return nil, f.unavailable(ReasonUnavailable, fmt.Errorf("reading its %d answer: %w", s, err))

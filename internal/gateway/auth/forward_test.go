@@ -300,6 +300,7 @@ func TestForwardFailsClosed(t *testing.T) {
 		{"404", status(404), ReasonServiceError, "answered 404"},
 		{"429", status(429), ReasonServiceError, "answered 429"},
 		{"400", status(400), ReasonServiceError, "answered 400"},
+		{"304", status(304), ReasonServiceError, "answered 304"},
 		{"slow service", slow.URL, ReasonUnavailable, "no answer within 100ms"},
 		{"service down", down, ReasonUnavailable, "refused"},
 	}
