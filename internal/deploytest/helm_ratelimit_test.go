@@ -193,6 +193,40 @@ func TestHelmGatewayRedis(t *testing.T) {
 			t.Error("the gateway's NetworkPolicy reaches port 6379 without redis.enabled")
 		}
 	})
+	t.Run("validate catches a broken chart", func(t *testing.T) {
+		for _, tt := range []struct {
+			name   string
+			mutate func(g helmGateway)
+			want   string
+		}{
+			{"no password mount", func(g helmGateway) {
+				c := &g.pod.Containers[0]
+				c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "redis-auth" })
+			}, "Deployment/flotilla-gateway: redis.passwordFile /etc/flotilla/redis/password is not a key of a Secret mounted in the gateway"},
+			{"no egress to Redis", func(g helmGateway) {
+				g.policy.Spec.Egress = slices.DeleteFunc(g.policy.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+					return len(r.Ports) == 1 && r.Ports[0].Port.IntValue() == 6379
+				})
+			}, "Deployment/flotilla-gateway: NetworkPolicies keep the gateway from Redis"},
+			{"Redis admits only the counter", func(g helmGateway) {
+				np := find[*networkingv1.NetworkPolicy](g.objs, "NetworkPolicy", "", "flotilla-redis")
+				np.Spec.Ingress[0].From = np.Spec.Ingress[0].From[:1]
+			}, "StatefulSet/flotilla-redis: NetworkPolicies refuse the gateway"},
+		} {
+			g := renderGateway(t, nil)
+			if errs := validate(g.objs); len(errs) > 0 {
+				t.Fatalf("the unbroken chart fails: %v", errs)
+			}
+			tt.mutate(g)
+			var msgs []string
+			for _, err := range validate(g.objs) {
+				msgs = append(msgs, err.Error())
+			}
+			if !strings.Contains(strings.Join(msgs, "\n"), tt.want) {
+				t.Errorf("%s: validate = %q, want %q", tt.name, msgs, tt.want)
+			}
+		}
+	})
 	t.Run("existing Redis Secret", func(t *testing.T) {
 		g := renderGateway(t, map[string]any{"redis": map[string]any{"auth": map[string]any{"existingSecret": "my-redis"}}})
 		if name, key := g.redisSecret(); name != "my-redis" || key != "password" {
