@@ -16,7 +16,8 @@ import (
 // TestValidateCatchesExposure breaks the local overlay's edge protection in
 // one way at a time: routes that expose private paths or other methods,
 // missing or loose NetworkPolicies, Redis without a password, an admin API
-// without a token. Each must be named by validate.
+// without a token, a gateway whose global rate limits cannot reach Redis
+// or its password. Each must be named by validate.
 func TestValidateCatchesExposure(t *testing.T) {
 	good := kustomize(t, filepath.Join(kustomizeRoot, "local"))
 	deploy := func(objs []object, name string) *appsv1.Deployment {
@@ -193,6 +194,37 @@ func TestValidateCatchesExposure(t *testing.T) {
 			return append(objs, object{Kind: "Secret", Name: "gateway-tls", Namespace: "flotilla", Obj: &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Name: "gateway-tls", Namespace: "flotilla"}, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"tls.crt": nil, "tls.key": nil}}})
 		}, `TLS Secret gateway-tls is of type "Opaque", want "kubernetes.io/tls"`},
+		{"gateway without the Redis password mount", func(objs []object) []object {
+			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
+			c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/flotilla/redis" })
+			return objs
+		}, "Deployment flotilla/gateway: redis.passwordFile /etc/flotilla/redis/password is not a key of a Secret mounted in the gateway"},
+		{"gateway's Redis password from another key", func(objs []object) []object {
+			for _, v := range deploy(objs, "gateway").Spec.Template.Spec.Volumes {
+				if v.Secret != nil && strings.HasPrefix(v.Secret.SecretName, "redis-auth") {
+					v.Secret.Items[0].Key = "redis-auth.conf"
+				}
+			}
+			return objs
+		}, "the gateway's Redis password (Secret redis-auth-"},
+		{"gateway's redis section without passwordFile", routes("  passwordFile: /etc/flotilla/redis/password\n", ""),
+			"the gateway's redis section has no passwordFile, but Redis requires a password"},
+		{"gateway's redis address names no Service", routes("address: redis:6379", "address: cache:6379"),
+			`redis.address "cache:6379": no Service cache in namespace "flotilla"`},
+		{"gateway's redis address on a port Redis does not serve", routes("address: redis:6379", "address: redis:6380"),
+			`redis.address "redis:6380": Service redis has no port 6380`},
+		{"gateway cannot reach Redis", func(objs []object) []object {
+			np := policy(objs, "gateway")
+			np.Spec.Egress = slices.DeleteFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+				return len(r.Ports) == 1 && r.Ports[0].Port.IntValue() == 6379
+			})
+			return objs
+		}, "Deployment flotilla/gateway: NetworkPolicies keep the gateway from Redis"},
+		{"Redis refuses the gateway", func(objs []object) []object {
+			np := policy(objs, "redis")
+			np.Spec.Ingress[0].From[0].PodSelector.MatchExpressions[0].Values = []string{"counter"}
+			return objs
+		}, "StatefulSet flotilla/redis: NetworkPolicies refuse the gateway"},
 		{"pprof on", func(objs []object) []object {
 			c := &deploy(objs, "gateway").Spec.Template.Spec.Containers[0]
 			c.Env = append(c.Env, corev1.EnvVar{Name: "FLOTILLA_ADMIN_PPROF", Value: "true"})
@@ -209,7 +241,8 @@ func TestValidateCatchesExposure(t *testing.T) {
 				t.Fatalf("the unbroken overlay fails: %v", errs)
 			}
 			errs := validate(tt.mutate(objs))
-			if !strings.Contains(errors.Join(errs...).Error(), tt.want) {
+			// errors.Join of none is nil: a mutation nothing caught.
+			if err := errors.Join(errs...); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("validate() = %v, want an error containing %q", errs, tt.want)
 			}
 		})

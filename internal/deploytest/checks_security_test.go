@@ -1,11 +1,13 @@
 package deploytest
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -183,7 +185,8 @@ func appName(w workload) string { return w.labels["app.kubernetes.io/name"] }
 //   - the counter and the demo take their http port only from the gateway
 //     and Prometheus, unless a NodePort or LoadBalancer Service makes them
 //     an entry point (then from the world);
-//   - Redis takes 6379 from the counter only;
+//   - Redis takes 6379 from the counter (and from a gateway whose config
+//     has a redis section: checkGatewayRedis);
 //   - the gateway reaches the counter and demo pods, the counter Redis,
 //     both DNS; a helm test pod the gateway; Redis and the demo nothing.
 func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
@@ -375,45 +378,7 @@ func secretValue(sec *corev1.Secret, key string) string {
 // password from a Secret, and a gateway whose admin API listens beyond
 // loopback reads its token from a Secret.
 func checkSecrets(objs []object, ws []workload, fail failFunc) {
-	redisPW := map[string]string{} // namespace → password
-	for _, w := range ws {
-		for _, c := range w.spec.Containers {
-			if !strings.HasPrefix(c.Image, redisImage) || len(c.Command) == 0 {
-				continue
-			}
-			args := strings.Join(c.Command[1:], " ")
-			if !strings.Contains(args, "--protected-mode yes") {
-				fail(w.obj, "redis-server runs without --protected-mode yes")
-			}
-			if strings.Contains(args, "requirepass") {
-				fail(w.obj, "the Redis password is on the command line, where every process listing shows it; use --include of a Secret")
-			}
-			pw := ""
-			for i, a := range c.Command {
-				if a != "--include" || i+1 >= len(c.Command) {
-					continue
-				}
-				sec, key, ok := secretFile(objs, w.obj.Namespace, w.spec, c, c.Command[i+1])
-				if !ok {
-					fail(w.obj, "--include %s is not a key of a mounted Secret", c.Command[i+1])
-					continue
-				}
-				for line := range strings.Lines(secretValue(sec, key)) {
-					if v, found := strings.CutPrefix(strings.TrimSpace(line), "requirepass "); found {
-						pw = strings.TrimSpace(v)
-					}
-				}
-			}
-			if pw == "" {
-				fail(w.obj, "Redis has no password: want --include of a Secret key holding \"requirepass <password>\"")
-				continue
-			}
-			if len(pw) < 16 {
-				fail(w.obj, "the Redis password is %d bytes, want at least 16", len(pw))
-			}
-			redisPW[w.obj.Namespace] = pw
-		}
-	}
+	redisPW := redisPasswords(objs, ws, fail)
 	for _, w := range ws {
 		for _, c := range w.spec.Containers {
 			if !strings.HasPrefix(c.Image, flotillaImage) || len(c.Args) == 0 {
@@ -465,6 +430,138 @@ func checkSecrets(objs []object, ws []workload, fail failFunc) {
 				}
 			}
 		}
+	}
+}
+
+// redisPasswords: the password each namespace's Redis requires (its
+// requirepass, from the Secret key redis-server --include's), by
+// namespace; fail names a Redis that has none or reads it badly.
+func redisPasswords(objs []object, ws []workload, fail failFunc) map[string]string {
+	redisPW := map[string]string{} // namespace → password
+	for _, w := range ws {
+		for _, c := range w.spec.Containers {
+			if !strings.HasPrefix(c.Image, redisImage) || len(c.Command) == 0 {
+				continue
+			}
+			args := strings.Join(c.Command[1:], " ")
+			if !strings.Contains(args, "--protected-mode yes") {
+				fail(w.obj, "redis-server runs without --protected-mode yes")
+			}
+			if strings.Contains(args, "requirepass") {
+				fail(w.obj, "the Redis password is on the command line, where every process listing shows it; use --include of a Secret")
+			}
+			pw := ""
+			for i, a := range c.Command {
+				if a != "--include" || i+1 >= len(c.Command) {
+					continue
+				}
+				sec, key, ok := secretFile(objs, w.obj.Namespace, w.spec, c, c.Command[i+1])
+				if !ok {
+					fail(w.obj, "--include %s is not a key of a mounted Secret", c.Command[i+1])
+					continue
+				}
+				for line := range strings.Lines(secretValue(sec, key)) {
+					if v, found := strings.CutPrefix(strings.TrimSpace(line), "requirepass "); found {
+						pw = strings.TrimSpace(v)
+					}
+				}
+			}
+			if pw == "" {
+				fail(w.obj, "Redis has no password: want --include of a Secret key holding \"requirepass <password>\"")
+				continue
+			}
+			if len(pw) < 16 {
+				fail(w.obj, "the Redis password is %d bytes, want at least 16", len(pw))
+			}
+			redisPW[w.obj.Namespace] = pw
+		}
+	}
+	return redisPW
+}
+
+// checkGatewayRedis: a gateway whose config has a redis section (the store
+// of its global rate limits) reaches that Redis as the counter does:
+// redis.address names a Service of the render that selects Redis pods
+// listening on its port, the NetworkPolicies let the gateway connect to
+// them (its egress and Redis's ingress), and when Redis requires a
+// password, redis.passwordFile is a key of a Secret mounted in the
+// gateway's container that holds Redis's requirepass (a Secret outside
+// the render, the user's, is trusted by name). configDir is the directory
+// of the config file, which relative files are resolved against.
+func checkGatewayRedis(objs []object, ws []workload, w workload, c corev1.Container, cfg *gwconfig.Config, configDir string, fail failFunc) {
+	r := cfg.Redis
+	if r == nil {
+		return
+	}
+	host, portStr, err := net.SplitHostPort(r.Address)
+	if err != nil {
+		fail(w.obj, "redis.address %q: %v", r.Address, err)
+		return
+	}
+	port, _ := strconv.Atoi(portStr)
+	name, ns, _ := strings.Cut(host, ".")
+	if ns == "" {
+		ns = w.obj.Namespace
+	} else {
+		ns, _, _ = strings.Cut(ns, ".")
+	}
+	svc := find[*corev1.Service](objs, "Service", ns, name)
+	if svc == nil {
+		fail(w.obj, "redis.address %q: no Service %s in namespace %q", r.Address, name, ns)
+		return
+	}
+	var target *intstr.IntOrString
+	for _, p := range svc.Spec.Ports {
+		if int(p.Port) == port {
+			tp := p.TargetPort
+			if tp.Type == intstr.Int && tp.IntVal == 0 {
+				tp = intstr.FromInt32(p.Port)
+			}
+			target = &tp
+		}
+	}
+	if target == nil {
+		fail(w.obj, "redis.address %q: Service %s has no port %d", r.Address, name, port)
+		return
+	}
+	var redises []workload
+	for _, t := range selected(svc.Spec.Selector, ns, ws) {
+		if appName(t) == "redis" && containerPort(t, *target) {
+			redises = append(redises, t)
+		}
+	}
+	if len(redises) == 0 {
+		fail(w.obj, "redis.address %q: Service %s selects no Redis listening on %s", r.Address, name, target.String())
+		return
+	}
+	for _, t := range redises {
+		num, portName := resolvePort(t, *target)
+		if !admitsEgress(objs, w, podPeer(t), corev1.ProtocolTCP, num, portName) {
+			fail(w.obj, "NetworkPolicies keep the gateway from Redis (%s port %d), the store of its global rate limits", t.obj, num)
+		}
+		if t.obj.Namespace == w.obj.Namespace && !admitsIngress(objs, t, podPeer(w), *target) {
+			fail(t.obj, "NetworkPolicies refuse the gateway (%s), whose global rate limits count here", w.obj)
+		}
+	}
+	want, known := redisPasswords(objs, ws, func(object, string, ...any) {})[ns]
+	if r.PasswordFile == "" {
+		if known {
+			fail(w.obj, "the gateway's redis section has no passwordFile, but Redis requires a password")
+		}
+		return
+	}
+	file := r.PasswordFile
+	if !path.IsAbs(file) {
+		file = path.Join(configDir, file)
+	}
+	sec, key, found := secretFile(objs, w.obj.Namespace, w.spec, c, file)
+	switch {
+	case !found && sec == nil && key != "":
+		// Mounted from a Secret outside the render (the user's), by name.
+	case !found:
+		fail(w.obj, "redis.passwordFile %s is not a key of a Secret mounted in the gateway (the Redis password Secret)", file)
+	case known && strings.TrimRight(secretValue(sec, key), "\r\n") != want:
+		fail(w.obj, "the gateway's Redis password (Secret %s key %s) is not Redis's requirepass", sec.Name, key)
 	}
 }
 

@@ -625,6 +625,7 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 			}
 			checkRoutes(w.obj, cfg, fail)
 			checkGatewayTLS(objs, w, c, cfg, fail)
+			checkGatewayRedis(objs, ws, w, c, cfg, dir, fail)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,8 +90,11 @@ func TestShippedRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		for _, b := range cfg.Backends {
 			versions[b.Name] = b.Name
 		}
-		files = append(files, routesFile{"helm " + filepath.Base(path), data, versions,
-			[]entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}})
+		entries := []entry{{"flaskapp.test", "/flask"}, {"minikube.test", ""}, {"gateway", "/counter"}, {"gateway", "/demo"}, {"flaskapp.test", "/counter"}, {"other.test", "/demo"}}
+		if slices.ContainsFunc(cfg.Routes, func(r gwconfig.Route) bool { return r.Name == "limited" }) {
+			entries = append(entries, entry{"gateway", "/limited"}) // redis.enabled
+		}
+		files = append(files, routesFile{"helm " + filepath.Base(path), data, versions, entries})
 	}
 	for _, sr := range files {
 		t.Run(sr.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/flotilla-dev/flotilla/internal/load"
 )
 
 // helmModule is Helm from the Go module proxy, as the Makefile's HELM.
@@ -89,6 +92,28 @@ func TestHelm(t *testing.T) {
 			t.Errorf("%s: value=%d after value=%d, want more", u.url, n, prev)
 		}
 		prev = n
+	}
+
+	// The chart's /limited (redis.enabled): the demo under one limit of 50
+	// requests a second (burst 50) for both gateway replicas together,
+	// counted in the chart's Redis, which the gateway reaches with the
+	// password the chart mounts. Fail-open would admit everything, so 429s
+	// prove Redis answered; the admitted count stays near the fleet's limit.
+	waitOK(t, gw+"/limited/", "")
+	if r, err := fetch(t.Context(), gw+"/limited/", "", nil); err != nil || !strings.Contains(r.Header.Get("RateLimit-Policy"), `"fleet";q=50;w=1`) {
+		t.Errorf("GET %s/limited/: %v, header %v; want RateLimit-Policy \"fleet\";q=50;w=1", gw, err, r.Header)
+	}
+	sleep(t, 2*time.Second) // the bucket refills
+	sum, err := load.Run(t.Context(), load.Config{URL: gw + "/limited/", Rate: 150, Duration: 5 * time.Second,
+		Timeout: loadTimeout, DisableKeepAlive: true}, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 50*sum.Elapsed.Seconds() + 50
+	t.Logf("helm /limited, 150 req/s for %s: %d admitted, %d refused (429), want %.0f admitted; statuses %v",
+		sum.Elapsed.Round(time.Millisecond), sum.Status[http.StatusOK], sum.Status[http.StatusTooManyRequests], want, sum.Status)
+	if got := float64(sum.Status[http.StatusOK]); sum.Status[http.StatusTooManyRequests] == 0 || math.Abs(got-want) > 0.1*want {
+		t.Errorf("/limited admitted %v and refused %d, want %.0f ± 10%% admitted: the gateway does not count in the chart's Redis", got, sum.Status[http.StatusTooManyRequests], want)
 	}
 
 	// HTTPS (values-local.yaml: gateway.tls.enabled) with the chart's

@@ -130,11 +130,16 @@ spec:
 {{/* A flotilla Deployment: dict "root" $ "name" n "component" c "track" t
 "version" tag "replicas" n "args" list "env" list-of-env-yaml "resources" r
 "recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool
-"backend" bool (the gateway routes to it) "tlsSecret" name (HTTPS on
+"backend" bool (the gateway routes to it) "secret" / "secrets" (one
+dict, a list of them: "volume" name, Secret "name", "key" projected as a
+file of the same name, read-only "mountPath") "tlsSecret" name (HTTPS on
 container port 8443 "https", the kubernetes.io/tls Secret mounted
 read-only at /etc/flotilla/tls). */}}
 {{- define "flotilla.deployment" -}}
 {{- $v := .root.Values -}}
+{{- $secrets := list -}}
+{{- with .secret }}{{ $secrets = append $secrets . }}{{ end -}}
+{{- range .secrets }}{{ $secrets = append $secrets . }}{{ end -}}
 {{- $drain := .drainDelay | default $v.termination.drainDelay -}}
 apiVersion: apps/v1
 kind: Deployment
@@ -223,7 +228,7 @@ spec:
             {{- toYaml .resources | nindent 12 }}
           securityContext:
             {{- toYaml $v.containerSecurityContext | nindent 12 }}
-          {{- if or .configMap .secret .tlsSecret }}
+          {{- if or .configMap $secrets .tlsSecret }}
           volumeMounts:
             {{- if .configMap }}
             # A directory, never a subPath: subPath mounts are not updated.
@@ -231,7 +236,7 @@ spec:
               mountPath: /etc/flotilla/gateway
               readOnly: true
             {{- end }}
-            {{- with .secret }}
+            {{- range $secrets }}
             - name: {{ .volume }}
               mountPath: {{ .mountPath }}
               readOnly: true
@@ -244,14 +249,14 @@ spec:
               readOnly: true
             {{- end }}
           {{- end }}
-      {{- if or .configMap .secret .tlsSecret }}
+      {{- if or .configMap $secrets .tlsSecret }}
       volumes:
         {{- with .configMap }}
         - name: config
           configMap:
             name: {{ . }}
         {{- end }}
-        {{- with .secret }}
+        {{- range $secrets }}
         - name: {{ .volume }}
           secret:
             secretName: {{ .name }}

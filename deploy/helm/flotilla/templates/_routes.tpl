@@ -3,7 +3,10 @@ Ingress (flaskapp.test/flask → counter, minikube.test → demo), /counter and
 /demo for clients without a Host header, and the strategy's split of the
 demo's traffic. Only GET and HEAD reach the apps; their probes, metrics and
 control endpoints (/healthz, /readyz, /readyz/enable|disable, /metrics) are
-answered 404 by the gateway itself (the *-private routes win by precedence). */}}
+answered 404 by the gateway itself (the *-private routes win by precedence).
+With redis.enabled, /limited is /demo under a fleet-wide rate limit counted
+in the chart's Redis (gateway.yaml adds the redis section); without Redis
+there is no store for it, so no /limited. */}}
 {{- define "flotilla.gatewayRoutes" -}}
 {{- $full := include "flotilla.fullname" . -}}
 {{- $s := .Values.strategy -}}
@@ -72,13 +75,25 @@ routes:
 {{- end }}
 {{- if .Values.demo.enabled }}
 {{- $entries := list (dict "name" "minikube" "match" (printf "hosts: [%s]" .Values.ingress.demoHost) "rewrite" false) (dict "name" "demo" "match" "path: {type: Prefix, value: /demo}" "rewrite" true) }}
+{{- if .Values.redis.enabled }}
+{{- $entries = append $entries (dict "name" "limited" "match" "path: {type: Prefix, value: /limited}" "rewrite" true "limits" "rateLimits: [{name: fleet, requests: 50, per: 1s, burst: 50, key: {source: route}, scope: global}]") }}
+{{- end }}
 {{- range $e := $entries }}
+  {{- if $e.limits }}
+  # A fleet-wide rate limit: /limited (the demo) admits 50 requests a
+  # second and 50 at once in total, however many gateway replicas serve
+  # it; more get 429 with Retry-After. Redis down: they pass (onError:
+  # allow), counted in flotilla_gateway_policy_decisions_total.
+  {{- end }}
   - name: {{ $e.name }}
     match:
       {{ $e.match }}
       methods: [GET, HEAD]
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
+    {{- end }}
+    {{- with $e.limits }}
+    {{ . }}
     {{- end }}
     {{- if eq $s.type "blue-green" }}
     backends:
@@ -99,6 +114,9 @@ routes:
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
     {{- end }}
+    {{- with $e.limits }}
+    {{ . }}
+    {{- end }}
     backends: [{name: demo-b}]
   - name: {{ $e.name }}-b-by-cookie
     match:
@@ -107,6 +125,9 @@ routes:
       cookies: [{name: {{ $s.abTesting.cookie.name }}, value: {{ $s.abTesting.cookie.value | quote }}}]
     {{- if $e.rewrite }}
     rewrite: {path: {type: ReplacePrefix, value: /}}
+    {{- end }}
+    {{- with $e.limits }}
+    {{ . }}
     {{- end }}
     backends: [{name: demo-b}]
     {{- else if eq $s.type "shadow" }}
@@ -139,6 +160,7 @@ routes:
 {{- $apps := list }}
 {{- if .Values.counter.enabled }}{{ $apps = append $apps "counter" }}{{ end }}
 {{- if .Values.demo.enabled }}{{ $apps = append $apps "demo" }}{{ end }}
+{{- if and .Values.demo.enabled .Values.redis.enabled }}{{ $apps = append $apps "limited" }}{{ end }}
 {{- if $apps }}
   - name: private
     match:
