@@ -30,6 +30,8 @@ const (
 	// minRSABits refuses weak RSA keys (RFC 7518 section 3.3 requires
 	// 2048 bits).
 	minRSABits = 2048
+	// maxRSABits bounds the work of one verification.
+	maxRSABits = 8192
 	// unknownKidInterval is the least time between two fetches caused by
 	// tokens naming an unknown "kid" (config.JWTAuth.JWKSURL).
 	unknownKidInterval = 10 * time.Second
@@ -112,8 +114,8 @@ func (s *keySet) candidates(alg, kid string) (keys []*verifyKey, known bool) {
 // gateway cannot or must not use are skipped with a warning, as the RFC
 // asks: unknown types, symmetric ("oct") keys (an HMAC secret comes only
 // from hmacSecretFile, so a published key can never act as one), keys
-// whose "use" is not "sig", RSA keys under 2048 bits. Private keys are
-// reduced to their public half. A set with no usable key is an error.
+// whose "use" is not "sig", RSA keys under 2048 or over 8192 bits, keys
+// with private key material. A set with no usable key is an error.
 func parseJWKS(data []byte, log *slog.Logger, where string) (*keySet, error) {
 	if len(data) > maxJWKSBytes {
 		return nil, fmt.Errorf("key set larger than %d bytes", maxJWKSBytes)
@@ -152,31 +154,41 @@ func parseJWKS(data []byte, log *slog.Logger, where string) (*keySet, error) {
 }
 
 func parseJWK(raw json.RawMessage) (*verifyKey, error) {
-	var meta struct {
-		Kty string `json:"kty"`
-		Use string `json:"use"`
+	var meta map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &meta); err != nil || meta == nil {
+		return nil, errors.New("not a JSON object")
 	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %w", err)
+	str := func(name string) string {
+		var s string
+		_ = json.Unmarshal(meta[name], &s)
+		return s
 	}
-	if meta.Kty == "oct" {
+	kty, use := str("kty"), str("use")
+	// Private key material in a published set is a leak to fix at the
+	// source; go-jose parses only public keys as untrusted input.
+	for _, p := range []string{"d", "p", "q", "dp", "dq", "qi", "priv"} {
+		if _, ok := meta[p]; ok && kty != "oct" {
+			return nil, fmt.Errorf("key holds private key material (%q); publish only public keys", p)
+		}
+	}
+	if kty == "oct" {
 		return nil, errors.New(`symmetric ("oct") keys are not accepted in a key set; use hmacSecretFile`)
 	}
-	if meta.Use != "" && meta.Use != "sig" {
-		return nil, fmt.Errorf(`"use" is %q, not "sig"`, meta.Use)
+	if use != "" && use != "sig" {
+		return nil, fmt.Errorf(`"use" is %q, not "sig"`, use)
 	}
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(raw); err != nil {
 		return nil, err
 	}
-	if !jwk.IsPublic() {
-		jwk = jwk.Public()
+	if !jwk.IsPublic() { // cannot happen: checked above
+		return nil, errors.New("not a public key")
 	}
 	k := &verifyKey{kid: jwk.KeyID, alg: jwk.Algorithm}
 	switch pub := jwk.Key.(type) {
 	case *rsa.PublicKey:
-		if pub.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("RSA key of %d bits, want at least %d", pub.N.BitLen(), minRSABits)
+		if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("RSA key of %d bits, want %d to %d", bits, minRSABits, maxRSABits)
 		}
 		k.key = pub
 	case *ecdsa.PublicKey:
@@ -184,7 +196,7 @@ func parseJWK(raw json.RawMessage) (*verifyKey, error) {
 	case ed25519.PublicKey:
 		k.key = pub
 	default:
-		return nil, fmt.Errorf("unsupported key type %q", meta.Kty)
+		return nil, fmt.Errorf("unsupported key type %q", kty)
 	}
 	return k, nil
 }

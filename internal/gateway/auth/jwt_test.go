@@ -184,6 +184,12 @@ func newJWKSServer(t testing.TB, body []byte) *jwksServer {
 	return s
 }
 
+func (s *jwksServer) setBlock(ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.block = ch
+}
+
 func (s *jwksServer) serve(status int, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
