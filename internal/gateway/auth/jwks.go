@@ -205,12 +205,13 @@ func parseJWK(raw json.RawMessage) (*verifyKey, error) {
 // URL by a refresher goroutine, with request-triggered refetches shared
 // by all waiting requests (one fetch in flight at a time).
 type keySource struct {
-	url     string
-	client  *http.Client
-	timeout time.Duration
-	refresh time.Duration
-	now     func() time.Time
-	log     *slog.Logger
+	url       string
+	client    *http.Client
+	ownClient bool // close its idle connections on close
+	timeout   time.Duration
+	refresh   time.Duration
+	now       func() time.Time
+	log       *slog.Logger
 
 	keys   atomic.Pointer[keySet]
 	loaded chan struct{} // closed once keys are set
@@ -263,6 +264,9 @@ func (s *keySource) close() {
 	if s.cancel != nil {
 		s.cancel()
 		s.wg.Wait()
+		if s.ownClient {
+			s.client.CloseIdleConnections()
+		}
 	}
 }
 

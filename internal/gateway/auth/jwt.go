@@ -153,11 +153,12 @@ func NewJWT(c *config.JWTAuth, opts JWTOptions) (*JWT, error) {
 		}
 		j.keys = newStaticSource(set)
 	case j.cfg.JWKSURL != "":
-		client := opts.Client
+		client, own := opts.Client, false
 		if client == nil {
-			client = defaultJWKSClient(j.cfg.JWKSTimeout)
+			client, own = defaultJWKSClient(j.cfg.JWKSTimeout), true
 		}
 		j.keys = newURLSource(j.cfg.JWKSURL, client, j.cfg.JWKSTimeout, j.cfg.JWKSRefresh, j.now, j.log)
+		j.keys.ownClient = own
 	}
 	j.cache = map[[sha256.Size]byte]*verified{}
 	return j, nil
@@ -257,7 +258,8 @@ func (j *JWT) use(v *verified, now time.Time) (*Identity, error) {
 		return nil, claimsError(err)
 	}
 	if v.denied != nil {
-		return nil, v.denied
+		e := *v.denied
+		return nil, &e
 	}
 	id := *v.identity
 	id.Set = v.identity.Set.Clone()
