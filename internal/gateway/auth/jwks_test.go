@@ -15,7 +15,16 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"go.uber.org/goleak"
 )
+
+// noLeaks fails t if goroutines started during it outlive it (a key set
+// refresher or fetch that Close did not stop). Call it first: it checks
+// after every other cleanup.
+func noLeaks(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
 
 // authenticateBounded runs Authenticate and fails the test if it does not
 // return at all (a generous bound: correctness, not timing).
@@ -76,6 +85,7 @@ func TestJWKSUnavailableWithoutKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			noLeaks(t)
 			c := baseConfig()
 			c.JWKSURL = tt.url(t)
 			c.JWKSTimeout = 200 * time.Millisecond
@@ -108,6 +118,7 @@ func TestJWKSDownWithCachedKeys(t *testing.T) {
 		{"closed", 0, nil},
 	} {
 		t.Run(down.name, func(t *testing.T) {
+			noLeaks(t)
 			srv := newJWKSServer(t, jwksJSON(t, defaultKeys()...))
 			c := baseConfig()
 			c.JWKSURL = srv.URL
@@ -303,6 +314,7 @@ func TestParseJWKS(t *testing.T) {
 // TestJWKSCloseStopsFetching: Close waits for the refresher and a fetch in
 // flight, even one the server never answers.
 func TestJWKSCloseStopsFetching(t *testing.T) {
+	noLeaks(t)
 	srv := newJWKSServer(t, nil)
 	block := make(chan struct{})
 	srv.setBlock(block)
