@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,6 +207,7 @@ func parseJWK(raw json.RawMessage) (*verifyKey, error) {
 // by all waiting requests (one fetch in flight at a time).
 type keySource struct {
 	url       string
+	logURL    string // url without a password, for logs
 	client    *http.Client
 	ownClient bool // close its idle connections on close
 	timeout   time.Duration
@@ -247,8 +249,11 @@ func newStaticSource(set *keySet) *keySource {
 func newURLSource(url string, client *http.Client, timeout, refresh time.Duration, now func() time.Time, log *slog.Logger) *keySource {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &keySource{
-		url: url, client: client, timeout: timeout, refresh: refresh, now: now, log: log,
+		url: url, logURL: url, client: client, timeout: timeout, refresh: refresh, now: now, log: log,
 		loaded: make(chan struct{}), ctx: ctx, cancel: cancel,
+	}
+	if u, err := neturl.Parse(url); err == nil {
+		s.logURL = u.Redacted()
 	}
 	s.mu.Lock()
 	first := s.startFetchLocked()
@@ -381,7 +386,7 @@ func (s *keySource) fetch() error {
 		if s.current() == nil {
 			lvl = slog.LevelError
 		}
-		s.log.Log(s.ctx, lvl, "jwt: key set fetch failed, keeping the previous keys", slog.String("url", s.url), slog.Bool("have_keys", s.current() != nil), slog.String("error", err.Error()))
+		s.log.Log(s.ctx, lvl, "jwt: key set fetch failed, keeping the previous keys", slog.String("url", s.logURL), slog.Bool("have_keys", s.current() != nil), slog.String("error", err.Error()))
 	}
 	return err
 }
@@ -407,7 +412,7 @@ func (s *keySource) fetchOnce() error {
 	if err != nil {
 		return fmt.Errorf("reading the body: %w", err)
 	}
-	set, err := parseJWKS(data, s.log, s.url)
+	set, err := parseJWKS(data, s.log, s.logURL)
 	if err != nil {
 		return err
 	}
@@ -420,7 +425,7 @@ func (s *keySource) fetchOnce() error {
 	if first {
 		close(s.loaded)
 	}
-	s.log.Debug("jwt: key set fetched", slog.String("url", s.url), slog.Int("keys", set.n))
+	s.log.Debug("jwt: key set fetched", slog.String("url", s.logURL), slog.Int("keys", set.n))
 	return nil
 }
 

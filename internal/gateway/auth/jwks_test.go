@@ -336,3 +336,22 @@ func TestJWKSCloseStopsFetching(t *testing.T) {
 		t.Fatal("Close() did not return")
 	}
 }
+
+// TestJWKSLogRedactsURL: a password in the key set URL stays out of logs
+// and errors.
+func TestJWKSLogRedactsURL(t *testing.T) {
+	srv := newJWKSServer(t, nil)
+	srv.serve(http.StatusForbidden, nil)
+	c := baseConfig()
+	c.JWKSURL = strings.Replace(srv.URL, "http://", "http://jwks:hunter2@", 1)
+	c.JWKSTimeout = time.Second
+	logs := &syncBuffer{}
+	j := newJWTForTest(t, c, newClock(), logs)
+	_, err := authenticateBounded(t, j, bearerRequest(sign(t, jose.RS256, rsaKey(), "rsa1", goodClaims())))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Authenticate() = %v, want a refusal without the password", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "403 Forbidden") || strings.Contains(l, "hunter2") {
+		t.Errorf("log lacks the failure or holds the password:\n%s", l)
+	}
+}

@@ -56,7 +56,9 @@ type JWTOptions struct {
 // JWT accepts requests bearing a JSON Web Token signed by a trusted key
 // (config.JWTAuth). Verified tokens are cached briefly by their SHA-256
 // digest, so a repeated token skips the signature check; its times are
-// checked against the clock on every request.
+// checked against the clock on every request. The Identity.Claims map of
+// an accepted token is shared by the requests bearing it: read it, never
+// change it (Identity.Set is each request's own).
 type JWT struct {
 	cfg    config.JWTAuth
 	log    *slog.Logger
@@ -383,7 +385,7 @@ func (j *JWT) verify(ctx context.Context, token string) (*verified, *Error) {
 		}
 		if !j.keys.waitLoaded(ctx) {
 			return nil, &Error{Status: http.StatusServiceUnavailable, Reason: ReasonUnavailable,
-				Err: fmt.Errorf("no key set fetched from %s yet", j.cfg.JWKSURL)}
+				Err: fmt.Errorf("no key set fetched from %s yet", j.keys.logURL)}
 		}
 		var aerr *Error
 		payload, gen, aerr = j.verifyWithKeys(ctx, sig, alg, h.KeyID)
