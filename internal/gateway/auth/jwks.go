@@ -226,7 +226,6 @@ type keySource struct {
 	inflight  *fetchCall // the fetch in progress, nil if none
 	lastFetch time.Time  // start of the last fetch (now clock)
 	gen       uint64
-	fetches   int // fetches started, for tests
 }
 
 type fetchCall struct {
@@ -315,14 +314,27 @@ func (s *keySource) startFetchLocked() *fetchCall {
 	c := &fetchCall{done: make(chan struct{})}
 	s.inflight = c
 	s.lastFetch = s.now()
-	s.fetches++
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c.err = s.fetch()
+		set, err := s.fetch()
+		// Publish the keys and end the call together, before anyone can
+		// see them: a request that finds the new keys finds no fetch in
+		// flight either.
 		s.mu.Lock()
+		first := false
+		if err == nil {
+			s.gen++
+			set.gen = s.gen
+			s.keys.Store(set)
+			first = s.gen == 1
+		}
 		s.inflight = nil
 		s.mu.Unlock()
+		c.err = err
+		if first {
+			close(s.loaded)
+		}
 		close(c.done)
 	}()
 	return c
@@ -379,54 +391,42 @@ func (s *keySource) waitLoaded(ctx context.Context) bool {
 // fetch gets the URL once, bounded by the timeout and maxJWKSBytes. Only
 // a 200 answer with a usable set replaces the keys; otherwise the
 // previous keys stay and a warning is logged.
-func (s *keySource) fetch() error {
-	err := s.fetchOnce()
+func (s *keySource) fetch() (*keySet, error) {
+	set, err := s.fetchOnce()
 	if err != nil {
 		lvl := slog.LevelWarn
 		if s.current() == nil {
 			lvl = slog.LevelError
 		}
 		s.log.Log(s.ctx, lvl, "jwt: key set fetch failed, keeping the previous keys", slog.String("url", s.logURL), slog.Bool("have_keys", s.current() != nil), slog.String("error", err.Error()))
+		return nil, err
 	}
-	return err
+	s.log.Debug("jwt: key set fetched", slog.String("url", s.logURL), slog.Int("keys", set.n))
+	return set, nil
 }
 
-func (s *keySource) fetchOnce() error {
+func (s *keySource) fetchOnce() (*keySet, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return fmt.Errorf("status %s, want 200 OK", resp.Status)
+		return nil, fmt.Errorf("status %s, want 200 OK", resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return fmt.Errorf("reading the body: %w", err)
+		return nil, fmt.Errorf("reading the body: %w", err)
 	}
-	set, err := parseJWKS(data, s.log, s.logURL)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.gen++
-	set.gen = s.gen
-	s.keys.Store(set)
-	first := s.gen == 1
-	s.mu.Unlock()
-	if first {
-		close(s.loaded)
-	}
-	s.log.Debug("jwt: key set fetched", slog.String("url", s.logURL), slog.Int("keys", set.n))
-	return nil
+	return parseJWKS(data, s.log, s.logURL)
 }
 
 // defaultJWKSClient fetches key sets: bounded dial, TLS and header waits
