@@ -791,3 +791,25 @@ func BenchmarkJWT(b *testing.B) {
 		}
 	}
 }
+
+// TestJWTHMACSecretShorterThanHash: with the default algorithms and a
+// 40-byte secret, HS256 works and HS384/HS512 (which need 48/64 bytes) are
+// refused as not allowed, with a warning at start.
+func TestJWTHMACSecretShorterThanHash(t *testing.T) {
+	secret := bytes.Repeat([]byte("x"), 40)
+	c := baseConfig()
+	c.Algorithms = nil // the defaults: asymmetric ones need a key set
+	c.JWKSFile = writeFile(t, "jwks.json", jwksJSON(t, defaultKeys()...))
+	c.HMACSecretFile = writeFile(t, "secret", secret)
+	logs := &syncBuffer{}
+	j := newJWTForTest(t, c, newClock(), logs)
+	if _, err := j.Authenticate(bearerRequest(sign(t, jose.HS256, secret, "", goodClaims()))); err != nil {
+		t.Fatalf("HS256: %v", err)
+	}
+	long := bytes.Repeat([]byte("x"), 64) // signs, but this gateway's secret is 40 bytes
+	id, err := j.Authenticate(bearerRequest(sign(t, jose.HS512, long, "", goodClaims())))
+	wantRefusal(t, id, err, 401, ReasonAlgorithm, invalidToken("algorithm not allowed"))
+	if !strings.Contains(logs.String(), "algorithm=HS384") || !strings.Contains(logs.String(), "algorithm=HS512") {
+		t.Errorf("no warning about HS384 and HS512:\n%s", logs)
+	}
+}
