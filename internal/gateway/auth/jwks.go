@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,7 +79,8 @@ func (k *verifyKey) fits(alg string) bool {
 
 // keySet is an immutable parsed key set.
 type keySet struct {
-	gen   uint64 // changes with every new set (verification cache entries name it)
+	gen   uint64            // changes with every new set (verification cache entries name it)
+	sum   [sha256.Size]byte // of the document: a refetch of the same set keeps gen
 	byKid map[string][]*verifyKey
 	noKid []*verifyKey
 	n     int
@@ -130,7 +132,7 @@ func parseJWKS(data []byte, log *slog.Logger, where string) (*keySet, error) {
 	if doc.Keys == nil {
 		return nil, errors.New(`not a JSON Web Key Set: no "keys" array`)
 	}
-	set := &keySet{byKid: map[string][]*verifyKey{}}
+	set := &keySet{byKid: map[string][]*verifyKey{}, sum: sha256.Sum256(data)}
 	for i, raw := range doc.Keys {
 		if set.n == maxJWKSKeys {
 			log.Warn("jwt: key set has too many keys, ignoring the rest", slog.String("jwks", where), slog.Int("max", maxJWKSKeys), slog.Int("keys", len(doc.Keys)))
@@ -323,7 +325,9 @@ func (s *keySource) startFetchLocked() *fetchCall {
 		// flight either.
 		s.mu.Lock()
 		first := false
-		if err == nil {
+		// The same document again keeps its generation, so that the
+		// verified-token cache stays warm across refreshes.
+		if prev := s.keys.Load(); err == nil && (prev == nil || prev.sum != set.sum) {
 			s.gen++
 			set.gen = s.gen
 			s.keys.Store(set)

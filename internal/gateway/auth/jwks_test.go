@@ -228,6 +228,10 @@ func TestJWKSRefetchSharedAndRateLimited(t *testing.T) {
 	if n := srv.fetches.Load(); n != 3 {
 		t.Errorf("fetches 11s after the refetch = %d, want 3", n)
 	}
+	// The same document each time: one generation, the token cache kept.
+	if gen := j.keys.current().gen; gen != 1 {
+		t.Errorf("key set generation = %d after fetching the same set 3 times, want 1", gen)
+	}
 }
 
 // TestJWKSRefresher: the set is fetched again every JWKSRefresh (a key
