@@ -18,7 +18,10 @@
 # Environment: DURATION (10s), CONNECTIONS (32), WARMUP (2s), LOAD_CPU,
 # PROXY_CPU, ONLY (space-separated subset of: direct flotilla flotilla-log
 # flotilla-base nginx haproxy caddy traefik flotilla-tls nginx-tls
-# caddy-tls), H2_CONNECTIONS (8), H2_STREAMS (4), CADDY_VERSION, TRAEFIK_VERSION,
+# caddy-tls flotilla-apikey flotilla-jwt flotilla-rl-local
+# flotilla-rl-redis; the policy rows are not in the default set:
+#   ONLY="flotilla flotilla-apikey flotilla-jwt flotilla-rl-local flotilla-rl-redis" ROUNDS=5
+# compares them with the bare gateway), H2_CONNECTIONS (8), H2_STREAMS (4), CADDY_VERSION, TRAEFIK_VERSION,
 # GO_PROXIES=0 to skip building Caddy and Traefik, ROUNDS (1): run the whole
 # set this many times, interleaved, so that a drift of the machine's speed
 # hits every target alike. BASE=<git revision> adds the row flotilla-base:
@@ -42,7 +45,7 @@ TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.13}
 GO_PROXIES=${GO_PROXIES:-1}
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/flotilla-bench/bin
 
-hack/ensure-packages.sh wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux h2load:nghttp2-client openssl:openssl
+hack/ensure-packages.sh wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux h2load:nghttp2-client openssl:openssl redis-server:redis-server
 
 work=$(mktemp -d)
 pids=()
@@ -102,6 +105,32 @@ kind: Gateway
 backends: [{name: backend, addresses: ["$BACKEND"]}]
 routes: [{name: all, backends: [{name: backend}]}]
 YAML
+# Issue 13's policy rows: the bare route with one policy on (an API key,
+# a JWT, a local rate limit, a Redis rate limit). The limits are far above
+# what one machine sends, so every request is checked and admitted.
+go run ./bench/proxy/policies -dir "$work"
+policy_yaml() { # name, route YAML lines
+  cat >"$work/gateway-$1.yaml" <<YAML
+apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+redis: {address: "127.0.0.1:18379"}
+backends: [{name: backend, addresses: ["$BACKEND"]}]
+routes:
+  - name: all
+    backends: [{name: backend}]
+$2
+YAML
+}
+policy_yaml apikey "    auth: {apiKey: {keysFile: $work/keys.txt}}"
+policy_yaml jwt "    auth: {jwt: {jwksFile: $work/jwks.json, issuer: \"https://idp.bench\", audiences: [bench]}}"
+policy_yaml rl-local "    rateLimits: [{requests: 1000000000, per: 1s}]"
+policy_yaml rl-redis "    rateLimits: [{requests: 1000000000, per: 1s, scope: global}]"
+if want flotilla-rl-redis; then
+  # Redis on the proxy's core: the row's system is gateway + Redis.
+  taskset -c "$PROXY_CPU" redis-server --port 18379 --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.out" 2>&1 &
+  pids+=($!)
+fi
+
 cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -259,6 +288,9 @@ wait_up() { # url [pid]: gives up early if the proxy PID has exited
 # h2: h2load) and prints "req/s p50 p99 requests errors".
 load() {
   local proto=$1 url=$2 d=$3 out
+  # LOAD_HEADER: one request header for the row (a credential).
+  local hdr=()
+  [ -n "${LOAD_HEADER:-}" ] && hdr=(-H "$LOAD_HEADER")
   if [ "$proto" = h2 ]; then
     rm -f "$work/h2load.log"
     out=$(taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D "$d" \
@@ -274,7 +306,7 @@ load() {
       /^status codes:/ {if ($5 + $7 + $9) err = err sprintf("non-2xx %d ", $5 + $7 + $9)}
       END {if (n == "") n = 0; printf "%s %s %s %s", rps == "" ? 0 : rps, pct, n, err}' <<<"$out"
   else
-    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$d" --latency "$url")
+    out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$d" --latency "${hdr[@]}" "$url")
     awk '
       /^Requests\/sec/ {rps = $2}
       $1 == "50%" {p50 = $2}
@@ -333,6 +365,15 @@ for round in $(seq "$ROUNDS"); do
   want direct && { echo "running direct" >&2; measure direct h1 18080 ""; }
   want flotilla && run flotilla 18081 "$work/flotilla" "${gw_flags[@]}"
   want flotilla-base && [ -n "$BASE" ] && run flotilla-base 18081 "$work/flotilla-base" "${gw_flags[@]}"
+  for p in apikey jwt rl-local rl-redis; do
+    want "flotilla-$p" || continue
+    case $p in
+    apikey) LOAD_HEADER="X-API-Key: $(cat "$work/apikey")" ;;
+    jwt) LOAD_HEADER="Authorization: Bearer $(cat "$work/token")" ;;
+    *) LOAD_HEADER="" ;;
+    esac
+    LOAD_HEADER=$LOAD_HEADER run "flotilla-$p" 18081 "$work/flotilla" gateway --config "$work/gateway-$p.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn
+  done
   want flotilla-log && run flotilla-log 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:0 --access-log=true --watch=false --log-level warn
   want nginx && run nginx 18082 nginx -c "$work/nginx.conf" -p "$work"
   want haproxy && run haproxy 18083 haproxy -db -f "$work/haproxy.cfg"
@@ -380,5 +421,24 @@ if want flotilla-tls; then
       if (fc != "-" && nc != "-" && fc != "" && nc != "") { r = fc / nc; printf "%-6s flotilla CPU/req / nginx %.2fx (target <= 2): %s\n", p, r, (r <= 2 ? "met" : "MISSED") }
       if (fr != "-" && cr != "-" && fr != "" && cr != "") { r = fr / cr; printf "%-6s flotilla req/s / Caddy %.2fx (target >= 1): %s\n", p, r, (r >= 1 ? "met" : "MISSED") }
     }'
+  done
+fi
+# Issue 13's targets on each policy row: the median over the rounds of its
+# req/s as a share of the bare gateway's in the same round: local policies
+# (API key, JWT, local rate limit) >= 0.9, the Redis rate limit >= 0.7.
+policy_rows=""
+for p in apikey jwt rl-local rl-redis; do want "flotilla-$p" && policy_rows=1; done
+if [ -n "$policy_rows" ] && want flotilla; then
+  echo
+  echo "policy targets (median over $ROUNDS round(s) of req/s / bare flotilla's in the same round)"
+  for p in apikey jwt rl-local rl-redis; do
+    want "flotilla-$p" || continue
+    r=$(printf '%s\n' "${results[@]}" | awk -F'|' -v n="flotilla-$p" '
+      $2=="flotilla" && $3=="h1" {base[$1]=$4}
+      $2==n && $3=="h1" {rps[$1]=$4}
+      END {for (k in rps) if (base[k] > 0) print rps[k] / base[k]}' | median)
+    target=0.9
+    [ "$p" = rl-redis ] && target=0.7
+    awk -v p="$p" -v r="$r" -v t="$target" 'BEGIN {if (r != "-") printf "%-9s %.2fx (target >= %.1f): %s\n", p, r, t, (r >= t ? "met" : "MISSED")}'
   done
 fi

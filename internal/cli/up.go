@@ -185,7 +185,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	if cfg.accessLog {
 		gwOpts.AccessLog = g.env.Stdout
 	}
-	var limits *config.Redis // the count's Redis, when there is one, also counts /limited
+	var limits *config.Redis                    // the count's Redis, when there is one, also counts /limited
 	if r := cfg.redis; r.Addr != "" && !r.TLS { // (the limiter speaks plain Redis)
 		limits = &config.Redis{Address: r.Addr, Username: r.Username, PasswordFile: r.PasswordFile, DB: r.DB}
 	}

@@ -59,6 +59,7 @@ type entry struct {
 	requestID, route, backend, method, host string
 	path, proto, clientIP, userAgent        string
 	endpoint, traceparent, failure          string
+	principal, policy                       string
 	status, attempts                        int
 	bytes                                   int64
 	duration                                time.Duration
@@ -93,6 +94,12 @@ func (a *accessLog) write(e *entry) {
 	}
 	if e.failure != "" {
 		b = appendField(b, "error", e.failure)
+	}
+	if e.principal != "" {
+		b = appendField(b, "principal", e.principal)
+	}
+	if e.policy != "" {
+		b = appendField(b, "policy", e.policy)
 	}
 	b = append(b, "}\n"...)
 	a.mu.Lock()

@@ -29,6 +29,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
+	"github.com/flotilla-dev/flotilla/internal/gateway/ratelimit"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 	"github.com/flotilla-dev/flotilla/internal/probe"
@@ -82,6 +83,7 @@ type Gateway struct {
 	proxy   *proxy.Proxy
 	h1      *proxy.H1
 	h2c     *http.Transport
+	pol     policies // auth methods and rate limiters; g.mu
 
 	state atomic.Pointer[state]
 
@@ -151,7 +153,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	// resend one after a failure on a reused connection.
 	upgrade := newTransport(false)
 	upgrade.DisableKeepAlives = true
-	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false), Upgrade: upgrade}, h2c: newTransport(true)}
+	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false), Upgrade: upgrade}, h2c: newTransport(true),
+		pol: policies{local: ratelimit.NewLocal(MaxLocalRateLimitKeys)}}
 	if opts.AccessLog != nil {
 		g.access = newAccessLog(opts.AccessLog, time.Second)
 	}
@@ -226,6 +229,12 @@ func (g *Gateway) Close() {
 		for _, p := range st.pools {
 			p.Close()
 		}
+	}
+	for _, m := range g.pol.methods {
+		m.Close()
+	}
+	if g.pol.redis != nil {
+		g.pol.redis.Close()
 	}
 	g.h1.CloseIdleConnections()
 	g.h2c.CloseIdleConnections()
@@ -353,12 +362,18 @@ func (g *Gateway) swap(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	table, err := route.Compile(cfg)
+	pb, err := g.newPolicyBuild(cfg)
 	if err != nil {
+		return err
+	}
+	table, err := route.CompileWith(cfg, route.Options{Policies: pb.filters})
+	if err != nil {
+		pb.abort()
 		return err
 	}
 	if g.opts.TLS != nil {
 		if err := g.opts.TLS.Load(cfg.TLS); err != nil {
+			pb.abort()
 			return err
 		}
 	}
@@ -383,6 +398,7 @@ func (g *Gateway) swap(cfg *config.Config) error {
 			own, err := newTLSTransport(b)
 			if err != nil {
 				closeNew(pools, old)
+				pb.abort()
 				return err
 			}
 			opts.OwnTransport = own
@@ -394,6 +410,7 @@ func (g *Gateway) swap(cfg *config.Config) error {
 		st.routes = append(st.routes, g.newRouteState(rt, pools))
 	}
 	g.state.Store(st)
+	pb.commit()
 	if old != nil {
 		for name, p := range old.pools {
 			if pools[name] != p {

@@ -252,7 +252,7 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 	}
 	e := entry{time: start, requestID: req.ID, route: routeName, backend: backendName, method: r.Method, host: r.Host,
 		path: r.URL.Path, proto: r.Proto, status: status, bytes: rec.bytes, duration: d, clientIP: addrString(req.ClientIP, r.RemoteAddr), userAgent: r.UserAgent(),
-		failure: res.Failure}
+		failure: res.Failure, principal: req.Principal, policy: rec.policy}
 	if backendIdx >= 0 {
 		e.proxied, e.endpoint, e.attempts, e.traceparent = true, res.Endpoint, res.Attempts, req.Traceparent
 	}
@@ -266,6 +266,7 @@ type recorder struct {
 	status  int
 	bytes   int64
 	failure string // the error class a filter refused with (Refuse)
+	policy  string // the auth method or rate limit that refused ("jwt:expired")
 }
 
 var _ route.Refuser = (*recorder)(nil)

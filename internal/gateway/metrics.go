@@ -16,6 +16,7 @@ type gwMetrics struct {
 	ejections     *prometheus.CounterVec
 	mirrors       *prometheus.CounterVec
 	failures      *prometheus.CounterVec
+	policy        *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSeconds prometheus.Histogram
 	lastSuccess   prometheus.Gauge
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *gwMetrics {
 			Name: "flotilla_gateway_proxy_failures_total",
 			Help: `Requests of a route the gateway answered itself with an error, by route, backend ("none" when refused before one was picked) and error class (upstream_failure, upstream_tls, upstream_timeout, no_healthy_upstream, ip_denied, ...): the access log's error field.`,
 		}, []string{"route", "backend", "class"}),
+		policy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flotilla_gateway_policy_decisions_total",
+			Help: `Auth and rate-limit decisions, by route, policy (apiKey, basic, jwt, forward, or rateLimit:<name>), decision (allow, deny, error: a rate-limit store that did not answer) and reason (missing_credentials, invalid_credentials, expired, insufficient_claims, over_limit, store_unavailable, ...).`,
+		}, []string{"route", "policy", "decision", "reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flotilla_gateway_config_reloads_total",
 			Help: "Configuration loads by result: success or failure (the last good config keeps serving).",
@@ -76,8 +81,17 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *gwMetrics {
 		}
 		return float64(g.proxy.Streams())
 	})
-	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m.mirrors, m.failures, m.reloads, m.reloadSeconds, m.lastSuccess, m.lastOK,
-		streams, &backendCollector{g: g})
+	evictions := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "flotilla_gateway_ratelimit_local_evictions_total",
+		Help: "Keys local rate limits forgot to stay within their memory bound (a client inventing keys); an evicted key starts with a full bucket.",
+	}, func() float64 {
+		if g.pol.local == nil {
+			return 0
+		}
+		return float64(g.pol.local.Evictions())
+	})
+	reg.MustRegister(m.requests, m.duration, m.retries, m.ejections, m.mirrors, m.failures, m.policy, m.reloads, m.reloadSeconds, m.lastSuccess, m.lastOK,
+		streams, evictions, &backendCollector{g: g})
 	return m
 }
 

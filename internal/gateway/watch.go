@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -42,6 +43,32 @@ func (g *Gateway) WatchFile(ctx context.Context, debounce time.Duration) error {
 	g.mu.Lock()
 	last := g.fileSum
 	g.mu.Unlock()
+	// The secrets the config names (API keys, htpasswd, key sets,
+	// passwords) are watched too: a rotated Secret reloads the policies
+	// that read it.
+	dirs := map[string]bool{filepath.Dir(path): true}
+	watchSecrets := func() []byte {
+		files := g.secretFiles()
+		for _, f := range files {
+			watch := []string{filepath.Dir(f)}
+			if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+				// A directory of keys (a mounted Secret): its "..data"
+				// swap happens inside it.
+				watch = append(watch, f)
+			}
+			for _, d := range watch {
+				if dirs[d] {
+					continue
+				}
+				if err := w.Add(d); err != nil {
+					g.log.Warn("config watch: cannot watch a secret's directory", slog.String("path", d), slog.String("error", err.Error()))
+				}
+				dirs[d] = true
+			}
+		}
+		return filesSum(files)
+	}
+	lastSecrets := watchSecrets()
 	// Fire once at start: the file may have changed between loading it
 	// and watching its directory.
 	timer := time.NewTimer(0)
@@ -73,13 +100,14 @@ func (g *Gateway) WatchFile(ctx context.Context, debounce time.Duration) error {
 				continue
 			}
 			sum := hash(data)
-			if bytes.Equal(sum, last) {
+			if bytes.Equal(sum, last) && bytes.Equal(filesSum(g.secretFiles()), lastSecrets) {
 				continue // unchanged
 			}
 			last = sum
 			if err := g.reloadFile(data); err != nil {
 				g.LogRejected(err)
 			}
+			lastSecrets = watchSecrets()
 		}
 	}
 }
@@ -93,4 +121,34 @@ func (g *Gateway) LogRejected(err error) {
 func hash(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// secretFiles are the files the serving config's policies read.
+func (g *Gateway) secretFiles() []string {
+	if st := g.state.Load(); st != nil {
+		return st.cfg.SecretFiles()
+	}
+	return nil
+}
+
+// filesSum digests the content of files, and of the files in those that
+// are directories; a missing file counts as empty.
+func filesSum(files []string) []byte {
+	h := sha256.New()
+	for _, f := range files {
+		h.Write([]byte(f))
+		if entries, err := os.ReadDir(f); err == nil {
+			for _, e := range entries {
+				data, _ := os.ReadFile(filepath.Join(f, e.Name()))
+				s := sha256.Sum256(data)
+				h.Write([]byte(e.Name()))
+				h.Write(s[:])
+			}
+			continue
+		}
+		data, _ := os.ReadFile(f)
+		s := sha256.Sum256(data)
+		h.Write(s[:])
+	}
+	return h.Sum(nil)
 }

@@ -91,8 +91,8 @@ type JWTAuth struct {
 	// public key can never be used as an HMAC secret.
 	HMACSecretFile string `yaml:"hmacSecretFile" json:"hmacSecretFile,omitempty"`
 	// Algorithms allowed (default: RS256, RS384, RS512, PS256, PS384,
-	// PS512, ES256, ES384, ES512, EdDSA, plus HS256/384/512 with an
-	// HMACSecretFile). "none" is never accepted.
+	// PS512, ES256, ES384, ES512, EdDSA with a key set, HS256/384/512
+	// with an HMACSecretFile). "none" is never accepted.
 	Algorithms []string `yaml:"algorithms" json:"algorithms,omitempty"`
 	// Leeway is the clock skew allowed on "exp", "nbf" and "iat"
 	// (default 30s, at most 5m).
@@ -118,7 +118,7 @@ type ClaimRequirement struct {
 }
 
 // ForwardAuth asks an HTTP service whether a request may pass: the
-// gateway sends it a GET (or HEAD, see Method) with the client's headers
+// gateway sends it a GET with the client's headers
 // (no body) and X-Forwarded-Method, -Proto, -Host, -Uri and -For. A 2xx
 // answer admits the request, with ResponseHeaders copied onto it; 401,
 // 403 and redirects are returned to the client as the service sent them
@@ -186,7 +186,9 @@ func (a *Auth) setDefaults() {
 			j.JWKSTimeout = DefaultJWKSTimeout
 		}
 		if len(j.Algorithms) == 0 {
-			j.Algorithms = slices.Clone(AsymmetricJWTAlgorithms)
+			if j.JWKSFile != "" || j.JWKSURL != "" {
+				j.Algorithms = slices.Clone(AsymmetricJWTAlgorithms)
+			}
 			if j.HMACSecretFile != "" {
 				j.Algorithms = append(j.Algorithms, HMACJWTAlgorithms...)
 			}

@@ -177,6 +177,9 @@ func (l *RateLimit) validate(p *problems, path string, r *Route, c *Config) {
 		if c.Redis == nil {
 			p.addf(path+".scope", "global needs the config's redis section")
 		}
+		if l.Per >= time.Second && int64(l.Requests) > int64(l.Per/time.Microsecond) {
+			p.addf(path+".requests", "a global limit counts in whole microseconds: at most %d per %s", int64(l.Per/time.Microsecond), l.Per)
+		}
 	default:
 		p.addf(path+".scope", `want "local" or "global", got %q`, l.Scope)
 	}

@@ -47,7 +47,7 @@ func grpcCode(status int, code string) int {
 	switch code {
 	case "bad_grpc_timeout":
 		return grpcInternal
-	case "request_too_large":
+	case "request_too_large", "rate_limited":
 		return grpcResourceExhausted
 	case "upstream_timeout":
 		return grpcDeadlineExceeded

@@ -120,7 +120,7 @@ func TestGRPCErrorMapping(t *testing.T) {
 		{503, "no_healthy_upstream", "14"},  // UNAVAILABLE
 		{503, "upstream_overloaded", "14"},  // UNAVAILABLE
 		{504, "upstream_timeout", "4"},      // DEADLINE_EXCEEDED
-		{429, "rate_limited", "14"},         // UNAVAILABLE (the gRPC spec's mapping)
+		{429, "rate_limited", "8"},          // RESOURCE_EXHAUSTED: a quota, which clients must not retry at once as they would UNAVAILABLE (Envoy: rate_limited_as_resource_exhausted)
 		{401, "unauthenticated", "16"},      // UNAUTHENTICATED
 		{403, "forbidden", "7"},             // PERMISSION_DENIED
 		{418, "teapot", "2"},                // UNKNOWN
