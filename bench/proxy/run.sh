@@ -123,8 +123,8 @@ YAML
 }
 policy_yaml apikey "    auth: {apiKey: {keysFile: $work/keys.txt}}"
 policy_yaml jwt "    auth: {jwt: {jwksFile: $work/jwks.json, issuer: \"https://idp.bench\", audiences: [bench]}}"
-policy_yaml rl-local "    rateLimits: [{requests: 1000000000, per: 1s}]"
-policy_yaml rl-redis "    rateLimits: [{requests: 1000000000, per: 1s, scope: global}]"
+policy_yaml rl-local "    rateLimits: [{requests: 1000000, per: 1s}]"
+policy_yaml rl-redis "    rateLimits: [{requests: 1000000, per: 1s, scope: global}]"
 if want flotilla-rl-redis; then
   # Redis on the proxy's core: the row's system is gateway + Redis.
   taskset -c "$PROXY_CPU" redis-server --port 18379 --bind 127.0.0.1 --save '' --appendonly no >"$work/redis.out" 2>&1 &
@@ -277,7 +277,9 @@ wait_up() { # url [pid]: gives up early if the proxy PID has exited
   local ca=()
   [[ $1 == https:* ]] && ca=(--cacert "$work/ca.crt")
   for _ in $(seq 100); do
-    curl -fsS "${ca[@]}" -o /dev/null "$1" 2>/dev/null && return 0
+    local hdr=()
+    [ -n "${LOAD_HEADER:-}" ] && hdr=(-H "$LOAD_HEADER")
+    curl -fsS "${ca[@]}" "${hdr[@]}" -o /dev/null "$1" 2>/dev/null && return 0
     [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && break
     sleep 0.1
   done

@@ -20,32 +20,40 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
-// gcraScript is one GCRA step, atomic on the Redis server. Times are
+// gcraScript is a batch of GCRA steps, atomic on the Redis server, in
+// order: two decisions on one key in a batch see each other. Times are
 // integer microseconds (exact in a Lua double until the year 2255) taken
 // from the server's own clock (TIME), so gateway replicas with skewed
 // clocks share one timeline. A refusal writes nothing; an admission
 // stores the new TAT with a TTL of the time until the bucket is full again,
 // so an idle key vanishes exactly when forgetting it changes nothing.
 //
-// KEYS[1] the key; ARGV[1] the emission interval T; ARGV[2] Burst×T.
-// Returns {allowed 0|1, remaining, retry after µs, reset µs}.
+// KEYS[i] the i-th key; ARGV[2i-1] its emission interval T; ARGV[2i]
+// Burst×T. Returns 4 values per key: allowed 0|1, remaining, retry after
+// µs, reset µs.
 //
 // TIME before a write needs effects replication: the default from Redis 5
 // (and the only mode from 7); replicate_commands turns it on for 3.2–4.
 const gcraScript = `
 if redis.replicate_commands then redis.replicate_commands() end
-local t = tonumber(ARGV[1])
-local cap = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local ahead = tat + t - now
-if ahead > cap then
-  return {0, 0, ahead - cap, tat - now}
+local out = {}
+for i = 1, #KEYS do
+  local t = tonumber(ARGV[2 * i - 1])
+  local cap = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local ahead = tat + t - now
+  local n = #out
+  if ahead > cap then
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = 0, 0, ahead - cap, tat - now
+  else
+    redis.call('SET', KEYS[i], string.format('%d', tat + t), 'PX', math.ceil(ahead / 1000))
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = 1, math.floor((cap - ahead) / t), 0, ahead
+  end
 end
-redis.call('SET', KEYS[1], string.format('%d', tat + t), 'PX', math.ceil(ahead / 1000))
-return {1, math.floor((cap - ahead) / t), 0, ahead}
+return out
 `
 
 // Redis is a GCRA store shared by every gateway replica through one Redis:
@@ -53,9 +61,13 @@ return {1, math.floor((cap - ahead) / t), 0, ahead}
 // when the server has lost the script: a restart or SCRIPT FLUSH), so the
 // fleet admits exactly Requests per Per whatever the number of replicas.
 //
-// Concurrent Allow calls share round trips: rueidis pipelines commands
-// issued at the same time on a few connections (auto-pipelining), which
-// is what keeps a Redis-backed limit cheap under load.
+// Concurrent Allow calls share script runs: decisions wait in a queue
+// that batchers empty, up to maxBatch at a time, into one script call
+// (and rueidis pipelines the batchers' calls on one connection). Under
+// load a batch holds what arrived during the previous round trip, so
+// Redis runs one script per batch instead of one per request: that is
+// what keeps a Redis-backed limit cheap. An idle gateway's decision is
+// a batch of one.
 //
 // Connecting is asynchronous and repeated (at most every redialBackoff)
 // until it succeeds: NewRedis does not fail when Redis is down, and
@@ -69,6 +81,8 @@ type Redis struct {
 
 	client atomic.Pointer[rueidis.Client]
 	down   atomic.Bool // last Allow failed; for logging the change once
+	queue  chan *decision
+	stop   chan struct{}
 
 	mu     sync.Mutex
 	dial   *dialing
@@ -139,10 +153,109 @@ func NewRedis(c *config.Redis, log *slog.Logger) (*Redis, error) {
 		log:      log.With("redis", cfg.Address),
 		script:   rueidis.NewLuaScript(gcraScript),
 	}
+	r.queue, r.stop = make(chan *decision, 4096), make(chan struct{})
 	r.mu.Lock()
 	r.startDial()
 	r.mu.Unlock()
+	for range batchers {
+		r.wg.Go(r.batcher)
+	}
 	return r, nil
+}
+
+// Batching: batchers scripts may run at once, each of up to maxBatch
+// decisions.
+const (
+	batchers = 4
+	maxBatch = 128
+)
+
+// decision is one Allow waiting in the queue.
+type decision struct {
+	ctx    context.Context
+	key    string
+	t, cap int64
+	done   chan decisionResult // buffered: a caller gone does not block the batcher
+}
+
+type decisionResult struct {
+	d   Decision
+	err error
+}
+
+// batcher runs queued decisions, as many as are waiting, in one script.
+func (r *Redis) batcher() {
+	batch := make([]*decision, 0, maxBatch)
+	keys := make([]string, 0, maxBatch)
+	args := make([]string, 0, 2*maxBatch)
+	for {
+		batch, keys, args = batch[:0], keys[:0], args[:0]
+		select {
+		case <-r.stop:
+			return
+		case d := <-r.queue:
+			batch = append(batch, d)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case d := <-r.queue:
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		// A decision whose caller gave up is not counted.
+		live := batch[:0]
+		for _, d := range batch {
+			if d.ctx.Err() != nil {
+				d.done <- decisionResult{err: fmt.Errorf("redis %s: %w", r.cfg.Address, shortErr(d.ctx.Err()))}
+				continue
+			}
+			live = append(live, d)
+			keys = append(keys, d.key)
+			args = append(args, strconv.FormatInt(d.t, 10), strconv.FormatInt(d.cap, 10))
+		}
+		if len(live) > 0 {
+			r.run(live, keys, args)
+		}
+	}
+}
+
+// run executes one batch and answers its decisions.
+func (r *Redis) run(batch []*decision, keys, args []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+	defer cancel()
+	var v []int64
+	c, err := r.conn(ctx)
+	if err == nil {
+		v, err = r.script.Exec(ctx, c, keys, args).AsIntSlice()
+		if err == nil && len(v) != 4*len(batch) {
+			err = fmt.Errorf("script answered %d values, want %d", len(v), 4*len(batch))
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("redis %s: %w", r.cfg.Address, shortErr(err))
+		if !r.down.Swap(true) {
+			r.log.Warn("rate limit store failing", "err", err)
+		}
+		for _, d := range batch {
+			d.done <- decisionResult{err: err}
+		}
+		return
+	}
+	if r.down.Load() && r.down.Swap(false) {
+		r.log.Info("rate limit store answering again")
+	}
+	for i, d := range batch {
+		v := v[4*i:]
+		d.done <- decisionResult{d: Decision{
+			Allowed:    v[0] == 1,
+			Remaining:  int(v[1]),
+			RetryAfter: time.Duration(v[2]) * time.Microsecond,
+			Reset:      time.Duration(v[3]) * time.Microsecond,
+		}}
+	}
 }
 
 // startDial starts a connection attempt (r.mu held).
@@ -234,40 +347,28 @@ func (r *Redis) conn(ctx context.Context) (rueidis.Client, error) {
 }
 
 // Allow runs one GCRA step for key (prefixed with the config's KeyPrefix)
-// under lim on the Redis server, within ctx and at most the config's
-// Timeout. An error means no decision: the caller applies the limit's
-// OnError. (A step that timed out may still have been counted.)
+// under lim on the Redis server, batched with the decisions of other
+// requests, within ctx and at most the config's Timeout. An error means
+// no decision: the caller applies the limit's OnError. (A step that timed
+// out may still have been counted.)
 func (r *Redis) Allow(ctx context.Context, key string, lim Limit) (Decision, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	c, err := r.conn(ctx)
-	if err != nil {
-		return Decision{}, err
-	}
 	t, capacity := lim.micros()
-	v, err := r.script.Exec(ctx, c,
-		[]string{r.cfg.KeyPrefix + boundKey(key)},
-		[]string{strconv.FormatInt(t, 10), strconv.FormatInt(capacity, 10)},
-	).AsIntSlice()
-	if err == nil && len(v) != 4 {
-		err = fmt.Errorf("script answered %d values, want 4", len(v))
+	d := &decision{ctx: ctx, key: r.cfg.KeyPrefix + boundKey(key), t: t, cap: capacity, done: make(chan decisionResult, 1)}
+	select {
+	case r.queue <- d:
+	case <-r.stop:
+		return Decision{}, errClosed
+	case <-ctx.Done():
+		return Decision{}, fmt.Errorf("redis %s: queue full: %w", r.cfg.Address, shortErr(ctx.Err()))
 	}
-	if err != nil {
-		err = fmt.Errorf("redis %s: %w", r.cfg.Address, shortErr(err))
-		if !r.down.Swap(true) {
-			r.log.Warn("rate limit store failing", "err", err)
-		}
-		return Decision{}, err
+	select {
+	case res := <-d.done:
+		return res.d, res.err
+	case <-ctx.Done():
+		return Decision{}, fmt.Errorf("redis %s: %w", r.cfg.Address, shortErr(ctx.Err()))
 	}
-	if r.down.Load() && r.down.Swap(false) {
-		r.log.Info("rate limit store answering again")
-	}
-	return Decision{
-		Allowed:    v[0] == 1,
-		Remaining:  int(v[1]),
-		RetryAfter: time.Duration(v[2]) * time.Microsecond,
-		Reset:      time.Duration(v[3]) * time.Microsecond,
-	}, nil
 }
 
 // micros is lim's emission interval and Burst×T in whole microseconds
@@ -286,6 +387,9 @@ func (lim Limit) micros() (t, capacity int64) {
 // Close ends the connection; Allow fails afterwards.
 func (r *Redis) Close() {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.stop)
+	}
 	r.closed = true
 	r.mu.Unlock()
 	r.wg.Wait()
