@@ -221,6 +221,9 @@ func newGatewayValidateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := gateway.CheckPolicyFiles(c); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
 			fmt.Fprintf(g.env.Stdout, "%s: ok (%d routes, %d backends)\n", args[0], len(c.Routes), len(c.Backends))
 			return nil
 		},

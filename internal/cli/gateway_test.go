@@ -53,6 +53,31 @@ func TestGatewayValidate(t *testing.T) {
 	}
 }
 
+// TestGatewayValidatePolicyFiles: validate loads the files the policies
+// read, as the gateway would, and names each problem with its route.
+func TestGatewayValidatePolicyFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "keys.txt"), []byte("ci:short\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("alice:plaintext\n"), 0o600)
+	cfg := filepath.Join(dir, "gateway.yaml")
+	os.WriteFile(cfg, []byte(`apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+redis: {address: "127.0.0.1:1", passwordFile: missing-password}
+backends: [{name: b, addresses: ["127.0.0.1:1"]}]
+routes:
+  - {name: keys, auth: {apiKey: {keysFile: keys.txt}}, backends: [{name: b}]}
+  - {name: ops, auth: {basic: {htpasswdFile: htpasswd}}, backends: [{name: b}]}
+  - {name: jwt, auth: {jwt: {jwksFile: none.json}}, backends: [{name: b}]}
+`), 0o600)
+	code, _, stderr := run(t, nil, "gateway", "validate", cfg)
+	for _, w := range []string{"routes[0].auth.apiKey: ", "keys.txt:1:", "routes[1].auth.basic: ", "htpasswd:1:", "routes[2].auth.jwt: ", "none.json",
+		"redis: redis.passwordFile: "} {
+		if code != ExitError || !strings.Contains(stderr, w) {
+			t.Errorf("validate = %d, stderr %q; want 1 and %q", code, stderr, w)
+		}
+	}
+}
+
 func gwFreeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -486,3 +486,54 @@ func (f *limitFilter) filter(w http.ResponseWriter, r *http.Request, req *route.
 	proxy.WriteRequestError(w, r, http.StatusTooManyRequests, classRateLimited, req.ID)
 	return true
 }
+
+// CheckPolicyFiles loads what cfg's auth methods and redis section read
+// (API keys, htpasswd files, key sets, secrets, CAs, the Redis password)
+// as a config load does, and reports every problem, each with its YAML
+// path. It starts nothing that outlives it (`flotilla gateway validate`).
+func CheckPolicyFiles(cfg *config.Config) error {
+	var errs []error
+	if cfg.Redis != nil {
+		r, err := ratelimit.NewRedis(cfg.Redis, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("redis: %w", err))
+		} else {
+			r.Close()
+		}
+	}
+	seen := map[*config.Auth]bool{}
+	check := func(path string, a *config.Auth) {
+		if a == nil || seen[a] {
+			return
+		}
+		seen[a] = true
+		try := func(method string, m auth.Method, err error) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.%s: %w", path, method, err))
+				return
+			}
+			m.Close()
+		}
+		if a.APIKey != nil {
+			m, err := auth.NewAPIKey(a.APIKey, nil)
+			try("apiKey", m, err)
+		}
+		if a.Basic != nil {
+			m, err := auth.NewBasic(a.Basic, nil)
+			try("basic", m, err)
+		}
+		if a.JWT != nil {
+			m, err := auth.NewJWT(a.JWT, auth.JWTOptions{})
+			try("jwt", m, err)
+		}
+		if a.Forward != nil {
+			m, err := auth.NewForward(a.Forward, nil)
+			try("forward", m, err)
+		}
+	}
+	check("defaults.auth", cfg.Defaults.Auth)
+	for i := range cfg.Routes {
+		check(fmt.Sprintf("routes[%d].auth", i), cfg.Routes[i].Auth)
+	}
+	return errors.Join(errs...)
+}
