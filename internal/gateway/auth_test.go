@@ -197,7 +197,7 @@ routes:
 	if want := `{"error":"forbidden","status":403,"request_id":"r2"}` + "\n"; body != want || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "insufficient_scope") {
 		t.Errorf("403 = %q, %q; want %q with insufficient_scope", body, resp.Header.Get("WWW-Authenticate"), want)
 	}
-	resp, body = f.do(t, "GET", "sso.test", "/", nil, map[string]string{"Cookie": "session=old"})
+	_, body = f.do(t, "GET", "sso.test", "/", nil, map[string]string{"Cookie": "session=old"})
 	if body != "session expired" {
 		t.Errorf("forward auth 401 body = %q, want the service's", body)
 	}
