@@ -33,6 +33,32 @@ func TestValidateCatches(t *testing.T) {
 			want: `Deployment flotilla/counter: error unmarshaling JSON: while decoding JSON: json: unknown field "replica"`,
 		},
 		{
+			name: "a Secret the render does not create",
+			mutate: func(objs []object) []object {
+				for i, v := range deploy(objs, "gateway").Spec.Template.Spec.Volumes {
+					if v.Secret != nil && v.Name != "tls" {
+						deploy(objs, "gateway").Spec.Template.Spec.Volumes[i].Secret.SecretName = "no-such-secret"
+						deploy(objs, "gateway").Spec.Template.Spec.Volumes[i].Secret.Optional = nil
+					}
+				}
+				return objs
+			},
+			want: `uses Secret "no-such-secret", which this render does not create`,
+		},
+		{
+			name: "a key the Secret does not hold",
+			mutate: func(objs []object) []object {
+				for i, v := range deploy(objs, "gateway").Spec.Template.Spec.Volumes {
+					if v.Name == "redis-auth" {
+						deploy(objs, "gateway").Spec.Template.Spec.Volumes[i].Secret.Items[0].Key = "passwd"
+						deploy(objs, "gateway").Spec.Template.Spec.Volumes[i].Secret.Optional = nil
+					}
+				}
+				return objs
+			},
+			want: `uses key "passwd" of Secret "redis-auth-`,
+		},
+		{
 			name: "no readiness probe",
 			mutate: func(objs []object) []object {
 				deploy(objs, "counter").Spec.Template.Spec.Containers[0].ReadinessProbe = nil

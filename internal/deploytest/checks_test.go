@@ -79,6 +79,7 @@ func validate(objs []object) []error {
 	checkRedisPolicy(objs, ws, fail)
 	checkNetworkPolicies(objs, ws, fail)
 	checkSecrets(objs, ws, fail)
+	checkMountedObjects(objs, ws, fail)
 	checkGateways(objs, ws, fail)
 	checkIngresses(objs, fail)
 	return errs
@@ -844,4 +845,105 @@ func flagsOf(sub string) (flagSet, error) {
 	}
 	helpCache[sub] = fs
 	return fs, nil
+}
+
+// checkMountedObjects fails a pod whose volumes, env or envFrom name a
+// Secret or ConfigMap that the same render does not create (and that is
+// not marked optional), or a key that object does not hold (the volume
+// named tls excepted: the user's certificate), since the kubelet
+// would leave the pod in ContainerCreating (or CreateContainerConfigError)
+// for ever, waiting for it.
+func checkMountedObjects(objs []object, ws []workload, fail failFunc) {
+	keys := map[string][]string{} // "Secret ns/name" → its keys
+	for _, o := range objs {
+		switch v := o.Obj.(type) {
+		case *corev1.Secret:
+			k := []string{}
+			for key := range v.Data {
+				k = append(k, key)
+			}
+			for key := range v.StringData {
+				k = append(k, key)
+			}
+			keys["Secret "+o.Namespace+"/"+o.Name] = k
+		case *corev1.ConfigMap:
+			k := []string{}
+			for key := range v.Data {
+				k = append(k, key)
+			}
+			for key := range v.BinaryData {
+				k = append(k, key)
+			}
+			keys["ConfigMap "+o.Namespace+"/"+o.Name] = k
+		}
+	}
+	for _, w := range ws {
+		need := func(kind, name string, optional *bool, items []string, where string) {
+			if optional != nil && *optional {
+				return
+			}
+			have, ok := keys[kind+" "+w.obj.Namespace+"/"+name]
+			if !ok {
+				fail(w.obj, "%s uses %s %q, which this render does not create (the pod would never start; mark it optional if it may be absent)", where, kind, name)
+				return
+			}
+			for _, item := range items {
+				if !slices.Contains(have, item) {
+					fail(w.obj, "%s uses key %q of %s %q, which has only %q", where, item, kind, name, have)
+				}
+			}
+		}
+		itemKeys := func(items []corev1.KeyToPath) []string {
+			var k []string
+			for _, i := range items {
+				k = append(k, i.Key)
+			}
+			return k
+		}
+		for _, v := range w.spec.Volumes {
+			where := "volume " + v.Name
+			switch {
+			case v.Name == "tls":
+				// The certificate the user brings (kubectl create secret
+				// tls, cert-manager), as components/tls and the chart's
+				// gateway.tls.secretName document.
+			case v.Secret != nil:
+				need("Secret", v.Secret.SecretName, v.Secret.Optional, itemKeys(v.Secret.Items), where)
+			case v.ConfigMap != nil:
+				need("ConfigMap", v.ConfigMap.Name, v.ConfigMap.Optional, itemKeys(v.ConfigMap.Items), where)
+			case v.Projected != nil:
+				for _, s := range v.Projected.Sources {
+					if s.Secret != nil {
+						need("Secret", s.Secret.Name, s.Secret.Optional, itemKeys(s.Secret.Items), where)
+					}
+					if s.ConfigMap != nil {
+						need("ConfigMap", s.ConfigMap.Name, s.ConfigMap.Optional, itemKeys(s.ConfigMap.Items), where)
+					}
+				}
+			}
+		}
+		for _, c := range slices.Concat(w.spec.InitContainers, w.spec.Containers) {
+			for _, e := range c.EnvFrom {
+				where := "container " + c.Name + " envFrom"
+				if e.SecretRef != nil {
+					need("Secret", e.SecretRef.Name, e.SecretRef.Optional, nil, where)
+				}
+				if e.ConfigMapRef != nil {
+					need("ConfigMap", e.ConfigMapRef.Name, e.ConfigMapRef.Optional, nil, where)
+				}
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom == nil {
+					continue
+				}
+				where := "container " + c.Name + " env " + e.Name
+				if r := e.ValueFrom.SecretKeyRef; r != nil {
+					need("Secret", r.Name, r.Optional, []string{r.Key}, where)
+				}
+				if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+					need("ConfigMap", r.Name, r.Optional, []string{r.Key}, where)
+				}
+			}
+		}
+	}
 }

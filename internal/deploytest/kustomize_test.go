@@ -102,10 +102,12 @@ func TestKustomizeOverlays(t *testing.T) {
 }
 
 // isPeerProblem reports a problem a partial base cannot avoid: the gateway
-// base alone has no backends' Services, Redis's alone has no counter, and
-// the namespace's default-deny comes with ../namespace.
+// base alone has no backends' Services, Redis's alone has no counter, the
+// counter's base has no Redis Secret, and the namespace's default-deny
+// comes with ../namespace.
 func isPeerProblem(err error) bool {
 	return strings.Contains(err.Error(), "no Service") || strings.Contains(err.Error(), "does not admit the counter") ||
+		strings.Contains(err.Error(), "which this render does not create") ||
 		strings.Contains(err.Error(), "no default-deny NetworkPolicy selects it")
 }
 
