@@ -116,12 +116,7 @@ func (c *cluster) apply(t *testing.T, ns, manifest string) {
 func (c *cluster) waitRollout(t *testing.T, ns string, workloads ...string) {
 	t.Helper()
 	for _, w := range workloads {
-		ctx, cancel := context.WithTimeout(t.Context(), rolloutTimeout+30*time.Second)
-		_, err := c.run(ctx, "", "rollout", "status", "-n", ns, w, "--timeout="+rolloutTimeout.String())
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		eventually(t, rolloutTimeout, "rollout of "+w, c.rolloutDone(t.Context(), ns, w))
 	}
 }
 
@@ -310,9 +305,71 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		if err == nil {
 			return
 		}
+		if errors.As(err, new(*stuckError)) {
+			t.Fatalf("%s: %v", what, err)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// rolloutDone returns a check for eventually: nil when workload in ns has
+// rolled out, else what it waits for, or a *stuckError (every tenth
+// call, to spare the machine) when one of ns's pods cannot start.
+func (c *cluster) rolloutDone(ctx context.Context, ns, workload string) func() error {
+	calls := 0
+	return func() error {
+		out, err := c.run(ctx, "", "rollout", "status", "-n", ns, workload, "--watch=false")
+		if err == nil && !strings.Contains(out, "successfully rolled out") && !strings.Contains(out, "roll out complete") {
+			err = errors.New(strings.TrimSpace(out))
+		}
+		if calls++; err != nil && calls%10 == 0 {
+			if stuck := c.stuckPods(ctx, ns); stuck != nil {
+				return stuck
+			}
+		}
+		return err
+	}
+}
+
+// stuckError is a pod that cannot start by itself: waiting on does not help.
+type stuckError struct{ msg string }
+
+func (e *stuckError) Error() string { return e.msg }
+
+// stuckPods returns a *stuckError naming the first pod in ns that waits
+// for something that will not come: a container that cannot be created
+// (a missing Secret key or ConfigMap, an image the node does not have) or
+// a volume whose Secret or ConfigMap does not exist, reported by the
+// kubelet several times (it retries while the informer cache syncs). A
+// rollout wait fails with it at once instead of after its timeout.
+func (c *cluster) stuckPods(ctx context.Context, ns string) error {
+	out, err := c.run(ctx, "", "get", "pods", "-n", ns, "-o",
+		`jsonpath={range .items[*]}{.metadata.name}{range .status.containerStatuses[*]} {.state.waiting.reason}{end}{"\n"}{end}`)
+	if err != nil {
+		return nil
+	}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		for _, reason := range f[min(1, len(f)):] {
+			switch reason {
+			case "CreateContainerConfigError", "ErrImageNeverPull", "InvalidImageName", "ErrImagePull", "ImagePullBackOff":
+				return &stuckError{fmt.Sprintf("pod %s/%s cannot start: %s", ns, f[0], reason)}
+			}
+		}
+	}
+	out, err = c.run(ctx, "", "get", "events", "-n", ns, "--field-selector", "reason=FailedMount", "-o",
+		`jsonpath={range .items[*]}{.involvedObject.name} {.count} {.message}{"\n"}{end}`)
+	if err != nil {
+		return nil
+	}
+	for line := range strings.Lines(out) {
+		f := strings.SplitN(strings.TrimSpace(line), " ", 3)
+		if n, _ := strconv.Atoi(f[min(1, len(f)-1)]); len(f) == 3 && n >= 3 && strings.Contains(f[2], "not found") {
+			return &stuckError{fmt.Sprintf("pod %s/%s cannot start: %s (%d times)", ns, f[0], f[2], n)}
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -145,17 +144,13 @@ var nodePortLine = regexp.MustCompile(`(?m)^\s*nodePort: \d+\n`)
 func (s *system) waitRolledOut(t *testing.T, workloads ...string) {
 	t.Helper()
 	for _, w := range workloads {
-		eventually(t, rolloutLongTimeout, "rollout of "+w, func() error { return s.rolledOut(t.Context(), w) })
+		eventually(t, rolloutLongTimeout, "rollout of "+w, s.rolloutDone(t.Context(), s.ns, w))
 	}
 }
 
 // rolledOut returns nil when workload has rolled out, else what it waits for.
 func (s *system) rolledOut(ctx context.Context, workload string) error {
-	out, err := s.run(ctx, "", "rollout", "status", "-n", s.ns, workload, "--watch=false")
-	if err == nil && !strings.Contains(out, "successfully rolled out") && !strings.Contains(out, "roll out complete") {
-		err = errors.New(strings.TrimSpace(out))
-	}
-	return err
+	return s.rolloutDone(ctx, s.ns, workload)()
 }
 
 // waitOK waits until GET url (with Host host, if not "") answers 200.
