@@ -1,15 +1,21 @@
 package counter
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/flotilla-dev/flotilla/internal/pki"
 	"github.com/flotilla-dev/flotilla/internal/redistest"
 )
 
@@ -184,4 +190,50 @@ func FuzzCleanReason(f *testing.F) {
 			t.Errorf("cleanReason(%q) is %d bytes, want at most %d", line, len(s), limit)
 		}
 	})
+}
+
+// TestRedisTLS: the store dials TLS itself (to watch for refusals), so it is
+// tested against a real redis-server speaking TLS, both a trusted server and
+// one whose certificate the client must reject.
+func TestRedisTLS(t *testing.T) {
+	ca, err := pki.NewCA("counter test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, err := ca.Issue(pki.Request{Names: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string][]byte{"ca.pem": ca.PEM, "cert.pem": srvCert.CertPEM, "key.pem": srvCert.KeyPEM}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsPort := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	redistest.Start(t, "--tls-port", tlsPort, "--tls-cert-file", filepath.Join(dir, "cert.pem"),
+		"--tls-key-file", filepath.Join(dir, "key.pem"), "--tls-ca-cert-file", filepath.Join(dir, "ca.pem"),
+		"--tls-auth-clients", "no")
+	addr := net.JoinHostPort("127.0.0.1", tlsPort)
+
+	good := NewRedis(RedisOptions{Addr: addr, TLS: &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}})
+	defer good.Close()
+	if n, err := good.Incr(context.Background()); err != nil || n != 1 {
+		t.Errorf("Incr() over TLS = %d, %v; want 1", n, err)
+	}
+	other, err := pki.NewCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := NewRedis(RedisOptions{Addr: addr, TLS: &tls.Config{RootCAs: other.Pool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}})
+	defer bad.Close()
+	if _, err := bad.Incr(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("Incr() trusting another CA = %v, want a certificate error", err)
+	}
 }
