@@ -46,8 +46,10 @@ type refusalConn struct {
 
 	settled atomic.Bool // the stream did not open with a refusal
 	mu      sync.Mutex  // guards head and reason while not settled
-	head    []byte      // the first line so far, while it is an error reply ("-" and at most maxRefusal+1 bytes: enough to see it is too long)
-	reason  string      // the complete first line, if it was an error reply
+	// head is the first line so far, while it is an error reply: "-" and
+	// at most maxRefusal+1 bytes, enough to tell it is too long.
+	head   []byte
+	reason string // the complete first line, if it was an error reply
 }
 
 func newRefusalConn(c net.Conn) *refusalConn { return &refusalConn{Conn: c} }
