@@ -20,6 +20,12 @@ import (
 // the binary, the shared libraries it links (found by ldd) and its ELF
 // interpreter, at the paths the dynamic loader looks for them. Host
 // architecture only: the binary is the one installed here.
+//
+// It starts as the official image does (see ./redisentry): its entrypoint
+// and a redis-server ahead of Debian's on PATH give protected mode the
+// official image's default, off, so the image run bare (the talk's redis
+// Deployment, no args) serves the other pods instead of refusing them with
+// "-DENIED"; an explicit --protected-mode or config line still wins.
 func redisSpec(ctx context.Context, o buildOpts, server string) (imageSpec, error) {
 	bin, err := os.ReadFile(server)
 	if err != nil {
@@ -33,8 +39,16 @@ func redisSpec(ctx context.Context, o buildOpts, server string) (imageSpec, erro
 	if err != nil {
 		return imageSpec{}, err
 	}
+	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	entrypoint, err := goBuild(ctx, o, "./hack/mkimage/redisentry", "-s -w", platform)
+	if err != nil {
+		return imageSpec{}, err
+	}
 	entries := []entry{
 		{Name: "/usr/bin/redis-server", Mode: 0o755, Data: bin},
+		{Name: "/usr/local/bin/docker-entrypoint", Mode: 0o755, Data: entrypoint},
+		// First on PATH: command: [redis-server, …] goes through it too.
+		{Name: "/usr/local/bin/redis-server", Link: "docker-entrypoint"},
 		{Name: "/etc/passwd", Data: []byte("root:x:0:0:root:/root:/usr/sbin/nologin\n" +
 			"redis:x:999:999:redis:/data:/usr/sbin/nologin\n" +
 			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")},
@@ -51,12 +65,14 @@ func redisSpec(ctx context.Context, o buildOpts, server string) (imageSpec, erro
 		entries = append(entries, entry{Name: image, Mode: 0o755, Data: b})
 	}
 	return imageSpec{
-		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Platform: platform,
 		Created:  o.Created,
 		Gzip:     o.Gzip,
-		Layers:   []layerSpec{{Entries: entries, CreatedBy: "mkimage: Debian redis-server " + version + " and the libraries it links"}},
+		Layers: []layerSpec{{Entries: entries, CreatedBy: "mkimage: Debian redis-server " + version +
+			" and the libraries it links; go build ./hack/mkimage/redisentry (docker-entrypoint, redis-server: protected mode off by default)"}},
 		Config: v1.Config{
 			User:         fmt.Sprintf("%d:%d", redisUID, redisUID),
+			Entrypoint:   []string{"/usr/local/bin/docker-entrypoint"},
 			Cmd:          []string{"redis-server"},
 			Env:          []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
 			WorkingDir:   "/data",

@@ -132,13 +132,16 @@ func (r *Redis) conn() (rueidis.Client, error) {
 	}
 	r.lastDial = time.Now()
 	c, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:       []string{r.opts.Addr},
-		Username:          r.opts.Username,
-		Password:          r.opts.Password,
-		SelectDB:          r.opts.DB,
-		TLSConfig:         r.opts.TLS,
-		ClientName:        "flotilla-counter",
-		Dialer:            net.Dialer{Timeout: r.opts.Timeout, KeepAlive: 15 * time.Second},
+		InitAddress: []string{r.opts.Addr},
+		Username:    r.opts.Username,
+		Password:    r.opts.Password,
+		SelectDB:    r.opts.DB,
+		TLSConfig:   r.opts.TLS,
+		ClientName:  "flotilla-counter",
+		Dialer:      net.Dialer{Timeout: r.opts.Timeout, KeepAlive: 15 * time.Second},
+		// Keeps the reason when Redis refuses the connection (protected
+		// mode, max clients): rueidis would report only the close.
+		DialCtxFn:         dialRecordingRefusals,
 		ConnWriteTimeout:  2 * r.opts.Timeout,
 		ForceSingleClient: true,
 		DisableCache:      true,
@@ -202,11 +205,15 @@ func (r *Redis) Close() error {
 	return nil
 }
 
-// shortErr reduces a client error to the part a person can act on.
+// shortErr reduces a client error to the part a person can act on. A
+// refusal is the reason Redis gave, not the close that followed it.
 func shortErr(err error) error {
+	var refused *RefusedError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &refused):
+		return refused
 	case errors.Is(err, context.DeadlineExceeded):
 		return errors.New("timed out")
 	case errors.Is(err, syscall.ECONNREFUSED):
