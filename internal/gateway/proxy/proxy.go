@@ -146,13 +146,16 @@ func (p *Proxy) Close() { p.mirror.Close() }
 // ReverseProxy's Rewrite, Transport, ModifyResponse and ErrorHandler for
 // this call, so nothing travels in the request's context.
 type exchange struct {
-	p      *Proxy
-	c      *Call
-	res    Result
-	timer  *time.Timer
-	cancel context.CancelCauseFunc // ends the exchange, a stream too
-	shadow bool                    // a mirrored copy: one try, no passive health
-	rp     httputil.ReverseProxy
+	p     *Proxy
+	c     *Call
+	res   Result
+	timer *time.Timer
+	// deadline is when the route timeout (or grpc-timeout) ends; zero
+	// without one.
+	deadline time.Time
+	cancel   context.CancelCauseFunc // ends the exchange, a stream too
+	shadow   bool                    // a mirrored copy: one try, no passive health
+	rp       httputil.ReverseProxy
 }
 
 func (p *Proxy) newExchange(c *Call, shadow bool) *exchange {
@@ -175,7 +178,7 @@ func (p *Proxy) getExchange(c *Call) *exchange {
 }
 
 func (p *Proxy) putExchange(x *exchange) {
-	x.c, x.res, x.timer, x.cancel = nil, Result{}, nil, nil
+	x.c, x.res, x.timer, x.cancel, x.deadline = nil, Result{}, nil, nil, time.Time{}
 	p.exchanges.Put(x)
 }
 
@@ -205,11 +208,13 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	var timer *time.Timer
+	var deadline time.Time
 	if d > 0 {
+		deadline = time.Now().Add(d)
 		timer = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 		defer timer.Stop()
 	}
-	x.timer, x.cancel = timer, cancel
+	x.timer, x.cancel, x.deadline = timer, cancel, deadline
 	if up := r.Header["Upgrade"]; up != nil {
 		// An upgraded connection is a stream: bounded by the route's
 		// stream limits and ended by Drain.
@@ -570,6 +575,12 @@ func (x *exchange) errorHandler(w http.ResponseWriter, r *http.Request, err erro
 		return
 	}
 	c := x.c
+	if !x.deadline.IsZero() && !time.Now().Before(x.deadline) {
+		// The deadline passed before the timer's goroutine ran: an
+		// upstream told it (grpc-timeout) may have reset the stream first.
+		// The call timed out either way.
+		x.cancel(ErrTimeout)
+	}
 	status, code := classify(r.Context(), err)
 	x.res.Failure = code
 	if status != 499 && status != http.StatusRequestEntityTooLarge {
