@@ -75,11 +75,11 @@ type Options struct {
 type Watcher struct {
 	opts Options
 
-	mu      sync.Mutex // guards the fields below and every space's subs
-	client  kubernetes.Interface
-	ownNS   string
-	spaces  map[string]*space
-	closed  bool
+	mu     sync.Mutex // guards the fields below and every space's subs
+	client kubernetes.Interface
+	ownNS  string
+	spaces map[string]*space
+	closed bool
 }
 
 // space is the informer of one namespace.
