@@ -150,6 +150,9 @@ routes: [{name: all, backends: [{name: web}], retries: {attempts: 0}}]
 	if sa, sb := snap[a.addr()], snap[b.addr()]; len(snap) != 2 || !sa.Draining || sa.Available || sa.InFlight != 1 || sb.Draining || !sb.Available {
 		t.Errorf("Snapshot() = %+v, want a draining, unavailable, 1 in flight; b available", snap)
 	}
+	if got := endpointsGauge(t, f, "web", "draining"); got != 1 {
+		t.Errorf(`flotilla_gateway_backend_endpoints{backend="web",state="draining"} = %v, want 1`, got)
+	}
 	close(release)
 	if err := <-slow; err != nil {
 		t.Errorf("the request in flight to the terminating endpoint: %v, want it to finish", err)
@@ -241,4 +244,30 @@ routes: [{name: all, backends: [{name: web}]}]
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("New() error = %v, want it to contain %q", err, want)
 	}
+}
+
+// endpointsGauge is the value of one flotilla_gateway_backend_endpoints
+// series.
+func endpointsGauge(t *testing.T, f *fixture, backend, state string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "flotilla_gateway_backend_endpoints" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["backend"] == backend && labels["state"] == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no flotilla_gateway_backend_endpoints{backend=%q,state=%q}", backend, state)
+	return 0
 }
