@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/gateway"
@@ -141,6 +142,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	// Kubernetes discovery connects to the API server on the first
 	// backend that names a Service (backends[].kubernetes), at start-up
 	// or on a reload; its informers are shared by every reload.
+	// client-go logs through klog (to stderr, not JSON): send it to the
+	// gateway's logger. klog's logger is process-wide; the gateway is the
+	// process.
+	klog.SetSlogLogger(log.With(slog.String("subsystem", "client-go")))
 	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
 	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),

@@ -522,6 +522,7 @@ type Target struct {
 // DNS re-resolution does. An endpoint left out gets no new requests; the
 // requests in flight to it finish.
 func (p *Pool) SetEndpoints(ts []Target) {
+	p.mu.Lock()
 	old := map[string]*Endpoint{}
 	for _, e := range p.all.Load().eps {
 		old[e.Addr] = e
@@ -541,7 +542,6 @@ func (p *Pool) SetEndpoints(ts []Target) {
 		eps = append(eps, e)
 	}
 	slices.SortFunc(eps, func(a, b *Endpoint) int { return strings.Compare(a.Addr, b.Addr) })
-	p.mu.Lock()
 	for _, e := range eps {
 		e.draining.Store(draining[e.Addr])
 	}
