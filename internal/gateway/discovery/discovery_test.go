@@ -4,18 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // ep is an endpoint of a test slice: its IP and conditions ("ready",
@@ -388,4 +393,99 @@ func TestConnectOutsideClusterWithoutKubeconfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pass --kubeconfig (FLOTILLA_KUBECONFIG) or set KUBECONFIG") {
 		t.Errorf("Connect() error = %v, want one saying how to point at a cluster", err)
 	}
+}
+
+// TestWatchFailureKeepsEndpoints: while the API server's watch fails the
+// subscribers keep the endpoints last listed, the synced metric is 0 and a
+// log line says so; once the watch works again and makes progress, the
+// metric is 1 again and changes flow.
+func TestWatchFailureKeepsEndpoints(t *testing.T) {
+	http := map[string]int32{"http": 8080}
+	client := fake.NewClientset(slice("ns", "web-a", "web", http, ep{"10.0.0.1", "ready"}))
+	var failing atomic.Bool
+	failing.Store(true)
+	client.PrependWatchReactor("endpointslices", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if failing.Load() {
+			return true, nil, errors.New("connection reset by peer")
+		}
+		return false, nil, nil
+	})
+	var logs syncBuffer
+	w := New(Options{Connect: func() (kubernetes.Interface, string, error) { return client, "ns", nil },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer w.Close()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(w)
+	synced := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	var web recorder
+	stop, err := w.Subscribe(Key{Service: "web", Port: "http"}, web.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitFor(t, &web, "10.0.0.1:8080")
+	eventually(t, "the synced metric at 0 while the watch fails", func() error {
+		if v := synced(); v != 0 {
+			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
+		}
+		if !strings.Contains(logs.String(), "serving the last known endpoints") {
+			return errors.New("no log line")
+		}
+		return nil
+	})
+	if got := web.get(); got != "10.0.0.1:8080" {
+		t.Errorf("endpoints while the watch fails = %q, want the last known", got)
+	}
+	failing.Store(false)
+	es := slice("ns", "web-b", "web", http, ep{"10.0.0.2", "ready"})
+	es.ResourceVersion = "7" // the fake API server keeps no versions: progress shows as this one
+	eventually(t, "the watch back", func() error {
+		// Created until the informer, watching again, sees it.
+		if _, err := client.DiscoveryV1().EndpointSlices("ns").Get(context.Background(), "web-b", metav1.GetOptions{}); err != nil {
+			if _, err := client.DiscoveryV1().EndpointSlices("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+		}
+		if got := web.get(); got != "10.0.0.1:8080,10.0.0.2:8080" {
+			return fmt.Errorf("endpoints %q", got)
+		}
+		return nil
+	})
+	eventually(t, "the synced metric back at 1", func() error {
+		if v := synced(); v != 1 {
+			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
+		}
+		return nil
+	})
+	if !strings.Contains(logs.String(), "the API server watch recovered") {
+		t.Errorf("logs = %s, want the recovery", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
