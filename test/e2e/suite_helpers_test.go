@@ -97,8 +97,8 @@ func deploySystem(t *testing.T) *system {
 	s.counter = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "counter-nodeport", 5000))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo-nodeport", 8080))
 	s.gatewayTLS = fmt.Sprintf("https://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 443))
-	// kube-proxy programs the NodePorts, and the gateway resolves its
-	// backends, a moment after the objects exist.
+	// kube-proxy programs the NodePorts, and the gateway learns its
+	// backends' endpoints, a moment after the objects exist.
 	for _, u := range []string{s.counter + "/", s.demo + "/ping", s.gateway + "/counter", s.gateway + "/demo/ping"} {
 		waitOK(t, u, "")
 	}
