@@ -141,7 +141,8 @@ type BackendTLS struct {
 	CAFile string `yaml:"caFile" json:"caFile,omitempty"`
 	// ServerName is sent as SNI and must match the upstream's certificate
 	// (default: the host of the address dialled; for an address given as a
-	// DNS name, that name, also after it resolved to IPs).
+	// DNS name, that name, also after it resolved to IPs; for kubernetes
+	// discovery, <service>.<namespace>.svc).
 	ServerName string `yaml:"serverName" json:"serverName,omitempty"`
 	// CertFile and KeyFile are a PEM client certificate and its key, for
 	// upstreams that require mutual TLS (default none). Both or neither.
