@@ -164,8 +164,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	defer gw.Close()
 	// Listen once the EndpointSlices are listed, so that the first
 	// requests find the endpoints; when the API server does not answer,
-	// serve anyway (those backends answer 503 until it does).
-	syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+	// serve anyway (those backends answer 503 until it does). 10s stays
+	// well inside the liveness probe's patience (3 × 10s), which cannot
+	// reach the admin port before it listens.
+	syncCtx, cancelSync := context.WithTimeout(ctx, 10*time.Second)
 	if err := disc.WaitSynced(syncCtx); err != nil {
 		log.Warn("serving before the endpoints are known", slog.String("error", err.Error()))
 	}
