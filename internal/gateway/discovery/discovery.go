@@ -31,10 +31,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	informers "k8s.io/client-go/informers/discovery/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
+
+// Client is what discovery needs of the API server: listing and
+// watching a namespace's EndpointSlices. NewClient makes one from a
+// rest.Config. It is this small, and not client-go's Clientset, because
+// the Clientset links every API group's types and clients into the
+// binary (36 MB more); tests adapt a fake Clientset to it.
+type Client interface {
+	ListEndpointSlices(ctx context.Context, namespace string, opts metav1.ListOptions) (*discoveryv1.EndpointSliceList, error)
+	WatchEndpointSlices(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error)
+}
 
 // Endpoint is one address of a Service port.
 type Endpoint struct {
@@ -66,7 +76,7 @@ type Options struct {
 	// none (the gateway's own). It is called on the first Subscribe; an
 	// error is returned from Subscribe and Connect is tried again on the
 	// next one.
-	Connect func() (client kubernetes.Interface, namespace string, err error)
+	Connect func() (client Client, namespace string, err error)
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
@@ -76,7 +86,7 @@ type Watcher struct {
 	opts Options
 
 	mu     sync.Mutex // guards the fields below and every space's subs
-	client kubernetes.Interface
+	client Client
 	ownNS  string
 	spaces map[string]*space
 	closed bool
@@ -174,14 +184,24 @@ func (w *Watcher) unsubscribe(sp *space, s *sub) {
 
 // start creates and runs the informer of ns. w.mu is held.
 func (w *Watcher) start(ns string) *space {
-	inf := informers.NewFilteredEndpointSliceInformer(w.client, ns, 0,
+	client := w.client
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = discoveryv1.LabelServiceName // the label exists
+			return client.ListEndpointSlices(ctx, ns, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = discoveryv1.LabelServiceName
+			return client.WatchEndpointSlices(ctx, ns, o)
+		},
+	}, client)
+	inf := cache.NewSharedIndexInformer(lw, &discoveryv1.EndpointSlice{}, 0,
 		cache.Indexers{serviceIndex: func(obj any) ([]string, error) {
 			if es, ok := obj.(*discoveryv1.EndpointSlice); ok && es.Labels[discoveryv1.LabelServiceName] != "" {
 				return []string{es.Labels[discoveryv1.LabelServiceName]}, nil
 			}
 			return nil, nil
-		}},
-		func(o *metav1.ListOptions) { o.LabelSelector = discoveryv1.LabelServiceName }) // the label exists
+		}})
 	ctx, cancel := context.WithCancel(context.Background())
 	sp := &space{ns: ns, informer: inf, subs: map[*sub]struct{}{}, cancel: cancel, done: make(chan struct{}),
 		log: w.opts.Logger.With(slog.String("namespace", ns))}

@@ -194,9 +194,23 @@ func waitFor(t *testing.T, r *recorder, want string) {
 	})
 }
 
+// clientset adapts client-go's (fake) Clientset to Client.
+type clientset struct{ kubernetes.Interface }
+
+func (c clientset) ListEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
+}
+
+func (c clientset) WatchEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
+}
+
+// IsWatchListSemanticsUnSupported: the fake lists, then watches.
+func (c clientset) IsWatchListSemanticsUnSupported() bool { return true }
+
 func newWatcher(t *testing.T, client kubernetes.Interface) *Watcher {
 	t.Helper()
-	w := New(Options{Connect: func() (kubernetes.Interface, string, error) { return client, "ns", nil }})
+	w := New(Options{Connect: func() (Client, string, error) { return clientset{client}, "ns", nil }})
 	t.Cleanup(w.Close)
 	return w
 }
@@ -332,7 +346,7 @@ func TestSubscribeSeesExistingSlices(t *testing.T) {
 
 func TestSubscribeConnectError(t *testing.T) {
 	calls := 0
-	w := New(Options{Connect: func() (kubernetes.Interface, string, error) {
+	w := New(Options{Connect: func() (Client, string, error) {
 		calls++
 		return nil, "", errors.New("no kubeconfig")
 	}})
@@ -411,7 +425,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 		return false, nil, nil
 	})
 	var logs syncBuffer
-	w := New(Options{Connect: func() (kubernetes.Interface, string, error) { return client, "ns", nil },
+	w := New(Options{Connect: func() (Client, string, error) { return clientset{client}, "ns", nil },
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	reg := prometheus.NewPedanticRegistry()
