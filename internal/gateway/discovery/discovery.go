@@ -61,7 +61,8 @@ type Endpoint struct {
 
 // Key names what a subscription watches.
 type Key struct {
-	// Namespace of the Service ("": Options.Namespace, the gateway's own).
+	// Namespace of the Service ("": the namespace Options.Connect returns,
+	// the gateway's own).
 	Namespace string
 	// Service name.
 	Service string
