@@ -23,11 +23,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 	"github.com/flotilla-dev/flotilla/internal/httpserver/h1"
 	"github.com/flotilla-dev/flotilla/internal/memlimit"
@@ -47,6 +49,7 @@ type gatewayConfig struct {
 	watch        bool
 	maxBodyBytes int64
 	trusted      []string
+	kubeconfig   string
 	server       httpserver.Options
 }
 
@@ -115,6 +118,7 @@ serving.`,
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "write one JSON access log line per request to stdout")
 	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
+	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for backends with kubernetes discovery when running outside the cluster (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)")
 	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
 	cfg.server.Flags(fs)
 	cfg.server.EdgeFlags(fs)
@@ -135,8 +139,18 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if err != nil {
 		return usage(flagenv.Errorf("trusted-proxies", "%v", err))
 	}
+	// Kubernetes discovery connects to the API server on the first
+	// backend that names a Service (backends[].kubernetes), at start-up
+	// or on a reload; its informers are shared by every reload.
+	// client-go logs through klog (to stderr, not JSON): send it to the
+	// gateway's logger. klog's logger is process-wide; the gateway is the
+	// process.
+	klog.SetSlogLogger(log.With(slog.String("subsystem", "client-go")))
+	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
+	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
-		TrustedProxies: trusted}
+		TrustedProxies: trusted, Endpoints: disc}
+	opts.Registry.MustRegister(disc)
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
 	}
@@ -148,6 +162,16 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		return err
 	}
 	defer gw.Close()
+	// Listen once the EndpointSlices are listed, so that the first
+	// requests find the endpoints; when the API server does not answer,
+	// serve anyway (those backends answer 503 until it does). 10s stays
+	// well inside the liveness probe's patience (3 × 10s), which cannot
+	// reach the admin port before it listens.
+	syncCtx, cancelSync := context.WithTimeout(ctx, 10*time.Second)
+	if err := disc.WaitSynced(syncCtx); err != nil {
+		log.Warn("serving before the endpoints are known", slog.String("error", err.Error()))
+	}
+	cancelSync()
 
 	ln, err := listenData(ctx, cfg.addr, cfg.tlsAddr, opts.TLS)
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -191,30 +193,137 @@ func TestValidateCatches(t *testing.T) {
 			want: "volume host is a hostPath",
 		},
 		{
-			name: "gateway backend through a ClusterIP Service",
+			name: "gateway backend through DNS",
 			mutate: func(objs []object) []object {
 				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
-				cm.Data["gateway.yaml"] = strings.ReplaceAll(cm.Data["gateway.yaml"], "counter-headless:8080", "counter:8080")
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "kubernetes: {service: counter, port: http}", `addresses: ["counter-headless:8080"]`, 1)
+				return objs
+			},
+			want: "backend counter lists addresses; want kubernetes: {service, port}",
+		},
+		{
+			name: "gateway backend through a ClusterIP Service's DNS name",
+			mutate: func(objs []object) []object {
+				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "kubernetes: {service: counter, port: http}", `addresses: ["counter:8080"]`, 1)
 				return objs
 			},
 			want: `backend counter address "counter:8080": Service counter is not headless`,
 		},
 		{
-			name: "gateway routes that do not load",
+			name: "DNS backend with a rollout faster than its discovery",
 			mutate: func(objs []object) []object {
 				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
-				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "backends: [{name: demo}]", "backends: [{name: demo-v9}]", 1)
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "kubernetes: {service: demo, port: http}", `addresses: ["demo-headless:8080"]`+"\n    resolveInterval: 2s", 1)
 				return objs
 			},
-			want: "ConfigMap gateway key gateway.yaml:",
+			want: "Deployment flotilla/demo: minReadySeconds 0 is below the 34s the gateway may take to discover a new pod",
 		},
 		{
-			name: "rollout faster than the gateway's discovery",
+			name: "gateway backend on a missing Service",
 			mutate: func(objs []object) []object {
-				deploy(objs, "demo").Spec.MinReadySeconds = 5
+				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "service: counter,", "service: flask-app,", 1)
 				return objs
 			},
-			want: "Deployment flotilla/demo: minReadySeconds 5 is below the 34s the gateway may take to discover a new pod",
+			want: `backend counter: no Service flask-app in namespace "flotilla"`,
+		},
+		{
+			name: "gateway backend on a port the Service lacks",
+			mutate: func(objs []object) []object {
+				cm := find[*corev1.ConfigMap](objs, "ConfigMap", "flotilla", "gateway")
+				cm.Data["gateway.yaml"] = strings.Replace(cm.Data["gateway.yaml"], "service: counter, port: http", "service: counter, port: web", 1)
+				return objs
+			},
+			want: `backend counter: Service counter has no port "web"`,
+		},
+		{
+			name: "gateway without its RoleBinding",
+			mutate: func(objs []object) []object {
+				return slices.DeleteFunc(objs, func(o object) bool { return o.Kind == "RoleBinding" })
+			},
+			want: `backend counter: service account gateway may not list EndpointSlices in namespace "flotilla"`,
+		},
+		{
+			name: "gateway without a token",
+			mutate: func(objs []object) []object {
+				no := false
+				deploy(objs, "gateway").Spec.Template.Spec.AutomountServiceAccountToken = &no
+				return objs
+			},
+			want: "backend counter uses kubernetes discovery, but the pod mounts no service account token",
+		},
+		{
+			name: "Role grants another resource",
+			mutate: func(objs []object) []object {
+				r := find[*rbacv1.Role](objs, "Role", "flotilla", "gateway-endpointslices")
+				r.Rules = append(r.Rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+				return objs
+			},
+			want: `Role flotilla/gateway-endpointslices: rule 1 grants apiGroups [""] resources ["secrets"]; want only [discovery.k8s.io] [endpointslices]`,
+		},
+		{
+			name: "Role grants writes",
+			mutate: func(objs []object) []object {
+				r := find[*rbacv1.Role](objs, "Role", "flotilla", "gateway-endpointslices")
+				r.Rules[0].Verbs = append(r.Rules[0].Verbs, "delete")
+				return objs
+			},
+			want: `Role flotilla/gateway-endpointslices: rule 0 grants verb "delete"; want only get, list, watch`,
+		},
+		{
+			name: "Role grants everything",
+			mutate: func(objs []object) []object {
+				r := find[*rbacv1.Role](objs, "Role", "flotilla", "gateway-endpointslices")
+				r.Rules[0].Resources = []string{"*"}
+				return objs
+			},
+			want: `rule 0 grants apiGroups ["discovery.k8s.io"] resources ["*"]`,
+		},
+		{
+			name: "ClusterRole",
+			yaml: func(b []byte) []byte {
+				return append(b, []byte("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\nrules: []\n")...)
+			},
+			want: "ClusterRole",
+		},
+		{
+			name: "RoleBinding to a user",
+			mutate: func(objs []object) []object {
+				rb := find[*rbacv1.RoleBinding](objs, "RoleBinding", "flotilla", "gateway-endpointslices")
+				rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: "User", Name: "alice"})
+				return objs
+			},
+			want: "binds User flotilla/alice, not a service account of the render",
+		},
+		{
+			name: "service account that mounts its token everywhere",
+			mutate: func(objs []object) []object {
+				find[*corev1.ServiceAccount](objs, "ServiceAccount", "flotilla", "gateway").AutomountServiceAccountToken = nil
+				return objs
+			},
+			want: "ServiceAccount flotilla/gateway: mounts its token in every pod that uses it",
+		},
+		{
+			name: "token on an app pod",
+			mutate: func(objs []object) []object {
+				yes := true
+				s := &deploy(objs, "counter").Spec.Template.Spec
+				s.ServiceAccountName, s.AutomountServiceAccountToken = "gateway", &yes
+				return objs
+			},
+			want: "Deployment flotilla/counter: mounts the token of service account gateway; only the gateway needs the API",
+		},
+		{
+			name: "gateway cut off from the API server",
+			mutate: func(objs []object) []object {
+				np := find[*networkingv1.NetworkPolicy](objs, "NetworkPolicy", "flotilla", "gateway")
+				np.Spec.Egress = slices.DeleteFunc(np.Spec.Egress, func(r networkingv1.NetworkPolicyEgressRule) bool {
+					return slices.ContainsFunc(r.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.IntValue() == 6443 })
+				})
+				return objs
+			},
+			want: "NetworkPolicies keep the gateway from the API server (TCP 443)",
 		},
 		{
 			name: "admin API on loopback",

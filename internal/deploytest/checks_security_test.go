@@ -35,6 +35,9 @@ var prometheus = peer{name: "Prometheus", ns: "monitoring", nsLabels: map[string
 
 var world = peer{name: "the world", world: true}
 
+// apiServer is the API server: outside the pod network, like the world.
+var apiServer = peer{name: "the API server", world: true}
+
 // ingressController is ingress-nginx as docs/deploy.md says to admit it.
 var ingressController = peer{name: "the ingress controller", ns: "ingress-nginx", nsLabels: map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"},
 	labels: map[string]string{"app.kubernetes.io/name": "ingress-nginx"}}
@@ -252,6 +255,14 @@ func checkNetworkPolicies(objs []object, ws []workload, fail failFunc) {
 			}
 			if !admitsEgress(objs, w, dns, corev1.ProtocolUDP, 53, "") {
 				fail(w.obj, "NetworkPolicies keep the gateway from DNS (UDP 53): it resolves its backends")
+			}
+			// The API server's address is the cluster's: the rule may name
+			// no peer, but must open its ports (443 before kube-proxy's
+			// DNAT, 6443 after it with kubeadm, kind, minikube).
+			for _, port := range []int32{443, 6443} {
+				if !admitsEgress(objs, w, apiServer, corev1.ProtocolTCP, port, "") {
+					fail(w.obj, "NetworkPolicies keep the gateway from the API server (TCP %d): it watches its backends' EndpointSlices", port)
+				}
 			}
 		case "counter", "demo":
 			for _, from := range ws {

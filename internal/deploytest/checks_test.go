@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -81,6 +82,7 @@ func validate(objs []object) []error {
 	checkSecrets(objs, ws, fail)
 	checkMountedObjects(objs, ws, fail)
 	checkGateways(objs, ws, fail)
+	checkRBAC(objs, fail)
 	checkIngresses(objs, fail)
 	return errs
 }
@@ -94,8 +96,11 @@ func checkPod(w workload, fail failFunc) {
 		fail(o, "uses the host's network, PID or IPC namespace")
 	}
 	if s.AutomountServiceAccountToken == nil || *s.AutomountServiceAccountToken {
-		if s.ServiceAccountName == "" {
+		switch {
+		case s.ServiceAccountName == "":
 			fail(o, "mounts the default service account token; set automountServiceAccountToken: false")
+		case w.labels["app.kubernetes.io/name"] != "gateway":
+			fail(o, "mounts the token of service account %s; only the gateway needs the API (EndpointSlices)", s.ServiceAccountName)
 		}
 	}
 	for _, v := range s.Volumes {
@@ -620,6 +625,13 @@ func checkGateways(objs []object, ws []workload, fail failFunc) {
 				continue
 			}
 			for _, b := range cfg.Backends {
+				if b.Kubernetes != nil {
+					checkBackendService(objs, ws, w, b, fail)
+					continue
+				}
+				// The shipped configs watch EndpointSlices: DNS answers are
+				// cached up to dnsTTL, which rollouts would have to wait out.
+				fail(w.obj, "backend %s lists addresses; want kubernetes: {service, port} (EndpointSlices, no DNS cache)", b.Name)
 				for _, addr := range b.Addresses {
 					checkBackendAddress(objs, ws, w.obj, b, addr, fail)
 				}
@@ -762,6 +774,137 @@ func checkBackendAddress(objs []object, ws []workload, gw object, b gwconfig.Bac
 		}
 		if d, ok := t.obj.Obj.(*appsv1.Deployment); ok && time.Duration(d.Spec.MinReadySeconds)*time.Second < discovery {
 			fail(t.obj, "minReadySeconds %d is below the %s the gateway may take to discover a new pod (DNS TTL %s + resolve interval + health check): a rollout could retire every pod the gateway knows", d.Spec.MinReadySeconds, discovery, dnsTTL)
+		}
+	}
+}
+
+// checkBackendService: a backend with kubernetes discovery names a Service
+// of the render with that port, whose pods listen on it, and the gateway
+// pod may watch EndpointSlices in the Service's namespace.
+func checkBackendService(objs []object, ws []workload, gw workload, b gwconfig.Backend, fail failFunc) {
+	k := b.Kubernetes
+	ns := k.Namespace
+	if ns == "" {
+		ns = gw.obj.Namespace
+	}
+	svc := find[*corev1.Service](objs, "Service", ns, k.Service)
+	if svc == nil {
+		fail(gw.obj, "backend %s: no Service %s in namespace %q", b.Name, k.Service, ns)
+		return
+	}
+	var target *intstr.IntOrString
+	for _, p := range svc.Spec.Ports {
+		if p.Name == k.Port || (p.TargetPort.Type == intstr.Int && strconv.Itoa(p.TargetPort.IntValue()) == k.Port) ||
+			(p.TargetPort.Type == intstr.String && p.TargetPort.StrVal == "" && strconv.Itoa(int(p.Port)) == k.Port) {
+			tp := p.TargetPort
+			if tp.Type == intstr.String && tp.StrVal == "" {
+				tp = intstr.FromInt32(p.Port)
+			}
+			target = &tp
+		}
+	}
+	if target == nil {
+		fail(gw.obj, "backend %s: Service %s has no port %q (by name, or target port number)", b.Name, k.Service, k.Port)
+		return
+	}
+	pods := selected(svc.Spec.Selector, ns, ws)
+	if len(pods) == 0 {
+		fail(gw.obj, "backend %s: Service %s selects no workload of the render", b.Name, k.Service)
+	}
+	for _, t := range pods {
+		if !containerPort(t, *target) {
+			fail(gw.obj, "backend %s: %s does not listen on port %s of Service %s", b.Name, t.obj, target.String(), k.Service)
+		}
+	}
+	s := gw.spec
+	if s.ServiceAccountName == "" || s.AutomountServiceAccountToken == nil || !*s.AutomountServiceAccountToken {
+		fail(gw.obj, "backend %s uses kubernetes discovery, but the pod mounts no service account token (serviceAccountName and automountServiceAccountToken: true)", b.Name)
+		return
+	}
+	for _, verb := range []string{"get", "list", "watch"} {
+		if !mayEndpointSlices(objs, ns, gw.obj.Namespace, s.ServiceAccountName, verb) {
+			fail(gw.obj, "backend %s: service account %s may not %s EndpointSlices in namespace %q (a Role and RoleBinding there)", b.Name, s.ServiceAccountName, verb, ns)
+		}
+	}
+}
+
+// mayEndpointSlices: does a RoleBinding in ns give service account sa of
+// saNS a Role of ns that allows verb on endpointslices.discovery.k8s.io?
+func mayEndpointSlices(objs []object, ns, saNS, sa, verb string) bool {
+	for _, o := range objs {
+		rb, ok := o.Obj.(*rbacv1.RoleBinding)
+		if !ok || o.Namespace != ns || rb.RoleRef.Kind != "Role" {
+			continue
+		}
+		bound := slices.ContainsFunc(rb.Subjects, func(s rbacv1.Subject) bool {
+			return s.Kind == "ServiceAccount" && s.Name == sa && subjectNamespace(s, o.Namespace) == saNS
+		})
+		role := find[*rbacv1.Role](objs, "Role", ns, rb.RoleRef.Name)
+		if !bound || role == nil {
+			continue
+		}
+		for _, r := range role.Rules {
+			if slices.Contains(r.APIGroups, "discovery.k8s.io") && slices.Contains(r.Resources, "endpointslices") && slices.Contains(r.Verbs, verb) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// subjectNamespace is s's namespace as the authorizer sees it: the
+// binding's when s names none. A Helm render names no namespace on its
+// objects, the release's on subjects: then it is the objects' "".
+func subjectNamespace(s rbacv1.Subject, bindingNS string) string {
+	if s.Namespace == "" || bindingNS == "" {
+		return bindingNS
+	}
+	return s.Namespace
+}
+
+// checkRBAC: least privilege. The only grant the manifests make is the
+// gateway's get, list and watch on EndpointSlices, namespaced: no
+// ClusterRole or ClusterRoleBinding, no other resource or verb, no
+// wildcard, bindings only to service accounts of the render, and service
+// accounts that mount no token unless the pod asks.
+func checkRBAC(objs []object, fail failFunc) {
+	allowed := []string{"get", "list", "watch"}
+	for _, o := range objs {
+		switch v := o.Obj.(type) {
+		case *rbacv1.Role:
+			if len(v.Rules) == 0 {
+				fail(o, "grants nothing")
+			}
+			for i, r := range v.Rules {
+				if !slices.Equal(r.APIGroups, []string{"discovery.k8s.io"}) || !slices.Equal(r.Resources, []string{"endpointslices"}) {
+					fail(o, "rule %d grants apiGroups %q resources %q; want only [discovery.k8s.io] [endpointslices]", i, r.APIGroups, r.Resources)
+				}
+				for _, verb := range r.Verbs {
+					if !slices.Contains(allowed, verb) {
+						fail(o, "rule %d grants verb %q; want only get, list, watch", i, verb)
+					}
+				}
+				if len(r.NonResourceURLs) > 0 {
+					fail(o, "rule %d grants non-resource URLs %q", i, r.NonResourceURLs)
+				}
+			}
+		case *rbacv1.RoleBinding:
+			if v.RoleRef.Kind != "Role" || find[*rbacv1.Role](objs, "Role", o.Namespace, v.RoleRef.Name) == nil {
+				fail(o, "binds %s %s, which is not a Role of the render in its namespace", v.RoleRef.Kind, v.RoleRef.Name)
+			}
+			for _, s := range v.Subjects {
+				ns := s.Namespace
+				if ns == "" || o.Namespace == "" { // a Helm render: objects name no namespace
+					ns = o.Namespace
+				}
+				if s.Kind != "ServiceAccount" || find[*corev1.ServiceAccount](objs, "ServiceAccount", ns, s.Name) == nil {
+					fail(o, "binds %s %s/%s, not a service account of the render", s.Kind, ns, s.Name)
+				}
+			}
+		case *corev1.ServiceAccount:
+			if v.AutomountServiceAccountToken == nil || *v.AutomountServiceAccountToken {
+				fail(o, "mounts its token in every pod that uses it; set automountServiceAccountToken: false (the pod that needs it asks)")
+			}
 		}
 	}
 }

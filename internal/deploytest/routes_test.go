@@ -98,6 +98,9 @@ func realGatewayData(t *testing.T, path string, data []byte, versions map[string
 		}
 		srv.Start()
 		t.Cleanup(srv.Close)
+		// The shipped backends watch EndpointSlices; here a test server
+		// stands in for the Service's pods.
+		cfg.Backends[i].Kubernetes = nil
 		cfg.Backends[i].Addresses = []string{strings.TrimPrefix(srv.URL, "http://")}
 		ups[b.Name] = u
 	}

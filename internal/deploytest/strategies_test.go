@@ -41,8 +41,9 @@ func TestStrategyOverlays(t *testing.T) {
 			selects:     []string{"demo"},
 			check: func(t *testing.T, objs []object) {
 				d := find[*appsv1.Deployment](objs, "Deployment", "flotilla-ramped", "demo")
-				if ru := d.Spec.Strategy.RollingUpdate; d.Spec.MinReadySeconds != 40 || ru == nil || ru.MaxSurge.String() != "1" || ru.MaxUnavailable.String() != "0" {
-					t.Errorf("demo minReadySeconds %d, strategy %+v; want 40, maxSurge 1, maxUnavailable 0", d.Spec.MinReadySeconds, ru)
+				// No minReadySeconds: the gateway watches EndpointSlices.
+				if ru := d.Spec.Strategy.RollingUpdate; d.Spec.MinReadySeconds != 0 || ru == nil || ru.MaxSurge.String() != "1" || ru.MaxUnavailable.String() != "0" {
+					t.Errorf("demo minReadySeconds %d, strategy %+v; want 0, maxSurge 1, maxUnavailable 0", d.Spec.MinReadySeconds, ru)
 				}
 			},
 		},

@@ -52,11 +52,14 @@ func (v adminView) Routes() any {
 
 // BackendInfo is one backend as the admin API shows it.
 type BackendInfo struct {
-	Name      string                  `json:"name"`
-	Policy    string                  `json:"policy"`
-	Protocol  string                  `json:"protocol"`
-	Addresses []string                `json:"addresses"`
-	Endpoints []backend.EndpointState `json:"endpoints"`
+	Name      string   `json:"name"`
+	Policy    string   `json:"policy"`
+	Protocol  string   `json:"protocol"`
+	Addresses []string `json:"addresses"`
+	// Kubernetes is the Service the endpoints come from, for backends
+	// with kubernetes discovery.
+	Kubernetes *config.KubernetesService `json:"kubernetes,omitempty"`
+	Endpoints  []backend.EndpointState   `json:"endpoints"`
 }
 
 func (v adminView) Backends() any {
@@ -64,7 +67,7 @@ func (v adminView) Backends() any {
 	out := []BackendInfo{}
 	for _, b := range st.cfg.Backends {
 		p := st.pools[b.Name]
-		out = append(out, BackendInfo{Name: b.Name, Policy: b.Balance.Policy, Protocol: b.Protocol, Addresses: b.Addresses, Endpoints: p.Snapshot()})
+		out = append(out, BackendInfo{Name: b.Name, Policy: b.Balance.Policy, Protocol: b.Protocol, Addresses: b.Addresses, Kubernetes: b.Kubernetes, Endpoints: p.Snapshot()})
 	}
 	return out
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
 	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
 	"github.com/flotilla-dev/flotilla/internal/gateway/ratelimit"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
@@ -70,7 +71,20 @@ type Options struct {
 	// TLS, when set, serves the HTTPS listener: every config load loads
 	// its tls section into it, and fails when the files do not load.
 	TLS *tlsconf.Store
+	// Endpoints feeds the backends that name a Kubernetes Service
+	// (backends[].kubernetes), usually a *discovery.Watcher shared by
+	// every reload (default nil: a config with such a backend fails to
+	// load).
+	Endpoints EndpointSource
 }
+
+// EndpointSource is Kubernetes discovery as the gateway uses it: fn gets
+// the Service port's endpoints now and after every change, until stop.
+type EndpointSource interface {
+	Subscribe(key discovery.Key, fn func([]discovery.Endpoint)) (stop func(), err error)
+}
+
+var _ EndpointSource = (*discovery.Watcher)(nil)
 
 // Gateway is a running gateway. Its handler is Handler; its admin API is
 // AdminHandler. Close stops it.
@@ -87,7 +101,8 @@ type Gateway struct {
 
 	state atomic.Pointer[state]
 
-	mu      sync.Mutex // serialises Reload, SetWeights and Close
+	mu      sync.Mutex               // serialises Reload, SetWeights and Close
+	unsub   map[*backend.Pool]func() // discovery subscriptions by pool; g.mu
 	status  ReloadStatus
 	fileSum []byte // of the config file content last loaded
 	closed  bool
@@ -154,7 +169,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	upgrade := newTransport(false)
 	upgrade.DisableKeepAlives = true
 	g := &Gateway{opts: opts, log: opts.Logger, h1: &proxy.H1{Fallback: newTransport(false), Upgrade: upgrade}, h2c: newTransport(true),
-		pol: policies{local: ratelimit.NewLocal(MaxLocalRateLimitKeys)}}
+		pol: policies{local: ratelimit.NewLocal(MaxLocalRateLimitKeys)}, unsub: map[*backend.Pool]func(){}}
 	if opts.AccessLog != nil {
 		g.access = newAccessLog(opts.AccessLog, time.Second)
 	}
@@ -227,7 +242,7 @@ func (g *Gateway) Close() {
 	g.proxy.Close()
 	if st := g.state.Load(); st != nil {
 		for _, p := range st.pools {
-			p.Close()
+			g.closePool(p)
 		}
 	}
 	for _, m := range g.pol.methods {
@@ -397,13 +412,21 @@ func (g *Gateway) swap(cfg *config.Config) error {
 		case config.ProtocolHTTPS, config.ProtocolH2:
 			own, err := newTLSTransport(b)
 			if err != nil {
-				closeNew(pools, old)
+				g.closeNew(pools, old)
 				pb.abort()
 				return err
 			}
 			opts.OwnTransport = own
 		}
-		pools[b.Name] = backend.New(b, opts)
+		p := backend.New(b, opts)
+		pools[b.Name] = p
+		if b.Kubernetes != nil {
+			if err := g.subscribe(p); err != nil {
+				g.closeNew(pools, old)
+				pb.abort()
+				return fmt.Errorf("backends[%d].kubernetes (backend %q): %w", i, b.Name, err)
+			}
+		}
 	}
 	st := &state{cfg: cfg, table: table, paths: route.PathOptionsFrom(cfg.Defaults.Paths), pools: pools}
 	for _, rt := range table.Routes() {
@@ -411,22 +434,55 @@ func (g *Gateway) swap(cfg *config.Config) error {
 	}
 	g.state.Store(st)
 	pb.commit()
+	// Old pools go after the new ones subscribed: a namespace still
+	// watched keeps its informer.
 	if old != nil {
 		for name, p := range old.pools {
 			if pools[name] != p {
-				p.Close()
+				g.closePool(p)
 			}
 		}
 	}
 	return nil
 }
 
+// subscribe feeds p, a backend with kubernetes discovery, from
+// Options.Endpoints until closePool. g.mu is held.
+func (g *Gateway) subscribe(p *backend.Pool) error {
+	if g.opts.Endpoints == nil {
+		return errors.New("this gateway has no Kubernetes API client: run `flotilla gateway` in a cluster or with --kubeconfig")
+	}
+	k := p.Config.Kubernetes
+	stop, err := g.opts.Endpoints.Subscribe(discovery.Key{Namespace: k.Namespace, Service: k.Service, Port: k.Port}, func(eps []discovery.Endpoint) {
+		ts := make([]backend.Target, len(eps))
+		for i, e := range eps {
+			ts[i] = backend.Target{Addr: e.Addr, Host: e.Host, Draining: e.Draining}
+		}
+		p.SetEndpoints(ts)
+	})
+	if err != nil {
+		return err
+	}
+	g.unsub[p] = stop
+	return nil
+}
+
+// closePool ends p's discovery subscription, if any, and closes it.
+// g.mu is held.
+func (g *Gateway) closePool(p *backend.Pool) {
+	if stop := g.unsub[p]; stop != nil {
+		stop()
+		delete(g.unsub, p)
+	}
+	p.Close()
+}
+
 // closeNew closes the pools of a swap that failed, except those kept from
-// the old state.
-func closeNew(pools map[string]*backend.Pool, old *state) {
+// the old state. g.mu is held.
+func (g *Gateway) closeNew(pools map[string]*backend.Pool, old *state) {
 	for name, p := range pools {
 		if old == nil || old.pools[name] != p {
-			p.Close()
+			g.closePool(p)
 		}
 	}
 }

@@ -772,8 +772,8 @@ routes: [{name: r, backends: [{name: b}], retries: {attempts: 1, backoff: 1ms}}]
 			t.Errorf("dead endpoint state = %+v, want ejected", e)
 		}
 	}
-	if n := testutil.CollectAndCount(f.reg, "flotilla_gateway_backend_endpoints"); n != 3 {
-		t.Errorf("flotilla_gateway_backend_endpoints series = %d, want 3", n)
+	if n := testutil.CollectAndCount(f.reg, "flotilla_gateway_backend_endpoints"); n != 4 {
+		t.Errorf("flotilla_gateway_backend_endpoints series = %d, want 4", n)
 	}
 }
 

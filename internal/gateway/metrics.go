@@ -126,7 +126,7 @@ func (rm *routeMetrics) observe(code int, seconds float64) {
 
 var (
 	endpointsDesc = prometheus.NewDesc("flotilla_gateway_backend_endpoints",
-		"Endpoints of a backend by state: available (gets traffic), unhealthy (failing active checks) or ejected (passive detection).",
+		"Endpoints of a backend by state: available (gets traffic), unhealthy (failing active checks), ejected (passive detection) or draining (terminating, per Kubernetes discovery: no new requests while another endpoint is ready).",
 		[]string{"backend", "state"}, nil)
 	inFlightDesc = prometheus.NewDesc("flotilla_gateway_backend_in_flight_requests",
 		"Requests in flight to a backend's endpoints.", []string{"backend"}, nil)
@@ -147,12 +147,14 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for name, p := range st.pools {
-		var avail, unhealthy, ejected, inflight float64
+		var avail, unhealthy, ejected, draining, inflight float64
 		for _, e := range p.Snapshot() {
 			inflight += float64(e.InFlight)
 			switch {
 			case e.Available:
 				avail++
+			case e.Draining && e.Healthy:
+				draining++
 			case !e.Healthy:
 				unhealthy++
 			default:
@@ -162,6 +164,7 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, avail, name, "available")
 		ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, unhealthy, name, "unhealthy")
 		ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, ejected, name, "ejected")
+		ch <- prometheus.MustNewConstMetric(endpointsDesc, prometheus.GaugeValue, draining, name, "draining")
 		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, inflight, name)
 	}
 }

@@ -64,11 +64,10 @@ func TestHelm(t *testing.T) {
 	run("install", "flotilla", "../../deploy/helm/flotilla", "-f", "../../deploy/helm/values-local.yaml", "--wait", "--timeout", "5m")
 	gw := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 80))
 	counter := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-counter", 5000))
-	// `helm install --wait` returns when the pods are ready, but the
-	// gateway is ready before it has resolved its backends (the headless
-	// Services' names fail to resolve, or resolve empty, for a few seconds
-	// after they are created, and the cluster DNS caches that), so a
-	// `helm test` run at once gets 503 no_healthy_upstream. Wait until
+	// `helm install --wait` returns when the pods are ready; the gateway
+	// learns them from their EndpointSlices (when it resolved headless
+	// Services' names, the cluster DNS cached their empty answers and a
+	// `helm test` run at once got 503 no_healthy_upstream). Wait until
 	// every gateway replica has every ready pod of both backends (one
 	// replica answering says nothing of the other), then run it.
 	s := &system{cluster: c, ns: ns}

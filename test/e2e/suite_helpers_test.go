@@ -96,8 +96,8 @@ func deploySystem(t *testing.T) *system {
 	s.counter = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "counter-nodeport", 5000))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", s.nodePort(t, s.ns, "demo-nodeport", 8080))
 	s.gatewayTLS = fmt.Sprintf("https://127.0.0.1:%d", s.nodePort(t, s.ns, "gateway-nodeport", 443))
-	// kube-proxy programs the NodePorts, and the gateway resolves its
-	// backends, a moment after the objects exist.
+	// kube-proxy programs the NodePorts, and the gateway learns its
+	// backends' endpoints, a moment after the objects exist.
 	for _, u := range []string{s.counter + "/", s.demo + "/ping", s.gateway + "/counter", s.gateway + "/demo/ping"} {
 		waitOK(t, u, "")
 	}
@@ -139,8 +139,8 @@ func (c *cluster) applyMoved(t *testing.T, ns, dir string, patches ...string) {
 var nodePortLine = regexp.MustCompile(`(?m)^\s*nodePort: \d+\n`)
 
 // waitRolledOut waits until every workload has rolled out, for up to
-// rolloutLongTimeout: with minReadySeconds 40 (deploy/kubernetes/base) a
-// rollout of 4 pods takes minutes, longer than waitRollout allows.
+// rolloutLongTimeout: a rollout of 4 pods under load on a busy machine
+// can take minutes, longer than waitRollout allows.
 func (s *system) waitRolledOut(t *testing.T, workloads ...string) {
 	t.Helper()
 	for _, w := range workloads {
@@ -609,9 +609,9 @@ func (s *system) readyIPs(t *testing.T, selector string) []string {
 // waitGateway waits until every gateway replica's backend has exactly the
 // ready pods matching selector as available endpoints (its admin API's
 // GET /backends, through the API server's proxy). The gateway learns pods
-// from DNS, which the cluster's DNS may cache for a while (30 s with the
-// usual CoreDNS settings): a test that changes pods and then sends load
-// waits here first, so that it checks what it means to check.
+// from their EndpointSlices, within a second of a change on a healthy
+// cluster: a test that changes pods and then sends load still waits here
+// first, so that it checks what it means to check.
 func (s *system) waitGateway(t *testing.T, backend, selector string) {
 	t.Helper()
 	start := time.Now()

@@ -1,5 +1,6 @@
 // Package backend is the live state of one configured backend: its
-// endpoints (static or re-resolved from DNS), their health and in-flight
+// endpoints (static, re-resolved from DNS, or set from outside by
+// Kubernetes discovery with SetEndpoints), their health and in-flight
 // counts, and the balancing policy that picks among them. The static
 // config.Backend is kept apart from this state, as Caddy does.
 package backend
@@ -27,6 +28,9 @@ type Endpoint struct {
 	host     string // the configured DNS name it came from, if any
 	inFlight atomic.Int64
 	health   health.Status
+	// draining: terminating but still serving (SetEndpoints); picked only
+	// while no endpoint that is not draining exists. Changed under Pool.mu.
+	draining atomic.Bool
 }
 
 // Done ends a request Acquire started.
@@ -344,9 +348,22 @@ func (p *Pool) refresh() {
 	p.mu.Lock()
 	now := time.Now()
 	all := p.all.Load()
-	avail := make([]*Endpoint, 0, len(all.eps))
-	var checked []*Endpoint // pass their active checks, ejected or not
+	// Draining endpoints (terminating, still serving) stand in only when
+	// no other endpoint exists: Kubernetes' rule for terminating
+	// endpoints. Health, ejection and panic routing then apply within
+	// the group that serves.
+	group := make([]*Endpoint, 0, len(all.eps))
 	for _, e := range all.eps {
+		if !e.draining.Load() {
+			group = append(group, e)
+		}
+	}
+	if len(group) == 0 {
+		group = all.eps
+	}
+	avail := make([]*Endpoint, 0, len(group))
+	var checked []*Endpoint // pass their active checks, ejected or not
+	for _, e := range group {
 		if e.health.Available(now) {
 			avail = append(avail, e)
 		}
@@ -367,7 +384,7 @@ func (p *Pool) refresh() {
 	// endpoint that passes its active checks. Unlike Envoy's, panic never
 	// sends to an endpoint its own check calls down (not ready, draining):
 	// when none passes, the gateway answers 503 no_healthy_upstream.
-	panicking := len(avail)*100 < threshold*len(all.eps) && len(checked) > len(avail)
+	panicking := len(avail)*100 < threshold*len(group) && len(checked) > len(avail)
 	if panicking {
 		p.serve.Store(&set{eps: checked})
 	} else {
@@ -377,7 +394,7 @@ func (p *Pool) refresh() {
 	p.mu.Unlock()
 	if panicking != was {
 		p.opts.Logger.Warn("panic routing changed", slog.String("backend", p.Config.Name), slog.Bool("panicking", panicking),
-			slog.Int("available", len(avail)), slog.Int("endpoints", len(all.eps)))
+			slog.Int("available", len(avail)), slog.Int("endpoints", len(group)))
 	}
 	select {
 	case p.wake <- struct{}{}:
@@ -484,6 +501,55 @@ func (p *Pool) resolve(ctx context.Context) {
 	p.refresh()
 }
 
+// Target is one endpoint as SetEndpoints takes it.
+type Target struct {
+	// Addr is ip:port.
+	Addr string
+	// Host is the name a TLS backend sends as SNI and verifies the
+	// certificate against ("" : Addr's host), unless tls.serverName is set.
+	Host string
+	// Draining marks an endpoint that is terminating but still serving
+	// (a Kubernetes endpoint with serving and terminating true): it gets
+	// new requests only while no endpoint without Draining exists, as
+	// Kubernetes' own proxies do; requests in flight to it finish either
+	// way.
+	Draining bool
+}
+
+// SetEndpoints replaces the endpoints of a backend that has no addresses
+// of its own (Kubernetes discovery feeds it). Endpoints whose address
+// stays keep their identity: health, ejection and in-flight counts, as a
+// DNS re-resolution does. An endpoint left out gets no new requests; the
+// requests in flight to it finish.
+func (p *Pool) SetEndpoints(ts []Target) {
+	p.mu.Lock()
+	old := map[string]*Endpoint{}
+	for _, e := range p.all.Load().eps {
+		old[e.Addr] = e
+	}
+	eps := make([]*Endpoint, 0, len(ts))
+	draining := map[string]bool{}
+	for _, t := range ts {
+		if d, dup := draining[t.Addr]; dup { // listed twice: ready wins
+			draining[t.Addr] = d && t.Draining
+			continue
+		}
+		draining[t.Addr] = t.Draining
+		e, ok := old[t.Addr]
+		if !ok || e.host != t.Host {
+			e = &Endpoint{Addr: t.Addr, host: t.Host}
+		}
+		eps = append(eps, e)
+	}
+	slices.SortFunc(eps, func(a, b *Endpoint) int { return strings.Compare(a.Addr, b.Addr) })
+	for _, e := range eps {
+		e.draining.Store(draining[e.Addr])
+	}
+	p.all.Store(&set{eps: eps})
+	p.mu.Unlock()
+	p.refresh()
+}
+
 // check probes every endpoint concurrently and refreshes availability
 // when any flipped.
 func (p *Pool) check(ctx context.Context) {
@@ -516,9 +582,12 @@ func (p *Pool) check(ctx context.Context) {
 
 // EndpointState is one endpoint as the admin API shows it.
 type EndpointState struct {
-	Addr      string `json:"address"`
-	Available bool   `json:"available"`
-	InFlight  int64  `json:"inFlight"`
+	Addr string `json:"address"`
+	// Available: healthy, not ejected, and not draining while others serve.
+	Available bool  `json:"available"`
+	InFlight  int64 `json:"inFlight"`
+	// Draining: terminating but still serving (Kubernetes discovery).
+	Draining bool `json:"draining,omitempty"`
 	health.State
 }
 
@@ -526,9 +595,12 @@ type EndpointState struct {
 func (p *Pool) Snapshot() []EndpointState {
 	now := time.Now()
 	var out []EndpointState
-	for _, e := range p.all.Load().eps {
+	all := p.all.Load().eps
+	others := slices.ContainsFunc(all, func(e *Endpoint) bool { return !e.draining.Load() })
+	for _, e := range all {
 		st := e.health.Snapshot(now)
-		out = append(out, EndpointState{Addr: e.Addr, Available: e.health.Available(now), InFlight: e.inFlight.Load(), State: st})
+		d := e.draining.Load()
+		out = append(out, EndpointState{Addr: e.Addr, Available: e.health.Available(now) && !(d && others), InFlight: e.inFlight.Load(), Draining: d, State: st})
 	}
 	slices.SortFunc(out, func(a, b EndpointState) int { return strings.Compare(a.Addr, b.Addr) })
 	return out

@@ -68,8 +68,14 @@ type Backend struct {
 	Name string `yaml:"name" json:"name"`
 	// Addresses are host:port endpoints. An IP literal is used as is; a DNS
 	// name is re-resolved every ResolveInterval and every address it
-	// returns becomes an endpoint (a headless Service).
-	Addresses []string `yaml:"addresses" json:"addresses"`
+	// returns becomes an endpoint (a headless Service). Exactly one of
+	// Addresses and Kubernetes is set.
+	Addresses []string `yaml:"addresses" json:"addresses,omitempty"`
+	// Kubernetes finds the endpoints in a Service's EndpointSlices, watched
+	// through the API server: no DNS cache between a pod turning ready or
+	// terminating and the gateway knowing it. Exactly one of Addresses and
+	// Kubernetes is set.
+	Kubernetes *KubernetesService `yaml:"kubernetes" json:"kubernetes,omitempty"`
 	// ResolveInterval is how often DNS names are resolved again (default 5s).
 	ResolveInterval time.Duration `yaml:"resolveInterval" json:"resolveInterval"`
 	// Protocol to speak upstream: "http1" (default), "h2c" (HTTP/2
@@ -94,6 +100,25 @@ type Backend struct {
 	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight"`
 }
 
+// KubernetesService names a Service whose EndpointSlices
+// (discovery.k8s.io/v1, labelled kubernetes.io/service-name) are the
+// backend's endpoints. Ready endpoints take requests; endpoints that are
+// terminating but still serving take new requests only while none is
+// ready (Kubernetes' own rule), and requests in flight to them finish;
+// others are left out.
+type KubernetesService struct {
+	// Service is the Service's name; required.
+	Service string `yaml:"service" json:"service"`
+	// Namespace is the Service's namespace (default: the gateway's own,
+	// from $POD_NAMESPACE or the service account's namespace file). The
+	// gateway needs get, list and watch on endpointslices there.
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
+	// Port is the Service port's name ("http") or number ("8080"); each
+	// slice's port of that name, or that number, is used. Required: a
+	// Service may expose several ports.
+	Port string `yaml:"port" json:"port"`
+}
+
 // Upstream protocols.
 const (
 	ProtocolHTTP1 = "http1"
@@ -116,7 +141,8 @@ type BackendTLS struct {
 	CAFile string `yaml:"caFile" json:"caFile,omitempty"`
 	// ServerName is sent as SNI and must match the upstream's certificate
 	// (default: the host of the address dialled; for an address given as a
-	// DNS name, that name, also after it resolved to IPs).
+	// DNS name, that name, also after it resolved to IPs; for kubernetes
+	// discovery, <service>.<namespace>.svc).
 	ServerName string `yaml:"serverName" json:"serverName,omitempty"`
 	// CertFile and KeyFile are a PEM client certificate and its key, for
 	// upstreams that require mutual TLS (default none). Both or neither.

@@ -231,6 +231,7 @@ func FuzzParse(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	f.Add([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: web, kubernetes: {service: web, port: http}}]\nroutes: [{name: r, backends: [{name: web}]}]\n"))
 	f.Add([]byte("apiVersion: [\n"))
 	f.Add([]byte("routes: [{name: a, match: {path: {type: Regex, value: '('}}}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {

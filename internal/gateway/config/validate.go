@@ -111,8 +111,13 @@ func (c *Config) Validate() error {
 }
 
 func (b *Backend) validate(p *problems, path string) {
-	if len(b.Addresses) == 0 {
-		p.addf(path+".addresses", "want at least one host:port")
+	switch {
+	case b.Kubernetes != nil && len(b.Addresses) > 0:
+		p.addf(path, "want either addresses or kubernetes, not both")
+	case b.Kubernetes != nil:
+		b.Kubernetes.validate(p, path+".kubernetes")
+	case len(b.Addresses) == 0:
+		p.addf(path+".addresses", "want at least one host:port (or kubernetes: {service, port})")
 	}
 	for j, a := range b.Addresses {
 		host, port, err := net.SplitHostPort(a)
@@ -508,5 +513,31 @@ func (d *DirectResponse) validate(p *problems, r *Route, path string) {
 	}
 	if d.Body != "" && (d.Status == 204 || d.Status == 304) {
 		p.addf(path+".body", "must be empty for status %d", d.Status)
+	}
+}
+
+// dnsLabelRE is an RFC 1123 label: Kubernetes' rule for namespace and
+// Service port names.
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// serviceNameRE is an RFC 1035 label: Kubernetes' rule for Service names.
+var serviceNameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+func (k *KubernetesService) validate(p *problems, path string) {
+	if len(k.Service) > 63 || !serviceNameRE.MatchString(k.Service) {
+		p.addf(path+".service", "want a Service name (1..63 of a-z, 0-9, '-', starting with a letter), got %q", k.Service)
+	}
+	if k.Namespace != "" && (len(k.Namespace) > 63 || !dnsLabelRE.MatchString(k.Namespace)) {
+		p.addf(path+".namespace", "want a namespace name (1..63 of a-z, 0-9, '-'), or none for the gateway's own, got %q", k.Namespace)
+	}
+	switch n, err := strconv.Atoi(k.Port); {
+	case k.Port == "":
+		p.addf(path+".port", "want the Service port's name or number")
+	case err == nil:
+		if n < 1 || n > 65535 || strconv.Itoa(n) != k.Port {
+			p.addf(path+".port", "want a port number 1..65535 or a port name, got %q", k.Port)
+		}
+	case len(k.Port) > 63 || !dnsLabelRE.MatchString(k.Port):
+		p.addf(path+".port", "want a port name (1..63 of a-z, 0-9, '-') or number 1..65535, got %q", k.Port)
 	}
 }

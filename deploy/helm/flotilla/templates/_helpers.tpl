@@ -130,6 +130,7 @@ spec:
 {{/* A flotilla Deployment: dict "root" $ "name" n "component" c "track" t
 "version" tag "replicas" n "args" list "env" list-of-env-yaml "resources" r
 "recreate" bool "drainDelay" d "admin" bool "configMap" name "podIP" bool
+"serviceAccount" name (mounts its token; POD_NAMESPACE set)
 "backend" bool (the gateway routes to it) "secret" / "secrets" (one
 dict, a list of them: "volume" name, Secret "name", "key" projected as a
 file of the same name, read-only "mountPath") "tlsSecret" name (HTTPS on
@@ -151,9 +152,9 @@ metadata:
 spec:
   replicas: {{ .replicas }}
   revisionHistoryLimit: 5
-  {{- if .backend }}
-  # A gateway backend: available only once the gateway can know the pod
-  # (values: rollout.minReadySeconds).
+  {{- if and .backend $v.rollout.minReadySeconds }}
+  # values: rollout.minReadySeconds (the gateway watches EndpointSlices and
+  # needs none).
   minReadySeconds: {{ $v.rollout.minReadySeconds }}
   {{- end }}
   strategy:
@@ -174,7 +175,14 @@ spec:
         {{- include "flotilla.labels" .root | nindent 8 }}
         {{- include "flotilla.selector" . | nindent 8 }}
     spec:
+      {{- if .serviceAccount }}
+      # Reads EndpointSlices (Kubernetes discovery), nothing else: the only
+      # pod that mounts a token.
+      serviceAccountName: {{ .serviceAccount }}
+      automountServiceAccountToken: true
+      {{- else }}
       automountServiceAccountToken: false
+      {{- end }}
       enableServiceLinks: false
       terminationGracePeriodSeconds: {{ add (include "flotilla.seconds" $drain) (include "flotilla.seconds" $v.termination.shutdownTimeout) 10 }}
       securityContext:
@@ -195,6 +203,11 @@ spec:
             - name: POD_NAME
               valueFrom:
                 fieldRef: {fieldPath: metadata.name}
+            {{- if .serviceAccount }}
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef: {fieldPath: metadata.namespace}
+            {{- end }}
             {{- if .podIP }}
             - name: POD_IP
               valueFrom:

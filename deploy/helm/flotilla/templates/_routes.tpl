@@ -20,15 +20,13 @@ defaults:
 backends:
 {{- if .Values.counter.enabled }}
   - name: counter
-    addresses: ["{{ $full }}-counter-headless:8080"]
-    resolveInterval: 2s
+    kubernetes: {service: {{ $full }}-counter-headless, port: http}
     healthCheck: {path: /readyz, interval: 2s}
 {{- end }}
 {{- if .Values.demo.enabled }}
 {{- range $t := $tracks }}
   - name: {{ if $t.track }}demo-{{ $t.track }}{{ else }}demo{{ end }}
-    addresses: ["{{ include "flotilla.demoName" (dict "root" $ "track" $t.track) }}-headless:8080"]
-    resolveInterval: 2s
+    kubernetes: {service: {{ include "flotilla.demoName" (dict "root" $ "track" $t.track) }}-headless, port: http}
     healthCheck: {path: /readyz, interval: 2s}
     # 503s of a pod whose /readyz passes (--die-mode unhealthy) eject it;
     # at most half the pods, never the last (any client can ask for 503s).
@@ -45,9 +43,8 @@ rolling and recreate; the first track where that is both, as canary). */}}
 {{- if and (not $grpcTrack) (ne $s.type "rolling") (ne $s.type "recreate") }}{{ $grpcTrack = (index $tracks 0).track }}{{ end }}
   # The demo's gRPC services (health, echo) on the same pods, over h2c.
   - name: demo-grpc
-    addresses: ["{{ include "flotilla.demoName" (dict "root" $ "track" $grpcTrack) }}-headless:8080"]
+    kubernetes: {service: {{ include "flotilla.demoName" (dict "root" $ "track" $grpcTrack) }}-headless, port: http}
     protocol: h2c
-    resolveInterval: 2s
     healthCheck: {path: /readyz, interval: 2s}
 {{- end }}
 routes:

@@ -1,0 +1,288 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// endpointSlice is the slice the EndpointSlice controller would write for
+// one pod of service at addr (an httptest server's 127.0.0.1:port): one
+// slice per pod, since each test server has its own port.
+func endpointSlice(t *testing.T, ns, name, service, addr, cond string) *discoveryv1.EndpointSlice {
+	t.Helper()
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	c := map[string]discoveryv1.EndpointConditions{
+		"ready":               {Ready: ptr(true), Serving: ptr(true), Terminating: ptr(false)},
+		"not-ready":           {Ready: ptr(false), Serving: ptr(false), Terminating: ptr(false)},
+		"terminating-serving": {Ready: ptr(false), Serving: ptr(true), Terminating: ptr(true)},
+	}[cond]
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: service}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(port))}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{host}, Conditions: c}},
+	}
+}
+
+// clientset adapts client-go's (fake) Clientset to discovery.Client.
+type clientset struct{ kubernetes.Interface }
+
+func (c clientset) ListEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
+}
+
+func (c clientset) WatchEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
+}
+
+// IsWatchListSemanticsUnSupported: the fake lists, then watches.
+func (c clientset) IsWatchListSemanticsUnSupported() bool { return true }
+
+func fakeDiscovery(t *testing.T, client kubernetes.Interface) *discovery.Watcher {
+	t.Helper()
+	w := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) { return clientset{client}, "shop", nil }})
+	t.Cleanup(w.Close)
+	return w
+}
+
+// eventually polls cond until it returns nil, for up to 30 s: a bound for
+// a loaded machine, not a speed claim.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// onlyTo sends n requests and returns nil when every one was answered by
+// want ("" : every one got 503).
+func onlyTo(t *testing.T, f *fixture, n int, want string) error {
+	t.Helper()
+	for range n {
+		resp, body := f.do(t, "GET", "shop.test", "/", nil, nil)
+		got := body
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			got = ""
+		} else if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d %q", resp.StatusCode, body)
+		}
+		if got != want {
+			return fmt.Errorf("answered by %q, want %q", got, want)
+		}
+	}
+	return nil
+}
+
+// TestKubernetesDiscoveryDrain: a request goes only to ready endpoints;
+// an endpoint that starts terminating gets no new requests while a ready
+// one exists, and the request in flight to it finishes; terminating but
+// serving endpoints take requests when none is ready; a Service without
+// endpoints answers 503. Real HTTP servers are the pods, a fake clientset
+// the API server.
+func TestKubernetesDiscoveryDrain(t *testing.T) {
+	a, b := newUpstream(t, "a"), newUpstream(t, "b")
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	a.handler = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		fmt.Fprint(w, "a")
+	}
+	ctx := context.Background()
+	client := fake.NewClientset(
+		endpointSlice(t, "shop", "web-a", "web", a.addr(), "ready"),
+		endpointSlice(t, "shop", "web-b", "web", b.addr(), "not-ready"))
+	slices := client.DiscoveryV1().EndpointSlices("shop")
+	f := start(t, `
+backends: [{name: web, kubernetes: {service: web, port: http}}]
+routes: [{name: all, backends: [{name: web}], retries: {attempts: 0}}]
+`, Options{Endpoints: fakeDiscovery(t, client)})
+
+	eventually(t, "only the ready endpoint a", func() error { return onlyTo(t, f, 10, "a") })
+
+	// A request in flight to a, then a starts terminating and b is ready.
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := f.srv.Client().Get(f.srv.URL + "/slow")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		slow <- err
+	}()
+	<-started
+	if _, err := slices.Update(ctx, endpointSlice(t, "shop", "web-a", "web", a.addr(), "terminating-serving"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slices.Update(ctx, endpointSlice(t, "shop", "web-b", "web", b.addr(), "ready"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "only the ready endpoint b", func() error { return onlyTo(t, f, 10, "b") })
+	hits := a.hits.Load()
+	if err := onlyTo(t, f, 50, "b"); err != nil {
+		t.Fatalf("with b ready: %v", err)
+	}
+	if got := a.hits.Load(); got != hits {
+		t.Errorf("the terminating endpoint got %d new requests while one was ready", got-hits)
+	}
+	snap := map[string]backend.EndpointState{}
+	for _, e := range f.gw.state.Load().pools["web"].Snapshot() {
+		snap[e.Addr] = e
+	}
+	if sa, sb := snap[a.addr()], snap[b.addr()]; len(snap) != 2 || !sa.Draining || sa.Available || sa.InFlight != 1 || sb.Draining || !sb.Available {
+		t.Errorf("Snapshot() = %+v, want a draining, unavailable, 1 in flight; b available", snap)
+	}
+	if got := endpointsGauge(t, f, "web", "draining"); got != 1 {
+		t.Errorf(`flotilla_gateway_backend_endpoints{backend="web",state="draining"} = %v, want 1`, got)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Errorf("the request in flight to the terminating endpoint: %v, want it to finish", err)
+	}
+
+	// b gone: the terminating endpoint serves rather than nobody.
+	if err := slices.Delete(ctx, "web-b", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the terminating endpoint when none is ready", func() error { return onlyTo(t, f, 10, "a") })
+	if err := slices.Delete(ctx, "web-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "503 without endpoints", func() error { return onlyTo(t, f, 3, "") })
+}
+
+// listsOf counts the LIST calls made for EndpointSlices in ns: one per
+// informer start.
+func listsOf(client *fake.Clientset, ns string) int {
+	n := 0
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "list" && a.GetResource().Resource == "endpointslices" && a.GetNamespace() == ns {
+			n++
+		}
+	}
+	return n
+}
+
+// TestKubernetesDiscoveryAcrossReloads: a reload keeps a backend whose
+// config is unchanged (its endpoints' state with it), a changed backend
+// gets the endpoints at once from the shared informer, and the informer
+// of a namespace is started once, stopped only when no backend uses it.
+func TestKubernetesDiscoveryAcrossReloads(t *testing.T) {
+	a, b, c := newUpstream(t, "a"), newUpstream(t, "b"), newUpstream(t, "c")
+	client := fake.NewClientset(
+		endpointSlice(t, "shop", "web-a", "web", a.addr(), "ready"),
+		endpointSlice(t, "shop", "api-b", "api", b.addr(), "ready"),
+		endpointSlice(t, "other", "web-c", "web", c.addr(), "ready"))
+	yaml := func(route, apiPolicy, webNS string) string {
+		return fmt.Sprintf(`
+backends:
+  - {name: web, kubernetes: {service: web, namespace: %q, port: http}}
+  - {name: api, kubernetes: {service: api, port: http}, balance: {policy: %s}}
+routes:
+  - {name: %s, backends: [{name: web}]}
+  - {name: api, match: {path: {value: /api}}, backends: [{name: api}]}
+`, webNS, apiPolicy, route)
+	}
+	f := start(t, yaml("one", "round_robin", ""), Options{Endpoints: fakeDiscovery(t, client)})
+	eventually(t, "web on a", func() error { return onlyTo(t, f, 3, "a") })
+	web := f.gw.state.Load().pools["web"]
+
+	// Same backends, another route name; then api's policy changes.
+	for _, cfg := range []string{yaml("two", "round_robin", ""), yaml("two", "least_request", "")} {
+		if err := f.gw.Reload(mustParse(t, cfg)); err != nil {
+			t.Fatal(err)
+		}
+		if f.gw.state.Load().pools["web"] != web {
+			t.Error("a reload replaced an unchanged kubernetes backend")
+		}
+		api := f.gw.state.Load().pools["api"]
+		if s := api.Snapshot(); len(s) != 1 || s[0].Addr != b.addr() {
+			t.Errorf("api endpoints right after the reload = %+v, want %s: a new pool gets them from the shared informer", s, b.addr())
+		}
+	}
+	if n := listsOf(client, "shop"); n != 1 {
+		t.Errorf("EndpointSlices listed %d times in shop after reloads that keep the namespace, want 1", n)
+	}
+
+	// web moves to namespace other: a second informer; back again.
+	if err := f.gw.Reload(mustParse(t, yaml("two", "least_request", "other"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web on c", func() error { return onlyTo(t, f, 3, "c") })
+	if n := listsOf(client, "other"); n != 1 {
+		t.Errorf("EndpointSlices listed %d times in other, want 1", n)
+	}
+	if n := listsOf(client, "shop"); n != 1 {
+		t.Errorf("EndpointSlices listed %d times in shop while api still uses it, want 1", n)
+	}
+}
+
+func TestKubernetesBackendWithoutAPIClient(t *testing.T) {
+	_, err := New(mustParse(t, `
+backends: [{name: web, kubernetes: {service: web, port: http}}]
+routes: [{name: all, backends: [{name: web}]}]
+`), Options{})
+	want := `backends[0].kubernetes (backend "web"): this gateway has no Kubernetes API client`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("New() error = %v, want it to contain %q", err, want)
+	}
+}
+
+// endpointsGauge is the value of one flotilla_gateway_backend_endpoints
+// series.
+func endpointsGauge(t *testing.T, f *fixture, backend, state string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "flotilla_gateway_backend_endpoints" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["backend"] == backend && labels["state"] == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no flotilla_gateway_backend_endpoints{backend=%q,state=%q}", backend, state)
+	return 0
+}
