@@ -94,29 +94,32 @@ var Unsupported = map[string]string{
 // annotations is what an Ingress's annotations ask for, parsed and
 // checked.
 type annotations struct {
-	useRegex                       bool
-	rewrite                        struct{ target string; needsRegex bool }
-	sslRedirect, forceSSLRedirect  bool
-	ipRules                        *config.IPRules
-	rateLimits                     []config.RateLimit
-	authType, authSecret           string
-	authSecretType, authRealm      string
-	authURL                        string
-	authResponseHeaders            []string
-	maxBody                        int64
-	timeout, idle                  time.Duration
-	cors                           *config.CORS
-	protocol                       string
-	balance                        config.Balance
-	upstreamVhost, appRoot         string
-	redirect                       *config.Redirect
-	forwardedPrefix                string
-	canary                         bool
-	canaryWeight, canaryTotal      int
-	canaryHeader, canaryHeaderVal  string
-	canaryHeaderPattern            string
-	canaryCookie                   string
-	canaryWeightSet                bool
+	useRegex bool
+	rewrite  struct {
+		target     string
+		needsRegex bool
+	}
+	sslRedirect, forceSSLRedirect bool
+	ipRules                       *config.IPRules
+	rateLimits                    []config.RateLimit
+	authType, authSecret          string
+	authSecretType, authRealm     string
+	authURL                       string
+	authResponseHeaders           []string
+	maxBody                       int64
+	timeout, idle                 time.Duration
+	cors                          *config.CORS
+	protocol                      string
+	balance                       config.Balance
+	upstreamVhost, appRoot        string
+	redirect                      *config.Redirect
+	forwardedPrefix               string
+	canary                        bool
+	canaryWeight, canaryTotal     int
+	canaryHeader, canaryHeaderVal string
+	canaryHeaderPattern           string
+	canaryCookie                  string
+	canaryWeightSet               bool
 }
 
 func isCanary(ing *networkingv1.Ingress) bool {

@@ -197,9 +197,9 @@ type translator struct {
 // mainRoute is a served route of a non-canary Ingress that a canary
 // Ingress for the same host and path merges into.
 type mainRoute struct {
-	key     string // rawKey
-	index   int    // in res.Routes
-	canary  string // the canary Ingress merged into it, "" none
+	key    string // rawKey
+	index  int    // in res.Routes
+	canary string // the canary Ingress merged into it, "" none
 }
 
 // rawKey is a rule's host and path as written: how ingress-nginx pairs a
