@@ -106,8 +106,8 @@ func TestPathTypesAndPrecedence(t *testing.T) {
 		{host: "app.example.com", path: "/foo", wantRoute: "p.0.0"},
 		{host: "app.example.com", path: "/foo/", wantRoute: "p.0.0"},
 		{host: "app.example.com", path: "/foo/x", wantRoute: "p.0.0"},
-		{host: "app.example.com", path: "/foobar", wantRoute: ""}, // Prefix matches by path element
-		{host: "app.example.com", path: "/foo/bar", wantRoute: "p.0.2"}, // Exact before Prefix
+		{host: "app.example.com", path: "/foobar", wantRoute: ""},           // Prefix matches by path element
+		{host: "app.example.com", path: "/foo/bar", wantRoute: "p.0.2"},     // Exact before Prefix
 		{host: "app.example.com", path: "/foo/bar/baz", wantRoute: "p.0.1"}, // longest Prefix first
 		{host: "app.example.com", path: "/foo/barbaz", wantRoute: "p.0.0"},
 		{host: "app.example.com", path: "/impl/x", wantRoute: "p.0.3"},
