@@ -423,7 +423,9 @@ func (c *Controller) writeStatus(ctx context.Context, byKey map[string]*networki
 }
 
 func equalLB(a, b []networkingv1.IngressLoadBalancerIngress) bool {
-	return slices.EqualFunc(a, b, func(x, y networkingv1.IngressLoadBalancerIngress) bool { return x.IP == y.IP && x.Hostname == y.Hostname })
+	return slices.EqualFunc(a, b, func(x, y networkingv1.IngressLoadBalancerIngress) bool {
+		return x.IP == y.IP && x.Hostname == y.Hostname
+	})
 }
 
 // writeFiles makes SecretDir hold exactly files: each written (0600, by
