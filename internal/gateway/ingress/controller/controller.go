@@ -95,10 +95,16 @@ type Controller struct {
 	secrets   []listerscorev1.SecretLister
 	synced    []cache.InformerSynced
 
-	mu       sync.Mutex
-	reported map[string]map[string]bool // Ingress → problems already reported
-	lastErr  string
+	mu        sync.Mutex
+	reported  map[string]map[string]bool // Ingress → problems already reported
+	lastErr   string
+	firstSync chan struct{} // closed after the first sync
+	syncOnce  sync.Once
 }
+
+// Synced is closed once the first sync has applied the Ingresses listed
+// at start-up: a gateway can wait for it before listening.
+func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
 
 // New builds a Controller; Run starts it.
 func New(opts Options) (*Controller, error) {
@@ -127,7 +133,7 @@ func New(opts Options) (*Controller, error) {
 	if err := os.Chmod(opts.SecretDir, 0o700); err != nil {
 		return nil, fmt.Errorf("ingress secret dir: %w", err)
 	}
-	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), reported: map[string]map[string]bool{}}, nil
+	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
 }
 
 // kick schedules a sync; bursts coalesce.
@@ -210,6 +216,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			timer.Reset(c.opts.Debounce)
 		case <-timer.C:
 			c.sync(ctx)
+			c.syncOnce.Do(func() { close(c.firstSync) })
 		}
 	}
 }
