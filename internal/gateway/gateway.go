@@ -101,7 +101,7 @@ type Gateway struct {
 
 	state atomic.Pointer[state]
 
-	mu      sync.Mutex // serialises Reload, SetWeights and Close
+	mu      sync.Mutex               // serialises Reload, SetWeights and Close
 	unsub   map[*backend.Pool]func() // discovery subscriptions by pool; g.mu
 	status  ReloadStatus
 	fileSum []byte // of the config file content last loaded

@@ -68,11 +68,11 @@ const (
 // gateway does not honour them; each still gets a warning. Any other
 // unknown annotation of the prefix gets a generic one.
 var Unsupported = map[string]string{
-	"configuration-snippet":    "refused: nginx configuration snippets never run here (they are nginx code, and a way into the controller); express the intent with supported annotations",
-	"server-snippet":           "refused: nginx configuration snippets never run here (they are nginx code, and a way into the controller); express the intent with supported annotations",
-	"auth-snippet":             "refused: nginx configuration snippets never run here",
-	"stream-snippet":           "refused: nginx configuration snippets never run here",
-	"modsecurity-snippet":      "refused: nginx configuration snippets never run here",
+	"configuration-snippet":    "nginx configuration snippets never run here (they are nginx code, and were a way into the controller); express the intent with supported annotations",
+	"server-snippet":           "nginx configuration snippets never run here (they are nginx code, and were a way into the controller); express the intent with supported annotations",
+	"auth-snippet":             "nginx configuration snippets never run here",
+	"stream-snippet":           "nginx configuration snippets never run here",
+	"modsecurity-snippet":      "nginx configuration snippets never run here",
 	"affinity":                 "the gateway has no per-endpoint cookie affinity; requests are balanced (upstream-hash-by: $cookie_<name> hashes on a cookie the app sets)",
 	"affinity-mode":            "the gateway has no per-endpoint cookie affinity",
 	"affinity-canary-behavior": "the gateway has no per-endpoint cookie affinity",

@@ -201,6 +201,9 @@ func TestGolden(t *testing.T) {
 			if strings.HasPrefix(name, "nginx-class") {
 				opts.NginxClass = true
 			}
+			if strings.HasPrefix(name, "no-https") {
+				opts.NoHTTPS = true
+			}
 			got := golden(Translate(o.input(), opts))
 			gf := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {

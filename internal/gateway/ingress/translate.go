@@ -68,6 +68,10 @@ type Options struct {
 	// kubernetes.io/ingress.class annotation): run with it only once
 	// ingress-nginx is gone, or both will serve the same Ingresses.
 	NginxClass bool
+	// NoHTTPS says the gateway serves no HTTPS listener: ssl-redirect and
+	// force-ssl-redirect would send clients nowhere, so they are left out
+	// with a warning.
+	NoHTTPS bool
 }
 
 func (o *Options) setDefaults() {
@@ -278,6 +282,9 @@ func (t *translator) ingress(ing *networkingv1.Ingress) {
 	p := &pending{ing: ing, files: map[string][]byte{}}
 	a := parseAnnotations(ing, p)
 	tlsHosts := t.tls(p)
+	if t.opts.NoHTTPS && (a.forceSSLRedirect || a.sslRedirect && len(tlsHosts) > 0) {
+		p.warnf(annSSLRedirect, "no HTTP to HTTPS redirect: the gateway serves no HTTPS (flotilla gateway --tls-addr)")
+	}
 	var auth *config.Auth
 	if !p.failed {
 		auth = t.auth(p, a)
@@ -723,7 +730,7 @@ func (t *translator) policies(r *config.Route, a *annotations, auth *config.Auth
 	if r.DirectResponse != nil {
 		return
 	}
-	if a.forceSSLRedirect || a.sslRedirect && coveredByTLS(host, tlsHosts) {
+	if (a.forceSSLRedirect || a.sslRedirect && coveredByTLS(host, tlsHosts)) && !t.opts.NoHTTPS {
 		r.HTTPSRedirect = &config.HTTPSRedirect{StatusCode: 308}
 	}
 	if a.ipRules != nil {

@@ -321,7 +321,7 @@ func (c *Controller) sync(ctx context.Context) {
 	}
 	c.report(byKey, res.Problems)
 	if c.leading.Load() {
-		c.writeStatus(ctx, byKey, res.Served)
+		c.writeStatus(ctx, byKey, res.Served, res.Ours)
 	}
 }
 
@@ -401,19 +401,25 @@ func (c *Controller) addresses(ctx context.Context) ([]networkingv1.IngressLoadB
 	return out, nil
 }
 
-// writeStatus sets status.loadBalancer of the served Ingresses, only where
-// it differs (idempotent: replicas without a lease write the same thing).
-func (c *Controller) writeStatus(ctx context.Context, byKey map[string]*networkingv1.Ingress, served []string) {
-	want, err := c.addresses(ctx)
+// writeStatus sets status.loadBalancer of the served Ingresses, and clears
+// it from Ingresses of our class that are no longer served (an error left
+// them out), only where it differs: replicas without a lease write the
+// same thing.
+func (c *Controller) writeStatus(ctx context.Context, byKey map[string]*networkingv1.Ingress, served, ours []string) {
+	addrs, err := c.addresses(ctx)
 	if err != nil {
 		c.log.Warn("ingress status not written", slog.String("error", err.Error()))
 		return
 	}
-	if want == nil {
+	if addrs == nil {
 		return
 	}
-	for _, k := range served {
+	for _, k := range ours {
 		ing := byKey[k]
+		want := addrs
+		if !slices.Contains(served, k) {
+			want = nil
+		}
 		if ing == nil || equalLB(ing.Status.LoadBalancer.Ingress, want) {
 			continue
 		}

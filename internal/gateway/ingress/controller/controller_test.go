@@ -242,6 +242,38 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 		t.Errorf("Lease: %v", err)
 	}
 
+	// An Ingress that becomes invalid stops being served and loses its
+	// address; the last good state of the others keeps serving.
+	lockedNow, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "locked", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "locked has the address", func() error {
+		l, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "locked", metav1.GetOptions{})
+		if err != nil || len(l.Status.LoadBalancer.Ingress) != 1 {
+			return fmt.Errorf("locked status %+v %v", l.Status, err)
+		}
+		lockedNow = l
+		return nil
+	})
+	lockedNow.Annotations["nginx.ingress.kubernetes.io/proxy-body-size"] = "lots"
+	if _, err := h.client.NetworkingV1().Ingresses("shop").Update(ctx, lockedNow, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the now invalid Ingress unserved and its status cleared", func() error {
+		if code, _, _ := h.get("locked.test", "/", "alice", "s3cret"); code != 404 {
+			return fmt.Errorf("GET locked.test = %d, want 404", code)
+		}
+		l, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "locked", metav1.GetOptions{})
+		if err != nil || len(l.Status.LoadBalancer.Ingress) != 0 {
+			return fmt.Errorf("locked status %+v %v, want none", l.Status, err)
+		}
+		return nil
+	})
+	if code, _, _ := h.get("app.test", "/app/x", "", ""); code != 200 {
+		t.Errorf("GET app.test/app/x = %d after another Ingress broke, want 200", code)
+	}
+
 	if err := h.client.NetworkingV1().Ingresses("shop").Delete(ctx, "good", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
