@@ -204,6 +204,24 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(h.dir, "auth", "shop", "users", "htpasswd")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("htpasswd file: %v %v, want mode 0600", fi, err)
 	}
+	// A rotated Secret is enforced without a restart.
+	hash2, err := bcrypt.GenerateFromPassword([]byte("n3w"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.Data["auth"] = []byte("bob:" + string(hash2) + "\n")
+	if _, err := h.client.CoreV1().Secrets("shop").Update(context.Background(), users, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rotated Secret enforced", func() error {
+		if code, _, _ := h.get("locked.test", "/", "alice", "s3cret"); code != 401 {
+			return fmt.Errorf("old user: %d, want 401", code)
+		}
+		if code, _, _ := h.get("locked.test", "/", "bob", "n3w"); code != 200 {
+			return fmt.Errorf("new user: %d, want 200", code)
+		}
+		return nil
+	})
 
 	ctx := context.Background()
 	eventually(t, "Events naming the problems", func() error {
@@ -261,7 +279,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the now invalid Ingress unserved and its status cleared", func() error {
-		if code, _, _ := h.get("locked.test", "/", "alice", "s3cret"); code != 404 {
+		if code, _, _ := h.get("locked.test", "/", "bob", "n3w"); code != 404 {
 			return fmt.Errorf("GET locked.test = %d, want 404", code)
 		}
 		l, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "locked", metav1.GetOptions{})
