@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
 // eventually polls cond until it returns nil, for up to 30 s: a bound for
@@ -67,6 +68,17 @@ type harness struct {
 // reached only through the EndpointSlice of Service "app".
 func start(t *testing.T, upstream *httptest.Server, objs ...any) *harness {
 	t.Helper()
+	return startWith(t, upstream, baseConfig, nil, objs...)
+}
+
+const baseConfig = `apiVersion: flotilla.dev/v1alpha1
+kind: Gateway
+routes: [{name: healthz, match: {path: {type: Exact, value: /healthz}}, directResponse: {status: 200, body: ok}}]
+`
+
+// startWith is start with the gateway's base config and HTTPS store.
+func startWith(t *testing.T, upstream *httptest.Server, baseYAML string, store *tlsconf.Store, objs ...any) *harness {
+	t.Helper()
 	host, portStr, _ := net.SplitHostPort(upstream.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 	base := []any{
@@ -100,14 +112,11 @@ func start(t *testing.T, upstream *httptest.Server, objs ...any) *harness {
 	}
 	disc := discovery.New(discovery.Options{Connect: func() (kubernetes.Interface, string, error) { return client, "shop", nil }})
 	t.Cleanup(disc.Close)
-	cfg, err := config.Parse([]byte(`apiVersion: flotilla.dev/v1alpha1
-kind: Gateway
-routes: [{name: healthz, match: {path: {type: Exact, value: /healthz}}, directResponse: {status: 200, body: ok}}]
-`))
+	cfg, err := config.Parse([]byte(baseYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(cfg, gateway.Options{Endpoints: disc})
+	gw, err := gateway.New(cfg, gateway.Options{Endpoints: disc, TLS: store})
 	if err != nil {
 		t.Fatal(err)
 	}
