@@ -1,7 +1,9 @@
 package ingress
 
 import (
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -204,6 +206,50 @@ func TestOneBadIngressLeavesOthersServed(t *testing.T) {
 		}
 		if len(errs) == 0 {
 			t.Errorf("%s: no error naming the annotation, got %v", bad, res.Problems)
+		}
+	}
+}
+
+// TestTalkIngress: the talk's Ingress as the slide shows it (no class,
+// Flotilla's IngressClass the default, rewrite-target: /, the
+// default-http-backend) routes as ingress-nginx did.
+func TestTalkIngress(t *testing.T) {
+	data, err := os.ReadFile("testdata/talk.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, po, res := table(t, string(data))
+	if len(res.Problems) != 0 {
+		t.Errorf("problems: %v", res.Problems)
+	}
+	check(t, tb, po, []request{
+		{host: "minikube.test", path: "/k8sdemo", wantRoute: "ingress.0.1", wantPath: "/"},
+		{host: "minikube.test", path: "/k8sdemo/anything", wantRoute: "ingress.0.1", wantPath: "/"},
+		{host: "minikube.test", path: "/flaskapp", wantRoute: "ingress.0.0", wantPath: "/"},
+		{host: "minikube.test", path: "/", wantRoute: "ingress.default.0", wantPath: "/"},
+		{host: "minikube.test", path: "/other", wantRoute: "ingress.default.0", wantPath: "/other"},
+		{host: "elsewhere.test", path: "/k8sdemo", wantRoute: ""},
+	})
+}
+
+// BenchmarkTranslate: a whole sync's translation of 1000 Ingresses (one
+// path each, a tenth with annotations).
+func BenchmarkTranslate(b *testing.B) {
+	var objs strings.Builder
+	for i := range 1000 {
+		ann := ""
+		if i%10 == 0 {
+			ann = `nginx.ingress.kubernetes.io/rewrite-target: /, nginx.ingress.kubernetes.io/limit-rps: "10"`
+		}
+		objs.WriteString("---\n" + ingressYAML(fmt.Sprintf("i%d", i), ann, fmt.Sprintf("h%d.example.com", i%50),
+			fmt.Sprintf(`{path: /p%d, pathType: Prefix, backend: {service: {name: s%d, port: {name: http}}}}`, i, i%100)))
+	}
+	in := parseObjects(b, []byte(objs.String())).input()
+	b.ResetTimer()
+	for b.Loop() {
+		res := Translate(in, Options{})
+		if len(res.Served) != 1000 {
+			b.Fatalf("served %d", len(res.Served))
 		}
 	}
 }

@@ -411,9 +411,21 @@ func (t *translator) check(p *pending) {
 	for _, r := range p.routes {
 		c.Routes = append(c.Routes, cloneRoute(r))
 	}
-	for _, b := range t.res.Backends { // shared backends an earlier Ingress added
-		if !slices.ContainsFunc(c.Backends, func(x config.Backend) bool { return x.Name == b.Name }) {
-			c.Backends = append(c.Backends, b)
+	// Backends of earlier Ingresses these routes use (a canary's main
+	// backend): only those, so that checking stays linear in Ingresses.
+	have := map[string]bool{}
+	for _, b := range c.Backends {
+		have[b.Name] = true
+	}
+	for _, r := range p.routes {
+		for _, ref := range r.Backends {
+			if have[ref.Name] {
+				continue
+			}
+			if i := slices.IndexFunc(t.res.Backends, func(x config.Backend) bool { return x.Name == ref.Name }); i >= 0 {
+				c.Backends = append(c.Backends, t.res.Backends[i])
+				have[ref.Name] = true
+			}
 		}
 	}
 	if len(c.Routes) == 0 {
