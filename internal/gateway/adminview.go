@@ -52,9 +52,9 @@ func (v adminView) Routes() any {
 
 // BackendInfo is one backend as the admin API shows it.
 type BackendInfo struct {
-	Name      string                  `json:"name"`
-	Policy    string                  `json:"policy"`
-	Protocol  string                  `json:"protocol"`
+	Name      string   `json:"name"`
+	Policy    string   `json:"policy"`
+	Protocol  string   `json:"protocol"`
 	Addresses []string `json:"addresses"`
 	// Kubernetes is the Service the endpoints come from, for backends
 	// with kubernetes discovery.
