@@ -68,7 +68,7 @@ type harness struct {
 // reached only through the EndpointSlice of Service "app".
 func start(t *testing.T, upstream *httptest.Server, objs ...any) *harness {
 	t.Helper()
-	return startWith(t, upstream, baseConfig, nil, objs...)
+	return startWith(t, upstream, baseConfig, nil, nil, objs...)
 }
 
 const baseConfig = `apiVersion: flotilla.dev/v1alpha1
@@ -77,7 +77,7 @@ routes: [{name: healthz, match: {path: {type: Exact, value: /healthz}}, directRe
 `
 
 // startWith is start with the gateway's base config and HTTPS store.
-func startWith(t *testing.T, upstream *httptest.Server, baseYAML string, store *tlsconf.Store, objs ...any) *harness {
+func startWith(t *testing.T, upstream *httptest.Server, baseYAML string, store *tlsconf.Store, edit func(*Options), objs ...any) *harness {
 	t.Helper()
 	host, portStr, _ := net.SplitHostPort(upstream.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
@@ -122,8 +122,12 @@ func startWith(t *testing.T, upstream *httptest.Server, baseYAML string, store *
 	}
 	t.Cleanup(gw.Close)
 	dir := filepath.Join(t.TempDir(), "secrets")
-	c, err := New(Options{Client: client, SecretDir: dir, Apply: gw.SetExtra, PublishAddresses: []string{"203.0.113.7"},
-		Lease: &Lease{Namespace: "shop", Name: "flotilla-ingress-leader", Identity: "test"}, Debounce: 10 * time.Millisecond})
+	opts := Options{Client: client, SecretDir: dir, Apply: gw.SetExtra, PublishAddresses: []string{"203.0.113.7"},
+		Lease: &Lease{Namespace: "shop", Name: "flotilla-ingress-leader", Identity: "test"}, Debounce: 10 * time.Millisecond}
+	if edit != nil {
+		edit(&opts)
+	}
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +323,40 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestIngressNamespacesAndClasses: only the namespaces given are read,
+// and an Ingress of another class is left alone (no route, no status).
+func TestIngressNamespacesAndClasses(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "upstream") }))
+	defer upstream.Close()
+	inShop := ingressObj("mine", nil, "mine.test", "/", "app")
+	other := ingressObj("elsewhere", nil, "elsewhere.test", "/", "app")
+	other.Namespace = "other"
+	nginx := ingressObj("nginx", nil, "nginx.test", "/", "app")
+	nginx.Spec.IngressClassName = new("nginx")
+	h := startWith(t, upstream, baseConfig, nil, func(o *Options) { o.Namespaces = []string{"shop"} }, inShop, other, nginx)
+	eventually(t, "the Ingress of the watched namespace served", func() error {
+		if code, _, _ := h.get("mine.test", "/", "", ""); code != 200 {
+			return fmt.Errorf("GET mine.test = %d, want 200", code)
+		}
+		ing, err := h.client.NetworkingV1().Ingresses("shop").Get(context.Background(), "mine", metav1.GetOptions{})
+		if err != nil || len(ing.Status.LoadBalancer.Ingress) != 1 {
+			return fmt.Errorf("mine status %+v %v", ing.Status, err)
+		}
+		return nil
+	})
+	for _, host := range []string{"elsewhere.test", "nginx.test"} {
+		if code, _, _ := h.get(host, "/", "", ""); code != 404 {
+			t.Errorf("GET %s = %d, want 404 (not ours)", host, code)
+		}
+	}
+	for _, ns := range []string{"other", "shop"} {
+		ings, _ := h.client.NetworkingV1().Ingresses(ns).List(context.Background(), metav1.ListOptions{})
+		for _, ing := range ings.Items {
+			if ing.Name != "mine" && len(ing.Status.LoadBalancer.Ingress) != 0 {
+				t.Errorf("%s/%s got status %+v; it is not ours", ns, ing.Name, ing.Status.LoadBalancer.Ingress)
+			}
+		}
+	}
 }

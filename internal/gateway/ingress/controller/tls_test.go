@@ -36,7 +36,7 @@ routes: [{name: healthz, match: {path: {type: Exact, value: /healthz}}, directRe
 	ing := ingressObj("secure", nil, "app.test", "/", "app")
 	ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"app.test"}, SecretName: "app-tls"}}
 	store := &tlsconf.Store{}
-	h := startWith(t, upstream, base, store, secret, ing)
+	h := startWith(t, upstream, base, store, nil, secret, ing)
 
 	tlsSrv := httptest.NewUnstartedServer(h.gw.Handler())
 	tlsSrv.TLS = store.Config()
