@@ -50,6 +50,7 @@ type gatewayConfig struct {
 	maxBodyBytes int64
 	trusted      []string
 	kubeconfig   string
+	ingress      ingressFlags
 	server       httpserver.Options
 }
 
@@ -83,6 +84,7 @@ func (c gatewayConfig) validate() error {
 	if err := c.server.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.ingress.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -120,6 +122,7 @@ serving.`,
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for backends with kubernetes discovery when running outside the cluster (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)")
 	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
+	cfg.ingress.flags(fs)
 	cfg.server.Flags(fs)
 	cfg.server.EdgeFlags(fs)
 	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
@@ -162,12 +165,25 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		return err
 	}
 	defer gw.Close()
-	// Listen once the EndpointSlices are listed, so that the first
-	// requests find the endpoints; when the API server does not answer,
-	// serve anyway (those backends answer 503 until it does). 10s stays
-	// well inside the liveness probe's patience (3 × 10s), which cannot
-	// reach the admin port before it listens.
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	ingressSynced, err := startIngress(ctx, &wg, cfg, g, gw, log)
+	if err != nil {
+		return err
+	}
+	// Listen once the Ingresses are applied and the EndpointSlices
+	// listed, so that the first requests find their routes and endpoints;
+	// when the API server does not answer, serve anyway (those backends
+	// answer 503 until it does). 10s stays well inside the liveness
+	// probe's patience (3 × 10s), which cannot reach the admin port
+	// before it listens.
 	syncCtx, cancelSync := context.WithTimeout(ctx, 10*time.Second)
+	select {
+	case <-ingressSynced:
+	case <-syncCtx.Done():
+		log.Warn("serving before the Ingresses are known", slog.String("error", syncCtx.Err().Error()))
+	}
 	if err := disc.WaitSynced(syncCtx); err != nil {
 		log.Warn("serving before the endpoints are known", slog.String("error", err.Error()))
 	}
@@ -184,9 +200,6 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
 	if cfg.watch {
 		wg.Go(func() {
 			if err := gw.WatchFile(ctx, 0); err != nil {

@@ -27,6 +27,11 @@ func TestGatewayBadInput(t *testing.T) {
 		{"bad admin addr", []string{"gateway", "--config", "x.yaml", "--admin-addr", "nope"}, "--admin-addr (FLOTILLA_ADMIN_ADDR)"},
 		{"validate needs a file", []string{"gateway", "validate"}, "accepts 1 arg"},
 		{"bad weight", []string{"gateway", "admin", "weights", "canary", "v1=101", "v2"}, `weight "v1=101": want BACKEND=WEIGHT`},
+		{"nginx class needs a class", []string{"gateway", "--config", "x.yaml", "--ingress-class-nginx"}, "--ingress-class-nginx (FLOTILLA_INGRESS_CLASS_NGINX): needs --ingress-class"},
+		{"without class needs a class", []string{"gateway", "--config", "x.yaml", "--watch-ingress-without-class"}, "--watch-ingress-without-class (FLOTILLA_WATCH_INGRESS_WITHOUT_CLASS): needs --ingress-class"},
+		{"publish needs a class", []string{"gateway", "--config", "x.yaml", "--publish-address", "192.0.2.1"}, "--publish-address (FLOTILLA_PUBLISH_ADDRESS): needs --ingress-class"},
+		{"bad publish service", []string{"gateway", "--config", "x.yaml", "--ingress-class", "flotilla", "--publish-service", "gateway"}, `--publish-service (FLOTILLA_PUBLISH_SERVICE): want namespace/name, got "gateway"`},
+		{"lease required", []string{"gateway", "--config", "x.yaml", "--ingress-class", "flotilla", "--leader-election-lease", ""}, "--leader-election-lease (FLOTILLA_LEADER_ELECTION_LEASE): required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

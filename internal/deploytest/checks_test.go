@@ -862,45 +862,79 @@ func subjectNamespace(s rbacv1.Subject, bindingNS string) string {
 	return s.Namespace
 }
 
-// checkRBAC: least privilege. The only grant the manifests make is the
-// gateway's get, list and watch on EndpointSlices, namespaced: no
-// ClusterRole or ClusterRoleBinding, no other resource or verb, no
-// wildcard, bindings only to service accounts of the render, and service
-// accounts that mount no token unless the pod asks.
+// grants is every permission the manifests may give, by role kind and
+// apiGroup/resource: the gateway's EndpointSlice watch in its namespace,
+// and the Ingress controller's (components/ingress-controller) leader
+// Lease, cluster-wide reads, status and Event writes.
+var grants = map[string]map[string][]string{
+	"Role": {
+		"discovery.k8s.io/endpointslices": {"get", "list", "watch"},
+		"coordination.k8s.io/leases":      {"create", "get", "update"},
+	},
+	"ClusterRole": {
+		"networking.k8s.io/ingresses":        {"get", "list", "watch"},
+		"networking.k8s.io/ingressclasses":   {"get", "list", "watch"},
+		"networking.k8s.io/ingresses/status": {"update"},
+		"/services":                          {"get", "list", "watch"},
+		"/secrets":                           {"get", "list", "watch"},
+		"discovery.k8s.io/endpointslices":    {"get", "list", "watch"},
+		"/events":                            {"create", "patch"},
+		"events.k8s.io/events":               {"create", "patch"},
+	},
+}
+
+// checkRBAC: least privilege. Roles and ClusterRoles grant only what
+// grants lists (no wildcard, no other resource or verb, no non-resource
+// URL), bindings bind roles of the render to service accounts of the
+// render, and service accounts mount no token unless the pod asks.
 func checkRBAC(objs []object, fail failFunc) {
-	allowed := []string{"get", "list", "watch"}
+	checkRules := func(o object, rules []rbacv1.PolicyRule) {
+		if len(rules) == 0 {
+			fail(o, "grants nothing")
+		}
+		for i, r := range rules {
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					for _, verb := range r.Verbs {
+						if !slices.Contains(grants[o.Kind][g+"/"+res], verb) {
+							fail(o, "rule %d grants %s on %s/%s, which no part of Flotilla needs", i, verb, g, res)
+						}
+					}
+				}
+			}
+			if len(r.NonResourceURLs) > 0 {
+				fail(o, "rule %d grants non-resource URLs %q", i, r.NonResourceURLs)
+			}
+		}
+	}
+	checkSubjects := func(o object, subjects []rbacv1.Subject) {
+		for _, s := range subjects {
+			ns := s.Namespace
+			if ns == "" {
+				ns = o.Namespace
+			}
+			// A Helm render's objects name no namespace.
+			if s.Kind != "ServiceAccount" || find[*corev1.ServiceAccount](objs, "ServiceAccount", ns, s.Name) == nil && find[*corev1.ServiceAccount](objs, "ServiceAccount", "", s.Name) == nil {
+				fail(o, "binds %s %s/%s, not a service account of the render", s.Kind, ns, s.Name)
+			}
+		}
+	}
 	for _, o := range objs {
 		switch v := o.Obj.(type) {
 		case *rbacv1.Role:
-			if len(v.Rules) == 0 {
-				fail(o, "grants nothing")
-			}
-			for i, r := range v.Rules {
-				if !slices.Equal(r.APIGroups, []string{"discovery.k8s.io"}) || !slices.Equal(r.Resources, []string{"endpointslices"}) {
-					fail(o, "rule %d grants apiGroups %q resources %q; want only [discovery.k8s.io] [endpointslices]", i, r.APIGroups, r.Resources)
-				}
-				for _, verb := range r.Verbs {
-					if !slices.Contains(allowed, verb) {
-						fail(o, "rule %d grants verb %q; want only get, list, watch", i, verb)
-					}
-				}
-				if len(r.NonResourceURLs) > 0 {
-					fail(o, "rule %d grants non-resource URLs %q", i, r.NonResourceURLs)
-				}
-			}
+			checkRules(o, v.Rules)
+		case *rbacv1.ClusterRole:
+			checkRules(o, v.Rules)
 		case *rbacv1.RoleBinding:
 			if v.RoleRef.Kind != "Role" || find[*rbacv1.Role](objs, "Role", o.Namespace, v.RoleRef.Name) == nil {
 				fail(o, "binds %s %s, which is not a Role of the render in its namespace", v.RoleRef.Kind, v.RoleRef.Name)
 			}
-			for _, s := range v.Subjects {
-				ns := s.Namespace
-				if ns == "" || o.Namespace == "" { // a Helm render: objects name no namespace
-					ns = o.Namespace
-				}
-				if s.Kind != "ServiceAccount" || find[*corev1.ServiceAccount](objs, "ServiceAccount", ns, s.Name) == nil {
-					fail(o, "binds %s %s/%s, not a service account of the render", s.Kind, ns, s.Name)
-				}
+			checkSubjects(o, v.Subjects)
+		case *rbacv1.ClusterRoleBinding:
+			if v.RoleRef.Kind != "ClusterRole" || find[*rbacv1.ClusterRole](objs, "ClusterRole", "", v.RoleRef.Name) == nil {
+				fail(o, "binds %s %s, which is not a ClusterRole of the render", v.RoleRef.Kind, v.RoleRef.Name)
 			}
+			checkSubjects(o, v.Subjects)
 		case *corev1.ServiceAccount:
 			if v.AutomountServiceAccountToken == nil || *v.AutomountServiceAccountToken {
 				fail(o, "mounts its token in every pod that uses it; set automountServiceAccountToken: false (the pod that needs it asks)")

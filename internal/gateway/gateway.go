@@ -106,6 +106,8 @@ type Gateway struct {
 	status  ReloadStatus
 	fileSum []byte // of the config file content last loaded
 	closed  bool
+	base    *config.Config        // last config loaded, before Extra is merged; g.mu
+	extra   atomic.Pointer[Extra] // merged into every load (SetExtra)
 }
 
 // state is everything a request reads, swapped as one. Reloads and
@@ -339,9 +341,14 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 	if g.closed {
 		return errors.New("gateway closed")
 	}
-	cfg, err := read()
+	base, err := read()
+	cfg := base
 	if err == nil {
+		cfg = g.withExtra(base)
 		err = g.swap(cfg)
+	}
+	if err == nil {
+		g.base = base
 	}
 	g.status.At, g.status.Source = start, source
 	g.metrics.reloadSeconds.Observe(time.Since(start).Seconds())

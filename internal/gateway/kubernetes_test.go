@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -45,23 +45,9 @@ func endpointSlice(t *testing.T, ns, name, service, addr, cond string) *discover
 	}
 }
 
-// clientset adapts client-go's (fake) Clientset to discovery.Client.
-type clientset struct{ kubernetes.Interface }
-
-func (c clientset) ListEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
-	return c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
-}
-
-func (c clientset) WatchEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
-	return c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
-}
-
-// IsWatchListSemanticsUnSupported: the fake lists, then watches.
-func (c clientset) IsWatchListSemanticsUnSupported() bool { return true }
-
 func fakeDiscovery(t *testing.T, client kubernetes.Interface) *discovery.Watcher {
 	t.Helper()
-	w := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) { return clientset{client}, "shop", nil }})
+	w := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) { return discoverytest.Client{Interface: client}, "shop", nil }})
 	t.Cleanup(w.Close)
 	return w
 }

@@ -33,7 +33,7 @@ func Connect(kubeconfig string, getenv func(string) string) func() (Client, stri
 		getenv = os.Getenv
 	}
 	return func() (Client, string, error) {
-		cfg, ns, err := restConfig(kubeconfig, getenv)
+		cfg, ns, err := RESTConfig(kubeconfig, getenv)
 		if err != nil {
 			return nil, "", err
 		}
@@ -41,11 +41,21 @@ func Connect(kubeconfig string, getenv func(string) string) func() (Client, stri
 		if err != nil {
 			return nil, "", fmt.Errorf("API client: %w", err)
 		}
-		if v := getenv("POD_NAMESPACE"); v != "" {
-			ns = v
-		}
 		return client, ns, nil
 	}
+}
+
+// RESTConfig returns the API server's client configuration and the
+// gateway's namespace, found as Connect describes.
+func RESTConfig(kubeconfig string, getenv func(string) string) (*rest.Config, string, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	cfg, ns, err := restConfig(kubeconfig, getenv)
+	if v := getenv("POD_NAMESPACE"); err == nil && v != "" {
+		ns = v
+	}
+	return cfg, ns, err
 }
 
 func restConfig(kubeconfig string, getenv func(string) string) (*rest.Config, string, error) {

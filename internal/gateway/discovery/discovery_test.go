@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"log/slog"
 	"os"
 	"strings"
@@ -194,23 +195,9 @@ func waitFor(t *testing.T, r *recorder, want string) {
 	})
 }
 
-// clientset adapts client-go's (fake) Clientset to Client.
-type clientset struct{ kubernetes.Interface }
-
-func (c clientset) ListEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
-	return c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
-}
-
-func (c clientset) WatchEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
-	return c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
-}
-
-// IsWatchListSemanticsUnSupported: the fake lists, then watches.
-func (c clientset) IsWatchListSemanticsUnSupported() bool { return true }
-
 func newWatcher(t *testing.T, client kubernetes.Interface) *Watcher {
 	t.Helper()
-	w := New(Options{Connect: func() (Client, string, error) { return clientset{client}, "ns", nil }})
+	w := New(Options{Connect: func() (Client, string, error) { return discoverytest.Client{Interface: client}, "ns", nil }})
 	t.Cleanup(w.Close)
 	return w
 }
@@ -425,7 +412,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 		return false, nil, nil
 	})
 	var logs syncBuffer
-	w := New(Options{Connect: func() (Client, string, error) { return clientset{client}, "ns", nil },
+	w := New(Options{Connect: func() (Client, string, error) { return discoverytest.Client{Interface: client}, "ns", nil },
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	reg := prometheus.NewPedanticRegistry()

@@ -1,0 +1,29 @@
+// Package discoverytest adapts client-go's fake Clientset to the
+// discovery package's Client, for tests that drive real EndpointSlice
+// objects through the informers.
+package discoverytest
+
+import (
+	"context"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Client is a discovery.Client over a (fake) Clientset.
+type Client struct{ kubernetes.Interface }
+
+// ListEndpointSlices lists the slices of ns.
+func (c Client) ListEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
+}
+
+// WatchEndpointSlices watches the slices of ns.
+func (c Client) WatchEndpointSlices(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
+	return c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
+}
+
+// IsWatchListSemanticsUnSupported: the fake lists, then watches.
+func (c Client) IsWatchListSemanticsUnSupported() bool { return true }

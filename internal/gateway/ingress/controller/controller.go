@@ -1,0 +1,485 @@
+// Package controller runs the Ingress controller: client-go informers on
+// IngressClasses, Ingresses, Services and Secrets; on every change the
+// whole config fragment is recomputed (package ingress), the Secret
+// material written to a private directory, and the gateway reloaded
+// through its validated path (gateway.SetExtra). Problems become
+// Kubernetes Events and log lines; served Ingresses get the gateway's
+// address in status.loadBalancer, written by the leader only.
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/ingress"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Client is the API client; required.
+	Client kubernetes.Interface
+	// Namespaces whose Ingresses, Services and Secrets are watched
+	// (default: all).
+	Namespaces []string
+	// Translate selects the Ingresses served (class names).
+	Translate ingress.Options
+	// SecretDir receives TLS keys and htpasswd files from Secrets; created
+	// with mode 0700 (required). Files the translation no longer needs are
+	// removed.
+	SecretDir string
+	// Apply installs the fragment; gateway.SetExtra. Required.
+	Apply func(*gateway.Extra) error
+	// PublishService is "namespace/name" of the gateway's Service, whose
+	// addresses go to the status of served Ingresses.
+	PublishService string
+	// PublishAddresses are IPs or host names written to the status
+	// instead of PublishService's.
+	PublishAddresses []string
+	// Lease, when set, elects one replica to write status; without it
+	// every replica writes the same status (idempotent: only on change).
+	Lease *Lease
+	// Logger (default: discard).
+	Logger *slog.Logger
+	// Debounce coalesces bursts of changes (default 100ms).
+	Debounce time.Duration
+}
+
+// Lease names the coordination.k8s.io Lease of the status writers.
+type Lease struct {
+	Namespace, Name string
+	// Identity is this replica's (default: the host name).
+	Identity string
+}
+
+// Controller is a running Ingress controller; see Run.
+type Controller struct {
+	opts     Options
+	log      *slog.Logger
+	recorder record.EventRecorder
+	leading  atomic.Bool
+	trigger  chan struct{}
+
+	classes   listersnetworkingv1.IngressClassLister
+	ingresses []listersnetworkingv1.IngressLister
+	services  []listerscorev1.ServiceLister
+	secrets   []listerscorev1.SecretLister
+	synced    []cache.InformerSynced
+
+	mu        sync.Mutex
+	reported  map[string]map[string]bool // Ingress → problems already reported
+	lastErr   string
+	firstSync chan struct{} // closed after the first sync
+	syncOnce  sync.Once
+}
+
+// Synced is closed once the first sync has applied the Ingresses listed
+// at start-up: a gateway can wait for it before listening.
+func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
+
+// New builds a Controller; Run starts it.
+func New(opts Options) (*Controller, error) {
+	if opts.Client == nil || opts.Apply == nil || opts.SecretDir == "" {
+		return nil, errors.New("ingress controller: Client, Apply and SecretDir are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.PublishService != "" {
+		if ns, name, ok := strings.Cut(opts.PublishService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("publish service: want namespace/name, got %q", opts.PublishService)
+		}
+	}
+	for _, a := range opts.PublishAddresses {
+		if a == "" || strings.ContainsAny(a, "/ :") && net.ParseIP(a) == nil {
+			return nil, fmt.Errorf("publish address: want an IP or a host name, got %q", a)
+		}
+	}
+	if err := os.MkdirAll(opts.SecretDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ingress secret dir: %w", err)
+	}
+	if err := os.Chmod(opts.SecretDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ingress secret dir: %w", err)
+	}
+	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
+}
+
+// kick schedules a sync; bursts coalesce.
+func (c *Controller) kick() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches and syncs until ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	client := c.opts.Client
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flotilla-gateway"})
+
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.kick() },
+		UpdateFunc: func(any, any) { c.kick() },
+		DeleteFunc: func(any) { c.kick() },
+	}
+	cluster := informers.NewSharedInformerFactory(client, 0)
+	ci := cluster.Networking().V1().IngressClasses()
+	c.classes = ci.Lister()
+	if _, err := ci.Informer().AddEventHandler(handler); err != nil {
+		return err
+	}
+	c.synced = append(c.synced, ci.Informer().HasSynced)
+	factories := []informers.SharedInformerFactory{cluster}
+	namespaces := c.opts.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	for _, ns := range namespaces {
+		f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+		factories = append(factories, f)
+		ii, si, se := f.Networking().V1().Ingresses(), f.Core().V1().Services(), f.Core().V1().Secrets()
+		for _, inf := range []cache.SharedIndexInformer{ii.Informer(), si.Informer(), se.Informer()} {
+			if _, err := inf.AddEventHandler(handler); err != nil {
+				return err
+			}
+			c.synced = append(c.synced, inf.HasSynced)
+		}
+		c.ingresses = append(c.ingresses, ii.Lister())
+		c.services = append(c.services, si.Lister())
+		c.secrets = append(c.secrets, se.Lister())
+	}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+	}
+	defer func() {
+		for _, f := range factories {
+			f.Shutdown()
+		}
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return ctx.Err()
+	}
+	c.log.Info("ingress controller watching", slog.String("class", c.opts.Translate.ClassName), slog.Any("namespaces", c.opts.Namespaces))
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if l := c.opts.Lease; l != nil {
+		if err := c.elect(ctx, &wg, l); err != nil {
+			return err
+		}
+	} else {
+		c.leading.Store(true)
+	}
+	c.kick()
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.trigger:
+			timer.Reset(c.opts.Debounce)
+		case <-timer.C:
+			c.sync(ctx)
+			c.syncOnce.Do(func() { close(c.firstSync) })
+		}
+	}
+}
+
+// elect runs leader election for the status writes in the background.
+func (c *Controller) elect(ctx context.Context, wg *sync.WaitGroup, l *Lease) error {
+	id := l.Identity
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	lock := &resourcelock.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
+		Client: c.opts.Client.CoordinationV1(), LockConfig: resourcelock.ResourceLockConfig{Identity: id}}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		ReleaseOnCancel: true, Name: "flotilla-ingress-status",
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {
+				c.log.Info("ingress status: leading", slog.String("identity", id))
+				c.leading.Store(true)
+				c.kick()
+			},
+			OnStoppedLeading: func() {
+				c.log.Info("ingress status: not leading", slog.String("identity", id))
+				c.leading.Store(false)
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	wg.Go(func() {
+		// Run returns when the lease is lost; try again until ctx ends.
+		for ctx.Err() == nil {
+			le.Run(ctx)
+		}
+	})
+	return nil
+}
+
+// sync recomputes everything from the informers' caches.
+func (c *Controller) sync(ctx context.Context) {
+	in := ingress.Input{
+		Services: func(ns, name string) *corev1.Service {
+			for _, l := range c.services {
+				if s, err := l.Services(ns).Get(name); err == nil {
+					return s
+				}
+			}
+			return nil
+		},
+		Secrets: func(ns, name string) *corev1.Secret {
+			for _, l := range c.secrets {
+				if s, err := l.Secrets(ns).Get(name); err == nil {
+					return s
+				}
+			}
+			return nil
+		},
+	}
+	in.Classes, _ = c.classes.List(labels.Everything())
+	byKey := map[string]*networkingv1.Ingress{}
+	for _, l := range c.ingresses {
+		ings, _ := l.List(labels.Everything())
+		for _, ing := range ings {
+			if _, dup := byKey[ing.Namespace+"/"+ing.Name]; !dup {
+				byKey[ing.Namespace+"/"+ing.Name] = ing
+				in.Ingresses = append(in.Ingresses, ing)
+			}
+		}
+	}
+	res := ingress.Translate(in, c.opts.Translate)
+	if err := c.writeFiles(res.Files); err != nil {
+		c.log.Error("ingress: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
+		return
+	}
+	x := &gateway.Extra{Backends: res.Backends, Routes: res.Routes, Certificates: res.Certificates}
+	dir := c.opts.SecretDir
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, filepath.FromSlash(*p))
+		}
+	}
+	for i := range x.Routes {
+		if a := x.Routes[i].Auth; a != nil && a.Basic != nil {
+			abs(&a.Basic.HtpasswdFile)
+		}
+	}
+	for i := range x.Certificates {
+		abs(&x.Certificates[i].CertFile)
+		abs(&x.Certificates[i].KeyFile)
+	}
+	if err := c.opts.Apply(x); err != nil {
+		// Each Ingress was validated alone; what fails here is their sum
+		// with the file config (a name or TLS clash): say so once.
+		if msg := err.Error(); msg != c.lastErr {
+			c.lastErr = msg
+			c.log.Error("ingress config rejected; the last good config keeps serving", slog.String("error", msg))
+		}
+	} else {
+		c.lastErr = ""
+		c.log.Debug("ingress config applied", slog.Int("routes", len(x.Routes)), slog.Int("served", len(res.Served)))
+	}
+	c.report(byKey, res.Problems)
+	if c.leading.Load() {
+		c.writeStatus(ctx, byKey, res.Served, res.Ours)
+	}
+}
+
+// report turns problems into Events and log lines, once per problem for
+// as long as it lasts.
+func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []ingress.Problem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := map[string]map[string]bool{}
+	for _, p := range problems {
+		k := p.Namespace + "/" + p.Name
+		msg := p.Message
+		if p.Annotation != "" {
+			msg = p.Annotation + ": " + msg
+		}
+		if now[k] == nil {
+			now[k] = map[string]bool{}
+		}
+		now[k][msg] = true
+		if c.reported[k][msg] {
+			continue
+		}
+		level, reason := slog.LevelWarn, "IngressWarning"
+		if p.Severity == ingress.Error {
+			level, reason = slog.LevelError, "IngressRejected"
+		}
+		c.log.Log(context.Background(), level, "ingress problem", slog.String("ingress", k), slog.String("annotation", p.Annotation), slog.String("problem", p.Message))
+		if ing := byKey[k]; ing != nil {
+			c.recorder.Event(ing, corev1.EventTypeWarning, reason, msg)
+		}
+	}
+	c.reported = now
+}
+
+// addresses returns what served Ingresses' status says.
+func (c *Controller) addresses(ctx context.Context) ([]networkingv1.IngressLoadBalancerIngress, error) {
+	var out []networkingv1.IngressLoadBalancerIngress
+	add := func(a string) {
+		e := networkingv1.IngressLoadBalancerIngress{Hostname: a}
+		if net.ParseIP(a) != nil {
+			e = networkingv1.IngressLoadBalancerIngress{IP: a}
+		}
+		if !slices.ContainsFunc(out, func(x networkingv1.IngressLoadBalancerIngress) bool { return x.IP == e.IP && x.Hostname == e.Hostname }) {
+			out = append(out, e)
+		}
+	}
+	if len(c.opts.PublishAddresses) > 0 {
+		for _, a := range c.opts.PublishAddresses {
+			add(a)
+		}
+		return out, nil
+	}
+	if c.opts.PublishService == "" {
+		return nil, nil
+	}
+	ns, name, _ := strings.Cut(c.opts.PublishService, "/")
+	svc, err := c.opts.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("publish service %s: %w", c.opts.PublishService, err)
+	}
+	for _, lb := range svc.Status.LoadBalancer.Ingress {
+		if lb.IP != "" {
+			add(lb.IP)
+		}
+		if lb.Hostname != "" {
+			add(lb.Hostname)
+		}
+	}
+	if len(out) == 0 {
+		for _, ip := range svc.Spec.ExternalIPs {
+			add(ip)
+		}
+	}
+	if len(out) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		add(svc.Spec.ClusterIP)
+	}
+	return out, nil
+}
+
+// writeStatus sets status.loadBalancer of the served Ingresses, and clears
+// it from Ingresses of our class that are no longer served (an error left
+// them out), only where it differs: replicas without a lease write the
+// same thing.
+func (c *Controller) writeStatus(ctx context.Context, byKey map[string]*networkingv1.Ingress, served, ours []string) {
+	addrs, err := c.addresses(ctx)
+	if err != nil {
+		c.log.Warn("ingress status not written", slog.String("error", err.Error()))
+		return
+	}
+	if addrs == nil {
+		return
+	}
+	for _, k := range ours {
+		ing := byKey[k]
+		want := addrs
+		if !slices.Contains(served, k) {
+			want = nil
+		}
+		if ing == nil || equalLB(ing.Status.LoadBalancer.Ingress, want) {
+			continue
+		}
+		up := ing.DeepCopy()
+		up.Status.LoadBalancer.Ingress = want
+		_, err := c.opts.Client.NetworkingV1().Ingresses(ing.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		switch {
+		case apierrors.IsConflict(err):
+			c.kick() // a newer object: the informer brings it, try again
+		case err != nil:
+			c.log.Warn("ingress status not written", slog.String("ingress", k), slog.String("error", err.Error()))
+		}
+	}
+}
+
+func equalLB(a, b []networkingv1.IngressLoadBalancerIngress) bool {
+	return slices.EqualFunc(a, b, func(x, y networkingv1.IngressLoadBalancerIngress) bool {
+		return x.IP == y.IP && x.Hostname == y.Hostname
+	})
+}
+
+// writeFiles makes SecretDir hold exactly files: each written (0600, by
+// rename, so a reader never sees half a key) when its content changed,
+// any other file removed.
+func (c *Controller) writeFiles(files map[string][]byte) error {
+	dir := c.opts.SecretDir
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if !filepath.IsLocal(filepath.FromSlash(name)) {
+			return fmt.Errorf("refusing file name %q outside the secret directory", name)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, files[name]) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+		if err != nil {
+			return err
+		}
+		_, werr := tmp.Write(files[name])
+		cerr := tmp.Close()
+		if err := errors.Join(werr, cerr); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+		if err := os.Rename(tmp.Name(), p); err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if _, keep := files[filepath.ToSlash(rel)]; !keep {
+			return os.Remove(p)
+		}
+		return nil
+	})
+}
