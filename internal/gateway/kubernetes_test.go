@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,23 +49,6 @@ func fakeDiscovery(t *testing.T, client kubernetes.Interface) *discovery.Watcher
 	w := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) { return discoverytest.Client{Interface: client}, "shop", nil }})
 	t.Cleanup(w.Close)
 	return w
-}
-
-// eventually polls cond until it returns nil, for up to 30 s: a bound for
-// a loaded machine, not a speed claim.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // onlyTo sends n requests and returns nil when every one was answered by
@@ -115,7 +97,7 @@ backends: [{name: web, kubernetes: {service: web, port: http}}]
 routes: [{name: all, backends: [{name: web}], retries: {attempts: 0}}]
 `, Options{Endpoints: fakeDiscovery(t, client)})
 
-	eventually(t, "only the ready endpoint a", func() error { return onlyTo(t, f, 10, "a") })
+	discoverytest.Eventually(t, "only the ready endpoint a", func() error { return onlyTo(t, f, 10, "a") })
 
 	// A request in flight to a, then a starts terminating and b is ready.
 	slow := make(chan error, 1)
@@ -136,7 +118,7 @@ routes: [{name: all, backends: [{name: web}], retries: {attempts: 0}}]
 	if _, err := slices.Update(ctx, endpointSlice(t, "shop", "web-b", "web", b.addr(), "ready"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "only the ready endpoint b", func() error { return onlyTo(t, f, 10, "b") })
+	discoverytest.Eventually(t, "only the ready endpoint b", func() error { return onlyTo(t, f, 10, "b") })
 	hits := a.hits.Load()
 	if err := onlyTo(t, f, 50, "b"); err != nil {
 		t.Fatalf("with b ready: %v", err)
@@ -163,11 +145,11 @@ routes: [{name: all, backends: [{name: web}], retries: {attempts: 0}}]
 	if err := slices.Delete(ctx, "web-b", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the terminating endpoint when none is ready", func() error { return onlyTo(t, f, 10, "a") })
+	discoverytest.Eventually(t, "the terminating endpoint when none is ready", func() error { return onlyTo(t, f, 10, "a") })
 	if err := slices.Delete(ctx, "web-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "503 without endpoints", func() error { return onlyTo(t, f, 3, "") })
+	discoverytest.Eventually(t, "503 without endpoints", func() error { return onlyTo(t, f, 3, "") })
 }
 
 // listsOf counts the LIST calls made for EndpointSlices in ns: one per
@@ -203,7 +185,7 @@ routes:
 `, webNS, apiPolicy, route)
 	}
 	f := start(t, yaml("one", "round_robin", ""), Options{Endpoints: fakeDiscovery(t, client)})
-	eventually(t, "web on a", func() error { return onlyTo(t, f, 3, "a") })
+	discoverytest.Eventually(t, "web on a", func() error { return onlyTo(t, f, 3, "a") })
 	web := f.gw.state.Load().pools["web"]
 
 	// Same backends, another route name; then api's policy changes.
@@ -227,7 +209,7 @@ routes:
 	if err := f.gw.Reload(mustParse(t, yaml("two", "least_request", "other"))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web on c", func() error { return onlyTo(t, f, 3, "c") })
+	discoverytest.Eventually(t, "web on c", func() error { return onlyTo(t, f, 3, "c") })
 	if n := listsOf(client, "other"); n != 1 {
 		t.Errorf("EndpointSlices listed %d times in other, want 1", n)
 	}

@@ -168,26 +168,9 @@ func (r *recorder) get() string {
 	return r.last
 }
 
-// eventually polls cond until it returns nil, for up to 30 s: a bound
-// for a loaded machine, not a speed claim.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitFor(t *testing.T, r *recorder, want string) {
 	t.Helper()
-	eventually(t, "endpoints", func() error {
+	discoverytest.Eventually(t, "endpoints", func() error {
 		if got := r.get(); got != want {
 			return fmt.Errorf("got %q, want %q", got, want)
 		}
@@ -436,7 +419,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 	}
 	defer stop()
 	waitFor(t, &web, "10.0.0.1:8080")
-	eventually(t, "the synced metric at 0 while the watch fails", func() error {
+	discoverytest.Eventually(t, "the synced metric at 0 while the watch fails", func() error {
 		if v := synced(); v != 0 {
 			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
 		}
@@ -451,7 +434,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 	failing.Store(false)
 	es := slice("ns", "web-b", "web", http, ep{"10.0.0.2", "ready"})
 	es.ResourceVersion = "7" // the fake API server keeps no versions: progress shows as this one
-	eventually(t, "the watch back", func() error {
+	discoverytest.Eventually(t, "the watch back", func() error {
 		// Created until the informer, watching again, sees it.
 		if _, err := client.DiscoveryV1().EndpointSlices("ns").Get(context.Background(), "web-b", metav1.GetOptions{}); err != nil {
 			if _, err := client.DiscoveryV1().EndpointSlices("ns").Create(context.Background(), es, metav1.CreateOptions{}); err != nil {
@@ -463,7 +446,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "the synced metric back at 1", func() error {
+	discoverytest.Eventually(t, "the synced metric back at 1", func() error {
 		if v := synced(); v != 1 {
 			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
 		}

@@ -5,6 +5,8 @@ package discoverytest
 
 import (
 	"context"
+	"testing"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,3 +29,21 @@ func (c Client) WatchEndpointSlices(ctx context.Context, ns string, o metav1.Lis
 
 // IsWatchListSemanticsUnSupported: the fake lists, then watches.
 func (c Client) IsWatchListSemanticsUnSupported() bool { return true }
+
+// Eventually polls cond until it returns nil, for up to 30 s (a bound for
+// a loaded machine, not a speed claim), and fails t with what and cond's
+// last error when it never does.
+func Eventually(t testing.TB, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -30,23 +30,6 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
-// eventually polls cond until it returns nil, for up to 30 s: a bound for
-// a loaded machine, not a speed claim.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func prefix() *networkingv1.PathType { p := networkingv1.PathTypePrefix; return &p }
 
 func ingressObj(name string, annotations map[string]string, host, path, svc string) *networkingv1.Ingress {
@@ -188,7 +171,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	users := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "users"}, Data: map[string][]byte{"auth": []byte("alice:" + string(hash) + "\n")}}
 	h := start(t, upstream, good, bad, locked, users)
 
-	eventually(t, "the Ingress's route reaches the upstream", func() error {
+	discoverytest.Eventually(t, "the Ingress's route reaches the upstream", func() error {
 		code, body, err := h.get("app.test", "/app/x", "", "")
 		if err != nil || code != 200 || body != "upstream /" {
 			return fmt.Errorf("GET app.test/app/x = %d %q %v, want 200 %q", code, body, err, "upstream /")
@@ -204,7 +187,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if code, _, _ := h.get("bad.test", "/", "", ""); code != 404 {
 		t.Errorf("GET bad.test/ = %d, want 404: an Ingress with an invalid annotation is not served", code)
 	}
-	eventually(t, "basic auth from the Secret", func() error {
+	discoverytest.Eventually(t, "basic auth from the Secret", func() error {
 		if code, _, _ := h.get("locked.test", "/", "", ""); code != 401 {
 			return fmt.Errorf("without credentials: %d, want 401", code)
 		}
@@ -228,7 +211,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if _, err := h.client.CoreV1().Secrets("shop").Update(context.Background(), users, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rotated Secret enforced", func() error {
+	discoverytest.Eventually(t, "the rotated Secret enforced", func() error {
 		if code, _, _ := h.get("locked.test", "/", "alice", "s3cret"); code != 401 {
 			return fmt.Errorf("old user: %d, want 401", code)
 		}
@@ -239,7 +222,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	eventually(t, "Events naming the problems", func() error {
+	discoverytest.Eventually(t, "Events naming the problems", func() error {
 		evs, err := h.client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -258,7 +241,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "status written by the leader", func() error {
+	discoverytest.Eventually(t, "status written by the leader", func() error {
 		ing, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "good", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -281,7 +264,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "locked has the address", func() error {
+	discoverytest.Eventually(t, "locked has the address", func() error {
 		l, err := h.client.NetworkingV1().Ingresses("shop").Get(ctx, "locked", metav1.GetOptions{})
 		if err != nil || len(l.Status.LoadBalancer.Ingress) != 1 {
 			return fmt.Errorf("locked status %+v %v", l.Status, err)
@@ -293,7 +276,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if _, err := h.client.NetworkingV1().Ingresses("shop").Update(ctx, lockedNow, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the now invalid Ingress unserved and its status cleared", func() error {
+	discoverytest.Eventually(t, "the now invalid Ingress unserved and its status cleared", func() error {
 		if code, _, _ := h.get("locked.test", "/", "bob", "n3w"); code != 404 {
 			return fmt.Errorf("GET locked.test = %d, want 404", code)
 		}
@@ -310,7 +293,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if err := h.client.NetworkingV1().Ingresses("shop").Delete(ctx, "good", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the deleted Ingress's route gone", func() error {
+	discoverytest.Eventually(t, "the deleted Ingress's route gone", func() error {
 		if code, _, _ := h.get("app.test", "/app/x", "", ""); code != 404 {
 			return fmt.Errorf("GET app.test/app/x = %d, want 404", code)
 		}
@@ -319,7 +302,7 @@ func TestIngressServedThroughEndpointSlices(t *testing.T) {
 	if err := h.client.NetworkingV1().Ingresses("shop").Delete(ctx, "locked", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the unused htpasswd removed", func() error {
+	discoverytest.Eventually(t, "the unused htpasswd removed", func() error {
 		if _, err := os.Stat(filepath.Join(h.dir, "auth", "shop", "users", "htpasswd")); !os.IsNotExist(err) {
 			return fmt.Errorf("htpasswd still there: %v", err)
 		}
@@ -338,7 +321,7 @@ func TestIngressNamespacesAndClasses(t *testing.T) {
 	nginx := ingressObj("nginx", nil, "nginx.test", "/", "app")
 	nginx.Spec.IngressClassName = new("nginx")
 	h := startWith(t, upstream, baseConfig, nil, func(o *Options) { o.Namespaces = []string{"shop"} }, inShop, other, nginx)
-	eventually(t, "the Ingress of the watched namespace served", func() error {
+	discoverytest.Eventually(t, "the Ingress of the watched namespace served", func() error {
 		if code, _, _ := h.get("mine.test", "/", "", ""); code != 200 {
 			return fmt.Errorf("GET mine.test = %d, want 200", code)
 		}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -53,7 +54,7 @@ func TestLeaseHandover(t *testing.T) {
 		return ing.Status.LoadBalancer.Ingress[0].IP
 	}
 	stopA := run("a", "192.0.2.1")
-	eventually(t, "a holds the Lease and writes status", func() error {
+	discoverytest.Eventually(t, "a holds the Lease and writes status", func() error {
 		if h, s := holder(), status("first"); h != "a" || s != "192.0.2.1" {
 			return fmt.Errorf("holder %q, status %q", h, s)
 		}
@@ -66,7 +67,7 @@ func TestLeaseHandover(t *testing.T) {
 	if _, err := client.NetworkingV1().Ingresses("shop").Create(ctx, ingressObj("second", nil, "second.test", "/", "app"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a writes the new Ingress's status", func() error {
+	discoverytest.Eventually(t, "a writes the new Ingress's status", func() error {
 		if s := status("second"); s != "192.0.2.1" {
 			return fmt.Errorf("second status %q, want a's 192.0.2.1", s)
 		}
@@ -76,7 +77,7 @@ func TestLeaseHandover(t *testing.T) {
 		t.Errorf("first status %q while a leads, want 192.0.2.1", s)
 	}
 	stopA()
-	eventually(t, "b takes the Lease and writes its status", func() error {
+	discoverytest.Eventually(t, "b takes the Lease and writes its status", func() error {
 		if h, s := holder(), status("first"); h != "b" || s != "192.0.2.2" {
 			return fmt.Errorf("holder %q, first status %q", h, s)
 		}

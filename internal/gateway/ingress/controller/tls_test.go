@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -45,7 +46,7 @@ routes: [{name: healthz, match: {path: {type: Exact, value: /healthz}}, directRe
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "app.test"}}}
-	eventually(t, "the Ingress's certificate served for app.test", func() error {
+	discoverytest.Eventually(t, "the Ingress's certificate served for app.test", func() error {
 		req, _ := http.NewRequest("GET", tlsSrv.URL+"/x", nil)
 		req.Host = "app.test"
 		resp, err := client.Do(req)
