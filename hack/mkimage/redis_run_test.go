@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"github.com/flotilla-dev/flotilla/internal/redistest"
 	"net"
 	"os"
 	"os/exec"
@@ -64,7 +65,10 @@ func TestRedisImageStartsAsOfficial(t *testing.T) {
 	}
 	entrypoint, link := filepath.Join(bin, "docker-entrypoint"), filepath.Join(bin, "redis-server")
 
-	ip := nonLoopbackIP(t)
+	ip := redistest.NonLoopbackIP(t)
+	if ip == "" {
+		t.Skip("no non-loopback IPv4 address on this machine: protected mode cannot be observed (TestCommand in ./redisentry checks the arguments)")
+	}
 	auth := filepath.Join(t.TempDir(), "redis-auth.conf")
 	if err := os.WriteFile(auth, []byte("requirepass s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -93,7 +97,7 @@ func TestRedisImageStartsAsOfficial(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			port := strconv.Itoa(freeTCPPort(t))
+			port := strconv.Itoa(redistest.FreePort(t))
 			args := make([]string, len(tt.args))
 			for i, a := range tt.args {
 				args[i] = strings.ReplaceAll(a, "PORT", port)
@@ -165,37 +169,4 @@ func ping(t *testing.T, addr, password string) string {
 		return err.Error()
 	}
 	return strings.TrimRight(line, "\r\n")
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// nonLoopbackIP returns an IPv4 address of this machine other than loopback.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok || n.IP.To4() == nil || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(n.IP.String(), "0"))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return n.IP.String()
-	}
-	t.Skip("no non-loopback IPv4 address on this machine: protected mode cannot be observed (TestCommand in ./redisentry checks the arguments)")
-	return ""
 }

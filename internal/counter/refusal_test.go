@@ -34,7 +34,10 @@ func TestRedisRefusalNamesReason(t *testing.T) {
 			// from another address than loopback.
 			name: "protected mode",
 			start: func(t *testing.T) string {
-				ip := nonLoopbackIP(t)
+				ip := redistest.NonLoopbackIP(t)
+				if ip == "" {
+					t.Skip("no non-loopback IPv4 address on this machine: protected mode cannot refuse a local client (the max clients case covers the same path)")
+				}
 				rs := redistest.Start(t, "--bind", "127.0.0.1", ip, "--protected-mode", "yes")
 				_, port, _ := net.SplitHostPort(rs.Addr)
 				return net.JoinHostPort(ip, port)
@@ -82,30 +85,6 @@ func TestRedisRefusalNamesReason(t *testing.T) {
 			}
 		})
 	}
-}
-
-// nonLoopbackIP returns an IPv4 address of this machine other than loopback:
-// Redis' protected mode refuses only clients from such addresses.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok || n.IP.To4() == nil || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(n.IP.String(), "0"))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return n.IP.String()
-	}
-	t.Skip("no non-loopback IPv4 address on this machine: protected mode cannot refuse a local client (the max clients case covers the same path)")
-	return ""
 }
 
 func readLine(c net.Conn) (string, error) {

@@ -35,7 +35,7 @@ func Start(t testing.TB, args ...string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found: run `make deps` (apt-get install redis-server): %v", err)
 	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s := &Server{t: t, port: FreePort(t), dir: t.TempDir()}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.extra = args
 	t.Cleanup(s.Stop) // before Restart: a server that fails to answer is still stopped
@@ -145,7 +145,8 @@ func (s *Server) ping() error {
 	return err
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a TCP port of 127.0.0.1 that nothing listens on.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -153,4 +154,28 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// NonLoopbackIP returns an IPv4 address of this machine other than
+// loopback that a listener can bind, or "" when there is none: Redis'
+// protected mode refuses only clients from such addresses.
+func NonLoopbackIP(t testing.TB) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.To4() == nil || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(n.IP.String(), "0"))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return n.IP.String()
+	}
+	return ""
 }
