@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 )
 
 func ptr[T any](v T) *T { return &v }

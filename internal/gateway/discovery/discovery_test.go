@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"log/slog"
 	"os"
 	"strings"
@@ -22,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 )
 
 // ep is an endpoint of a test slice: its IP and conditions ("ready",

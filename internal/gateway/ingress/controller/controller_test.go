@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 

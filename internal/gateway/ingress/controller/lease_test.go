@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 )
 
 // TestLeaseHandover: of two replicas only the Lease holder writes status;

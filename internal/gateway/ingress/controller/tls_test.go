@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/certtest"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
