@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 )
 
 // BenchmarkProxy measures one request through the gateway (on the h1
@@ -21,8 +24,10 @@ func BenchmarkProxy(b *testing.B) {
 		access bool
 		policy string // extra route fields
 		origin string
+		kube   bool // endpoints from an EndpointSlice (fake API), not the address
 	}{
 		{name: "bare"},
+		{name: "kubernetes-discovery", kube: true},
 		{name: "access-log", access: true},
 		{name: "ip-rules", policy: ", ipRules: {allow: [10.0.0.0/8, 127.0.0.0/8], deny: [127.0.0.2]}"},
 		{name: "origin-no-cors", origin: "https://app.test"}, // what the Origin header costs without a policy
@@ -35,10 +40,16 @@ func BenchmarkProxy(b *testing.B) {
 			if tc.access {
 				opts.AccessLog = io.Discard
 			}
+			backend := fmt.Sprintf("addresses: [%q]", strings.TrimPrefix(up.URL, "http://"))
+			if tc.kube {
+				client := fake.NewClientset(endpointSlice(b, "shop", "web-1", "web", strings.TrimPrefix(up.URL, "http://"), "ready"))
+				opts.Endpoints = fakeDiscovery(b, client)
+				backend = "kubernetes: {service: web, port: http}"
+			}
 			gw, err := New(mustParse(b, fmt.Sprintf(`
-backends: [{name: b, addresses: [%q]}]
+backends: [{name: b, %s}]
 routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{name: b}]%s}]
-`, strings.TrimPrefix(up.URL, "http://"), tc.policy)), opts)
+`, backend, tc.policy)), opts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -50,6 +61,17 @@ routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{na
 				req.Header.Set("Origin", tc.origin)
 			}
 			client := srv.Client()
+			discoverytest.Eventually(b, "the backend has its endpoint", func() error {
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
 			b.ReportAllocs()
 			for b.Loop() {
 				resp, err := client.Do(req)

@@ -24,7 +24,7 @@ func ptr[T any](v T) *T { return &v }
 // endpointSlice is the slice the EndpointSlice controller would write for
 // one pod of service at addr (an httptest server's 127.0.0.1:port): one
 // slice per pod, since each test server has its own port.
-func endpointSlice(t *testing.T, ns, name, service, addr, cond string) *discoveryv1.EndpointSlice {
+func endpointSlice(t testing.TB, ns, name, service, addr, cond string) *discoveryv1.EndpointSlice {
 	t.Helper()
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -44,7 +44,7 @@ func endpointSlice(t *testing.T, ns, name, service, addr, cond string) *discover
 	}
 }
 
-func fakeDiscovery(t *testing.T, client kubernetes.Interface) *discovery.Watcher {
+func fakeDiscovery(t testing.TB, client kubernetes.Interface) *discovery.Watcher {
 	t.Helper()
 	w := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) { return discoverytest.Client{Interface: client}, "shop", nil }})
 	t.Cleanup(w.Close)
