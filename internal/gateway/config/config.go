@@ -424,6 +424,11 @@ type Redirect struct {
 	Port int `yaml:"port" json:"port,omitempty"`
 	// Path replaces the whole path.
 	Path string `yaml:"path" json:"path,omitempty"`
+	// ReplacePrefix replaces the part of the path the route's Prefix path
+	// match matched, keeping the rest (Gateway API's ReplacePrefixMatch):
+	// with match /old and replacePrefix /new, /old/x goes to /new/x.
+	// Needs a Prefix path match; exclusive with Path.
+	ReplacePrefix string `yaml:"replacePrefix" json:"replacePrefix,omitempty"`
 	// StatusCode is 301, 302 (default), 303, 307 or 308.
 	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
 }

@@ -327,6 +327,16 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		if rd.Path != "" && !strings.HasPrefix(rd.Path, "/") {
 			p.addf(dp+".path", "must start with '/', got %q", rd.Path)
 		}
+		if rd.ReplacePrefix != "" {
+			switch {
+			case rd.Path != "":
+				p.addf(dp+".replacePrefix", "not used with redirect.path")
+			case !strings.HasPrefix(rd.ReplacePrefix, "/"):
+				p.addf(dp+".replacePrefix", "must start with '/', got %q", rd.ReplacePrefix)
+			case r.Match.Path == nil || r.Match.Path.Type != PathPrefix:
+				p.addf(dp+".replacePrefix", "needs a %s path match", PathPrefix)
+			}
+		}
 		switch rd.StatusCode {
 		case 301, 302, 303, 307, 308:
 		default:

@@ -69,6 +69,8 @@ type Route struct {
 	respOps  headerOps
 	hostRW   string
 	redirect *config.Redirect
+	// redirectPrefix rewrites the path of a redirect.replacePrefix.
+	redirectPrefix func(string) string
 	ip       *ipPolicy   // nil: no ipRules
 	cors     *corsPolicy // nil: no cors
 }
@@ -361,6 +363,9 @@ func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 		r.Filters = append(r.Filters, fs...)
 	}
 	if r.redirect != nil {
+		if v := r.redirect.ReplacePrefix; v != "" {
+			r.redirectPrefix, _ = compileRewrite(&config.PathRewrite{Type: config.RewriteReplacePrefix, Value: v}, r.path)
+		}
 		r.Filters = append(r.Filters, r.redirectFilter)
 	}
 	if rc.DirectResponse != nil {
@@ -544,6 +549,9 @@ func (rt *Route) Redirect(r *http.Request, req *Request) (string, int) {
 	u := url.URL{Scheme: scheme, Host: host, Path: req.Path.Decoded(), RawPath: req.Path.Escaped, RawQuery: r.URL.RawQuery}
 	if rd.Path != "" {
 		u.Path, u.RawPath = rd.Path, ""
+	}
+	if rt.redirectPrefix != nil {
+		u.Path, u.RawPath = rt.redirectPrefix(req.Path.Match), ""
 	}
 	return u.String(), rd.StatusCode
 }

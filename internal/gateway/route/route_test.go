@@ -164,6 +164,9 @@ func TestRedirect(t *testing.T) {
 		{"to https drops port", "{scheme: https, statusCode: 301}", "http://a.test:8080/p", "https://a.test/p", 301},
 		{"host and port", "{host: b.test, port: 9000, statusCode: 308}", "http://a.test/p", "http://b.test:9000/p", 308},
 		{"scheme keeps path", "{scheme: https, host: c.test}", "http://a.test/x/y", "https://c.test/x/y", 302},
+		{"replacePrefix keeps the rest", "{replacePrefix: /new}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old/x/y?q=1", "http://a.test/new/x/y?q=1", 302},
+		{"replacePrefix on the prefix itself", "{replacePrefix: /new}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old", "http://a.test/new", 302},
+		{"replacePrefix with /", "{replacePrefix: /}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old/x", "http://a.test/x", 302},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
