@@ -90,7 +90,7 @@ func startIngress(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig, g 
 		}
 		wg.Go(func() { <-ctx.Done(); os.RemoveAll(dir) })
 	}
-	opts := controller.Options{Client: client, Namespaces: f.namespaces, SecretDir: dir, Apply: gw.SetExtra,
+	opts := controller.Options{Client: client, Namespaces: f.namespaces, SecretDir: dir, Apply: func(x *gateway.Extra) error { return gw.SetExtraPart("ingress", x) },
 		Translate:      ingress.Options{ClassName: f.class, ControllerName: f.controllerName, WithoutClass: f.withoutClass, NginxClass: f.nginx, NoHTTPS: cfg.tlsAddr == ""},
 		PublishService: f.publishService, PublishAddresses: f.publishAddresses, Logger: log.With(slog.String("component", "ingress"))}
 	if f.leaderElect {
