@@ -71,8 +71,8 @@ type Route struct {
 	redirect *config.Redirect
 	// redirectPrefix rewrites the path of a redirect.replacePrefix.
 	redirectPrefix func(string) string
-	ip       *ipPolicy   // nil: no ipRules
-	cors     *corsPolicy // nil: no cors
+	ip             *ipPolicy   // nil: no ipRules
+	cors           *corsPolicy // nil: no cors
 }
 
 // Options are what Compile needs beyond the config.
