@@ -163,3 +163,44 @@ func Elect(ctx context.Context, wg *sync.WaitGroup, client kubernetes.Interface,
 	})
 	return nil
 }
+
+// PublishedAddresses returns the addresses a controller writes to the
+// status of what it serves: addrs when given, else those of the Service
+// publishService ("namespace/name"): its load balancer's IPs and host
+// names, else its external IPs, else its cluster IP. nil when neither is
+// set.
+func PublishedAddresses(ctx context.Context, client kubernetes.Interface, publishService string, addrs []string) ([]string, error) {
+	var out []string
+	add := func(a string) {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	if len(addrs) > 0 {
+		for _, a := range addrs {
+			add(a)
+		}
+		return out, nil
+	}
+	if publishService == "" {
+		return nil, nil
+	}
+	ns, name, _ := strings.Cut(publishService, "/")
+	svc, err := client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("publish service %s: %w", publishService, err)
+	}
+	for _, lb := range svc.Status.LoadBalancer.Ingress {
+		add(lb.IP)
+		add(lb.Hostname)
+	}
+	if len(out) == 0 {
+		for _, ip := range svc.Spec.ExternalIPs {
+			add(ip)
+		}
+	}
+	if len(out) == 0 && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		add(svc.Spec.ClusterIP)
+	}
+	return out, nil
+}

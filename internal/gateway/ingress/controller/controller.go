@@ -321,45 +321,17 @@ func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []i
 
 // addresses returns what served Ingresses' status says.
 func (c *Controller) addresses(ctx context.Context) ([]networkingv1.IngressLoadBalancerIngress, error) {
-	var out []networkingv1.IngressLoadBalancerIngress
-	add := func(a string) {
-		e := networkingv1.IngressLoadBalancerIngress{Hostname: a}
+	addrs, err := kubeshared.PublishedAddresses(ctx, c.opts.Client, c.opts.PublishService, c.opts.PublishAddresses)
+	if err != nil || addrs == nil {
+		return nil, err
+	}
+	out := []networkingv1.IngressLoadBalancerIngress{}
+	for _, a := range addrs {
 		if net.ParseIP(a) != nil {
-			e = networkingv1.IngressLoadBalancerIngress{IP: a}
+			out = append(out, networkingv1.IngressLoadBalancerIngress{IP: a})
+		} else {
+			out = append(out, networkingv1.IngressLoadBalancerIngress{Hostname: a})
 		}
-		if !slices.ContainsFunc(out, func(x networkingv1.IngressLoadBalancerIngress) bool { return x.IP == e.IP && x.Hostname == e.Hostname }) {
-			out = append(out, e)
-		}
-	}
-	if len(c.opts.PublishAddresses) > 0 {
-		for _, a := range c.opts.PublishAddresses {
-			add(a)
-		}
-		return out, nil
-	}
-	if c.opts.PublishService == "" {
-		return nil, nil
-	}
-	ns, name, _ := strings.Cut(c.opts.PublishService, "/")
-	svc, err := c.opts.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("publish service %s: %w", c.opts.PublishService, err)
-	}
-	for _, lb := range svc.Status.LoadBalancer.Ingress {
-		if lb.IP != "" {
-			add(lb.IP)
-		}
-		if lb.Hostname != "" {
-			add(lb.Hostname)
-		}
-	}
-	if len(out) == 0 {
-		for _, ip := range svc.Spec.ExternalIPs {
-			add(ip)
-		}
-	}
-	if len(out) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
-		add(svc.Spec.ClusterIP)
 	}
 	return out, nil
 }
