@@ -224,6 +224,8 @@ type gatewayState struct {
 	accepted  bool
 	reason    string
 	msg       string
+	// someInvalid: a listener is not accepted, conflicted or unresolved.
+	someInvalid bool
 }
 
 func (gs *gatewayState) status() gwv1.GatewayStatus {
@@ -236,9 +238,14 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 		}
 		st.Listeners = append(st.Listeners, gwv1.ListenerStatus{Name: ls.l.Name, SupportedKinds: ls.kinds, AttachedRoutes: ls.attached, Conditions: ls.conds})
 	}
-	if gs.accepted {
+	switch {
+	case gs.accepted && gs.someInvalid:
+		// The spec: accepted with at least one valid listener, the reason
+		// saying that others are not.
+		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonListenersNotValid), "some listeners are not valid: see their conditions", gen))
+	case gs.accepted:
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionAccepted), true, string(gwv1.GatewayReasonAccepted), "Accepted", gen))
-	} else {
+	default:
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionAccepted), false, gs.reason, gs.msg, gen))
 	}
 	if gs.accepted && programmed {
@@ -350,6 +357,9 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		}
 		if ls.valid {
 			anyValid = true
+		}
+		if !programmed {
+			gs.someInvalid = true
 		}
 	}
 	if gs.accepted && !anyValid && len(g.Spec.Listeners) > 0 {
