@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/features"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
@@ -246,3 +247,13 @@ func equalStrings(a, b []string) bool {
 }
 
 type gwv1Hostname = gwv1.Hostname
+
+// TestSupportedFeaturesAreKnown: every feature claimed is one of the
+// pinned module's, so a typo never claims nothing.
+func TestSupportedFeaturesAreKnown(t *testing.T) {
+	for _, f := range SupportedFeatures() {
+		if features.GetFeature(features.FeatureName(f.Name)).Name == "" {
+			t.Errorf("supported feature %q is not a feature of sigs.k8s.io/gateway-api/pkg/features", f.Name)
+		}
+	}
+}

@@ -1066,3 +1066,26 @@ func check(routes []config.Route, backends []config.Backend) string {
 	}
 	return ""
 }
+
+// SupportedFeatures are the conformance features (sigs.k8s.io/gateway-api
+// pkg/features) this translation implements, sorted, as the controller
+// writes them to status.supportedFeatures of our GatewayClasses (GEP-2162):
+// the conformance suite reads them when it is not told which to test.
+func SupportedFeatures() []gwv1.SupportedFeature {
+	names := []string{
+		"Gateway", "HTTPRoute", "ReferenceGrant",
+		"HTTPRouteQueryParamMatching", "HTTPRouteMethodMatching",
+		"HTTPRouteResponseHeaderModification",
+		"HTTPRoutePortRedirect", "HTTPRouteSchemeRedirect", "HTTPRoutePathRedirect",
+		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
+		"HTTPRouteHostRewrite", "HTTPRoutePathRewrite",
+		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
+		"HTTPRouteParentRefPort", "HTTPRouteBackendProtocolH2C",
+	}
+	slices.Sort(names)
+	out := make([]gwv1.SupportedFeature, len(names))
+	for i, n := range names {
+		out[i] = gwv1.SupportedFeature{Name: gwv1.FeatureName(n)}
+	}
+	return out
+}

@@ -322,11 +322,16 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 			continue
 		}
 		conds, changed := mergeConditions(gc.Status.Conditions, want)
+		features := gatewayapi.SupportedFeatures()
+		if !apiequality.Semantic.DeepEqual(gc.Status.SupportedFeatures, features) {
+			changed = true
+		}
 		if !changed {
 			continue
 		}
 		up := gc.DeepCopy()
 		up.Status.Conditions = conds
+		up.Status.SupportedFeatures = features
 		_, err := gw.GatewayClasses().UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("GatewayClass", gc.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -200,6 +201,9 @@ func TestWeightedHTTPRouteThroughEndpointSlices(t *testing.T) {
 		}
 		if c := condition(gc.Status.Conditions, "Accepted"); c != "True/Accepted" {
 			return fmt.Errorf("GatewayClass Accepted = %q", c)
+		}
+		if !slices.ContainsFunc(gc.Status.SupportedFeatures, func(f gwv1.SupportedFeature) bool { return f.Name == "HTTPRoute" }) {
+			return fmt.Errorf("GatewayClass supportedFeatures = %v, want HTTPRoute among them", gc.Status.SupportedFeatures)
 		}
 		g, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
 		if err != nil {
