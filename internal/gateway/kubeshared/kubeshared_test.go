@@ -29,7 +29,9 @@ func TestPublishedAddresses(t *testing.T) {
 	client := fake.NewClientset(svc("lb", nil),
 		svc("ext", func(s *corev1.Service) { s.Status = corev1.ServiceStatus{} }),
 		svc("cluster", func(s *corev1.Service) { s.Status, s.Spec.ExternalIPs = corev1.ServiceStatus{}, nil }),
-		svc("headless", func(s *corev1.Service) { s.Status, s.Spec.ExternalIPs, s.Spec.ClusterIP = corev1.ServiceStatus{}, nil, corev1.ClusterIPNone }))
+		svc("headless", func(s *corev1.Service) {
+			s.Status, s.Spec.ExternalIPs, s.Spec.ClusterIP = corev1.ServiceStatus{}, nil, corev1.ClusterIPNone
+		}))
 	tests := []struct {
 		service string
 		addrs   []string

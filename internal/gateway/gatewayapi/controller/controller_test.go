@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -335,5 +336,59 @@ func TestRouteNotAllowedByListener(t *testing.T) {
 	}
 	if n := g.Status.Listeners[0].AttachedRoutes; n != 2 {
 		t.Errorf("attachedRoutes = %d, want 2 (ok and missing; not the intruder)", n)
+	}
+}
+
+// TestOnlyTheLeaseHolderWritesStatus: while another replica holds the
+// Lease, this one serves the routes but writes no status.
+func TestOnlyTheLeaseHolderWritesStatus(t *testing.T) {
+	stable := newUpstream(t, "stable")
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gw-leader"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: new("other-replica"), LeaseDurationSeconds: new(int32(3600)), AcquireTime: &now, RenewTime: &now}}
+	core := fake.NewClientset(append(stable.objects(), lease)...)
+	gwc := gwfake.NewSimpleClientset() //nolint:staticcheck // see start
+	ctx := context.Background()
+	if _, err := gwc.GatewayV1().GatewayClasses().Create(ctx, class(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gwc.GatewayV1().Gateways("shop").Create(ctx, gatewayObj(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gwc.GatewayV1().HTTPRoutes("shop").Create(ctx, routeObj("shop", "app", "app.test", ref("stable", 1)), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	var mu sync.Mutex
+	c, err := New(Options{Client: core, GatewayClient: gwc, SecretDir: filepath.Join(t.TempDir(), "s"),
+		Apply: func(x *gateway.Extra) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range x.Routes {
+				applied = append(applied, r.Name)
+			}
+			return nil
+		},
+		Lease: &kubeshared.Lease{Namespace: "shop", Name: "gw-leader", Identity: "me"}, Debounce: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(runCtx) })
+	defer func() { cancel(); wg.Wait() }()
+	<-c.Synced() // the first sync is done: routes applied, status decided
+	mu.Lock()
+	got := slices.Clone(applied)
+	mu.Unlock()
+	if !slices.Contains(got, "gw.shop.app.0.0") {
+		t.Errorf("applied routes %v, want gw.shop.app.0.0: every replica serves", got)
+	}
+	r, err := gwc.GatewayV1().HTTPRoutes("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Status.Parents) != 0 {
+		t.Errorf("status written by a replica without the Lease: %+v", r.Status.Parents)
 	}
 }
