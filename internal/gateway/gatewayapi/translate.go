@@ -211,11 +211,13 @@ type translator struct {
 
 // listenerState is one listener as translated.
 type listenerState struct {
-	l        gwv1.Listener
-	kinds    []gwv1.RouteGroupKind
-	valid    bool // Accepted, not conflicted: routes may attach
-	conds    []metav1.Condition
-	attached int32
+	l     gwv1.Listener
+	kinds []gwv1.RouteGroupKind
+	valid bool // Accepted, not conflicted: routes may attach
+	// programmed: valid and its references resolved.
+	programmed bool
+	conds      []metav1.Condition
+	attached   int32
 }
 
 type gatewayState struct {
@@ -233,7 +235,7 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	var st gwv1.GatewayStatus
 	programmed := false
 	for _, ls := range gs.listeners {
-		if ls.valid {
+		if ls.programmed {
 			programmed = true
 		}
 		st.Listeners = append(st.Listeners, gwv1.ListenerStatus{Name: ls.l.Name, SupportedKinds: ls.kinds, AttachedRoutes: ls.attached, Conditions: ls.conds})
@@ -358,6 +360,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		if ls.valid {
 			anyValid = true
 		}
+		ls.programmed = programmed
 		if !programmed {
 			gs.someInvalid = true
 		}
