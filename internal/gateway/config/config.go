@@ -355,6 +355,11 @@ type Match struct {
 	Path *PathMatch `yaml:"path" json:"path,omitempty"`
 	// Methods, when set, must contain the request method.
 	Methods []string `yaml:"methods" json:"methods,omitempty"`
+	// Scheme, "http" or "https", matches only requests that came over
+	// clear text (--addr) or over TLS (--tls-addr); empty: both. The
+	// Gateway API controller sets it for routes attached only to HTTP or
+	// only to HTTPS listeners.
+	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
 	// Headers must all match.
 	Headers []ValueMatch `yaml:"headers" json:"headers,omitempty"`
 	// Query parameters must all match.

@@ -231,6 +231,9 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 			p.addf(pp+".type", "want %s, %s or %s, got %q", PathExact, PathPrefix, PathRegex, pm.Type)
 		}
 	}
+	if m.Scheme != "" && m.Scheme != "http" && m.Scheme != "https" {
+		p.addf(path+".match.scheme", `want "http", "https" or nothing, got %q`, m.Scheme)
+	}
 	for j, meth := range m.Methods {
 		if meth == "" || strings.ToUpper(meth) != meth || strings.ContainsAny(meth, " \t/") {
 			p.addf(fmt.Sprintf("%s.match.methods[%d]", path, j), "want an upper-case method like GET, got %q", meth)

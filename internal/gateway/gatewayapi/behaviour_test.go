@@ -1,7 +1,9 @@
 package gatewayapi
 
 import (
+	"crypto/tls"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -34,6 +36,7 @@ func table(t *testing.T, objs string) *route.Table {
 
 type request struct {
 	method, host, path string
+	tls                bool // the request came over TLS
 	header             map[string]string
 	// want is the route name after "gw.default." ("" no match).
 	want string
@@ -51,6 +54,9 @@ func checkRequests(t *testing.T, tb *route.Table, reqs []request) {
 		r := httptest.NewRequest(m, "http://"+rq.host+rq.path, nil)
 		for k, v := range rq.header {
 			r.Header.Set(k, v)
+		}
+		if rq.tls {
+			r.TLS = &tls.ConnectionState{}
 		}
 		p, err := route.NormalizePath(r.URL.EscapedPath(), route.PathOptions{MergeSlashes: true})
 		if err != nil {
@@ -256,4 +262,26 @@ func TestSupportedFeaturesAreKnown(t *testing.T) {
 			t.Errorf("supported feature %q is not a feature of sigs.k8s.io/gateway-api/pkg/features", f.Name)
 		}
 	}
+}
+
+// TestSchemesKeepListenersApart: a route of an HTTPS listener is not
+// served in clear text, and the HTTP listener's redirect to HTTPS is not
+// answered over HTTPS (no redirect loop); a route of both is served on
+// both.
+func TestSchemesKeepListenersApart(t *testing.T) {
+	data, err := os.ReadFile("testdata/schemes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := table(t, string(data))
+	checkRequests(t, tb, []request{
+		{host: "app.example.com", path: "/", want: "to-https.0.0", redirect: "https://app.example.com/"},
+		{host: "app.example.com", path: "/", tls: true, want: "secure-only.0.0"},
+		{host: "app.example.com", path: "/both", want: "both.0.0"},
+		{host: "app.example.com", path: "/both", tls: true, want: "both.0.0"},
+		{host: "other.test", path: "/split", want: "split-hosts.0.0.http"},
+		{host: "other.test", path: "/split", tls: true, want: ""},
+		{host: "admin.example.com", path: "/split", tls: true, want: "split-hosts.0.0.https"},
+		{host: "other.test", path: "/everywhere", tls: true, want: "everywhere.0.0"},
+	})
 }

@@ -438,17 +438,34 @@ func (t *translator) granted(fromKind, fromNS, toGroup, toKind, toNS, name strin
 
 // routeState is one HTTPRoute being translated.
 type routeState struct {
-	r        *gwv1.HTTPRoute
-	key      string
-	hosts    []string // union over accepted attachments; nil with anyHost
-	anyHost  bool
+	r   *gwv1.HTTPRoute
+	key string
+	// att are the hosts the accepted attachments serve, by scheme: "http"
+	// for HTTP listeners, "https" for HTTPS ones.
+	att      map[string]*hostSet
 	accepted bool
+}
+
+// hostSet is the hosts a route serves on listeners of one protocol.
+type hostSet struct {
+	hosts   []string // nil with any
+	anyHost bool
+}
+
+func (h *hostSet) equal(o *hostSet) bool {
+	if h.anyHost || o.anyHost {
+		return h.anyHost == o.anyHost
+	}
+	a, b := slices.Clone(h.hosts), slices.Clone(o.hosts)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // route translates one HTTPRoute: its parents' acceptance, then its rules
 // for the hosts the accepted listeners allow.
 func (t *translator) route(r *gwv1.HTTPRoute) {
-	rs := &routeState{r: r, key: r.Namespace + "/" + r.Name}
+	rs := &routeState{r: r, key: r.Namespace + "/" + r.Name, att: map[string]*hostSet{}}
 	type parent struct {
 		ref    gwv1.ParentReference
 		status gwv1.RouteParentStatus
@@ -501,11 +518,33 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	if !rs.accepted || invalid != "" {
 		return
 	}
+	// A route attached to HTTP and HTTPS listeners with the same hosts is
+	// one route for both schemes; otherwise one per scheme, so that a
+	// route of an HTTPS listener is never served in clear text (nor an
+	// HTTP listener's redirect to HTTPS answered over HTTPS).
+	plain, secure := rs.att["http"], rs.att["https"]
 	for _, rc := range routes {
-		if !rs.anyHost {
-			rc.Match.Hosts = rs.hosts
+		switch {
+		case plain != nil && secure != nil && plain.equal(secure):
+			rc.Match.Hosts = plain.hosts
+			t.res.Routes = append(t.res.Routes, rc)
+		case plain != nil && secure != nil:
+			for _, v := range []struct {
+				scheme string
+				hs     *hostSet
+			}{{"http", plain}, {"https", secure}} {
+				c := cloneRoute(rc)
+				c.Name = kubeshared.ShortName(rc.Name, v.scheme)
+				c.Match.Scheme, c.Match.Hosts = v.scheme, v.hs.hosts
+				t.res.Routes = append(t.res.Routes, c)
+			}
+		case plain != nil:
+			rc.Match.Scheme, rc.Match.Hosts = "http", plain.hosts
+			t.res.Routes = append(t.res.Routes, rc)
+		case secure != nil:
+			rc.Match.Scheme, rc.Match.Hosts = "https", secure.hosts
+			t.res.Routes = append(t.res.Routes, rc)
 		}
-		t.res.Routes = append(t.res.Routes, rc)
 	}
 	for _, b := range backends {
 		if !t.backends[b.Name] {
@@ -552,12 +591,21 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentRef
 		}
 		matched = true
 		ls.attached++
+		scheme := "http"
+		if ls.l.Protocol == gwv1.HTTPSProtocolType {
+			scheme = "https"
+		}
+		hs := rs.att[scheme]
+		if hs == nil {
+			hs = &hostSet{}
+			rs.att[scheme] = hs
+		}
 		if all {
-			rs.anyHost = true
+			hs.anyHost, hs.hosts = true, nil
 		}
 		for _, h := range hosts {
-			if !slices.Contains(rs.hosts, h) {
-				rs.hosts = append(rs.hosts, h)
+			if !hs.anyHost && !slices.Contains(hs.hosts, h) {
+				hs.hosts = append(hs.hosts, h)
 			}
 		}
 	}

@@ -60,6 +60,7 @@ type Route struct {
 	Split Split
 
 	path     pathMatcher
+	tls      int // match.scheme: 1 https only, -1 http only, 0 both
 	methods  []string
 	headers  []valueMatcher
 	query    []valueMatcher
@@ -267,6 +268,9 @@ func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod 
 	if !rt.path.match(path) {
 		return false
 	}
+	if rt.tls != 0 && (r.TLS != nil) != (rt.tls > 0) {
+		return false
+	}
 	// A CORS preflight is the cors filter's to answer whatever methods
 	// the route lists: browsers send OPTIONS before a cross-origin
 	// PUT or a POST with a JSON body.
@@ -313,6 +317,12 @@ func (rt *Route) allows(method string) bool {
 
 func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
+	switch rc.Match.Scheme {
+	case "https":
+		r.tls = 1
+	case "http":
+		r.tls = -1
+	}
 	var err error
 	if r.path, err = compilePath(rc.Match.Path); err != nil {
 		return nil, err

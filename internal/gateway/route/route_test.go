@@ -2,6 +2,7 @@ package route
 
 import (
 	stdcmp "cmp"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -281,6 +282,35 @@ func BenchmarkMatchMissesRegexRoute(b *testing.B) {
 	for b.Loop() {
 		if tb.Match(r, r.URL.Path).Name != "any" {
 			b.Fatal("wrong route")
+		}
+	}
+}
+
+// TestSchemeMatch: match.scheme restricts a route to clear-text or TLS
+// requests; without it both match.
+func TestSchemeMatch(t *testing.T) {
+	tb := table(t, `- {name: tls-only, match: {scheme: https, path: {type: Prefix, value: /secure}}, backends: [{name: b}]}
+- {name: plain-only, match: {scheme: http, path: {type: Prefix, value: /plain}}, backends: [{name: b}]}
+- {name: both, match: {path: {type: Prefix, value: /both}}, backends: [{name: b}]}`)
+	for _, tt := range []struct {
+		path string
+		tls  bool
+		want string
+	}{
+		{"/secure", true, "tls-only"}, {"/secure", false, ""},
+		{"/plain", false, "plain-only"}, {"/plain", true, ""},
+		{"/both", false, "both"}, {"/both", true, "both"},
+	} {
+		r := httptest.NewRequest("GET", "http://a.test"+tt.path, nil)
+		if tt.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		got := ""
+		if rt := tb.Match(r, tt.path); rt != nil {
+			got = rt.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s (tls %v): route %q, want %q", tt.path, tt.tls, got, tt.want)
 		}
 	}
 }
