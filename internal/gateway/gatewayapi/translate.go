@@ -1131,7 +1131,10 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
 		"HTTPRouteHostRewrite", "HTTPRoutePathRewrite",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
-		"HTTPRouteParentRefPort", "HTTPRouteBackendProtocolH2C",
+		// Not HTTPRouteParentRefPort: its HTTPRouteListenerPortMatching
+		// sends one host to listeners of three ports, which share the
+		// gateway's one clear-text listener here (docs/gateway-api.md).
+		"HTTPRouteBackendProtocolH2C",
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))
