@@ -51,6 +51,7 @@ type gatewayConfig struct {
 	trusted      []string
 	kubeconfig   string
 	ingress      ingressFlags
+	gatewayAPI   gatewayAPIFlags
 	server       httpserver.Options
 }
 
@@ -84,7 +85,8 @@ func (c gatewayConfig) validate() error {
 	if err := c.server.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.ingress.validate()...)
+	errs = append(errs, c.ingress.validate(c.gatewayAPI.class != "")...)
+	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect)...)
 	return errors.Join(errs...)
 }
 
@@ -123,6 +125,7 @@ serving.`,
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for backends with kubernetes discovery when running outside the cluster (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)")
 	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
 	cfg.ingress.flags(fs)
+	cfg.gatewayAPI.flags(fs)
 	cfg.server.Flags(fs)
 	cfg.server.EdgeFlags(fs)
 	cmd.AddCommand(newGatewayValidateCmd(g), newGatewayAdminCmd(g))
@@ -172,6 +175,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if err != nil {
 		return err
 	}
+	gatewayAPISynced, err := startGatewayAPI(ctx, &wg, cfg, g, gw, log)
+	if err != nil {
+		return err
+	}
 	// Listen once the Ingresses are applied and the EndpointSlices
 	// listed, so that the first requests find their routes and endpoints;
 	// when the API server does not answer, serve anyway (those backends
@@ -183,6 +190,11 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	case <-ingressSynced:
 	case <-syncCtx.Done():
 		log.Warn("serving before the Ingresses are known", slog.String("error", syncCtx.Err().Error()))
+	}
+	select {
+	case <-gatewayAPISynced:
+	case <-syncCtx.Done():
+		log.Warn("serving before the Gateway API objects are known", slog.String("error", syncCtx.Err().Error()))
 	}
 	if err := disc.WaitSynced(syncCtx); err != nil {
 		log.Warn("serving before the endpoints are known", slog.String("error", err.Error()))

@@ -32,6 +32,10 @@ func TestGatewayBadInput(t *testing.T) {
 		{"publish needs a class", []string{"gateway", "--config", "x.yaml", "--publish-address", "192.0.2.1"}, "--publish-address (FLOTILLA_PUBLISH_ADDRESS): needs --ingress-class"},
 		{"bad publish service", []string{"gateway", "--config", "x.yaml", "--ingress-class", "flotilla", "--publish-service", "gateway"}, `--publish-service (FLOTILLA_PUBLISH_SERVICE): want namespace/name, got "gateway"`},
 		{"lease required", []string{"gateway", "--config", "x.yaml", "--ingress-class", "flotilla", "--leader-election-lease", ""}, "--leader-election-lease (FLOTILLA_LEADER_ELECTION_LEASE): required"},
+		{"publish needs a class of either kind", []string{"gateway", "--config", "x.yaml", "--publish-service", "ns/gw"}, "--publish-service (FLOTILLA_PUBLISH_SERVICE): needs --ingress-class or --gateway-class"},
+		{"gateway class: bad publish service", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--publish-service", "gateway"}, `--publish-service (FLOTILLA_PUBLISH_SERVICE): want namespace/name, got "gateway"`},
+		{"gateway class: controller name required", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--gateway-controller-name", ""}, "--gateway-controller-name (FLOTILLA_GATEWAY_CONTROLLER_NAME): required with --gateway-class"},
+		{"gateway class: lease required", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--gateway-leader-election-lease", ""}, "--gateway-leader-election-lease (FLOTILLA_GATEWAY_LEADER_ELECTION_LEASE): required with --leader-elect"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -864,8 +864,9 @@ func subjectNamespace(s rbacv1.Subject, bindingNS string) string {
 
 // grants is every permission the manifests may give, by role kind and
 // apiGroup/resource: the gateway's EndpointSlice watch in its namespace,
-// and the Ingress controller's (components/ingress-controller) leader
-// Lease, cluster-wide reads, status and Event writes.
+// and the Ingress controller's (components/ingress-controller) and the
+// Gateway API controller's (components/gateway-api) leader Leases,
+// cluster-wide reads, status and Event writes.
 var grants = map[string]map[string][]string{
 	"Role": {
 		"discovery.k8s.io/endpointslices": {"get", "list", "watch"},
@@ -880,6 +881,16 @@ var grants = map[string]map[string][]string{
 		"discovery.k8s.io/endpointslices":    {"get", "list", "watch"},
 		"/events":                            {"create", "patch"},
 		"events.k8s.io/events":               {"create", "patch"},
+		// Gateway API (components/gateway-api); namespaces for
+		// allowedRoutes selectors.
+		"gateway.networking.k8s.io/gatewayclasses":        {"get", "list", "watch"},
+		"gateway.networking.k8s.io/gateways":              {"get", "list", "watch"},
+		"gateway.networking.k8s.io/httproutes":            {"get", "list", "watch"},
+		"gateway.networking.k8s.io/referencegrants":       {"get", "list", "watch"},
+		"gateway.networking.k8s.io/gatewayclasses/status": {"update"},
+		"gateway.networking.k8s.io/gateways/status":       {"update"},
+		"gateway.networking.k8s.io/httproutes/status":     {"update"},
+		"/namespaces": {"get", "list", "watch"},
 	},
 }
 

@@ -17,6 +17,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -77,6 +78,7 @@ var kinds = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return new(rbacv1.ClusterRoleBinding) },
 	"storage.k8s.io/v1/StorageClass":                  func() any { return new(storagev1.StorageClass) },
 	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return new(serviceMonitor) },
+	"gateway.networking.k8s.io/v1/GatewayClass":       func() any { return new(gwv1.GatewayClass) },
 }
 
 // decodeAll splits a multi-document YAML stream and strictly decodes each

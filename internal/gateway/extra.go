@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
@@ -31,6 +32,49 @@ func (g *Gateway) SetExtra(x *Extra) error {
 		return g.reloadFile(nil)
 	}
 	return g.load("memory", func() (*config.Config, error) { return g.base, nil })
+}
+
+// SetExtraPart sets one named part of the extra config and applies the
+// concatenation of every part (by part name) through SetExtra: the Ingress
+// controller and the Gateway API controller each own a part, so neither
+// replaces the other's routes. A nil x removes the part. On error the
+// part keeps its last good value, so one part's bad config never blocks
+// the other's updates.
+func (g *Gateway) SetExtraPart(part string, x *Extra) error {
+	g.partsMu.Lock()
+	defer g.partsMu.Unlock()
+	if g.parts == nil {
+		g.parts = map[string]*Extra{}
+	}
+	old, had := g.parts[part]
+	if err := g.applyParts(part, x); err != nil {
+		if had {
+			g.parts[part] = old
+		} else {
+			delete(g.parts, part)
+		}
+		return err
+	}
+	return nil
+}
+
+func (g *Gateway) applyParts(part string, x *Extra) error {
+	if x == nil {
+		delete(g.parts, part)
+	} else {
+		g.parts[part] = x
+	}
+	if len(g.parts) == 0 {
+		return g.SetExtra(nil)
+	}
+	all := &Extra{}
+	for _, name := range slices.Sorted(maps.Keys(g.parts)) {
+		p := g.parts[name]
+		all.Backends = append(all.Backends, p.Backends...)
+		all.Routes = append(all.Routes, p.Routes...)
+		all.Certificates = append(all.Certificates, p.Certificates...)
+	}
+	return g.SetExtra(all)
 }
 
 // withExtra returns base merged with the extra config, or base itself when

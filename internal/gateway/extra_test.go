@@ -78,3 +78,37 @@ func TestSetExtraInMemory(t *testing.T) {
 		t.Fatalf("routes = %v, want [base ing.r]", got)
 	}
 }
+
+// TestSetExtraPartKeepsOtherParts: two controllers' parts are served
+// together; one part's update or bad config leaves the other's routes.
+func TestSetExtraPartKeepsOtherParts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte(routeYAML("one")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw, stop := watched(t, path)
+	defer stop()
+	part := func(prefix string) *Extra {
+		return &Extra{Backends: []config.Backend{{Name: prefix + ".b", Addresses: []string{"127.0.0.1:2"}}},
+			Routes: []config.Route{{Name: prefix + ".r", Match: config.Match{Path: &config.PathMatch{Type: config.PathPrefix, Value: "/" + prefix}}, Backends: []config.BackendRef{{Name: prefix + ".b"}}}}}
+	}
+	if err := gw.SetExtraPart("ingress", part("ing")); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.SetExtraPart("gatewayapi", part("gw")); err != nil {
+		t.Fatal(err)
+	}
+	if got := routeNames(gw); !slices.Equal(got, []string{"one", "gw.r", "ing.r"}) {
+		t.Fatalf("routes = %v, want [one gw.r ing.r]", got)
+	}
+	bad := &Extra{Routes: []config.Route{{Name: "gw.bad", Backends: []config.BackendRef{{Name: "missing"}}}}}
+	if err := gw.SetExtraPart("gatewayapi", bad); err == nil {
+		t.Fatal("SetExtraPart(bad) = nil, want an error")
+	}
+	if err := gw.SetExtraPart("ingress", nil); err != nil {
+		t.Fatalf("after another part's bad config, SetExtraPart(ingress, nil) = %v", err)
+	}
+	if got := routeNames(gw); !slices.Equal(got, []string{"one", "gw.r"}) {
+		t.Fatalf("routes = %v, want [one gw.r]: the bad part kept its last good value", got)
+	}
+}

@@ -108,6 +108,8 @@ type Gateway struct {
 	closed  bool
 	base    *config.Config        // last config loaded, before Extra is merged; g.mu
 	extra   atomic.Pointer[Extra] // merged into every load (SetExtra)
+	partsMu sync.Mutex            // serialises SetExtraPart
+	parts   map[string]*Extra     // SetExtraPart's, by part name
 }
 
 // state is everything a request reads, swapped as one. Reloads and

@@ -355,6 +355,11 @@ type Match struct {
 	Path *PathMatch `yaml:"path" json:"path,omitempty"`
 	// Methods, when set, must contain the request method.
 	Methods []string `yaml:"methods" json:"methods,omitempty"`
+	// Scheme, "http" or "https", matches only requests that came over
+	// clear text (--addr) or over TLS (--tls-addr); empty: both. The
+	// Gateway API controller sets it for routes attached only to HTTP or
+	// only to HTTPS listeners.
+	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
 	// Headers must all match.
 	Headers []ValueMatch `yaml:"headers" json:"headers,omitempty"`
 	// Query parameters must all match.
@@ -424,6 +429,11 @@ type Redirect struct {
 	Port int `yaml:"port" json:"port,omitempty"`
 	// Path replaces the whole path.
 	Path string `yaml:"path" json:"path,omitempty"`
+	// ReplacePrefix replaces the part of the path the route's Prefix path
+	// match matched, keeping the rest (Gateway API's ReplacePrefixMatch):
+	// with match /old and replacePrefix /new, /old/x goes to /new/x.
+	// Needs a Prefix path match; exclusive with Path.
+	ReplacePrefix string `yaml:"replacePrefix" json:"replacePrefix,omitempty"`
 	// StatusCode is 301, 302 (default), 303, 307 or 308.
 	StatusCode int `yaml:"statusCode" json:"statusCode,omitempty"`
 }

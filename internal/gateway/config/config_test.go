@@ -267,6 +267,12 @@ func TestDirectResponseValidation(t *testing.T) {
 		{"with redirect", "    directResponse: {status: 404}\n    redirect: {path: /x}\n", []string{"routes[0].directResponse: not used with redirect"}},
 		{"with rewrite", "    directResponse: {status: 404}\n    rewrite: {path: {type: ReplaceFull, value: /x}}\n", []string{"routes[0].directResponse: not used with rewrite"}},
 		{"with mirror", "    directResponse: {status: 404}\n    mirror: {backend: web}\n", []string{"routes[0].directResponse: not used with mirror"}},
+		{"scheme https", "    match: {scheme: https}\n    directResponse: {status: 204}\n", nil},
+		{"scheme ftp", "    match: {scheme: ftp}\n    directResponse: {status: 204}\n", []string{`routes[0].match.scheme: want "http", "https" or nothing, got "ftp"`}},
+		{"redirect replacePrefix", "    match: {path: {type: Prefix, value: /a}}\n    redirect: {replacePrefix: /b}\n", nil},
+		{"redirect replacePrefix without a prefix match", "    match: {path: {type: Exact, value: /a}}\n    redirect: {replacePrefix: /b}\n", []string{"routes[0].redirect.replacePrefix: needs a Prefix path match"}},
+		{"redirect replacePrefix with path", "    redirect: {path: /x, replacePrefix: /b}\n", []string{"routes[0].redirect.replacePrefix: not used with redirect.path"}},
+		{"redirect replacePrefix relative", "    redirect: {replacePrefix: b}\n", []string{`routes[0].redirect.replacePrefix: must start with '/', got "b"`}},
 		{"unknown field", "    directResponse: {status: 404, headers: {a: b}}\n", []string{`unknown field "headers"`}},
 		{"neither backends nor an answer", "    match: {path: {type: Exact, value: /}}\n", []string{"routes[0].backends: want at least one backend (or a redirect or directResponse)"}},
 	}

@@ -231,6 +231,9 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 			p.addf(pp+".type", "want %s, %s or %s, got %q", PathExact, PathPrefix, PathRegex, pm.Type)
 		}
 	}
+	if m.Scheme != "" && m.Scheme != "http" && m.Scheme != "https" {
+		p.addf(path+".match.scheme", `want "http", "https" or nothing, got %q`, m.Scheme)
+	}
 	for j, meth := range m.Methods {
 		if meth == "" || strings.ToUpper(meth) != meth || strings.ContainsAny(meth, " \t/") {
 			p.addf(fmt.Sprintf("%s.match.methods[%d]", path, j), "want an upper-case method like GET, got %q", meth)
@@ -326,6 +329,16 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		}
 		if rd.Path != "" && !strings.HasPrefix(rd.Path, "/") {
 			p.addf(dp+".path", "must start with '/', got %q", rd.Path)
+		}
+		if rd.ReplacePrefix != "" {
+			switch {
+			case rd.Path != "":
+				p.addf(dp+".replacePrefix", "not used with redirect.path")
+			case !strings.HasPrefix(rd.ReplacePrefix, "/"):
+				p.addf(dp+".replacePrefix", "must start with '/', got %q", rd.ReplacePrefix)
+			case r.Match.Path == nil || r.Match.Path.Type != PathPrefix:
+				p.addf(dp+".replacePrefix", "needs a %s path match", PathPrefix)
+			}
 		}
 		switch rd.StatusCode {
 		case 301, 302, 303, 307, 308:

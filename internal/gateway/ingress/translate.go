@@ -18,20 +18,18 @@ package ingress
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"path"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 )
 
@@ -715,27 +713,8 @@ func (t *translator) backend(p *pending, a *annotations, field string, ib networ
 	return backendResult{name: name}, true
 }
 
-// servicePortKey returns how EndpointSlices name Service port number n: the
-// port's name, or for an unnamed port (a Service with one port) its
-// numeric targetPort; "" when neither works.
-func servicePortKey(s *corev1.Service, n int32) string {
-	for _, sp := range s.Spec.Ports {
-		if sp.Port != n {
-			continue
-		}
-		if sp.Name != "" {
-			return sp.Name
-		}
-		switch {
-		case sp.TargetPort.IntValue() > 0:
-			return strconv.Itoa(sp.TargetPort.IntValue())
-		case sp.TargetPort.String() == "" || sp.TargetPort.String() == "0":
-			return strconv.Itoa(int(n)) // targetPort defaults to port
-		}
-		return ""
-	}
-	return ""
-}
+// servicePortKey: see kubeshared.ServicePortKey.
+func servicePortKey(s *corev1.Service, n int32) string { return kubeshared.ServicePortKey(s, n) }
 
 // policies sets what the annotations ask of every route of the Ingress.
 func (t *translator) policies(r *config.Route, a *annotations, auth *config.Auth, tlsHosts []string, host string) {
@@ -786,25 +765,8 @@ func coveredByTLS(host string, tlsHosts []string) bool {
 	return false
 }
 
-// maxName is the longest config name (route and backend names).
-const maxName = 63
-
-// shortName joins parts with '.', lower-cased; a name longer than a config
-// name may be is cut and suffixed with a digest of the whole, so it stays
-// unique.
-func shortName(parts ...string) string {
-	s := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
-			return r
-		}
-		return '-'
-	}, strings.ToLower(strings.Join(parts, ".")))
-	if len(s) <= maxName {
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return s[:maxName-9] + "-" + hex.EncodeToString(sum[:4])
-}
+// shortName: see kubeshared.ShortName.
+func shortName(parts ...string) string { return kubeshared.ShortName(parts...) }
 
 func routeName(ing *networkingv1.Ingress, suffix string) string {
 	return shortName("ing", ing.Namespace, ing.Name, suffix)

@@ -60,6 +60,7 @@ type Route struct {
 	Split Split
 
 	path     pathMatcher
+	tls      int // match.scheme: 1 https only, -1 http only, 0 both
 	methods  []string
 	headers  []valueMatcher
 	query    []valueMatcher
@@ -69,8 +70,10 @@ type Route struct {
 	respOps  headerOps
 	hostRW   string
 	redirect *config.Redirect
-	ip       *ipPolicy   // nil: no ipRules
-	cors     *corsPolicy // nil: no cors
+	// redirectPrefix rewrites the path of a redirect.replacePrefix.
+	redirectPrefix func(string) string
+	ip             *ipPolicy   // nil: no ipRules
+	cors           *corsPolicy // nil: no cors
 }
 
 // Options are what Compile needs beyond the config.
@@ -265,6 +268,9 @@ func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod 
 	if !rt.path.match(path) {
 		return false
 	}
+	if rt.tls != 0 && (r.TLS != nil) != (rt.tls > 0) {
+		return false
+	}
 	// A CORS preflight is the cors filter's to answer whatever methods
 	// the route lists: browsers send OPTIONS before a cross-origin
 	// PUT or a POST with a JSON body.
@@ -311,6 +317,12 @@ func (rt *Route) allows(method string) bool {
 
 func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
+	switch rc.Match.Scheme {
+	case "https":
+		r.tls = 1
+	case "http":
+		r.tls = -1
+	}
 	var err error
 	if r.path, err = compilePath(rc.Match.Path); err != nil {
 		return nil, err
@@ -361,6 +373,9 @@ func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 		r.Filters = append(r.Filters, fs...)
 	}
 	if r.redirect != nil {
+		if v := r.redirect.ReplacePrefix; v != "" {
+			r.redirectPrefix, _ = compileRewrite(&config.PathRewrite{Type: config.RewriteReplacePrefix, Value: v}, r.path)
+		}
 		r.Filters = append(r.Filters, r.redirectFilter)
 	}
 	if rc.DirectResponse != nil {
@@ -544,6 +559,9 @@ func (rt *Route) Redirect(r *http.Request, req *Request) (string, int) {
 	u := url.URL{Scheme: scheme, Host: host, Path: req.Path.Decoded(), RawPath: req.Path.Escaped, RawQuery: r.URL.RawQuery}
 	if rd.Path != "" {
 		u.Path, u.RawPath = rd.Path, ""
+	}
+	if rt.redirectPrefix != nil {
+		u.Path, u.RawPath = rt.redirectPrefix(req.Path.Match), ""
 	}
 	return u.String(), rd.StatusCode
 }

@@ -2,6 +2,7 @@ package route
 
 import (
 	stdcmp "cmp"
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -164,6 +165,9 @@ func TestRedirect(t *testing.T) {
 		{"to https drops port", "{scheme: https, statusCode: 301}", "http://a.test:8080/p", "https://a.test/p", 301},
 		{"host and port", "{host: b.test, port: 9000, statusCode: 308}", "http://a.test/p", "http://b.test:9000/p", 308},
 		{"scheme keeps path", "{scheme: https, host: c.test}", "http://a.test/x/y", "https://c.test/x/y", 302},
+		{"replacePrefix keeps the rest", "{replacePrefix: /new}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old/x/y?q=1", "http://a.test/new/x/y?q=1", 302},
+		{"replacePrefix on the prefix itself", "{replacePrefix: /new}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old", "http://a.test/new", 302},
+		{"replacePrefix with /", "{replacePrefix: /}, match: {path: {type: Prefix, value: /old}}", "http://a.test/old/x", "http://a.test/x", 302},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,6 +282,35 @@ func BenchmarkMatchMissesRegexRoute(b *testing.B) {
 	for b.Loop() {
 		if tb.Match(r, r.URL.Path).Name != "any" {
 			b.Fatal("wrong route")
+		}
+	}
+}
+
+// TestSchemeMatch: match.scheme restricts a route to clear-text or TLS
+// requests; without it both match.
+func TestSchemeMatch(t *testing.T) {
+	tb := table(t, `- {name: tls-only, match: {scheme: https, path: {type: Prefix, value: /secure}}, backends: [{name: b}]}
+- {name: plain-only, match: {scheme: http, path: {type: Prefix, value: /plain}}, backends: [{name: b}]}
+- {name: both, match: {path: {type: Prefix, value: /both}}, backends: [{name: b}]}`)
+	for _, tt := range []struct {
+		path string
+		tls  bool
+		want string
+	}{
+		{"/secure", true, "tls-only"}, {"/secure", false, ""},
+		{"/plain", false, "plain-only"}, {"/plain", true, ""},
+		{"/both", false, "both"}, {"/both", true, "both"},
+	} {
+		r := httptest.NewRequest("GET", "http://a.test"+tt.path, nil)
+		if tt.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		got := ""
+		if rt := tb.Match(r, tt.path); rt != nil {
+			got = rt.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s (tls %v): route %q, want %q", tt.path, tt.tls, got, tt.want)
 		}
 	}
 }

@@ -8,15 +8,11 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,12 +32,11 @@ import (
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	listersnetworkingv1 "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/ingress"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
 // Options configure a Controller.
@@ -75,11 +70,7 @@ type Options struct {
 }
 
 // Lease names the coordination.k8s.io Lease of the status writers.
-type Lease struct {
-	Namespace, Name string
-	// Identity is this replica's (default: the host name).
-	Identity string
-}
+type Lease = kubeshared.Lease
 
 // Controller is a running Ingress controller; see Run.
 type Controller struct {
@@ -127,10 +118,7 @@ func New(opts Options) (*Controller, error) {
 			return nil, fmt.Errorf("publish address: want an IP or a host name, got %q", a)
 		}
 	}
-	if err := os.MkdirAll(opts.SecretDir, 0o700); err != nil {
-		return nil, fmt.Errorf("ingress secret dir: %w", err)
-	}
-	if err := os.Chmod(opts.SecretDir, 0o700); err != nil {
+	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
 		return nil, fmt.Errorf("ingress secret dir: %w", err)
 	}
 	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
@@ -223,37 +211,12 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // elect runs leader election for the status writes in the background.
 func (c *Controller) elect(ctx context.Context, wg *sync.WaitGroup, l *Lease) error {
-	id := l.Identity
-	if id == "" {
-		id, _ = os.Hostname()
-	}
-	lock := &resourcelock.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
-		Client: c.opts.Client.CoordinationV1(), LockConfig: resourcelock.ResourceLockConfig{Identity: id}}
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: lock, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		ReleaseOnCancel: true, Name: "flotilla-ingress-status",
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {
-				c.log.Info("ingress status: leading", slog.String("identity", id))
-				c.leading.Store(true)
-				c.kick()
-			},
-			OnStoppedLeading: func() {
-				c.log.Info("ingress status: not leading", slog.String("identity", id))
-				c.leading.Store(false)
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	wg.Go(func() {
-		// Run returns when the lease is lost; try again until ctx ends.
-		for ctx.Err() == nil {
-			le.Run(ctx)
+	return kubeshared.Elect(ctx, wg, c.opts.Client, l, "flotilla-ingress-status", c.log, func(lead bool) {
+		c.leading.Store(lead)
+		if lead {
+			c.kick()
 		}
 	})
-	return nil
 }
 
 // sync recomputes everything from the informers' caches.
@@ -358,45 +321,17 @@ func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []i
 
 // addresses returns what served Ingresses' status says.
 func (c *Controller) addresses(ctx context.Context) ([]networkingv1.IngressLoadBalancerIngress, error) {
-	var out []networkingv1.IngressLoadBalancerIngress
-	add := func(a string) {
-		e := networkingv1.IngressLoadBalancerIngress{Hostname: a}
+	addrs, err := kubeshared.PublishedAddresses(ctx, c.opts.Client, c.opts.PublishService, c.opts.PublishAddresses)
+	if err != nil || addrs == nil {
+		return nil, err
+	}
+	out := []networkingv1.IngressLoadBalancerIngress{}
+	for _, a := range addrs {
 		if net.ParseIP(a) != nil {
-			e = networkingv1.IngressLoadBalancerIngress{IP: a}
+			out = append(out, networkingv1.IngressLoadBalancerIngress{IP: a})
+		} else {
+			out = append(out, networkingv1.IngressLoadBalancerIngress{Hostname: a})
 		}
-		if !slices.ContainsFunc(out, func(x networkingv1.IngressLoadBalancerIngress) bool { return x.IP == e.IP && x.Hostname == e.Hostname }) {
-			out = append(out, e)
-		}
-	}
-	if len(c.opts.PublishAddresses) > 0 {
-		for _, a := range c.opts.PublishAddresses {
-			add(a)
-		}
-		return out, nil
-	}
-	if c.opts.PublishService == "" {
-		return nil, nil
-	}
-	ns, name, _ := strings.Cut(c.opts.PublishService, "/")
-	svc, err := c.opts.Client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("publish service %s: %w", c.opts.PublishService, err)
-	}
-	for _, lb := range svc.Status.LoadBalancer.Ingress {
-		if lb.IP != "" {
-			add(lb.IP)
-		}
-		if lb.Hostname != "" {
-			add(lb.Hostname)
-		}
-	}
-	if len(out) == 0 {
-		for _, ip := range svc.Spec.ExternalIPs {
-			add(ip)
-		}
-	}
-	if len(out) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
-		add(svc.Spec.ClusterIP)
 	}
 	return out, nil
 }
@@ -441,45 +376,7 @@ func equalLB(a, b []networkingv1.IngressLoadBalancerIngress) bool {
 	})
 }
 
-// writeFiles makes SecretDir hold exactly files: each written (0600, by
-// rename, so a reader never sees half a key) when its content changed,
-// any other file removed.
+// writeFiles makes SecretDir hold exactly files.
 func (c *Controller) writeFiles(files map[string][]byte) error {
-	dir := c.opts.SecretDir
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if !filepath.IsLocal(filepath.FromSlash(name)) {
-			return fmt.Errorf("refusing file name %q outside the secret directory", name)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, files[name]) {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
-		}
-		tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-		if err != nil {
-			return err
-		}
-		_, werr := tmp.Write(files[name])
-		cerr := tmp.Close()
-		if err := errors.Join(werr, cerr); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-		if err := os.Rename(tmp.Name(), p); err != nil {
-			os.Remove(tmp.Name())
-			return err
-		}
-	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if _, keep := files[filepath.ToSlash(rel)]; !keep {
-			return os.Remove(p)
-		}
-		return nil
-	})
+	return kubeshared.WriteFiles(c.opts.SecretDir, files)
 }

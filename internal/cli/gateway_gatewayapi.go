@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/flotilla-dev/flotilla/internal/flagenv"
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/controller"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
+)
+
+// gatewayAPIFlags turn the gateway into a Gateway API implementation
+// (docs/gateway-api.md). --publish-service, --publish-address and
+// --leader-elect are shared with the Ingress controller (ingressFlags).
+type gatewayAPIFlags struct {
+	class, controllerName string
+	secretDir             string
+	lease                 string
+}
+
+func (f *gatewayAPIFlags) flags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.class, "gateway-class", "", `serve the Gateways of this GatewayClass, e.g. "flotilla" ("" = no Gateway API controller); its spec.controllerName must be --gateway-controller-name; see docs/gateway-api.md`)
+	fs.StringVar(&f.controllerName, "gateway-controller-name", gatewayapi.DefaultControllerName, "the GatewayClass spec.controllerName this gateway answers to")
+	fs.StringVar(&f.secretDir, "gateway-secret-dir", "", "directory for TLS keys from the Secrets Gateway listeners name, mode 0700 (default: a new private temporary directory)")
+	fs.StringVar(&f.lease, "gateway-leader-election-lease", "flotilla-gateway-api-leader", "name of the Lease of the Gateway API status writers, in the gateway's namespace")
+}
+
+func (f *gatewayAPIFlags) validate(leaderElect bool) []error {
+	var errs []error
+	if f.class == "" {
+		return nil
+	}
+	if f.controllerName == "" {
+		errs = append(errs, flagenv.Errorf("gateway-controller-name", "required with --gateway-class"))
+	}
+	if leaderElect && f.lease == "" {
+		errs = append(errs, flagenv.Errorf("gateway-leader-election-lease", "required with --leader-elect"))
+	}
+	return errs
+}
+
+// startGatewayAPI starts the Gateway API controller when --gateway-class
+// is set; the returned channel is closed once the first objects are
+// applied (at once when there is no controller).
+func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig, g *globals, gw *gateway.Gateway, log *slog.Logger) (<-chan struct{}, error) {
+	f := cfg.gatewayAPI
+	if f.class == "" {
+		done := make(chan struct{})
+		close(done)
+		return done, nil
+	}
+	rc, ns, err := discovery.RESTConfig(cfg.kubeconfig, g.env.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("API client: %w", err)
+	}
+	gwc, err := gwclient.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("Gateway API client: %w", err)
+	}
+	dir := f.secretDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "flotilla-gateway-api-"); err != nil {
+			return nil, err
+		}
+		wg.Go(func() { <-ctx.Done(); os.RemoveAll(dir) })
+	}
+	opts := controller.Options{Client: client, GatewayClient: gwc, SecretDir: dir,
+		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart("gatewayapi", x) },
+		Translate:        gatewayapi.Options{ClassName: f.class, ControllerName: f.controllerName, NoHTTPS: cfg.tlsAddr == ""},
+		PublishService:   cfg.ingress.publishService,
+		PublishAddresses: cfg.ingress.publishAddresses,
+		Logger:           log.With(slog.String("component", "gateway-api"))}
+	if cfg.ingress.leaderElect {
+		opts.Lease = &kubeshared.Lease{Namespace: ns, Name: f.lease, Identity: g.env.Getenv("POD_NAME")}
+	}
+	c, err := controller.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	wg.Go(func() {
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("gateway API controller stopped", slog.String("error", err.Error()))
+		}
+	})
+	return c.Synced(), nil
+}

@@ -1,0 +1,434 @@
+// Package controller runs the Gateway API controller: client-go informers
+// on GatewayClasses, Gateways, HTTPRoutes and ReferenceGrants (the typed
+// clientset of sigs.k8s.io/gateway-api) and on Services, Secrets and
+// Namespaces; on every change the whole config fragment is recomputed
+// (package gatewayapi), the Secret material written to a private
+// directory, and the gateway reloaded through its validated path. Problems
+// become Kubernetes Events and log lines; the status of GatewayClasses,
+// Gateways and HTTPRoutes is written by the Lease holder only.
+//
+// Level-triggered like the Ingress controller, with which it shares
+// package kubeshared: status is recomputed from every object on every
+// sync and written only where it differs from what the API holds.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	gwscheme "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/scheme"
+	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Client is the core API client (Services, Secrets, Namespaces,
+	// Events, the Lease); required.
+	Client kubernetes.Interface
+	// GatewayClient is the Gateway API client; required.
+	GatewayClient gwclient.Interface
+	// Translate selects what is ours (controller and class name).
+	Translate gatewayapi.Options
+	// SecretDir receives TLS keys from Secrets; created with mode 0700
+	// (required). Files no longer needed are removed.
+	SecretDir string
+	// Apply installs the fragment, e.g. gateway.SetExtraPart("gatewayapi", x).
+	Apply func(*gateway.Extra) error
+	// PublishService is "namespace/name" of the gateway's Service, whose
+	// addresses go to status.addresses of our Gateways.
+	PublishService string
+	// PublishAddresses are IPs or host names written instead.
+	PublishAddresses []string
+	// Lease, when set, elects one replica to write status; without it
+	// every replica writes the same status (only on change).
+	Lease *kubeshared.Lease
+	// Logger (default: discard).
+	Logger *slog.Logger
+	// Debounce coalesces bursts of changes (default 100ms).
+	Debounce time.Duration
+}
+
+// Controller is a running Gateway API controller; see Run.
+type Controller struct {
+	opts     Options
+	log      *slog.Logger
+	recorder record.EventRecorder
+	leading  atomic.Bool
+	trigger  chan struct{}
+
+	classes    func() ([]*gwv1.GatewayClass, error)
+	gateways   func() ([]*gwv1.Gateway, error)
+	routes     func() ([]*gwv1.HTTPRoute, error)
+	grants     func() ([]*gwv1.ReferenceGrant, error)
+	services   func(ns, name string) *corev1.Service
+	secrets    func(ns, name string) *corev1.Secret
+	namespaces func(name string) *corev1.Namespace
+
+	mu        sync.Mutex
+	reported  map[string]map[string]bool // object → problems already reported
+	lastErr   string
+	firstSync chan struct{}
+	syncOnce  sync.Once
+}
+
+// Synced is closed once the first sync has applied the objects listed at
+// start-up.
+func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
+
+// New builds a Controller; Run starts it.
+func New(opts Options) (*Controller, error) {
+	if opts.Client == nil || opts.GatewayClient == nil || opts.Apply == nil || opts.SecretDir == "" {
+		return nil, errors.New("gateway API controller: Client, GatewayClient, Apply and SecretDir are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.PublishService != "" {
+		if ns, name, ok := strings.Cut(opts.PublishService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("publish service: want namespace/name, got %q", opts.PublishService)
+		}
+	}
+	for _, a := range opts.PublishAddresses {
+		if a == "" || strings.ContainsAny(a, "/ :") && net.ParseIP(a) == nil {
+			return nil, fmt.Errorf("publish address: want an IP or a host name, got %q", a)
+		}
+	}
+	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
+		return nil, fmt.Errorf("gateway API secret dir: %w", err)
+	}
+	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
+}
+
+func (c *Controller) kick() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// eventScheme knows the core and Gateway API kinds, for Event references.
+func eventScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = gwscheme.AddToScheme(s)
+	return s
+}
+
+// Run watches and syncs until ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.opts.Client.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	c.recorder = broadcaster.NewRecorder(eventScheme(), corev1.EventSource{Component: "flotilla-gateway"})
+
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.kick() },
+		UpdateFunc: func(any, any) { c.kick() },
+		DeleteFunc: func(any) { c.kick() },
+	}
+	gf := gwinformers.NewSharedInformerFactory(c.opts.GatewayClient, 0)
+	kf := informers.NewSharedInformerFactory(c.opts.Client, 0)
+	v1 := gf.Gateway().V1()
+	gci, gi, ri, rgi := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
+	si, se, ni := kf.Core().V1().Services(), kf.Core().V1().Secrets(), kf.Core().V1().Namespaces()
+	var synced []cache.InformerSynced
+	for _, inf := range []cache.SharedIndexInformer{gci.Informer(), gi.Informer(), ri.Informer(), rgi.Informer(), si.Informer(), se.Informer(), ni.Informer()} {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return err
+		}
+		synced = append(synced, inf.HasSynced)
+	}
+	c.classes = func() ([]*gwv1.GatewayClass, error) { return gci.Lister().List(labels.Everything()) }
+	c.gateways = func() ([]*gwv1.Gateway, error) { return gi.Lister().List(labels.Everything()) }
+	c.routes = func() ([]*gwv1.HTTPRoute, error) { return ri.Lister().List(labels.Everything()) }
+	c.grants = func() ([]*gwv1.ReferenceGrant, error) { return rgi.Lister().List(labels.Everything()) }
+	c.services = func(ns, name string) *corev1.Service { s, _ := si.Lister().Services(ns).Get(name); return s }
+	c.secrets = func(ns, name string) *corev1.Secret { s, _ := se.Lister().Secrets(ns).Get(name); return s }
+	c.namespaces = func(name string) *corev1.Namespace { n, _ := ni.Lister().Get(name); return n }
+	gf.Start(ctx.Done())
+	kf.Start(ctx.Done())
+	defer gf.Shutdown()
+	defer kf.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
+	}
+	c.log.Info("gateway API controller watching", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if l := c.opts.Lease; l != nil {
+		err := kubeshared.Elect(ctx, &wg, c.opts.Client, l, "flotilla-gateway-api-status", c.log, func(lead bool) {
+			c.leading.Store(lead)
+			if lead {
+				c.kick()
+			}
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		c.leading.Store(true)
+	}
+	c.kick()
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.trigger:
+			timer.Reset(c.opts.Debounce)
+		case <-timer.C:
+			c.sync(ctx)
+			c.syncOnce.Do(func() { close(c.firstSync) })
+		}
+	}
+}
+
+// sync recomputes everything from the informers' caches.
+func (c *Controller) sync(ctx context.Context) {
+	in := gatewayapi.Input{Services: c.services, Secrets: c.secrets, Namespaces: c.namespaces}
+	in.Classes, _ = c.classes()
+	in.Gateways, _ = c.gateways()
+	in.Routes, _ = c.routes()
+	in.Grants, _ = c.grants()
+	res := gatewayapi.Translate(in, c.opts.Translate)
+	if err := kubeshared.WriteFiles(c.opts.SecretDir, res.Files); err != nil {
+		c.log.Error("gateway API: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
+		return
+	}
+	x := &gateway.Extra{Backends: res.Backends, Routes: res.Routes, Certificates: res.Certificates}
+	for i := range x.Certificates {
+		for _, p := range []*string{&x.Certificates[i].CertFile, &x.Certificates[i].KeyFile} {
+			if !filepath.IsAbs(*p) {
+				*p = filepath.Join(c.opts.SecretDir, filepath.FromSlash(*p))
+			}
+		}
+	}
+	if err := c.opts.Apply(x); err != nil {
+		if msg := err.Error(); msg != c.lastErr {
+			c.lastErr = msg
+			c.log.Error("gateway API config rejected; the last good config keeps serving", slog.String("error", msg))
+		}
+	} else {
+		c.lastErr = ""
+		c.log.Debug("gateway API config applied", slog.Int("routes", len(x.Routes)))
+	}
+	c.report(in, res.Problems)
+	if c.leading.Load() {
+		c.writeStatus(ctx, in, res)
+	}
+}
+
+// report turns problems into Events and log lines, once per problem for
+// as long as it lasts.
+func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	objs := map[string]runtime.Object{}
+	for _, g := range in.Gateways {
+		objs["Gateway/"+g.Namespace+"/"+g.Name] = g
+	}
+	for _, r := range in.Routes {
+		objs["HTTPRoute/"+r.Namespace+"/"+r.Name] = r
+	}
+	now := map[string]map[string]bool{}
+	for _, p := range problems {
+		k := p.Kind + "/" + p.Namespace + "/" + p.Name
+		if now[k] == nil {
+			now[k] = map[string]bool{}
+		}
+		now[k][p.Message] = true
+		if c.reported[k][p.Message] {
+			continue
+		}
+		level, reason := slog.LevelWarn, p.Kind+"Warning"
+		if p.Severity == gatewayapi.Error {
+			level, reason = slog.LevelError, p.Kind+"Rejected"
+		}
+		c.log.Log(context.Background(), level, "gateway API problem", slog.String("object", k), slog.String("problem", p.Message))
+		if o := objs[k]; o != nil {
+			c.recorder.Event(o, corev1.EventTypeWarning, reason, p.Message)
+		}
+	}
+	c.reported = now
+}
+
+// mergeConditions returns want with the LastTransitionTime of old's
+// conditions of the same type and status kept (meta.SetStatusCondition's
+// rule), and whether the result differs from old.
+func mergeConditions(old, want []metav1.Condition) ([]metav1.Condition, bool) {
+	out := slices.Clone(old)
+	changed := len(old) != len(want)
+	for _, w := range want {
+		if meta.SetStatusCondition(&out, w) {
+			changed = true
+		}
+	}
+	// Drop conditions of types we no longer set.
+	out = slices.DeleteFunc(out, func(c metav1.Condition) bool {
+		return !slices.ContainsFunc(want, func(w metav1.Condition) bool { return w.Type == c.Type })
+	})
+	return out, changed
+}
+
+// writeStatus writes the status of our GatewayClasses, Gateways and
+// HTTPRoutes where it differs from the API's.
+func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res gatewayapi.Result) {
+	gw := c.opts.GatewayClient.GatewayV1()
+	warn := func(kind, key string, err error) {
+		switch {
+		case err == nil:
+		case apierrors.IsConflict(err):
+			c.kick() // a newer object: the informer brings it
+		default:
+			c.log.Warn("gateway API status not written", slog.String("object", kind+"/"+key), slog.String("error", err.Error()))
+		}
+	}
+	for _, gc := range in.Classes {
+		want, ok := res.ClassConditions[gc.Name]
+		if !ok {
+			continue
+		}
+		conds, changed := mergeConditions(gc.Status.Conditions, want)
+		features := gatewayapi.SupportedFeatures()
+		if !apiequality.Semantic.DeepEqual(gc.Status.SupportedFeatures, features) {
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		up := gc.DeepCopy()
+		up.Status.Conditions = conds
+		up.Status.SupportedFeatures = features
+		_, err := gw.GatewayClasses().UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("GatewayClass", gc.Name, err)
+	}
+	var addrs []gwv1.GatewayStatusAddress
+	if published, err := kubeshared.PublishedAddresses(ctx, c.opts.Client, c.opts.PublishService, c.opts.PublishAddresses); err != nil {
+		c.log.Warn("gateway API: addresses not known", slog.String("error", err.Error()))
+	} else {
+		for _, a := range published {
+			t := gwv1.HostnameAddressType
+			if net.ParseIP(a) != nil {
+				t = gwv1.IPAddressType
+			}
+			addrs = append(addrs, gwv1.GatewayStatusAddress{Type: &t, Value: a})
+		}
+	}
+	for _, g := range in.Gateways {
+		key := g.Namespace + "/" + g.Name
+		want, ok := res.Gateways[key]
+		if !ok {
+			continue
+		}
+		st := g.Status.DeepCopy()
+		conds, changed := mergeConditions(st.Conditions, want.Conditions)
+		st.Conditions = conds
+		if !apiequality.Semantic.DeepEqual(st.Addresses, addrs) && !(len(st.Addresses) == 0 && len(addrs) == 0) {
+			st.Addresses, changed = addrs, true
+		}
+		var listeners []gwv1.ListenerStatus
+		for _, wl := range want.Listeners {
+			var old []metav1.Condition
+			var oldL *gwv1.ListenerStatus
+			if i := slices.IndexFunc(st.Listeners, func(l gwv1.ListenerStatus) bool { return l.Name == wl.Name }); i >= 0 {
+				oldL = &st.Listeners[i]
+				old = oldL.Conditions
+			}
+			lc, lchanged := mergeConditions(old, wl.Conditions)
+			if oldL == nil || lchanged || oldL.AttachedRoutes != wl.AttachedRoutes || !apiequality.Semantic.DeepEqual(oldL.SupportedKinds, wl.SupportedKinds) {
+				changed = true
+			}
+			wl.Conditions = lc
+			listeners = append(listeners, wl)
+		}
+		if len(listeners) != len(st.Listeners) {
+			changed = true
+		}
+		st.Listeners = listeners
+		if !changed {
+			continue
+		}
+		up := g.DeepCopy()
+		up.Status = *st
+		_, err := gw.Gateways(g.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("Gateway", key, err)
+	}
+	ours := gwv1.GatewayController(c.opts.Translate.ControllerName)
+	if ours == "" {
+		ours = gatewayapi.DefaultControllerName
+	}
+	for _, r := range in.Routes {
+		key := r.Namespace + "/" + r.Name
+		want := res.RouteParents[key]
+		var parents []gwv1.RouteParentStatus
+		changed := false
+		for _, p := range r.Status.Parents {
+			if p.ControllerName != ours {
+				parents = append(parents, p) // another controller's
+			}
+		}
+		for _, w := range want {
+			var old []metav1.Condition
+			if i := slices.IndexFunc(r.Status.Parents, func(p gwv1.RouteParentStatus) bool {
+				return p.ControllerName == ours && apiequality.Semantic.DeepEqual(p.ParentRef, w.ParentRef)
+			}); i >= 0 {
+				old = r.Status.Parents[i].Conditions
+			} else {
+				changed = true
+			}
+			conds, cchanged := mergeConditions(old, w.Conditions)
+			changed = changed || cchanged
+			w.Conditions = conds
+			parents = append(parents, w)
+		}
+		oursBefore := 0
+		for _, p := range r.Status.Parents {
+			if p.ControllerName == ours {
+				oursBefore++
+			}
+		}
+		if oursBefore != len(want) {
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		up := r.DeepCopy()
+		up.Status.Parents = parents
+		_, err := gw.HTTPRoutes(r.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		warn("HTTPRoute", key, err)
+	}
+}
