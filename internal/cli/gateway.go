@@ -152,7 +152,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
 	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
-		TrustedProxies: trusted, Endpoints: disc}
+		TrustedProxies: trusted, Endpoints: disc,
+		// An Ingress controller's routes come from Ingresses: its file may
+		// hold none (docs/ingress.md).
+		AllowNoRoutes: cfg.ingress.class != ""}
 	opts.Registry.MustRegister(disc)
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
