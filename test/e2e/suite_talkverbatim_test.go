@@ -330,8 +330,11 @@ func testTalkRollout(t *testing.T, s *system, from, to string, kubectl ...string
 	expectOnly(t, from, p)
 	start := time.Now()
 	s.kc(t, s.ns, kubectl...)
-	// kubectl rollout status deployment/flask-app
-	out, err := s.run(t.Context(), "", "rollout", "status", "-n", s.ns, "deployment/flask-app", "--timeout="+rolloutLongTimeout.String())
+	// kubectl rollout status deployment/flask-app; its own deadline, or
+	// run would bound it by kubectlTimeout.
+	ctx, cancel := context.WithTimeout(t.Context(), rolloutLongTimeout)
+	defer cancel()
+	out, err := s.run(ctx, "", "rollout", "status", "-n", s.ns, "deployment/flask-app", "--timeout="+rolloutLongTimeout.String())
 	if err != nil {
 		t.Fatal(err)
 	}
