@@ -154,7 +154,7 @@ func TestTalk(t *testing.T) {
 	t.Run("CanaryByHeader", func(t *testing.T) { testTalkCanary(t, s) })
 	t.Run("Scale", func(t *testing.T) { testTalkScale(t, s) })
 	t.Run("SetImage", func(t *testing.T) {
-		testTalkRollout(t, s, "v1", "v2", "set", "image", "deploy/flask-app", "flask-app="+image("v2"))
+		testTalkRollout(t, s, "v1", "v2", "set", "image", "deploy", "flask-app", "flask-app="+image("v2"))
 	})
 	t.Run("RolloutUndo", func(t *testing.T) { testTalkRollout(t, s, "v2", "v1", "rollout", "undo", "deploy/flask-app") })
 }
