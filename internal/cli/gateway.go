@@ -155,7 +155,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
 	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
-		TrustedProxies: trusted, Endpoints: disc}
+		TrustedProxies: trusted, Endpoints: disc,
+		// A controller's routes come from Ingresses or HTTPRoutes: its file
+		// may hold none (docs/ingress.md, docs/gateway-api.md).
+		AllowNoRoutes: cfg.ingress.class != "" || cfg.gatewayAPI.class != ""}
 	opts.Registry.MustRegister(disc)
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout

@@ -184,6 +184,20 @@ func TestValidateCatches(t *testing.T) {
 			want: "redis-server runs without --appendonly yes",
 		},
 		{
+			name: "redis run bare without a writable /data",
+			mutate: func(objs []object) []object {
+				c := &find[*appsv1.StatefulSet](objs, "StatefulSet", "flotilla", "redis").Spec.Template.Spec.Containers[0]
+				c.Command, c.Args = nil, nil
+				for i := range c.VolumeMounts {
+					if c.VolumeMounts[i].MountPath == "/data" {
+						c.VolumeMounts[i].MountPath = "/var/lib/redis"
+					}
+				}
+				return objs
+			},
+			want: "redis-server run bare writes to its working directory /data, which is not a writable volume mount",
+		},
+		{
 			name: "hostPath volume",
 			mutate: func(objs []object) []object {
 				s := &deploy(objs, "demo").Spec.Template.Spec

@@ -166,3 +166,16 @@ func TestCheckCommandsCatches(t *testing.T) {
 		}
 	}
 }
+
+// TestTalkDoc: the commands and node ports of docs/talk.md against the
+// talk overlay (deploy/kubernetes/talk, namespace talk).
+func TestTalkDoc(t *testing.T) {
+	objs := renderKustomize(t, filepath.Join(kustomizeRoot, "talk"))
+	checkDoc(t, "../../docs/talk.md", objs, "talk")
+	// The ports the doc names are the overlay's, and the slides'.
+	for _, p := range []int32{31218, 32201, 31280, 30280} {
+		if !nodePorts(objs)[p] {
+			t.Errorf("deploy/kubernetes/talk: no node port %d, which docs/talk.md names", p)
+		}
+	}
+}

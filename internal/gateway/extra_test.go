@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
@@ -110,5 +113,52 @@ func TestSetExtraPartKeepsOtherParts(t *testing.T) {
 	}
 	if got := routeNames(gw); !slices.Equal(got, []string{"one", "gw.r"}) {
 		t.Fatalf("routes = %v, want [one gw.r]: the bad part kept its last good value", got)
+	}
+}
+
+// TestIngressOnlyGateway: an Ingress controller's file config may hold no
+// routes (Options.AllowNoRoutes): it loads, every request gets 404 until
+// SetExtra brings routes, and a reload of the file keeps them. Without
+// the option such a file is refused, naming the problem.
+func TestIngressOnlyGateway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\ndefaults: {timeout: 5s}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewFromFile(Options{ConfigPath: path}); err == nil || !strings.Contains(err.Error(), "routes: want at least one route") {
+		t.Fatalf("NewFromFile(no routes) = %v, want the missing routes named", err)
+	}
+	gw, err := NewFromFile(Options{ConfigPath: path, AllowNoRoutes: true})
+	if err != nil {
+		t.Fatalf("NewFromFile(no routes, AllowNoRoutes) = %v", err)
+	}
+	defer gw.Close()
+	get := func() int {
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://flaskapp.test/direct", nil))
+		return rec.Code
+	}
+	if got := get(); got != http.StatusNotFound {
+		t.Errorf("GET with no routes: status %d, want 404", got)
+	}
+	x := &Extra{Routes: []config.Route{{Name: "ing.r", Match: config.Match{Path: &config.PathMatch{Type: config.PathPrefix, Value: "/direct"}},
+		DirectResponse: &config.DirectResponse{Status: http.StatusTeapot}}}}
+	if err := gw.SetExtra(x); err != nil {
+		t.Fatalf("SetExtra() = %v", err)
+	}
+	if got := get(); got != http.StatusTeapot {
+		t.Errorf("GET after SetExtra: status %d, want 418 from the Ingress route", got)
+	}
+	if err := gw.ReloadFile(); err != nil {
+		t.Fatalf("ReloadFile() = %v", err)
+	}
+	if got := routeNames(gw); !slices.Equal(got, []string{"ing.r"}) {
+		t.Errorf("after a reload, routes = %v, want [ing.r]", got)
+	}
+	if err := gw.SetExtra(nil); err != nil {
+		t.Fatalf("SetExtra(nil) = %v, want the route-less file to load again", err)
+	}
+	if got := get(); got != http.StatusNotFound {
+		t.Errorf("GET after SetExtra(nil): status %d, want 404", got)
 	}
 }

@@ -76,6 +76,10 @@ type Options struct {
 	// every reload (default nil: a config with such a backend fails to
 	// load).
 	Endpoints EndpointSource
+	// AllowNoRoutes loads a config without routes (every request gets
+	// 404) instead of refusing it: set for an Ingress controller, whose
+	// routes come from Ingresses through SetExtra (default false).
+	AllowNoRoutes bool
 }
 
 // EndpointSource is Kubernetes discovery as the gateway uses it: fn gets
@@ -289,7 +293,7 @@ func (g *Gateway) reloadFile(data []byte) error {
 				return nil, err
 			}
 		}
-		cfg, err := config.ParseFile(path, data)
+		cfg, err := config.ParseFileWith(path, data, g.validateOptions())
 		if err == nil {
 			g.fileSum = hash(data)
 		}
@@ -300,7 +304,7 @@ func (g *Gateway) reloadFile(data []byte) error {
 // NewFromFile builds a gateway from the file at opts.ConfigPath, so
 // WatchFile knows which content is already loaded.
 func NewFromFile(opts Options) (*Gateway, error) {
-	cfg, sum, err := loadFile(opts.ConfigPath)
+	cfg, sum, err := loadFile(opts.ConfigPath, config.ValidateOptions{AllowNoRoutes: opts.AllowNoRoutes})
 	if err != nil {
 		return nil, err
 	}
@@ -315,12 +319,12 @@ func NewFromFile(opts Options) (*Gateway, error) {
 }
 
 // loadFile reads path once, then hashes and validates those bytes.
-func loadFile(path string) (*config.Config, []byte, error) {
+func loadFile(path string, o config.ValidateOptions) (*config.Config, []byte, error) {
 	data, err := config.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := config.ParseFile(path, data)
+	cfg, err := config.ParseFileWith(path, data, o)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -380,10 +384,15 @@ func splitErrors(err error) []string {
 	return []string{err.Error()}
 }
 
+// validateOptions are how the gateway's configs are validated.
+func (g *Gateway) validateOptions() config.ValidateOptions {
+	return config.ValidateOptions{AllowNoRoutes: g.opts.AllowNoRoutes}
+}
+
 // swap validates, compiles and installs cfg. g.mu is held.
 func (g *Gateway) swap(cfg *config.Config) error {
 	cfg.SetDefaults() // idempotent; lets callers build configs in Go
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateWith(g.validateOptions()); err != nil {
 		return err
 	}
 	pb, err := g.newPolicyBuild(cfg)

@@ -49,11 +49,16 @@ func ReadFile(path string) ([]byte, error) {
 // relative file names in it (tls, backends[].tls) are relative to the file's
 // directory, so a config and its certificates can move together.
 func ParseFile(path string, data []byte) (*Config, error) {
+	return ParseFileWith(path, data, ValidateOptions{})
+}
+
+// ParseFileWith is ParseFile validating with o.
+func ParseFileWith(path string, data []byte, o ValidateOptions) (*Config, error) {
 	c, err := Decode(data)
 	if err == nil {
 		c.resolveFiles(filepath.Dir(path))
 		c.SetDefaults()
-		err = c.Validate()
+		err = c.ValidateWith(o)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

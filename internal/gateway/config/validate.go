@@ -35,7 +35,19 @@ func (p *problems) checkName(path, kind, name string, seen map[string]bool) {
 	seen[name] = true
 }
 
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return c.ValidateWith(ValidateOptions{}) }
+
+// ValidateOptions relax Validate for callers that add to a config.
+type ValidateOptions struct {
+	// AllowNoRoutes accepts a config without routes. For an Ingress
+	// controller (flotilla gateway --ingress-class), whose routes come from
+	// Ingress objects: until one is served every request gets 404. Default
+	// false: a config file alone with no routes is a mistake.
+	AllowNoRoutes bool
+}
+
+// ValidateWith is Validate with o.
+func (c *Config) ValidateWith(o ValidateOptions) error {
 	var p problems
 	if c.APIVersion != APIVersion {
 		p.addf("apiVersion", "want %q, got %q", APIVersion, c.APIVersion)
@@ -75,7 +87,7 @@ func (c *Config) Validate() error {
 		p.checkName(path, "backend", b.Name, backends)
 		b.validate(&p, path)
 	}
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && !o.AllowNoRoutes {
 		p.addf("routes", "want at least one route")
 	}
 	routes := map[string]bool{}
