@@ -69,7 +69,7 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 	}
 	gwc, err := gwclient.NewForConfig(rc)
 	if err != nil {
-		return nil, fmt.Errorf("Gateway API client: %w", err)
+		return nil, fmt.Errorf("gateway API client: %w", err)
 	}
 	dir := f.secretDir
 	if dir == "" {
