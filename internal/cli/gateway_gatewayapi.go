@@ -2,14 +2,11 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/flotilla-dev/flotilla/internal/flagenv"
 	"github.com/flotilla-dev/flotilla/internal/gateway"
@@ -63,13 +60,13 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := kubeshared.NewClients(rc)
 	if err != nil {
-		return nil, fmt.Errorf("API client: %w", err)
+		return nil, err
 	}
-	gwc, err := gwclient.NewForConfig(rc)
+	gwc, err := controller.NewGatewayClient(rc)
 	if err != nil {
-		return nil, fmt.Errorf("gateway API client: %w", err)
+		return nil, err
 	}
 	dir := f.secretDir
 	if dir == "" {

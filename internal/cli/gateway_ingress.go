@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"k8s.io/client-go/kubernetes"
 	"log/slog"
 	"os"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/gateway/ingress"
 	"github.com/flotilla-dev/flotilla/internal/gateway/ingress/controller"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
 // ingressFlags turn the gateway into an Ingress controller (docs/ingress.md).
@@ -98,9 +97,9 @@ func startIngress(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig, g 
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := kubeshared.NewClients(rc)
 	if err != nil {
-		return nil, fmt.Errorf("API client: %w", err)
+		return nil, err
 	}
 	dir := f.secretDir
 	if dir == "" {

@@ -24,7 +24,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
@@ -130,14 +131,15 @@ type Lease struct {
 
 // Elect runs leader election on l in the background (in wg) until ctx
 // ends: onLead(true) when this replica starts leading, onLead(false) when
-// it stops. name names the election in logs.
-func Elect(ctx context.Context, wg *sync.WaitGroup, client kubernetes.Interface, l *Lease, name string, log *slog.Logger, onLead func(bool)) error {
+// it stops. name names the election in logs; leases is the
+// coordination.k8s.io/v1 client (Clients.Coordination).
+func Elect(ctx context.Context, wg *sync.WaitGroup, leases typedcoordinationv1.LeasesGetter, l *Lease, name string, log *slog.Logger, onLead func(bool)) error {
 	id := l.Identity
 	if id == "" {
 		id, _ = os.Hostname()
 	}
 	lock := &resourcelock.LeaseLock{LeaseMeta: metav1.ObjectMeta{Namespace: l.Namespace, Name: l.Name},
-		Client: client.CoordinationV1(), LockConfig: resourcelock.ResourceLockConfig{Identity: id}}
+		Client: leases, LockConfig: resourcelock.ResourceLockConfig{Identity: id}}
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
 		ReleaseOnCancel: true, Name: name,
@@ -168,8 +170,8 @@ func Elect(ctx context.Context, wg *sync.WaitGroup, client kubernetes.Interface,
 // status of what it serves: addrs when given, else those of the Service
 // publishService ("namespace/name"): its load balancer's IPs and host
 // names, else its external IPs, else its cluster IP. nil when neither is
-// set.
-func PublishedAddresses(ctx context.Context, client kubernetes.Interface, publishService string, addrs []string) ([]string, error) {
+// set. services is the core/v1 client (Clients.Core).
+func PublishedAddresses(ctx context.Context, services typedcorev1.ServicesGetter, publishService string, addrs []string) ([]string, error) {
 	var out []string
 	add := func(a string) {
 		if a != "" && !slices.Contains(out, a) {
@@ -186,7 +188,7 @@ func PublishedAddresses(ctx context.Context, client kubernetes.Interface, publis
 		return nil, nil
 	}
 	ns, name, _ := strings.Cut(publishService, "/")
-	svc, err := client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	svc, err := services.Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("publish service %s: %w", publishService, err)
 	}

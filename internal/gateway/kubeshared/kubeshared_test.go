@@ -47,7 +47,7 @@ func TestPublishedAddresses(t *testing.T) {
 		{"ns/missing", nil, nil, "publish service ns/missing"},
 	}
 	for _, tt := range tests {
-		got, err := PublishedAddresses(context.Background(), client, tt.service, tt.addrs)
+		got, err := PublishedAddresses(context.Background(), client.CoreV1(), tt.service, tt.addrs)
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("PublishedAddresses(%q) error = %v, want %q", tt.service, err, tt.err)

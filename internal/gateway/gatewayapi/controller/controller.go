@@ -32,16 +32,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gwscheme "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/scheme"
-	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+	gwtypedv1 "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/typed/apis/v1"
+	gwlistersv1 "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
@@ -50,11 +50,13 @@ import (
 
 // Options configure a Controller.
 type Options struct {
-	// Client is the core API client (Services, Secrets, Namespaces,
-	// Events, the Lease); required.
-	Client kubernetes.Interface
-	// GatewayClient is the Gateway API client; required.
-	GatewayClient gwclient.Interface
+	// Client is the core API clients (Services, Secrets, Namespaces,
+	// Events, the Lease): kubeshared.NewClients, or kubeshared.ClientsOf a
+	// fake Clientset; required.
+	Client kubeshared.Clients
+	// GatewayClient is the Gateway API client: NewGatewayClient, or
+	// GatewayClientOf a fake Clientset; required.
+	GatewayClient GatewayClient
 	// Translate selects what is ours (controller and class name).
 	Translate gatewayapi.Options
 	// SecretDir receives TLS keys from Secrets; created with mode 0700
@@ -74,6 +76,44 @@ type Options struct {
 	Logger *slog.Logger
 	// Debounce coalesces bursts of changes (default 100ms).
 	Debounce time.Duration
+}
+
+// GatewayClient is the gateway.networking.k8s.io/v1 client, which serves
+// every kind the controller reads (ReferenceGrant included). Not the
+// versioned Clientset of sigs.k8s.io/gateway-api and its informer
+// factory: they link every version's client, informer and apply
+// configuration into the binary.
+type GatewayClient struct {
+	V1 gwtypedv1.GatewayV1Interface
+	// NoWatchList: the server cannot stream the initial list in a watch
+	// (a fake Clientset), so informers list, then watch.
+	NoWatchList bool
+}
+
+// IsWatchListSemanticsUnSupported tells client-go's reflector whether it
+// may use watch-list streaming; see NoWatchList.
+func (c GatewayClient) IsWatchListSemanticsUnSupported() bool { return c.NoWatchList }
+
+// NewGatewayClient builds the GatewayClient of the API server cfg points
+// at.
+func NewGatewayClient(cfg *rest.Config) (GatewayClient, error) {
+	v1, err := gwtypedv1.NewForConfig(cfg)
+	if err != nil {
+		return GatewayClient{}, fmt.Errorf("gateway.networking.k8s.io/v1 client: %w", err)
+	}
+	return GatewayClient{V1: v1}, nil
+}
+
+// GatewayClientOf returns the GatewayClient of cs, e.g. a fake Clientset
+// of sigs.k8s.io/gateway-api.
+func GatewayClientOf(cs interface {
+	GatewayV1() gwtypedv1.GatewayV1Interface
+}) GatewayClient {
+	c := GatewayClient{V1: cs.GatewayV1()}
+	if w, ok := cs.(interface{ IsWatchListSemanticsUnSupported() bool }); ok {
+		c.NoWatchList = w.IsWatchListSemanticsUnSupported()
+	}
+	return c
 }
 
 // Controller is a running Gateway API controller; see Run.
@@ -105,7 +145,7 @@ func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
 
 // New builds a Controller; Run starts it.
 func New(opts Options) (*Controller, error) {
-	if opts.Client == nil || opts.GatewayClient == nil || opts.Apply == nil || opts.SecretDir == "" {
+	if opts.Client.Core == nil || opts.Client.Coordination == nil || opts.GatewayClient.V1 == nil || opts.Apply == nil || opts.SecretDir == "" {
 		return nil, errors.New("gateway API controller: Client, GatewayClient, Apply and SecretDir are required")
 	}
 	if opts.Logger == nil {
@@ -148,7 +188,7 @@ func eventScheme() *runtime.Scheme {
 // Run watches and syncs until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.opts.Client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.opts.Client.Core.Events("")})
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(eventScheme(), corev1.EventSource{Component: "flotilla-gateway"})
 
@@ -157,29 +197,39 @@ func (c *Controller) Run(ctx context.Context) error {
 		UpdateFunc: func(any, any) { c.kick() },
 		DeleteFunc: func(any) { c.kick() },
 	}
-	gf := gwinformers.NewSharedInformerFactory(c.opts.GatewayClient, 0)
-	kf := informers.NewSharedInformerFactory(c.opts.Client, 0)
-	v1 := gf.Gateway().V1()
-	gci, gi, ri, rgi := v1.GatewayClasses(), v1.Gateways(), v1.HTTPRoutes(), v1.ReferenceGrants()
-	si, se, ni := kf.Core().V1().Services(), kf.Core().V1().Secrets(), kf.Core().V1().Namespaces()
+	// One informer per kind, as the informer factories would build them,
+	// without linking the factories.
+	gw, core, kc := c.opts.GatewayClient.V1, c.opts.Client.Core, c.opts.Client
+	gc := c.opts.GatewayClient
+	gci := kubeshared.NewInformer(&gwv1.GatewayClass{}, gc, gw.GatewayClasses().List, gw.GatewayClasses().Watch)
+	gi := kubeshared.NewInformer(&gwv1.Gateway{}, gc, gw.Gateways("").List, gw.Gateways("").Watch)
+	ri := kubeshared.NewInformer(&gwv1.HTTPRoute{}, gc, gw.HTTPRoutes("").List, gw.HTTPRoutes("").Watch)
+	rgi := kubeshared.NewInformer(&gwv1.ReferenceGrant{}, gc, gw.ReferenceGrants("").List, gw.ReferenceGrants("").Watch)
+	si := kubeshared.NewInformer(&corev1.Service{}, kc, core.Services("").List, core.Services("").Watch)
+	se := kubeshared.NewInformer(&corev1.Secret{}, kc, core.Secrets("").List, core.Secrets("").Watch)
+	ni := kubeshared.NewInformer(&corev1.Namespace{}, kc, core.Namespaces().List, core.Namespaces().Watch)
+	var informers sync.WaitGroup
+	defer informers.Wait()
+	infCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	var synced []cache.InformerSynced
-	for _, inf := range []cache.SharedIndexInformer{gci.Informer(), gi.Informer(), ri.Informer(), rgi.Informer(), si.Informer(), se.Informer(), ni.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni} {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
 		synced = append(synced, inf.HasSynced)
+		informers.Go(func() { inf.RunWithContext(infCtx) })
 	}
-	c.classes = func() ([]*gwv1.GatewayClass, error) { return gci.Lister().List(labels.Everything()) }
-	c.gateways = func() ([]*gwv1.Gateway, error) { return gi.Lister().List(labels.Everything()) }
-	c.routes = func() ([]*gwv1.HTTPRoute, error) { return ri.Lister().List(labels.Everything()) }
-	c.grants = func() ([]*gwv1.ReferenceGrant, error) { return rgi.Lister().List(labels.Everything()) }
-	c.services = func(ns, name string) *corev1.Service { s, _ := si.Lister().Services(ns).Get(name); return s }
-	c.secrets = func(ns, name string) *corev1.Secret { s, _ := se.Lister().Secrets(ns).Get(name); return s }
-	c.namespaces = func(name string) *corev1.Namespace { n, _ := ni.Lister().Get(name); return n }
-	gf.Start(ctx.Done())
-	kf.Start(ctx.Done())
-	defer gf.Shutdown()
-	defer kf.Shutdown()
+	gcl, gl, rl, rgl := gwlistersv1.NewGatewayClassLister(gci.GetIndexer()), gwlistersv1.NewGatewayLister(gi.GetIndexer()),
+		gwlistersv1.NewHTTPRouteLister(ri.GetIndexer()), gwlistersv1.NewReferenceGrantLister(rgi.GetIndexer())
+	sl, sel, nl := listerscorev1.NewServiceLister(si.GetIndexer()), listerscorev1.NewSecretLister(se.GetIndexer()), listerscorev1.NewNamespaceLister(ni.GetIndexer())
+	c.classes = func() ([]*gwv1.GatewayClass, error) { return gcl.List(labels.Everything()) }
+	c.gateways = func() ([]*gwv1.Gateway, error) { return gl.List(labels.Everything()) }
+	c.routes = func() ([]*gwv1.HTTPRoute, error) { return rl.List(labels.Everything()) }
+	c.grants = func() ([]*gwv1.ReferenceGrant, error) { return rgl.List(labels.Everything()) }
+	c.services = func(ns, name string) *corev1.Service { s, _ := sl.Services(ns).Get(name); return s }
+	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
+	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
@@ -188,7 +238,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if l := c.opts.Lease; l != nil {
-		err := kubeshared.Elect(ctx, &wg, c.opts.Client, l, "flotilla-gateway-api-status", c.log, func(lead bool) {
+		err := kubeshared.Elect(ctx, &wg, c.opts.Client.Coordination, l, "flotilla-gateway-api-status", c.log, func(lead bool) {
 			c.leading.Store(lead)
 			if lead {
 				c.kick()
@@ -306,7 +356,7 @@ func mergeConditions(old, want []metav1.Condition) ([]metav1.Condition, bool) {
 // writeStatus writes the status of our GatewayClasses, Gateways and
 // HTTPRoutes where it differs from the API's.
 func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res gatewayapi.Result) {
-	gw := c.opts.GatewayClient.GatewayV1()
+	gw := c.opts.GatewayClient.V1
 	warn := func(kind, key string, err error) {
 		switch {
 		case err == nil:
@@ -336,7 +386,7 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		warn("GatewayClass", gc.Name, err)
 	}
 	var addrs []gwv1.GatewayStatusAddress
-	if published, err := kubeshared.PublishedAddresses(ctx, c.opts.Client, c.opts.PublishService, c.opts.PublishAddresses); err != nil {
+	if published, err := kubeshared.PublishedAddresses(ctx, c.opts.Client.Core, c.opts.PublishService, c.opts.PublishAddresses); err != nil {
 		c.log.Warn("gateway API: addresses not known", slog.String("error", err.Error()))
 	} else {
 		for _, a := range published {

@@ -144,7 +144,7 @@ func start(t *testing.T, coreObjs, gwObjs []runtime.Object) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Close)
-	c, err := New(Options{Client: core, GatewayClient: gwc, SecretDir: filepath.Join(t.TempDir(), "secrets"),
+	c, err := New(Options{Client: kubeshared.ClientsOf(core), GatewayClient: GatewayClientOf(gwc), SecretDir: filepath.Join(t.TempDir(), "secrets"),
 		Apply:            func(x *gateway.Extra) error { return g.SetExtraPart("gatewayapi", x) },
 		PublishAddresses: []string{"203.0.113.7"}, Lease: &kubeshared.Lease{Namespace: "shop", Name: "gw-leader", Identity: "test"}, Debounce: 10 * time.Millisecond})
 	if err != nil {
@@ -360,7 +360,7 @@ func TestOnlyTheLeaseHolderWritesStatus(t *testing.T) {
 	}
 	var applied []string
 	var mu sync.Mutex
-	c, err := New(Options{Client: core, GatewayClient: gwc, SecretDir: filepath.Join(t.TempDir(), "s"),
+	c, err := New(Options{Client: kubeshared.ClientsOf(core), GatewayClient: GatewayClientOf(gwc), SecretDir: filepath.Join(t.TempDir(), "s"),
 		Apply: func(x *gateway.Extra) error {
 			mu.Lock()
 			defer mu.Unlock()

@@ -25,8 +25,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
@@ -41,8 +39,9 @@ import (
 
 // Options configure a Controller.
 type Options struct {
-	// Client is the API client; required.
-	Client kubernetes.Interface
+	// Client is the API clients (kubeshared.NewClients, or
+	// kubeshared.ClientsOf a fake Clientset); required.
+	Client kubeshared.Clients
 	// Namespaces whose Ingresses, Services and Secrets are watched
 	// (default: all).
 	Namespaces []string
@@ -99,7 +98,7 @@ func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
 
 // New builds a Controller; Run starts it.
 func New(opts Options) (*Controller, error) {
-	if opts.Client == nil || opts.Apply == nil || opts.SecretDir == "" {
+	if opts.Client.Core == nil || opts.Client.Networking == nil || opts.Client.Coordination == nil || opts.Apply == nil || opts.SecretDir == "" {
 		return nil, errors.New("ingress controller: Client, Apply and SecretDir are required")
 	}
 	if opts.Logger == nil {
@@ -136,7 +135,7 @@ func (c *Controller) kick() {
 func (c *Controller) Run(ctx context.Context) error {
 	client := c.opts.Client
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.Core.Events("")})
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flotilla-gateway"})
 
@@ -145,40 +144,36 @@ func (c *Controller) Run(ctx context.Context) error {
 		UpdateFunc: func(any, any) { c.kick() },
 		DeleteFunc: func(any) { c.kick() },
 	}
-	cluster := informers.NewSharedInformerFactory(client, 0)
-	ci := cluster.Networking().V1().IngressClasses()
-	c.classes = ci.Lister()
-	if _, err := ci.Informer().AddEventHandler(handler); err != nil {
-		return err
-	}
-	c.synced = append(c.synced, ci.Informer().HasSynced)
-	factories := []informers.SharedInformerFactory{cluster}
+	// One informer per kind (and namespace), as client-go's informer
+	// factory would build them, without linking the factory.
+	nw, core := client.Networking, client.Core
+	ci := kubeshared.NewInformer(&networkingv1.IngressClass{}, client, nw.IngressClasses().List, nw.IngressClasses().Watch)
+	c.classes = listersnetworkingv1.NewIngressClassLister(ci.GetIndexer())
+	infs := []cache.SharedIndexInformer{ci}
 	namespaces := c.opts.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 	for _, ns := range namespaces {
-		f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
-		factories = append(factories, f)
-		ii, si, se := f.Networking().V1().Ingresses(), f.Core().V1().Services(), f.Core().V1().Secrets()
-		for _, inf := range []cache.SharedIndexInformer{ii.Informer(), si.Informer(), se.Informer()} {
-			if _, err := inf.AddEventHandler(handler); err != nil {
-				return err
-			}
-			c.synced = append(c.synced, inf.HasSynced)
-		}
-		c.ingresses = append(c.ingresses, ii.Lister())
-		c.services = append(c.services, si.Lister())
-		c.secrets = append(c.secrets, se.Lister())
+		ii := kubeshared.NewInformer(&networkingv1.Ingress{}, client, nw.Ingresses(ns).List, nw.Ingresses(ns).Watch)
+		si := kubeshared.NewInformer(&corev1.Service{}, client, core.Services(ns).List, core.Services(ns).Watch)
+		se := kubeshared.NewInformer(&corev1.Secret{}, client, core.Secrets(ns).List, core.Secrets(ns).Watch)
+		infs = append(infs, ii, si, se)
+		c.ingresses = append(c.ingresses, listersnetworkingv1.NewIngressLister(ii.GetIndexer()))
+		c.services = append(c.services, listerscorev1.NewServiceLister(si.GetIndexer()))
+		c.secrets = append(c.secrets, listerscorev1.NewSecretLister(se.GetIndexer()))
 	}
-	for _, f := range factories {
-		f.Start(ctx.Done())
-	}
-	defer func() {
-		for _, f := range factories {
-			f.Shutdown()
+	var informers sync.WaitGroup
+	defer informers.Wait()
+	infCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, inf := range infs {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return err
 		}
-	}()
+		c.synced = append(c.synced, inf.HasSynced)
+		informers.Go(func() { inf.RunWithContext(infCtx) })
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		return ctx.Err()
 	}
@@ -211,7 +206,7 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // elect runs leader election for the status writes in the background.
 func (c *Controller) elect(ctx context.Context, wg *sync.WaitGroup, l *Lease) error {
-	return kubeshared.Elect(ctx, wg, c.opts.Client, l, "flotilla-ingress-status", c.log, func(lead bool) {
+	return kubeshared.Elect(ctx, wg, c.opts.Client.Coordination, l, "flotilla-ingress-status", c.log, func(lead bool) {
 		c.leading.Store(lead)
 		if lead {
 			c.kick()
@@ -321,7 +316,7 @@ func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []i
 
 // addresses returns what served Ingresses' status says.
 func (c *Controller) addresses(ctx context.Context) ([]networkingv1.IngressLoadBalancerIngress, error) {
-	addrs, err := kubeshared.PublishedAddresses(ctx, c.opts.Client, c.opts.PublishService, c.opts.PublishAddresses)
+	addrs, err := kubeshared.PublishedAddresses(ctx, c.opts.Client.Core, c.opts.PublishService, c.opts.PublishAddresses)
 	if err != nil || addrs == nil {
 		return nil, err
 	}
@@ -360,7 +355,7 @@ func (c *Controller) writeStatus(ctx context.Context, byKey map[string]*networki
 		}
 		up := ing.DeepCopy()
 		up.Status.LoadBalancer.Ingress = want
-		_, err := c.opts.Client.NetworkingV1().Ingresses(ing.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+		_, err := c.opts.Client.Networking.Ingresses(ing.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		switch {
 		case apierrors.IsConflict(err):
 			c.kick() // a newer object: the informer brings it, try again

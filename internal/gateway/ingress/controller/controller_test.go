@@ -27,6 +27,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 	"github.com/flotilla-dev/flotilla/internal/tlsconf"
 )
 
@@ -107,7 +108,7 @@ func startWith(t *testing.T, upstream *httptest.Server, baseYAML string, store *
 	}
 	t.Cleanup(gw.Close)
 	dir := filepath.Join(t.TempDir(), "secrets")
-	opts := Options{Client: client, SecretDir: dir, Apply: gw.SetExtra, PublishAddresses: []string{"203.0.113.7"},
+	opts := Options{Client: kubeshared.ClientsOf(client), SecretDir: dir, Apply: gw.SetExtra, PublishAddresses: []string{"203.0.113.7"},
 		Lease: &Lease{Namespace: "shop", Name: "flotilla-ingress-leader", Identity: "test"}, Debounce: 10 * time.Millisecond}
 	if edit != nil {
 		edit(&opts)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
 // TestLeaseHandover: of two replicas only the Lease holder writes status;
@@ -25,7 +26,7 @@ func TestLeaseHandover(t *testing.T) {
 		ingressObj("first", nil, "first.test", "/", "app"))
 	ctx := context.Background()
 	run := func(id, addr string) (stop func()) {
-		c, err := New(Options{Client: client, SecretDir: filepath.Join(t.TempDir(), id), Apply: func(*gateway.Extra) error { return nil },
+		c, err := New(Options{Client: kubeshared.ClientsOf(client), SecretDir: filepath.Join(t.TempDir(), id), Apply: func(*gateway.Extra) error { return nil },
 			PublishAddresses: []string{addr}, Lease: &Lease{Namespace: "shop", Name: "lease", Identity: id}, Debounce: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
