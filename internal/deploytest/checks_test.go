@@ -278,6 +278,20 @@ func checkFlotillaContainer(o object, c corev1.Container, s *corev1.PodSpec, isT
 	if drain < minDrain {
 		fail(o, "drain delay %s is below %s: clients would still be sent to a closed listener", drain, minDrain)
 	}
+	// A controller writes Secret material (certificates, htpasswd) to a
+	// directory: the root file system is read-only, so it must be inside a
+	// writable volume (the default, under /tmp, cannot be created).
+	for class, dir := range map[string]string{"ingress-class": "ingress-secret-dir", "gateway-class": "gateway-secret-dir"} {
+		if setting(c, class, "") == "" {
+			continue
+		}
+		d := setting(c, dir, "")
+		if d == "" || !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			return !m.ReadOnly && strings.HasPrefix(d, strings.TrimSuffix(m.MountPath, "/")+"/")
+		}) {
+			fail(o, "--%s is set but --%s %q is not inside a writable volume mount (the root file system is read-only)", class, dir, d)
+		}
+	}
 }
 
 // setting reads a flag's value from args (--name=v or --name v) or its

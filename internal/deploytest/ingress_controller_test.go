@@ -52,19 +52,7 @@ func TestIngressControllerComponent(t *testing.T) {
 			t.Errorf("gateway args %v: want %s", args, want)
 		}
 	}
-	// The root file system is read-only: the Secret material needs a
-	// writable volume (the default, under /tmp, cannot be created).
-	secretDir := ""
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, "--ingress-secret-dir="); ok {
-			secretDir = v
-		}
-	}
-	if secretDir == "" || !slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
-		return !m.ReadOnly && strings.HasPrefix(secretDir, m.MountPath+"/")
-	}) {
-		t.Errorf("gateway args %v: want --ingress-secret-dir in a directory inside a writable volume mount", args)
-	}
+	// The secret directory on a writable volume: checkFlotillaContainer.
 	env := dep.Spec.Template.Spec.Containers[0].Env
 	if !slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAMESPACE" && e.ValueFrom != nil }) {
 		t.Errorf("gateway env %v: want POD_NAMESPACE from the downward API (used by --publish-service and the Lease)", env)
