@@ -443,7 +443,12 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 	for _, r := range in.Routes {
 		key := r.Namespace + "/" + r.Name
 		want := res.RouteParents[key]
-		var parents []gwv1.RouteParentStatus
+		// Never nil: status.parents is required by the CRD, so a nil list
+		// (JSON null) is rejected with "status.parents: Required value"
+		// and our stale entry (the Gateway deleted, the parentRef moved
+		// to another class) would stay forever. Empty means attached to
+		// no Gateway.
+		parents := []gwv1.RouteParentStatus{}
 		changed := false
 		for _, p := range r.Status.Parents {
 			if p.ControllerName != ours {

@@ -18,10 +18,14 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
@@ -112,6 +116,7 @@ func start(t *testing.T, coreObjs, gwObjs []runtime.Object) *harness {
 	// Objects are created through the typed v1 client, so they are filed
 	// under the version the controller reads.
 	gwc := gwfake.NewSimpleClientset() //nolint:staticcheck // see above
+	requireRouteParents(gwc)
 	for _, o := range gwObjs {
 		var err error
 		ctx := context.Background()
@@ -391,4 +396,53 @@ func TestOnlyTheLeaseHolderWritesStatus(t *testing.T) {
 	if len(r.Status.Parents) != 0 {
 		t.Errorf("status written by a replica without the Lease: %+v", r.Status.Parents)
 	}
+}
+
+// TestStaleRouteParentRemoved: an HTTPRoute whose Gateway is gone loses our
+// entry in status.parents, and keeps another controller's. Found on the
+// cluster (TestGatewayAPI): the write of a nil list was rejected
+// (requireRouteParents), so the stale entry stayed, rewritten in vain on
+// every sync.
+func TestStaleRouteParentRemoved(t *testing.T) {
+	ctx := context.Background()
+	orphan := routeObj("shop", "orphan", "orphan.test", ref("stable", 1))
+	orphan.Status.Parents = []gwv1.RouteParentStatus{{ParentRef: orphan.Spec.ParentRefs[0], ControllerName: "flotilla.dev/gateway-controller",
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: metav1.Now()}}}}
+	other := gwv1.RouteParentStatus{ParentRef: gwv1.ParentReference{Name: "theirs"}, ControllerName: "example.com/other",
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: metav1.Now()}}}
+	both := routeObj("shop", "both", "both.test", ref("stable", 1))
+	both.Status.Parents = append([]gwv1.RouteParentStatus{other}, orphan.Status.Parents...)
+	stable := newUpstream(t, "stable")
+	// No Gateway: both routes' parentRef names a Gateway that is gone.
+	h := start(t, stable.objects(), []runtime.Object{class(), orphan, both})
+	eventually(t, "our stale parent entries removed", func() error {
+		for name, want := range map[string]int{"orphan": 0, "both": 1} {
+			r, err := h.gw.GatewayV1().HTTPRoutes("shop").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(r.Status.Parents) != want || want == 1 && r.Status.Parents[0].ControllerName != other.ControllerName {
+				return fmt.Errorf("%s: parents %+v, want %d (another controller's kept)", name, r.Status.Parents, want)
+			}
+		}
+		return nil
+	})
+}
+
+// requireRouteParents gives the fake the CRD's rule a real API server
+// enforces: status.parents of an HTTPRoute is required, so a status write
+// with a nil list (JSON null) is rejected with "status.parents: Required
+// value", as TestGatewayAPI saw on the cluster.
+func requireRouteParents(gwc *gwfake.Clientset) {
+	gwc.PrependReactor("update", "httproutes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		u, ok := a.(k8stesting.UpdateAction)
+		if !ok || u.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		if r := u.GetObject().(*gwv1.HTTPRoute); r.Status.Parents == nil {
+			return true, nil, apierrors.NewInvalid(schema.GroupKind{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"}, r.Name,
+				field.ErrorList{field.Required(field.NewPath("status", "parents"), "")})
+		}
+		return false, nil, nil
+	})
 }
