@@ -68,6 +68,7 @@ func TestGatewayAPI(t *testing.T) {
 	c := newCluster(t)
 	start := time.Now()
 	installGatewayAPICRDs(t, c)
+	waitGatewayAPIAlone(t, c)
 	s := &system{cluster: c}
 	s.ns = c.namespace(t, "gwapi")
 	// The component's cluster-scoped objects: the GatewayClass flotilla
@@ -134,7 +135,48 @@ func TestGatewayAPI(t *testing.T) {
 	sum = tr.stopNoFailures(t)
 	checkVersions(t, name, sum, "v1", "v2")
 	checkGatewayAPIStatus(t, s)
+
+	// The Gateway deleted: the HTTPRoute keeps no entry of ours in
+	// status.parents (an empty list: the CRD requires the field).
+	s.kc(t, s.ns, "delete", "gateway", "edge")
+	eventually(t, convergeTimeout, "HTTPRoute demo without our parent entry once the Gateway is gone", func() error {
+		out := strings.TrimSpace(s.kc(t, s.ns, "get", "httproute", "demo", "-o", `jsonpath={range .status.parents[*]}{.controllerName} {.parentRef.name};{end}`))
+		if out != "" {
+			return fmt.Errorf("status.parents %q", out)
+		}
+		return nil
+	})
 	t.Logf("TestGatewayAPI took %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// waitGatewayAPIAlone waits until no namespace of an earlier run of this
+// test is left. Every gateway of the class flotilla serves the routes of
+// every Gateway of the class on its one listener (docs/gateway-api.md), so
+// an earlier run's HTTPRoute, older and as specific as this one's, wins
+// while its namespace terminates (a rerun saw 518 of 2000 requests answer
+// 503 from its vanishing backends), and its controller writes status too.
+func waitGatewayAPIAlone(t *testing.T, c *cluster) {
+	t.Helper()
+	start := time.Now()
+	eventually(t, convergeTimeout, "earlier TestGatewayAPI namespaces gone", func() error {
+		out, err := c.run(t.Context(), "", "get", "namespaces", "-o", `jsonpath={range .items[*]}{.metadata.name}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		var left []string
+		for _, ns := range strings.Fields(out) {
+			if strings.HasPrefix(ns, "e2e-gwapi-") {
+				left = append(left, ns)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("namespaces %q still there", left)
+		}
+		return nil
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Logf("waited %v for an earlier run's namespace to go", d.Round(100*time.Millisecond))
+	}
 }
 
 // installGatewayAPICRDs applies the standard-channel CRDs of the
