@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -205,4 +206,20 @@ func PublishedAddresses(ctx context.Context, services typedcorev1.ServicesGetter
 		add(svc.Spec.ClusterIP)
 	}
 	return out, nil
+}
+
+// CheckPublish checks the address a controller writes into status: a
+// Service as namespace/name, or IPs and host names.
+func CheckPublish(service string, addresses []string) error {
+	if service != "" {
+		if ns, name, ok := strings.Cut(service, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return fmt.Errorf("publish service: want namespace/name, got %q", service)
+		}
+	}
+	for _, a := range addresses {
+		if a == "" || strings.ContainsAny(a, "/ :") && net.ParseIP(a) == nil {
+			return fmt.Errorf("publish address: want an IP or a host name, got %q", a)
+		}
+	}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,15 +106,8 @@ func New(opts Options) (*Controller, error) {
 	if opts.Debounce <= 0 {
 		opts.Debounce = 100 * time.Millisecond
 	}
-	if opts.PublishService != "" {
-		if ns, name, ok := strings.Cut(opts.PublishService, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			return nil, fmt.Errorf("publish service: want namespace/name, got %q", opts.PublishService)
-		}
-	}
-	for _, a := range opts.PublishAddresses {
-		if a == "" || strings.ContainsAny(a, "/ :") && net.ParseIP(a) == nil {
-			return nil, fmt.Errorf("publish address: want an IP or a host name, got %q", a)
-		}
+	if err := kubeshared.CheckPublish(opts.PublishService, opts.PublishAddresses); err != nil {
+		return nil, err
 	}
 	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
 		return nil, fmt.Errorf("ingress secret dir: %w", err)
