@@ -614,9 +614,22 @@ func (s *system) readyIPs(t *testing.T, selector string) []string {
 // first, so that it checks what it means to check.
 func (s *system) waitGateway(t *testing.T, backend, selector string) {
 	t.Helper()
+	s.waitBackend(t, backend, func(name string) bool { return name == backend }, selector, 8080, false)
+}
+
+// waitBackend waits until every gateway replica's backends named as
+// match says (GET /backends of its admin API) have exactly the ready pods
+// matching selector, at port, as available endpoints; mustExist: a
+// replica without such a backend is not done yet.
+func (s *system) waitBackend(t *testing.T, what string, match func(name string) bool, selector string, port int, mustExist bool) {
+	t.Helper()
 	start := time.Now()
-	eventually(t, convergeTimeout, "gateway backend "+backend+" has the ready pods "+selector, func() error {
-		want := s.readyIPs(t, selector)
+	eventually(t, convergeTimeout, "gateway backend "+what+" has the ready pods "+selector, func() error {
+		var want []string
+		for _, ip := range s.readyIPs(t, selector) {
+			want = append(want, strings.TrimSuffix(ip, ":8080")+":"+strconv.Itoa(port))
+		}
+		slices.Sort(want)
 		for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
 			out, err := s.admin(t.Context(), pod, "GET", "/backends", "")
 			if err != nil {
@@ -633,10 +646,12 @@ func (s *system) waitGateway(t *testing.T, backend, selector string) {
 				return fmt.Errorf("gateway %s: GET /backends: %v", pod, err)
 			}
 			var got []string
+			found := false
 			for _, b := range backends {
-				if b.Name != backend {
+				if !match(b.Name) {
 					continue
 				}
+				found = true
 				for _, e := range b.Endpoints {
 					if e.Available {
 						got = append(got, e.Address)
@@ -644,13 +659,13 @@ func (s *system) waitGateway(t *testing.T, backend, selector string) {
 				}
 			}
 			slices.Sort(got)
-			if !slices.Equal(got, want) {
-				return fmt.Errorf("gateway %s: backend %s available endpoints %q, ready pods %q", pod, backend, got, want)
+			if mustExist && !found || !slices.Equal(got, want) {
+				return fmt.Errorf("gateway %s: backend %s (found %v) available endpoints %q, ready pods %q", pod, what, found, got, want)
 			}
 		}
 		return nil
 	})
-	t.Logf("gateway backend %s had the ready pods %s as endpoints after %v", backend, selector, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("gateway backend %s had the ready pods %s as endpoints after %v", what, selector, time.Since(start).Round(100*time.Millisecond))
 }
 
 // waitPods waits until exactly n pods match selector: terminating pods of

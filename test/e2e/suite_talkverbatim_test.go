@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -357,47 +356,5 @@ func testTalkRollout(t *testing.T, s *system, from, to string, kubectl ...string
 func (s *system) waitIngressBackend(t *testing.T, service, selector string, port int) {
 	t.Helper()
 	prefix := "ing." + s.ns + "." + service + "."
-	start := time.Now()
-	eventually(t, convergeTimeout, "gateway backend "+prefix+"* has the ready pods "+selector, func() error {
-		var want []string
-		for _, ip := range s.readyIPs(t, selector) {
-			want = append(want, strings.TrimSuffix(ip, ":8080")+fmt.Sprintf(":%d", port))
-		}
-		slices.Sort(want)
-		for _, pod := range s.podNames(t, s.ns, "app.kubernetes.io/name=gateway") {
-			out, err := s.admin(t.Context(), pod, "GET", "/backends", "")
-			if err != nil {
-				return err
-			}
-			var backends []struct {
-				Name      string
-				Endpoints []struct {
-					Address   string
-					Available bool
-				}
-			}
-			if err := json.Unmarshal([]byte(out), &backends); err != nil {
-				return fmt.Errorf("gateway %s: GET /backends: %v", pod, err)
-			}
-			var got []string
-			found := false
-			for _, b := range backends {
-				if !strings.HasPrefix(b.Name, prefix) {
-					continue
-				}
-				found = true
-				for _, e := range b.Endpoints {
-					if e.Available {
-						got = append(got, e.Address)
-					}
-				}
-			}
-			slices.Sort(got)
-			if !found || !slices.Equal(got, want) {
-				return fmt.Errorf("gateway %s: backend %s* (found %v) available endpoints %q, ready pods %q", pod, prefix, found, got, want)
-			}
-		}
-		return nil
-	})
-	t.Logf("gateway backend %s* had the ready pods %s after %v", prefix, selector, time.Since(start).Round(100*time.Millisecond))
+	s.waitBackend(t, prefix+"*", func(name string) bool { return strings.HasPrefix(name, prefix) }, selector, port, true)
 }
