@@ -343,7 +343,8 @@ func (e *stuckError) Error() string { return e.msg }
 // for something that will not come: a container that cannot be created
 // (a missing Secret key or ConfigMap, an image the node does not have) or
 // a volume whose Secret or ConfigMap does not exist, reported by the
-// kubelet several times (it retries while the informer cache syncs). A
+// kubelet five times (its retries back off: about 15 s, past any cache sync
+// on a loaded machine). A
 // rollout wait fails with it at once instead of after its timeout.
 func (c *cluster) stuckPods(ctx context.Context, ns string) error {
 	out, err := c.run(ctx, "", "get", "pods", "-n", ns, "-o",
@@ -367,7 +368,7 @@ func (c *cluster) stuckPods(ctx context.Context, ns string) error {
 	}
 	for line := range strings.Lines(out) {
 		f := strings.SplitN(strings.TrimSpace(line), " ", 3)
-		if n, _ := strconv.Atoi(f[min(1, len(f)-1)]); len(f) == 3 && n >= 3 && strings.Contains(f[2], "not found") {
+		if n, _ := strconv.Atoi(f[min(1, len(f)-1)]); len(f) == 3 && n >= 5 && strings.Contains(f[2], "not found") {
 			return &stuckError{fmt.Sprintf("pod %s/%s cannot start: %s (%d times)", ns, f[0], f[2], n)}
 		}
 	}
