@@ -316,18 +316,25 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // rolloutDone returns a check for eventually: nil when workload in ns has
-// rolled out, else what it waits for, or a *stuckError (every tenth
-// call, to spare the machine) when one of ns's pods cannot start.
+// rolled out, else what it waits for, or a *stuckError when one of ns's
+// pods cannot start, seen the same at two checks in a row (every tenth
+// call, about 5 s apart: a Secret applied with its Deployment can be
+// missing for a moment on a loaded machine).
 func (c *cluster) rolloutDone(ctx context.Context, ns, workload string) func() error {
-	calls := 0
+	calls, last := 0, ""
 	return func() error {
 		out, err := c.run(ctx, "", "rollout", "status", "-n", ns, workload, "--watch=false")
 		if err == nil && !strings.Contains(out, "successfully rolled out") && !strings.Contains(out, "roll out complete") {
 			err = errors.New(strings.TrimSpace(out))
 		}
 		if calls++; err != nil && calls%10 == 0 {
-			if stuck := c.stuckPods(ctx, ns); stuck != nil {
+			stuck := c.stuckPods(ctx, ns)
+			if stuck != nil && stuck.Error() == last {
 				return stuck
+			}
+			last = ""
+			if stuck != nil {
+				last = stuck.Error()
 			}
 		}
 		return err
