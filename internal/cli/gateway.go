@@ -165,6 +165,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	}
 	if cfg.tlsAddr != "" {
 		opts.TLS = newTLSStore(cfg.server, log)
+		opts.TLS.FromSecrets = opts.AllowNoRoutes
 	}
 	gw, err := gateway.NewFromFile(opts)
 	if err != nil {

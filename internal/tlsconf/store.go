@@ -32,6 +32,11 @@ type Store struct {
 	NextProtos []string
 	// Log receives reloads and failed ones (default slog.Default()).
 	Log *slog.Logger
+	// FromSecrets says certificates may come only from Kubernetes Secrets
+	// (the Ingress and Gateway API controllers add them to the config):
+	// a config without a tls section is then valid, and handshakes fail
+	// until a Secret's certificate arrives.
+	FromSecrets bool
 
 	cur     atomic.Pointer[tls.Config]
 	mu      sync.Mutex
@@ -55,8 +60,11 @@ func (s *Store) Config() *tls.Config {
 // on; else it returns every problem, each naming its config path, and
 // the previous configuration stays.
 func (s *Store) Load(c *config.TLS) error {
-	if c == nil {
+	if c == nil && !s.FromSecrets {
 		return errors.New("tls: required: the gateway runs with --tls-addr, so the config needs a tls section with its certificates")
+	}
+	if c == nil {
+		c = &config.TLS{}
 	}
 	tc, err := s.build(c)
 	if err != nil {

@@ -318,3 +318,28 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestFromSecretsStartsWithoutCertificates: with certificates only from
+// Secrets (the Kubernetes controllers), a config without a tls section
+// loads, a handshake then fails (nothing to serve, nothing served in
+// clear), and the Secret's certificate serves once it arrives.
+func TestFromSecretsStartsWithoutCertificates(t *testing.T) {
+	s := &Store{Log: slog.New(slog.DiscardHandler), FromSecrets: true}
+	if err := s.Load(nil); err != nil {
+		t.Fatalf("no tls section with FromSecrets: %v", err)
+	}
+	addr := serveStore(t, s)
+	if c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true}); err == nil {
+		c.Close()
+		t.Fatal("handshake succeeded with no certificate loaded")
+	}
+	dir := t.TempDir()
+	if err := s.Load(tlsSection(writePair(t, newCA(t), dir, "a", pki.Request{Names: []string{"a.example"}}))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("after the Secret's certificate: %v", err)
+	}
+	c.Close()
+}
