@@ -86,7 +86,7 @@ func (c gatewayConfig) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.ingress.validate(c.gatewayAPI.class != "")...)
-	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect)...)
+	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect, c.ingress.publishService)...)
 	return errors.Join(errs...)
 }
 
@@ -179,7 +179,18 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	if err != nil {
 		return err
 	}
-	gatewayAPISynced, err := startGatewayAPI(ctx, &wg, cfg, g, gw, log)
+	// Per-Gateway listeners (--gateway-port-range) open and close as
+	// Gateways come and go, served by the same server as --addr.
+	var dyn *httpserver.Dynamic
+	if cfg.gatewayAPI.portRange != "" {
+		host, _, _ := net.SplitHostPort(cfg.addr)
+		var tc *tls.Config
+		if opts.TLS != nil {
+			tc = opts.TLS.Config()
+		}
+		dyn = httpserver.NewDynamic(host, tc)
+	}
+	gatewayAPISynced, err := startGatewayAPI(ctx, &wg, cfg, g, gw, dyn, log)
 	if err != nil {
 		return err
 	}
@@ -208,6 +219,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	ln, err := listenData(ctx, cfg.addr, cfg.tlsAddr, opts.TLS)
 	if err != nil {
 		return err
+	}
+	if dyn != nil {
+		ln = httpserver.Merge(ln, dyn)
 	}
 	var adminLn net.Listener
 	if cfg.adminAddr != "" {

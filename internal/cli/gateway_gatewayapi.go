@@ -14,6 +14,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/controller"
 	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
+	"github.com/flotilla-dev/flotilla/internal/httpserver"
 )
 
 // gatewayAPIFlags turn the gateway into a Gateway API implementation
@@ -23,19 +24,28 @@ type gatewayAPIFlags struct {
 	class, controllerName string
 	secretDir             string
 	lease                 string
+	portRange             string
 }
 
 func (f *gatewayAPIFlags) flags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.class, "gateway-class", "", `serve the Gateways of this GatewayClass, e.g. "flotilla" ("" = no Gateway API controller); its spec.controllerName must be --gateway-controller-name; see docs/gateway-api.md`)
+	fs.StringVar(&f.class, "gateway-class", "", `serve the Gateways of this GatewayClass, e.g. "flotilla", or "*" for every class whose spec.controllerName is --gateway-controller-name ("" = no Gateway API controller); see docs/gateway-api.md`)
 	fs.StringVar(&f.controllerName, "gateway-controller-name", gatewayapi.DefaultControllerName, "the GatewayClass spec.controllerName this gateway answers to")
 	fs.StringVar(&f.secretDir, "gateway-secret-dir", "", "directory for TLS keys from the Secrets Gateway listeners name, mode 0700 (default: a new private temporary directory)")
+	fs.StringVar(&f.portRange, "gateway-port-range", "", `give every Gateway its own Service and listeners, on local ports of this range, e.g. "20000-20999" ("" = every Gateway shares --addr and --tls-addr; needs --publish-service); see docs/gateway-api.md`)
 	fs.StringVar(&f.lease, "gateway-leader-election-lease", "flotilla-gateway-api-leader", "name of the Lease of the Gateway API status writers, in the gateway's namespace")
 }
 
-func (f *gatewayAPIFlags) validate(leaderElect bool) []error {
+func (f *gatewayAPIFlags) validate(leaderElect bool, publishService string) []error {
 	var errs []error
 	if f.class == "" {
 		return nil
+	}
+	if f.portRange != "" {
+		if _, err := controller.ParsePortRange(f.portRange); err != nil {
+			errs = append(errs, flagenv.Errorf("gateway-port-range", "%v", err))
+		} else if publishService == "" {
+			errs = append(errs, flagenv.Errorf("gateway-port-range", "needs --publish-service (the per-Gateway Services copy its namespace, selector and type)"))
+		}
 	}
 	if f.controllerName == "" {
 		errs = append(errs, flagenv.Errorf("gateway-controller-name", "required with --gateway-class"))
@@ -49,7 +59,7 @@ func (f *gatewayAPIFlags) validate(leaderElect bool) []error {
 // startGatewayAPI starts the Gateway API controller when --gateway-class
 // is set; the returned channel is closed once the first objects are
 // applied (at once when there is no controller).
-func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig, g *globals, gw *gateway.Gateway, log *slog.Logger) (<-chan struct{}, error) {
+func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig, g *globals, gw *gateway.Gateway, dyn *httpserver.Dynamic, log *slog.Logger) (<-chan struct{}, error) {
 	f := cfg.gatewayAPI
 	if f.class == "" {
 		done := make(chan struct{})
@@ -75,12 +85,27 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 		}
 		wg.Go(func() { <-ctx.Done(); os.RemoveAll(dir) })
 	}
+	class := f.class
+	if class == "*" {
+		class = "" // every class with our controllerName
+	}
 	opts := controller.Options{Client: client, GatewayClient: gwc, SecretDir: dir,
 		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart("gatewayapi", x) },
-		Translate:        gatewayapi.Options{ClassName: f.class, ControllerName: f.controllerName, NoHTTPS: cfg.tlsAddr == ""},
+		Translate:        gatewayapi.Options{ClassName: class, ControllerName: f.controllerName, NoHTTPS: cfg.tlsAddr == ""},
 		PublishService:   cfg.ingress.publishService,
 		PublishAddresses: cfg.ingress.publishAddresses,
 		Logger:           log.With(slog.String("component", "gateway-api"))}
+	if f.portRange != "" {
+		r, _ := controller.ParsePortRange(f.portRange) // validated
+		opts.Ports = &r
+		opts.Listen = func(ls []gatewayapi.Listener) error {
+			ports := make(map[int]bool, len(ls))
+			for _, l := range ls {
+				ports[int(l.Port)] = l.TLS
+			}
+			return dyn.Set(ctx, ports)
+		}
+	}
 	if cfg.ingress.leaderElect {
 		opts.Lease = &kubeshared.Lease{Namespace: ns, Name: f.lease, Identity: g.env.Getenv("POD_NAME")}
 	}

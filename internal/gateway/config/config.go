@@ -360,6 +360,10 @@ type Match struct {
 	// Gateway API controller sets it for routes attached only to HTTP or
 	// only to HTTPS listeners.
 	Scheme string `yaml:"scheme" json:"scheme,omitempty"`
+	// Ports, when set, match only requests that arrived on one of these
+	// local ports of the gateway process. The Gateway API controller sets
+	// them when every Gateway has its own listeners (docs/gateway-api.md).
+	Ports []int `yaml:"ports" json:"ports,omitempty"`
 	// Headers must all match.
 	Headers []ValueMatch `yaml:"headers" json:"headers,omitempty"`
 	// Query parameters must all match.

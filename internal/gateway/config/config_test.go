@@ -269,6 +269,7 @@ func TestDirectResponseValidation(t *testing.T) {
 		{"with mirror", "    directResponse: {status: 404}\n    mirror: {backend: web}\n", []string{"routes[0].directResponse: not used with mirror"}},
 		{"scheme https", "    match: {scheme: https}\n    directResponse: {status: 204}\n", nil},
 		{"scheme ftp", "    match: {scheme: ftp}\n    directResponse: {status: 204}\n", []string{`routes[0].match.scheme: want "http", "https" or nothing, got "ftp"`}},
+		{"port 0 and 70000", "    match: {ports: [0, 70000]}\n    directResponse: {status: 204}\n", []string{"routes[0].match.ports[0]: want a port 1..65535, got 0", "routes[0].match.ports[1]: want a port 1..65535, got 70000"}},
 		{"redirect replacePrefix", "    match: {path: {type: Prefix, value: /a}}\n    redirect: {replacePrefix: /b}\n", nil},
 		{"redirect replacePrefix without a prefix match", "    match: {path: {type: Exact, value: /a}}\n    redirect: {replacePrefix: /b}\n", []string{"routes[0].redirect.replacePrefix: needs a Prefix path match"}},
 		{"redirect replacePrefix with path", "    redirect: {path: /x, replacePrefix: /b}\n", []string{"routes[0].redirect.replacePrefix: not used with redirect.path"}},

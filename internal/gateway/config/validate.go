@@ -246,6 +246,11 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 	if m.Scheme != "" && m.Scheme != "http" && m.Scheme != "https" {
 		p.addf(path+".match.scheme", `want "http", "https" or nothing, got %q`, m.Scheme)
 	}
+	for j, port := range m.Ports {
+		if port < 1 || port > 65535 {
+			p.addf(fmt.Sprintf("%s.match.ports[%d]", path, j), "want a port 1..65535, got %d", port)
+		}
+	}
 	for j, meth := range m.Methods {
 		if meth == "" || strings.ToUpper(meth) != meth || strings.ContainsAny(meth, " \t/") {
 			p.addf(fmt.Sprintf("%s.match.methods[%d]", path, j), "want an upper-case method like GET, got %q", meth)

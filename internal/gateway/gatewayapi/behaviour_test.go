@@ -1,12 +1,18 @@
 package gatewayapi
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/pkg/features"
 
@@ -18,7 +24,11 @@ import (
 // does: what a request matches is then tested, not the config's shape.
 func table(t *testing.T, objs string) *route.Table {
 	t.Helper()
-	res := Translate(parseObjects(t, []byte(objs)).input(), Options{})
+	return tableOf(t, Translate(parseObjects(t, []byte(objs)).input(), Options{}))
+}
+
+func tableOf(t *testing.T, res Result) *route.Table {
+	t.Helper()
 	for _, p := range res.Problems {
 		t.Fatalf("unexpected problem: %s", p)
 	}
@@ -37,6 +47,7 @@ func table(t *testing.T, objs string) *route.Table {
 type request struct {
 	method, host, path string
 	tls                bool // the request came over TLS
+	port               int  // the gateway's local port it came in on (0: unknown)
 	header             map[string]string
 	// want is the route name after "gw.default." ("" no match).
 	want string
@@ -57,6 +68,9 @@ func checkRequests(t *testing.T, tb *route.Table, reqs []request) {
 		}
 		if rq.tls {
 			r.TLS = &tls.ConnectionState{}
+		}
+		if rq.port != 0 {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: rq.port}))
 		}
 		p, err := route.NormalizePath(r.URL.EscapedPath(), route.PathOptions{MergeSlashes: true})
 		if err != nil {
@@ -257,9 +271,11 @@ type gwv1Hostname = gwv1.Hostname
 // TestSupportedFeaturesAreKnown: every feature claimed is one of the
 // pinned module's, so a typo never claims nothing.
 func TestSupportedFeaturesAreKnown(t *testing.T) {
-	for _, f := range SupportedFeatures() {
-		if features.GetFeature(features.FeatureName(f.Name)).Name == "" {
-			t.Errorf("supported feature %q is not a feature of sigs.k8s.io/gateway-api/pkg/features", f.Name)
+	for _, perGateway := range []bool{false, true} {
+		for _, f := range SupportedFeatures(perGateway) {
+			if features.GetFeature(features.FeatureName(f.Name)).Name == "" {
+				t.Errorf("supported feature %q is not a feature of sigs.k8s.io/gateway-api/pkg/features", f.Name)
+			}
 		}
 	}
 }
@@ -284,4 +300,46 @@ func TestSchemesKeepListenersApart(t *testing.T) {
 		{host: "admin.example.com", path: "/split", tls: true, want: "split-hosts.0.0.https"},
 		{host: "other.test", path: "/everywhere", tls: true, want: "everywhere.0.0"},
 	})
+}
+
+// perGatewayPorts are the local ports of testdata/per-gateway*.yaml's
+// Gateways, as their Services would map them; "three" has none yet.
+func perGatewayPorts(ns, name string) map[int32]int32 {
+	return map[string]map[int32]int32{"default/one": {80: 20000}, "default/two": {80: 20001, 8080: 20002}}[ns+"/"+name]
+}
+
+// TestPerGatewayIsolation: with per-Gateway listeners, two Gateways on the
+// same port with catch-all routes never see each other's requests; a
+// parentRef's port attaches to that listener only; a Gateway whose
+// Service has not mapped its port yet serves nothing and says Pending.
+func TestPerGatewayIsolation(t *testing.T) {
+	data, err := os.ReadFile("testdata/per-gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := parseObjects(t, data).input()
+	in.Ports = perGatewayPorts
+	res := Translate(in, Options{PerGateway: true})
+	for _, p := range res.Problems {
+		t.Errorf("unexpected problem: %s", p)
+	}
+	if want := []Listener{{Port: 20000}, {Port: 20001}, {Port: 20002}}; !slices.Equal(res.Listeners, want) {
+		t.Errorf("listeners %v, want %v", res.Listeners, want)
+	}
+	checkRequests(t, tableOf(t, res), []request{
+		{host: "a.test", path: "/", port: 20000, want: "on-one.0.0"},
+		{host: "a.test", path: "/", port: 20001, want: "on-two.0.0"},
+		{host: "a.test", path: "/", port: 20002, want: "on-two.0.0"},
+		{host: "a.test", path: "/alt", port: 20002, want: "two-alt-only.0.0"},
+		{host: "a.test", path: "/alt", port: 20001, want: "on-two.0.0"},
+		{host: "a.test", path: "/alt", port: 20000, want: "on-one.0.0"},
+		{host: "a.test", path: "/", port: 8080, want: ""}, // the shared listener serves no Gateway
+	})
+	three := res.Gateways["default/three"]
+	if c := meta.FindStatusCondition(three.Listeners[0].Conditions, "Programmed"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
+		t.Errorf("listener of a Gateway without its Service: Programmed %+v, want False/Pending", c)
+	}
+	if n := three.Listeners[0].AttachedRoutes; n != 1 {
+		t.Errorf("attachedRoutes %d, want 1 (attached, served once the port is mapped)", n)
+	}
 }

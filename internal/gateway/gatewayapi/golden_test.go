@@ -270,8 +270,12 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := Options{NoHTTPS: strings.HasPrefix(name, "no-https")}
-			got := golden(Translate(parseObjects(t, data).input(), opts))
+			opts := Options{NoHTTPS: strings.HasPrefix(name, "no-https"), PerGateway: strings.HasPrefix(name, "per-gateway")}
+			in := parseObjects(t, data).input()
+			if opts.PerGateway {
+				in.Ports = perGatewayPorts
+			}
+			got := golden(Translate(in, opts))
 			gf := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {
 				if err := os.WriteFile(gf, got, 0o644); err != nil {

@@ -9,12 +9,18 @@
 // applies the fragment through the gateway's validated reload and writes
 // the status this package computes.
 //
-// Listeners: the gateway process has one clear-text listener (--addr) and
-// one TLS listener (--tls-addr). Every HTTP listener of every Gateway of
-// our class is served on the first, every HTTPS listener on the second,
-// whatever port the listener names: the port is the one clients reach
-// through the gateway's Service, which maps it. A route attached to a
-// listener is served on both of the gateway's listeners (see docs).
+// Listeners, in one of two modes (see docs/gateway-api.md):
+//   - shared (the default): the gateway process has one clear-text
+//     listener (--addr) and one TLS listener (--tls-addr). Every HTTP
+//     listener of every Gateway of our class is served on the first, every
+//     HTTPS listener on the second, whatever port the listener names: the
+//     port is the one clients reach through the gateway's Service.
+//   - per Gateway (Options.PerGateway): every Gateway has a Service of its
+//     own (its address), whose ports are its listeners' ports, each mapped
+//     to a local port of the gateway process (Input.Ports). Routes match
+//     only on the local ports of the listeners they are attached to, so
+//     Gateways and listeners are isolated from each other; Result.Listeners
+//     are the local ports to open.
 //
 // Precedence is the route engine's (package route), which orders routes
 // as Gateway API orders rules: host specificity, Exact path, longest
@@ -63,6 +69,9 @@ type Options struct {
 	// NoHTTPS says the gateway serves no TLS listener: HTTPS listeners are
 	// not Accepted (UnsupportedProtocol).
 	NoHTTPS bool
+	// PerGateway gives every Gateway its own address and listeners:
+	// Input.Ports maps them to local ports.
+	PerGateway bool
 }
 
 func (o *Options) setDefaults() {
@@ -84,6 +93,17 @@ type Input struct {
 	// Namespaces gives a namespace's labels for allowedRoutes selectors;
 	// nil when it is unknown (no namespace matches a selector then).
 	Namespaces func(name string) *corev1.Namespace
+	// Ports, with Options.PerGateway, maps a Gateway's listener ports to
+	// the gateway process's local ports (its Service's targetPorts); nil
+	// or a missing port while the Service is not there yet.
+	Ports func(namespace, name string) map[int32]int32
+}
+
+// Listener is a local port the gateway process serves, with
+// Options.PerGateway.
+type Listener struct {
+	Port int32
+	TLS  bool
 }
 
 // Severity of a Problem.
@@ -118,6 +138,8 @@ type Result struct {
 	Backends     []config.Backend
 	Routes       []config.Route
 	Certificates []config.Certificate
+	// Listeners are the local ports to serve (Options.PerGateway), by port.
+	Listeners []Listener
 	// Files is the Secret material by relative file name; secret.
 	Files map[string][]byte
 	// Problems of every object.
@@ -145,6 +167,9 @@ func Translate(in Input, opts Options) Result {
 	if in.Namespaces == nil {
 		in.Namespaces = func(string) *corev1.Namespace { return nil }
 	}
+	if in.Ports == nil {
+		in.Ports = func(string, string) map[int32]int32 { return nil }
+	}
 	t := &translator{in: in, opts: opts, res: Result{Files: map[string][]byte{}, ClassConditions: map[string][]metav1.Condition{},
 		Gateways: map[string]gwv1.GatewayStatus{}, RouteParents: map[string][]gwv1.RouteParentStatus{}},
 		backends: map[string]bool{}, gateways: map[string]*gatewayState{}}
@@ -169,6 +194,7 @@ func Translate(in Input, opts Options) Result {
 	for _, k := range slices.Sorted(mapsKeys(t.gateways)) {
 		t.res.Gateways[k] = t.gateways[k].status()
 	}
+	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
 	return t.res
 }
 
@@ -218,6 +244,9 @@ type listenerState struct {
 	programmed bool
 	conds      []metav1.Condition
 	attached   int32
+	// local is the gateway's local port serving it (PerGateway; 0 while
+	// the Gateway's Service has none).
+	local int32
 }
 
 type gatewayState struct {
@@ -294,6 +323,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		hostCount[pk{int32(l.Port), hostname(l.Hostname)}]++
 	}
 	anyValid := false
+	ports := t.in.Ports(g.Namespace, g.Name)
 	for i, l := range g.Spec.Listeners {
 		ls := &listenerState{l: l, valid: true}
 		gs.listeners = append(gs.listeners, ls)
@@ -341,6 +371,12 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		pReason, pMsg := string(gwv1.ListenerReasonProgrammed), "Programmed"
 		if !programmed {
 			pReason, pMsg = string(gwv1.ListenerReasonInvalid), "not programmed: see the other conditions"
+		} else if t.opts.PerGateway {
+			if ls.local = ports[int32(l.Port)]; ls.local == 0 {
+				programmed, pReason, pMsg = false, string(gwv1.ListenerReasonPending), "waiting for the Gateway's Service to map this port"
+			} else if !slices.ContainsFunc(t.res.Listeners, func(x Listener) bool { return x.Port == ls.local }) {
+				t.res.Listeners = append(t.res.Listeners, Listener{Port: ls.local, TLS: l.Protocol == gwv1.HTTPSProtocolType})
+			}
 		}
 		ls.conds = []metav1.Condition{
 			cond(string(gwv1.ListenerConditionAccepted), accepted, aReason, aMsg, gen),
@@ -440,10 +476,16 @@ func (t *translator) granted(fromKind, fromNS, toGroup, toKind, toNS, name strin
 type routeState struct {
 	r   *gwv1.HTTPRoute
 	key string
-	// att are the hosts the accepted attachments serve, by scheme: "http"
-	// for HTTP listeners, "https" for HTTPS ones.
-	att      map[string]*hostSet
+	// att are the hosts the accepted attachments serve, by entry.
+	att      map[entry]*hostSet
 	accepted bool
+}
+
+// entry is where a route is served: a scheme ("http" for HTTP listeners,
+// "https" for HTTPS ones) in the shared mode, a local port per Gateway.
+type entry struct {
+	scheme string
+	port   int32
 }
 
 // hostSet is the hosts a route serves on listeners of one protocol.
@@ -465,7 +507,7 @@ func (h *hostSet) equal(o *hostSet) bool {
 // route translates one HTTPRoute: its parents' acceptance, then its rules
 // for the hosts the accepted listeners allow.
 func (t *translator) route(r *gwv1.HTTPRoute) {
-	rs := &routeState{r: r, key: r.Namespace + "/" + r.Name, att: map[string]*hostSet{}}
+	rs := &routeState{r: r, key: r.Namespace + "/" + r.Name, att: map[entry]*hostSet{}}
 	type parent struct {
 		ref    gwv1.ParentReference
 		status gwv1.RouteParentStatus
@@ -518,11 +560,14 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	if !rs.accepted || invalid != "" {
 		return
 	}
+	if t.opts.PerGateway {
+		t.res.Routes = append(t.res.Routes, byPort(rs, routes)...)
+	}
 	// A route attached to HTTP and HTTPS listeners with the same hosts is
 	// one route for both schemes; otherwise one per scheme, so that a
 	// route of an HTTPS listener is never served in clear text (nor an
 	// HTTP listener's redirect to HTTPS answered over HTTPS).
-	plain, secure := rs.att["http"], rs.att["https"]
+	plain, secure := rs.att[entry{scheme: "http"}], rs.att[entry{scheme: "https"}]
 	for _, rc := range routes {
 		switch {
 		case plain != nil && secure != nil && plain.equal(secure):
@@ -552,6 +597,44 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 			t.res.Backends = append(t.res.Backends, b)
 		}
 	}
+}
+
+// byPort gives each of routes the local ports its attachments are served
+// on: one copy per set of ports with the same hosts.
+func byPort(rs *routeState, routes []config.Route) []config.Route {
+	type group struct {
+		hs    *hostSet
+		ports []int
+	}
+	var groups []*group
+	keys := slices.SortedFunc(func(yield func(entry) bool) {
+		for e := range rs.att {
+			if !yield(e) {
+				return
+			}
+		}
+	}, func(a, b entry) int { return cmp.Compare(a.port, b.port) })
+	for _, e := range keys {
+		hs := rs.att[e]
+		i := slices.IndexFunc(groups, func(g *group) bool { return g.hs.equal(hs) })
+		if i < 0 {
+			groups = append(groups, &group{hs: hs})
+			i = len(groups) - 1
+		}
+		groups[i].ports = append(groups[i].ports, int(e.port))
+	}
+	var out []config.Route
+	for _, rc := range routes {
+		for i, g := range groups {
+			c := cloneRoute(rc)
+			if len(groups) > 1 {
+				c.Name = kubeshared.ShortName(rc.Name, "l"+strconv.Itoa(i))
+			}
+			c.Match.Ports, c.Match.Hosts = g.ports, g.hs.hosts
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // attach decides whether ref (to the Gateway gs) accepts the route, and
@@ -591,14 +674,20 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentRef
 		}
 		matched = true
 		ls.attached++
-		scheme := "http"
+		e := entry{scheme: "http"}
 		if ls.l.Protocol == gwv1.HTTPSProtocolType {
-			scheme = "https"
+			e.scheme = "https"
 		}
-		hs := rs.att[scheme]
+		if t.opts.PerGateway {
+			if ls.local == 0 {
+				continue // attached, served once the Service maps the port
+			}
+			e = entry{port: ls.local}
+		}
+		hs := rs.att[e]
 		if hs == nil {
 			hs = &hostSet{}
-			rs.att[scheme] = hs
+			rs.att[e] = hs
 		}
 		if all {
 			hs.anyHost, hs.hosts = true, nil
@@ -1122,7 +1211,7 @@ func check(routes []config.Route, backends []config.Backend) string {
 // pkg/features) this translation implements, sorted, as the controller
 // writes them to status.supportedFeatures of our GatewayClasses (GEP-2162):
 // the conformance suite reads them when it is not told which to test.
-func SupportedFeatures() []gwv1.SupportedFeature {
+func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 	names := []string{
 		"Gateway", "HTTPRoute", "ReferenceGrant",
 		"HTTPRouteQueryParamMatching", "HTTPRouteMethodMatching",
@@ -1131,10 +1220,13 @@ func SupportedFeatures() []gwv1.SupportedFeature {
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
 		"HTTPRouteHostRewrite", "HTTPRoutePathRewrite",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
-		// Not HTTPRouteParentRefPort: its HTTPRouteListenerPortMatching
-		// sends one host to listeners of three ports, which share the
-		// gateway's one clear-text listener here (docs/gateway-api.md).
 		"HTTPRouteBackendProtocolH2C",
+	}
+	if perGateway {
+		// Listeners on their own local ports: isolated by port and by
+		// Gateway. In the shared mode, listeners of every port share the
+		// gateway's one clear-text listener (docs/gateway-api.md).
+		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

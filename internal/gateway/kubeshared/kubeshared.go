@@ -193,6 +193,18 @@ func PublishedAddresses(ctx context.Context, services typedcorev1.ServicesGetter
 	if err != nil {
 		return nil, fmt.Errorf("publish service %s: %w", publishService, err)
 	}
+	return ServiceAddresses(svc), nil
+}
+
+// ServiceAddresses are the addresses clients reach svc at: its load
+// balancer's, else its external IPs, else its cluster IP.
+func ServiceAddresses(svc *corev1.Service) []string {
+	var out []string
+	add := func(a string) {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
 	for _, lb := range svc.Status.LoadBalancer.Ingress {
 		add(lb.IP)
 		add(lb.Hostname)
@@ -205,7 +217,7 @@ func PublishedAddresses(ctx context.Context, services typedcorev1.ServicesGetter
 	if len(out) == 0 && svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		add(svc.Spec.ClusterIP)
 	}
-	return out, nil
+	return out
 }
 
 // CheckPublish checks the address a controller writes into status: a

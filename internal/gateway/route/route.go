@@ -60,7 +60,8 @@ type Route struct {
 	Split Split
 
 	path     pathMatcher
-	tls      int // match.scheme: 1 https only, -1 http only, 0 both
+	tls      int   // match.scheme: 1 https only, -1 http only, 0 both
+	ports    []int // match.ports: the local ports it is served on; nil: all
 	methods  []string
 	headers  []valueMatcher
 	query    []valueMatcher
@@ -271,6 +272,9 @@ func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod 
 	if rt.tls != 0 && (r.TLS != nil) != (rt.tls > 0) {
 		return false
 	}
+	if rt.ports != nil && !slices.Contains(rt.ports, localPort(r)) {
+		return false
+	}
 	// A CORS preflight is the cors filter's to answer whatever methods
 	// the route lists: browsers send OPTIONS before a cross-origin
 	// PUT or a POST with a JSON body.
@@ -307,6 +311,14 @@ func (rt *Route) matches(r *http.Request, path string, q *url.Values, anyMethod 
 	return true
 }
 
+// localPort is the gateway's port the request arrived on (0 if unknown).
+func localPort(r *http.Request) int {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
 // allows reports whether the route takes requests with method.
 func (rt *Route) allows(method string) bool {
 	if len(rt.methods) > 0 {
@@ -316,7 +328,7 @@ func (rt *Route) allows(method string) bool {
 }
 
 func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
-	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
+	r := &Route{Name: rc.Name, Index: index, Config: rc, methods: rc.Match.Methods, ports: rc.Match.Ports, redirect: rc.Redirect, Split: compileSplit(rc.Backends)}
 	switch rc.Match.Scheme {
 	case "https":
 		r.tls = 1

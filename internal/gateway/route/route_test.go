@@ -2,7 +2,9 @@ package route
 
 import (
 	stdcmp "cmp"
+	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -311,6 +313,35 @@ func TestSchemeMatch(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s (tls %v): route %q, want %q", tt.path, tt.tls, got, tt.want)
+		}
+	}
+}
+
+// TestPortMatch: match.ports restricts a route to the gateway's local
+// ports it lists (one Gateway's listeners); two routes with the same path
+// on different ports never see each other's requests.
+func TestPortMatch(t *testing.T) {
+	tb := table(t, `- {name: gw-a, match: {ports: [20000], path: {type: Prefix, value: /}}, backends: [{name: b}]}
+- {name: gw-b, match: {ports: [20001, 20002], path: {type: Prefix, value: /}}, backends: [{name: b}]}
+- {name: any, match: {path: {type: Prefix, value: /any}}, backends: [{name: b}]}`)
+	for _, tt := range []struct {
+		path string
+		port int // 0: no local address known
+		want string
+	}{
+		{"/", 20000, "gw-a"}, {"/", 20001, "gw-b"}, {"/", 20002, "gw-b"},
+		{"/", 8080, ""}, {"/", 0, ""}, {"/any", 8080, "any"},
+	} {
+		r := httptest.NewRequest("GET", "http://a.test"+tt.path, nil)
+		if tt.port != 0 {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: tt.port}))
+		}
+		got := ""
+		if rt := tb.Match(r, tt.path); rt != nil {
+			got = rt.Name
+		}
+		if got != tt.want {
+			t.Errorf("%s on port %d: route %q, want %q", tt.path, tt.port, got, tt.want)
 		}
 	}
 }

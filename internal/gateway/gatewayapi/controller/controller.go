@@ -68,6 +68,14 @@ type Options struct {
 	PublishService string
 	// PublishAddresses are IPs or host names written instead.
 	PublishAddresses []string
+	// Ports, when set, gives every Gateway its own Service and listeners
+	// (services.go) on local ports of this range; PublishService is then
+	// required (its namespace, selector and type are the Services'), and
+	// Listen.
+	Ports *PortRange
+	// Listen is given the local ports to serve after each applied sync
+	// (with Ports).
+	Listen func([]gatewayapi.Listener) error
 	// Lease, when set, elects one replica to write status; without it
 	// every replica writes the same status (only on change).
 	Lease *kubeshared.Lease
@@ -123,13 +131,14 @@ type Controller struct {
 	leading  atomic.Bool
 	trigger  chan struct{}
 
-	classes    func() ([]*gwv1.GatewayClass, error)
-	gateways   func() ([]*gwv1.Gateway, error)
-	routes     func() ([]*gwv1.HTTPRoute, error)
-	grants     func() ([]*gwv1.ReferenceGrant, error)
-	services   func(ns, name string) *corev1.Service
-	secrets    func(ns, name string) *corev1.Secret
-	namespaces func(name string) *corev1.Namespace
+	classes      func() ([]*gwv1.GatewayClass, error)
+	gateways     func() ([]*gwv1.Gateway, error)
+	routes       func() ([]*gwv1.HTTPRoute, error)
+	grants       func() ([]*gwv1.ReferenceGrant, error)
+	services     func(ns, name string) *corev1.Service
+	listServices func(ns string) []*corev1.Service
+	secrets      func(ns, name string) *corev1.Secret
+	namespaces   func(name string) *corev1.Namespace
 
 	mu        sync.Mutex
 	reported  map[string]map[string]bool // object → problems already reported
@@ -156,6 +165,10 @@ func New(opts Options) (*Controller, error) {
 	if err := kubeshared.CheckPublish(opts.PublishService, opts.PublishAddresses); err != nil {
 		return nil, err
 	}
+	if opts.Ports != nil && (opts.PublishService == "" || opts.Listen == nil) {
+		return nil, errors.New("gateway API controller: per-Gateway listeners (Ports) need PublishService and Listen")
+	}
+	opts.Translate.PerGateway = opts.Ports != nil
 	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
 		return nil, fmt.Errorf("gateway API secret dir: %w", err)
 	}
@@ -220,6 +233,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.routes = func() ([]*gwv1.HTTPRoute, error) { return rl.List(labels.Everything()) }
 	c.grants = func() ([]*gwv1.ReferenceGrant, error) { return rgl.List(labels.Everything()) }
 	c.services = func(ns, name string) *corev1.Service { s, _ := sl.Services(ns).Get(name); return s }
+	c.listServices = func(ns string) []*corev1.Service { l, _ := sl.Services(ns).List(labels.Everything()); return l }
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
@@ -260,7 +274,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 // sync recomputes everything from the informers' caches.
 func (c *Controller) sync(ctx context.Context) {
-	in := gatewayapi.Input{Services: c.services, Secrets: c.secrets, Namespaces: c.namespaces}
+	svcs := c.ownServices()
+	in := gatewayapi.Input{Services: c.services, Secrets: c.secrets, Namespaces: c.namespaces, Ports: c.portsOf(svcs)}
 	in.Classes, _ = c.classes()
 	in.Gateways, _ = c.gateways()
 	in.Routes, _ = c.routes()
@@ -286,10 +301,18 @@ func (c *Controller) sync(ctx context.Context) {
 	} else {
 		c.lastErr = ""
 		c.log.Debug("gateway API config applied", slog.Int("routes", len(x.Routes)))
+		if c.opts.Listen != nil {
+			if err := c.opts.Listen(res.Listeners); err != nil {
+				c.log.Error("gateway API: listeners not all open", slog.String("error", err.Error()))
+			}
+		}
 	}
 	c.report(in, res.Problems)
 	if c.leading.Load() {
-		c.writeStatus(ctx, in, res)
+		if c.opts.Ports != nil {
+			c.reconcileServices(ctx, in, res, svcs)
+		}
+		c.writeStatus(ctx, in, res, svcs)
 	}
 }
 
@@ -347,7 +370,7 @@ func mergeConditions(old, want []metav1.Condition) ([]metav1.Condition, bool) {
 
 // writeStatus writes the status of our GatewayClasses, Gateways and
 // HTTPRoutes where it differs from the API's.
-func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res gatewayapi.Result) {
+func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res gatewayapi.Result, svcs map[string]*corev1.Service) {
 	gw := c.opts.GatewayClient.V1
 	warn := func(kind, key string, err error) {
 		switch {
@@ -364,7 +387,7 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 			continue
 		}
 		conds, changed := mergeConditions(gc.Status.Conditions, want)
-		features := gatewayapi.SupportedFeatures()
+		features := gatewayapi.SupportedFeatures(c.opts.Ports != nil)
 		if !apiequality.Semantic.DeepEqual(gc.Status.SupportedFeatures, features) {
 			changed = true
 		}
@@ -377,23 +400,34 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		_, err := gw.GatewayClasses().UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("GatewayClass", gc.Name, err)
 	}
-	var addrs []gwv1.GatewayStatusAddress
-	if published, err := kubeshared.PublishedAddresses(ctx, c.opts.Client.Core, c.opts.PublishService, c.opts.PublishAddresses); err != nil {
-		c.log.Warn("gateway API: addresses not known", slog.String("error", err.Error()))
-	} else {
+	statusAddrs := func(published []string) []gwv1.GatewayStatusAddress {
+		var out []gwv1.GatewayStatusAddress
 		for _, a := range published {
 			t := gwv1.HostnameAddressType
 			if net.ParseIP(a) != nil {
 				t = gwv1.IPAddressType
 			}
-			addrs = append(addrs, gwv1.GatewayStatusAddress{Type: &t, Value: a})
+			out = append(out, gwv1.GatewayStatusAddress{Type: &t, Value: a})
 		}
+		return out
+	}
+	var shared []gwv1.GatewayStatusAddress
+	if c.opts.Ports == nil {
+		published, err := kubeshared.PublishedAddresses(ctx, c.opts.Client.Core, c.opts.PublishService, c.opts.PublishAddresses)
+		if err != nil {
+			c.log.Warn("gateway API: addresses not known", slog.String("error", err.Error()))
+		}
+		shared = statusAddrs(published)
 	}
 	for _, g := range in.Gateways {
 		key := g.Namespace + "/" + g.Name
 		want, ok := res.Gateways[key]
 		if !ok {
 			continue
+		}
+		addrs := shared
+		if c.opts.Ports != nil && svcs[key] != nil {
+			addrs = statusAddrs(kubeshared.ServiceAddresses(svcs[key]))
 		}
 		st := g.Status.DeepCopy()
 		conds, changed := mergeConditions(st.Conditions, want.Conditions)

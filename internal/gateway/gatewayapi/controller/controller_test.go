@@ -110,6 +110,12 @@ type harness struct {
 // controller against fake API servers holding the objects.
 func start(t *testing.T, coreObjs, gwObjs []runtime.Object) *harness {
 	t.Helper()
+	return startWith(t, coreObjs, gwObjs, nil)
+}
+
+// startWith is start with more options: setOpts is given the gateway.
+func startWith(t *testing.T, coreObjs, gwObjs []runtime.Object, setOpts func(*Options, *gateway.Gateway)) *harness {
+	t.Helper()
 	core := fake.NewClientset(coreObjs...)
 	// The simple tracker: v1.6.3's NewClientset (field-managed) answers
 	// "no matches for gateway.networking.k8s.io/v1, Resource=gateways".
@@ -149,9 +155,13 @@ func start(t *testing.T, coreObjs, gwObjs []runtime.Object) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Close)
-	c, err := New(Options{Client: kubeshared.ClientsOf(core), GatewayClient: GatewayClientOf(gwc), SecretDir: filepath.Join(t.TempDir(), "secrets"),
+	opts := Options{Client: kubeshared.ClientsOf(core), GatewayClient: GatewayClientOf(gwc), SecretDir: filepath.Join(t.TempDir(), "secrets"),
 		Apply:            func(x *gateway.Extra) error { return g.SetExtraPart("gatewayapi", x) },
-		PublishAddresses: []string{"203.0.113.7"}, Lease: &kubeshared.Lease{Namespace: "shop", Name: "gw-leader", Identity: "test"}, Debounce: 10 * time.Millisecond})
+		PublishAddresses: []string{"203.0.113.7"}, Lease: &kubeshared.Lease{Namespace: "shop", Name: "gw-leader", Identity: "test"}, Debounce: 10 * time.Millisecond}
+	if setOpts != nil {
+		setOpts(&opts, g)
+	}
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,221 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
+)
+
+// Per-Gateway Services (Options.Ports). Every Gateway of ours gets a
+// Service in the gateway's namespace, selecting the gateway's pods like
+// the publish Service does: its ports are the Gateway's listener ports,
+// each targeting a local port of Ports that every replica opens. Its
+// address is the Gateway's. The Lease holder creates, updates and deletes
+// them; every replica reads them (the Service informer) to know which
+// local port serves which listener, so all replicas agree.
+const (
+	// annGateway names the Gateway ("namespace/name") a Service serves.
+	annGateway = "gateway.flotilla.dev/gateway"
+	// labelManaged marks the Services the controller owns.
+	labelManaged   = "app.kubernetes.io/managed-by"
+	managedByValue = "flotilla-gateway-api"
+)
+
+// PortRange is the local ports per-Gateway listeners are given.
+type PortRange struct{ Low, High int32 }
+
+// ParsePortRange parses "LOW-HIGH" (1024 < LOW <= HIGH <= 65535).
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	l, err1 := strconv.ParseInt(lo, 10, 32)
+	h, err2 := strconv.ParseInt(hi, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return PortRange{}, fmt.Errorf("want LOW-HIGH, e.g. 20000-20999, got %q", s)
+	}
+	if l <= 1024 || h > 65535 || l > h {
+		return PortRange{}, fmt.Errorf("want 1024 < LOW <= HIGH <= 65535, got %q", s)
+	}
+	return PortRange{Low: int32(l), High: int32(h)}, nil
+}
+
+func (r PortRange) contains(p int32) bool { return p >= r.Low && p <= r.High }
+
+// serviceName is the per-Gateway Service's name: a DNS-1035 label made of
+// the Gateway's namespace and name, shortened with a hash when too long.
+func serviceName(ns, name string) string {
+	s := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower("gw-"+ns+"-"+name))
+	if len(s) <= 63 {
+		return s
+	}
+	sum := sha256.Sum256([]byte(ns + "/" + name))
+	return strings.TrimRight(s[:54], "-") + "-" + hex.EncodeToString(sum[:4])
+}
+
+// ownServices are our per-Gateway Services, by the Gateway they serve.
+func (c *Controller) ownServices() map[string]*corev1.Service {
+	out := map[string]*corev1.Service{}
+	if c.opts.Ports == nil {
+		return out
+	}
+	ns, _, _ := strings.Cut(c.opts.PublishService, "/")
+	for _, s := range c.listServices(ns) {
+		if s.Labels[labelManaged] == managedByValue && s.Annotations[annGateway] != "" {
+			out[s.Annotations[annGateway]] = s
+		}
+	}
+	return out
+}
+
+// portsOf maps each Gateway's listener ports to the local ports its
+// Service targets; targets outside the range are ignored, so a Service
+// edited by hand cannot make the gateway open any other port.
+func (c *Controller) portsOf(svcs map[string]*corev1.Service) func(ns, name string) map[int32]int32 {
+	return func(ns, name string) map[int32]int32 {
+		s := svcs[ns+"/"+name]
+		if s == nil {
+			return nil
+		}
+		m := map[int32]int32{}
+		for _, p := range s.Spec.Ports {
+			if p.TargetPort.Type == intstr.Int && c.opts.Ports.contains(p.TargetPort.IntVal) {
+				m[p.Port] = p.TargetPort.IntVal
+			}
+		}
+		return m
+	}
+}
+
+// reconcileServices (Lease holder) makes our per-Gateway Services what
+// the Gateways ask: one port per listener port (a port keeps its local
+// port for as long as the listener exists; a new one gets the lowest free
+// port of the range), and deletes those of Gateways that are gone.
+func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input, res gatewayapi.Result, svcs map[string]*corev1.Service) {
+	ns, pubName, _ := strings.Cut(c.opts.PublishService, "/")
+	pub := c.services(ns, pubName)
+	if pub == nil {
+		c.log.Warn("gateway API: the publish Service is not there; per-Gateway Services wait for it", slog.String("service", c.opts.PublishService))
+		return
+	}
+	used := map[int32]bool{}
+	for _, s := range svcs {
+		for _, p := range s.Spec.Ports {
+			used[p.TargetPort.IntVal] = true
+		}
+	}
+	want := map[string]bool{}
+	for _, g := range in.Gateways {
+		key := g.Namespace + "/" + g.Name
+		if _, ours := res.Gateways[key]; !ours {
+			continue
+		}
+		want[key] = true
+		old := svcs[key]
+		have := c.portsOf(svcs)(g.Namespace, g.Name)
+		var ports []corev1.ServicePort
+		for _, lp := range listenerPorts(g) {
+			target, ok := have[lp]
+			if !ok {
+				if target = c.freePort(used); target == 0 {
+					c.log.Error("gateway API: no free port left in --gateway-port-range", slog.String("gateway", key))
+					continue
+				}
+				used[target] = true
+			}
+			ports = append(ports, corev1.ServicePort{Name: "l" + strconv.Itoa(int(lp)), Protocol: corev1.ProtocolTCP, Port: lp, TargetPort: intstr.FromInt32(target)})
+		}
+		if len(ports) == 0 {
+			continue // a Service needs a port; the Gateway has none to serve
+		}
+		c.applyService(ctx, key, g, old, pub, ports)
+	}
+	for key, s := range svcs {
+		if !want[key] {
+			err := c.opts.Client.Core.Services(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
+			if err != nil && !apierrors.IsNotFound(err) {
+				c.log.Warn("gateway API: Service of a deleted Gateway not deleted", slog.String("service", s.Name), slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// listenerPorts are the distinct ports of g's HTTP and HTTPS listeners.
+func listenerPorts(g *gwv1.Gateway) []int32 {
+	var out []int32
+	for _, l := range g.Spec.Listeners {
+		if (l.Protocol == gwv1.HTTPProtocolType || l.Protocol == gwv1.HTTPSProtocolType) && !slices.Contains(out, int32(l.Port)) {
+			out = append(out, int32(l.Port))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *Controller) freePort(used map[int32]bool) int32 {
+	for p := c.opts.Ports.Low; p <= c.opts.Ports.High; p++ {
+		if !used[p] {
+			return p
+		}
+	}
+	return 0
+}
+
+// applyService creates or updates the Service of Gateway g (key).
+func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gateway, old, pub *corev1.Service, ports []corev1.ServicePort) {
+	typ := pub.Spec.Type
+	if typ == "" || typ == corev1.ServiceTypeNodePort {
+		typ = corev1.ServiceTypeClusterIP // node ports are not ours to hand out
+	}
+	labels := map[string]string{labelManaged: managedByValue}
+	for k, v := range pub.Labels {
+		if _, ok := labels[k]; !ok {
+			labels[k] = v
+		}
+	}
+	spec := corev1.ServiceSpec{Type: typ, Selector: maps.Clone(pub.Spec.Selector), Ports: ports}
+	svcs := c.opts.Client.Core.Services(pub.Namespace)
+	if old == nil {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName(g.Namespace, g.Name), Namespace: pub.Namespace,
+			Labels: labels, Annotations: map[string]string{annGateway: key}}, Spec: spec}
+		if _, err := svcs.Create(ctx, s, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"}); err != nil && !apierrors.IsAlreadyExists(err) {
+			c.log.Warn("gateway API: Service of a Gateway not created", slog.String("gateway", key), slog.String("error", err.Error()))
+		}
+		return
+	}
+	if old.Spec.Type == typ && maps.Equal(old.Spec.Selector, spec.Selector) && portsEqual(old.Spec.Ports, ports) {
+		return
+	}
+	up := old.DeepCopy()
+	up.Spec.Type, up.Spec.Selector, up.Spec.Ports = typ, spec.Selector, ports
+	if _, err := svcs.Update(ctx, up, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"}); err != nil {
+		if apierrors.IsConflict(err) {
+			c.kick()
+			return
+		}
+		c.log.Warn("gateway API: Service of a Gateway not updated", slog.String("gateway", key), slog.String("error", err.Error()))
+	}
+}
+
+func portsEqual(a, b []corev1.ServicePort) bool {
+	return slices.EqualFunc(a, b, func(x, y corev1.ServicePort) bool {
+		return x.Name == y.Name && x.Port == y.Port && x.TargetPort == y.TargetPort && x.Protocol == y.Protocol
+	})
+}

@@ -1,0 +1,180 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
+	"github.com/flotilla-dev/flotilla/internal/httpserver"
+)
+
+// freeRange finds n consecutive free loopback ports.
+func freeRange(t *testing.T, n int) PortRange {
+	t.Helper()
+	for base := 42000; base < 60000; base += 97 {
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			ln.Close()
+		}
+		if ok {
+			return PortRange{Low: int32(base), High: int32(base + n - 1)}
+		}
+	}
+	t.Fatal("no free port range")
+	return PortRange{}
+}
+
+// TestPerGatewayServices: with a port range, the Lease holder gives every
+// Gateway a Service of its own (the publish Service's selector, one port
+// per listener port, each to a local port of the range), the gateway
+// serves each Gateway's routes on its own local ports only (two
+// catch-all routes of two Gateways never mix), the status carries the
+// Gateway's own address, and a deleted Gateway's Service and ports go.
+func TestPerGatewayServices(t *testing.T) {
+	a, b := newUpstream(t, "a"), newUpstream(t, "b")
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway", Labels: map[string]string{"app.kubernetes.io/name": "gateway"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	two := gatewayObj()
+	two.Name = "edge2"
+	two.Spec.Listeners = append(two.Spec.Listeners, gwv1.Listener{Name: "alt", Port: 8080, Protocol: gwv1.HTTPProtocolType})
+	onTwo := routeObj("shop", "on-two", "", ref("b", 1))
+	onTwo.Spec.ParentRefs[0].Name = "edge2"
+	onTwo.Spec.Hostnames = nil
+	onOne := routeObj("shop", "on-one", "", ref("a", 1))
+	onOne.Spec.Hostnames = nil
+	rng := freeRange(t, 4)
+	var dyn *httpserver.Dynamic
+	h := startWith(t, append(append([]runtime.Object{pub}, a.objects()...), b.objects()...),
+		[]runtime.Object{class(), gatewayObj(), two, onOne, onTwo}, func(o *Options, g *gateway.Gateway) {
+			dyn = httpserver.NewDynamic("127.0.0.1", nil)
+			srv := &http.Server{Handler: g.Handler()}
+			go srv.Serve(dyn)
+			t.Cleanup(func() { srv.Close() })
+			o.PublishAddresses, o.PublishService, o.Ports = nil, "shop/gateway", &rng
+			o.Listen = func(ls []gatewayapi.Listener) error {
+				ports := map[int]bool{}
+				for _, l := range ls {
+					ports[int(l.Port)] = l.TLS
+				}
+				return dyn.Set(context.Background(), ports)
+			}
+		})
+	ctx := context.Background()
+	svcs := h.core.CoreV1().Services("shop")
+	var svc1, svc2 *corev1.Service
+	eventually(t, "both Services created", func() error {
+		var err error
+		if svc1, err = svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{}); err != nil {
+			return err
+		}
+		svc2, err = svcs.Get(ctx, "gw-shop-edge2", metav1.GetOptions{})
+		return err
+	})
+	for _, s := range []*corev1.Service{svc1, svc2} {
+		if s.Spec.Selector["app.kubernetes.io/name"] != "gateway" || s.Labels[labelManaged] != managedByValue {
+			t.Errorf("Service %s: selector %v labels %v", s.Name, s.Spec.Selector, s.Labels)
+		}
+	}
+	target := func(s *corev1.Service, port int32) int {
+		for _, p := range s.Spec.Ports {
+			if p.Port == port {
+				return p.TargetPort.IntValue()
+			}
+		}
+		return 0
+	}
+	p1, p2, p3 := target(svc1, 80), target(svc2, 80), target(svc2, 8080)
+	got := []int{p1, p2, p3}
+	slices.Sort(got)
+	if got[0] < int(rng.Low) || got[2] > int(rng.High) || got[0] == got[1] || got[1] == got[2] {
+		t.Fatalf("local ports %v: want three distinct ports of %v", got, rng)
+	}
+	get := func(port int) (string, error) {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/x")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Sprintf("%d %s", resp.StatusCode, body), nil
+	}
+	for port, want := range map[int]string{p1: "200 a /x", p2: "200 b /x", p3: "200 b /x"} {
+		eventually(t, fmt.Sprintf("port %d serves its Gateway's route", port), func() error {
+			if got, err := get(port); err != nil || got != want {
+				return fmt.Errorf("%q, %v; want %q", got, err, want)
+			}
+			return nil
+		})
+	}
+	// The API server gives the Service its address; the status follows.
+	svc1.Spec.ClusterIP = "10.96.7.7"
+	if _, err := svcs.Update(ctx, svc1, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Gateway edge has its Service's address", func() error {
+		g, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(g.Status.Addresses) != 1 || g.Status.Addresses[0].Value != "10.96.7.7" {
+			return fmt.Errorf("addresses %+v", g.Status.Addresses)
+		}
+		return nil
+	})
+	// edge2 goes: its Service is deleted and its ports close.
+	if err := h.gw.GatewayV1().Gateways("shop").Delete(ctx, "edge2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "edge2's Service deleted and its ports closed", func() error {
+		if _, err := svcs.Get(ctx, "gw-shop-edge2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("Service: %v", err)
+		}
+		if open := dyn.Ports(); !slices.Equal(open, []int{p1}) {
+			return fmt.Errorf("open ports %v, want [%d]", open, p1)
+		}
+		return nil
+	})
+	if got, err := get(p1); err != nil || !strings.HasPrefix(got, "200 a") {
+		t.Errorf("edge after edge2 left: %q, %v", got, err)
+	}
+}
+
+func TestParsePortRange(t *testing.T) {
+	for in, ok := range map[string]bool{"20000-20999": true, "20000-20000": true, "80-90": false, "20000": false, "a-b": false, "30000-20000": false, "20000-70000": false, "": false} {
+		if _, err := ParsePortRange(in); (err == nil) != ok {
+			t.Errorf("ParsePortRange(%q): %v, want ok %v", in, err, ok)
+		}
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	long := strings.Repeat("n", 70)
+	for _, tt := range []struct{ ns, name string }{{"shop", "edge"}, {"a.b", "c.d"}, {long, long}} {
+		got := serviceName(tt.ns, tt.name)
+		if len(got) > 63 || strings.ContainsAny(got, ".") || got[0] < 'a' || got[len(got)-1] == '-' {
+			t.Errorf("serviceName(%q, %q) = %q: not a DNS-1035 label", tt.ns, tt.name, got)
+		}
+	}
+	if serviceName(long, long+"1") == serviceName(long, long+"2") {
+		t.Error("two long names give the same Service name")
+	}
+}
