@@ -355,6 +355,10 @@ type Match struct {
 	Path *PathMatch `yaml:"path" json:"path,omitempty"`
 	// Methods, when set, must contain the request method.
 	Methods []string `yaml:"methods" json:"methods,omitempty"`
+	// MethodsAs404: a request whose method Methods does not list is not
+	// matched, like a path that differs (404 when nothing else matches,
+	// Gateway API's rule), instead of 405 Method Not Allowed with Allow.
+	MethodsAs404 bool `yaml:"methodsAs404" json:"methodsAs404,omitempty"`
 	// Scheme, "http" or "https", matches only requests that came over
 	// clear text (--addr) or over TLS (--tls-addr); empty: both. The
 	// Gateway API controller sets it for routes attached only to HTTP or
@@ -431,6 +435,11 @@ type Redirect struct {
 	Host string `yaml:"host" json:"host,omitempty"`
 	// Port of the target (0: the default for the scheme).
 	Port int `yaml:"port" json:"port,omitempty"`
+	// ListenerPort is the port the route's listener takes requests on
+	// (Gateway API): a redirect naming neither scheme nor port keeps it,
+	// left out of the URL when it is the scheme's default (0: the Host
+	// header's port).
+	ListenerPort int `yaml:"listenerPort" json:"listenerPort,omitempty"`
 	// Path replaces the whole path.
 	Path string `yaml:"path" json:"path,omitempty"`
 	// ReplacePrefix replaces the part of the path the route's Prefix path

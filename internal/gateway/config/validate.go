@@ -344,6 +344,9 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		if rd.Port < 0 || rd.Port > 65535 {
 			p.addf(dp+".port", "must be 0..65535, got %d", rd.Port)
 		}
+		if rd.ListenerPort < 0 || rd.ListenerPort > 65535 {
+			p.addf(dp+".listenerPort", "must be 0..65535, got %d", rd.ListenerPort)
+		}
 		if rd.Path != "" && !strings.HasPrefix(rd.Path, "/") {
 			p.addf(dp+".path", "must start with '/', got %q", rd.Path)
 		}

@@ -305,7 +305,7 @@ func TestSchemesKeepListenersApart(t *testing.T) {
 // perGatewayPorts are the local ports of testdata/per-gateway*.yaml's
 // Gateways, as their Services would map them; "three" has none yet.
 func perGatewayPorts(ns, name string) map[int32]int32 {
-	return map[string]map[int32]int32{"default/one": {80: 20000}, "default/two": {80: 20001, 8080: 20002}}[ns+"/"+name]
+	return map[string]map[int32]int32{"default/one": {80: 20000}, "default/two": {80: 20001, 8080: 20002}, "default/iso": {80: 20003}}[ns+"/"+name]
 }
 
 // TestPerGatewayIsolation: with per-Gateway listeners, two Gateways on the
@@ -323,7 +323,7 @@ func TestPerGatewayIsolation(t *testing.T) {
 	for _, p := range res.Problems {
 		t.Errorf("unexpected problem: %s", p)
 	}
-	if want := []Listener{{Port: 20000}, {Port: 20001}, {Port: 20002}}; !slices.Equal(res.Listeners, want) {
+	if want := []Listener{{Port: 20000}, {Port: 20001}, {Port: 20002}, {Port: 20003}}; !slices.Equal(res.Listeners, want) {
 		t.Errorf("listeners %v, want %v", res.Listeners, want)
 	}
 	checkRequests(t, tableOf(t, res), []request{
@@ -334,6 +334,14 @@ func TestPerGatewayIsolation(t *testing.T) {
 		{host: "a.test", path: "/alt", port: 20001, want: "on-two.0.0"},
 		{host: "a.test", path: "/alt", port: 20000, want: "on-one.0.0"},
 		{host: "a.test", path: "/", port: 8080, want: ""}, // the shared listener serves no Gateway
+		// Listener isolation on one port.
+		{host: "abc.foo.test", path: "/abc", port: 20003, want: "iso-abc.0.0"},
+		{host: "abc.foo.test", path: "/wild", port: 20003, want: "gw-isolate.default.iso.abc"},
+		{host: "abc.foo.test", path: "/empty", port: 20003, want: "gw-isolate.default.iso.abc"},
+		{host: "bar.foo.test", path: "/wild", port: 20003, want: "iso-wild.0.0"},
+		{host: "bar.foo.test", path: "/empty", port: 20003, want: "gw-isolate.default.iso.wild"},
+		{host: "other.test", path: "/empty", port: 20003, want: "iso-empty.0.0"},
+		{host: "other.test", path: "/wild", port: 20003, want: ""},
 	})
 	three := res.Gateways["default/three"]
 	if c := meta.FindStatusCondition(three.Listeners[0].Conditions, "Programmed"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != "Pending" {

@@ -193,6 +193,9 @@ func Translate(in Input, opts Options) Result {
 	}
 	for _, k := range slices.Sorted(mapsKeys(t.gateways)) {
 		t.res.Gateways[k] = t.gateways[k].status()
+		if opts.PerGateway {
+			t.isolate(t.gateways[k])
+		}
 	}
 	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
 	return t.res
@@ -486,6 +489,8 @@ type routeState struct {
 type entry struct {
 	scheme string
 	port   int32
+	// listener is the port of the Gateway's listener (per Gateway).
+	listener int32
 }
 
 // hostSet is the hosts a route serves on listeners of one protocol.
@@ -599,6 +604,34 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	}
 }
 
+// isolate keeps listeners of one port apart (GEP-1713's listener
+// isolation): a request whose host a listener's hostname matches is that
+// listener's alone, even when none of its routes matches the path, so
+// it must not fall through to the routes of a less specific listener on
+// the same port. A 404 route for that hostname, emitted last, ranks above
+// every route of the less specific hostnames (host specificity comes
+// first) and below, or after, every route of its own listener.
+func (t *translator) isolate(gs *gatewayState) {
+	for _, ls := range gs.listeners {
+		h := hostname(ls.l.Hostname)
+		if !ls.programmed || ls.local == 0 || h == "" {
+			continue
+		}
+		shadows := slices.ContainsFunc(gs.listeners, func(o *listenerState) bool {
+			oh := hostname(o.l.Hostname)
+			return o != ls && o.programmed && o.local == ls.local && (oh == "" || oh != h && strings.HasPrefix(oh, "*.") && covers(oh, h))
+		})
+		if !shadows {
+			continue
+		}
+		t.res.Routes = append(t.res.Routes, config.Route{
+			Name:           kubeshared.ShortName("gw-isolate", gs.g.Namespace, gs.g.Name, string(ls.l.Name)),
+			Match:          config.Match{Hosts: []string{h}, Ports: []int{int(ls.local)}},
+			DirectResponse: &config.DirectResponse{Status: 404, Body: "not found\n"},
+		})
+	}
+}
+
 // byPort gives each of routes the local ports its attachments are served
 // on: one copy per set of ports with the same hosts.
 func byPort(rs *routeState, routes []config.Route) []config.Route {
@@ -625,6 +658,19 @@ func byPort(rs *routeState, routes []config.Route) []config.Route {
 	}
 	var out []config.Route
 	for _, rc := range routes {
+		if rd := rc.Redirect; rd != nil && rd.Scheme == "" && rd.Port == 0 {
+			// The redirect keeps the port of the listener it came in on:
+			// one route per local port.
+			for _, e := range keys {
+				c := cloneRoute(rc)
+				if len(keys) > 1 {
+					c.Name = kubeshared.ShortName(rc.Name, "p"+strconv.Itoa(int(e.port)))
+				}
+				c.Match.Ports, c.Match.Hosts, c.Redirect.ListenerPort = []int{int(e.port)}, rs.att[e].hosts, int(e.listener)
+				out = append(out, c)
+			}
+			continue
+		}
 		for i, g := range groups {
 			c := cloneRoute(rc)
 			if len(groups) > 1 {
@@ -682,7 +728,7 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentRef
 			if ls.local == 0 {
 				continue // attached, served once the Service maps the port
 			}
-			e = entry{port: ls.local}
+			e = entry{port: ls.local, listener: int32(ls.l.Port)}
 		}
 		hs := rs.att[e]
 		if hs == nil {
@@ -1126,6 +1172,7 @@ func match(rc *config.Route, m gwv1.HTTPRouteMatch, field string) string {
 	rc.Match.Path = pm
 	if m.Method != nil {
 		rc.Match.Methods = []string{string(*m.Method)}
+		rc.Match.MethodsAs404 = true // a method is a match like any other: 404, not 405
 	}
 	seen := map[string]bool{}
 	for k, h := range m.Headers {

@@ -178,7 +178,7 @@ func (t *Table) Match(r *http.Request, path string) *Route {
 func (t *Table) Allow(r *http.Request, path string) string {
 	var methods []string
 	t.each(r, func(rt *Route) bool {
-		if rt.matches(r, path, nil, true) {
+		if !rt.Config.Match.MethodsAs404 && rt.matches(r, path, nil, true) {
 			ms := rt.methods
 			if len(ms) == 0 {
 				ms = defaultMethods
@@ -564,6 +564,11 @@ func (rt *Route) Redirect(r *http.Request, req *Request) (string, int) {
 	}
 	if rd.Port != 0 {
 		port = strconv.Itoa(rd.Port)
+	} else if rd.Scheme == "" && rd.ListenerPort != 0 {
+		port = strconv.Itoa(rd.ListenerPort)
+		if scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+			port = ""
+		}
 	}
 	if port != "" {
 		host = net.JoinHostPort(host, port)

@@ -345,3 +345,39 @@ func TestPortMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodsAs404: a route whose methods are a plain match (Gateway API)
+// offers no Allow, so a request with another method is a 404; a route of
+// the file config still gives 405 with Allow.
+func TestMethodsAs404(t *testing.T) {
+	tb := table(t, `- {name: gw, match: {methods: [POST], methodsAs404: true, path: {type: Prefix, value: /gw}}, backends: [{name: b}]}
+- {name: file, match: {methods: [POST], path: {type: Prefix, value: /file}}, backends: [{name: b}]}`)
+	for path, want := range map[string]string{"/gw": "", "/file": "POST"} {
+		r := httptest.NewRequest("PUT", "http://a.test"+path, nil)
+		if rt := tb.Match(r, path); rt != nil {
+			t.Errorf("PUT %s matched %s", path, rt.Name)
+		}
+		if got := tb.Allow(r, path); got != want {
+			t.Errorf("PUT %s: Allow %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestRedirectListenerPort: a redirect naming neither scheme nor port
+// keeps the listener's port (Gateway API), left out when it is the
+// scheme's default; a scheme given means that scheme's default port.
+func TestRedirectListenerPort(t *testing.T) {
+	tb := table(t, `- {name: p8080, match: {path: {type: Prefix, value: /a}}, redirect: {host: example.org, listenerPort: 8080}}
+- {name: p80, match: {path: {type: Prefix, value: /b}}, redirect: {host: example.org, listenerPort: 80}}
+- {name: https, match: {path: {type: Prefix, value: /c}}, redirect: {scheme: https, listenerPort: 8080}}`)
+	for path, want := range map[string]string{"/a": "http://example.org:8080/a", "/b": "http://example.org/b", "/c": "https://a.test/c"} {
+		r := httptest.NewRequest("GET", "http://a.test:20001"+path, nil)
+		rt := tb.Match(r, path)
+		if rt == nil {
+			t.Fatalf("%s: no route", path)
+		}
+		if got, _ := rt.Redirect(r, &Request{Scheme: "http", Path: Path{Match: path, Escaped: path}}); got != want {
+			t.Errorf("%s: Location %q, want %q", path, got, want)
+		}
+	}
+}
