@@ -38,9 +38,7 @@ mk -o "$work/coredns.tar" -tag registry.k8s.io/coredns/coredns:v1.12.2 -user 0:0
 for img in "$work"/*.tar; do ctr_k8s images import "$img" >/dev/null || die "ctr images import $img failed"; done
 
 log "Gateway API CRDs and the gateway (namespace flotilla-conformance)"
-crds=$(cd "$REPO_ROOT" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)/config/crd/standard
-kc apply --server-side -f "$crds" >/dev/null
-kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
+"$CLUSTER_DIR/up.sh" crds >/dev/null
 kc apply -k "$HERE/deploy" >/dev/null
 kc -n flotilla-conformance rollout status deploy/gateway --timeout=120s >/dev/null
 

@@ -260,6 +260,8 @@ type gatewayState struct {
 	msg       string
 	// someInvalid: a listener is not accepted, conflicted or unresolved.
 	someInvalid bool
+	// pending: a listener waits for its local port (PerGateway).
+	pending bool
 }
 
 func (gs *gatewayState) status() gwv1.GatewayStatus {
@@ -284,6 +286,8 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	}
 	if gs.accepted && programmed {
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed), "Programmed", gen))
+	} else if gs.accepted && gs.pending {
+		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonPending), "waiting for the Gateway's Service", gen))
 	} else {
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid), "no listener is programmed", gen))
 	}
@@ -377,6 +381,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		} else if t.opts.PerGateway {
 			if ls.local = ports[int32(l.Port)]; ls.local == 0 {
 				programmed, pReason, pMsg = false, string(gwv1.ListenerReasonPending), "waiting for the Gateway's Service to map this port"
+				gs.pending = true
 			} else if !slices.ContainsFunc(t.res.Listeners, func(x Listener) bool { return x.Port == ls.local }) {
 				t.res.Listeners = append(t.res.Listeners, Listener{Port: ls.local, TLS: l.Protocol == gwv1.HTTPSProtocolType})
 			}
@@ -400,7 +405,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 			anyValid = true
 		}
 		ls.programmed = programmed
-		if !programmed {
+		if !programmed && pReason != string(gwv1.ListenerReasonPending) {
 			gs.someInvalid = true
 		}
 	}
@@ -604,6 +609,21 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	}
 }
 
+// shadowed reports whether host h, which listener ls serves, is matched by
+// a more specific listener on the same local port.
+func shadowed(gs *gatewayState, ls *listenerState, h string) bool {
+	lh := hostname(ls.l.Hostname)
+	return slices.ContainsFunc(gs.listeners, func(o *listenerState) bool {
+		oh := hostname(o.l.Hostname)
+		if o == ls || !o.programmed || o.local != ls.local || oh == "" || oh == lh {
+			return false
+		}
+		matches := oh == h || strings.HasPrefix(oh, "*.") && !strings.HasPrefix(h, "*.") && covers(oh, h)
+		moreSpecific := lh == "" || strings.HasPrefix(lh, "*.") && (!strings.HasPrefix(oh, "*.") || len(oh) > len(lh))
+		return matches && moreSpecific
+	})
+}
+
 // isolate keeps listeners of one port apart (GEP-1713's listener
 // isolation): a request whose host a listener's hostname matches is that
 // listener's alone, even when none of its routes matches the path, so
@@ -729,6 +749,12 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentRef
 				continue // attached, served once the Service maps the port
 			}
 			e = entry{port: ls.local, listener: int32(ls.l.Port)}
+			// Listener isolation: the hosts a more specific listener of
+			// the same port matches are that listener's alone.
+			hosts = slices.DeleteFunc(hosts, func(h string) bool { return shadowed(gs, ls, h) })
+			if !all && len(hosts) == 0 {
+				continue
+			}
 		}
 		hs := rs.att[e]
 		if hs == nil {

@@ -3,7 +3,7 @@
 # in dist/images (make images) and $CACHE/images. No kubeadm, no registry, no Docker.
 #
 # usage: up.sh [phase ...]   default: every phase, in this order:
-#   prereqs net pki etcd apiserver control containerd images kubelet proxy dns
+#   prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds
 # Idempotent: a phase whose result is already there (a live PID, an existing PKI, a link, a rule)
 # is skipped, so running it on a cluster that is up only re-checks it and re-imports images.
 #
@@ -389,15 +389,25 @@ EOF
   wait_for "kube-proxy /healthz" 60 kube-proxy curl -fsS http://127.0.0.1:10256/healthz
 }
 
+# The Gateway API CRDs (standard channel) of the version go.mod pins, from the Go module cache:
+# no download site, and always the types the gateway is built with.
+phase_crds() {
+  local dir
+  dir=$(cd "$REPO_ROOT" && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)/config/crd/standard ||
+    die "go list -m sigs.k8s.io/gateway-api failed (go mod download in $REPO_ROOT)"
+  kc apply --server-side -f "$dir" >/dev/null
+  wait_for "Gateway API CRDs established" 60 - kc wait --for=condition=Established --timeout=5s crd --all
+}
+
 phase_dns() {
   sed -e "s/@DNS_IP@/$DNS_IP/g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" "$CLUSTER_DIR/manifests/coredns.yaml" | kc apply -f - >/dev/null
   wait_for "CoreDNS rollout" 180 - kc -n kube-system rollout status deploy/coredns --timeout=5s
 }
 
 phases=("$@")
-((${#phases[@]})) || phases=(prereqs net pki etcd apiserver control containerd images kubelet proxy dns)
+((${#phases[@]})) || phases=(prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds)
 for p in "${phases[@]}"; do
-  declare -F "phase_$p" >/dev/null || die "unknown phase $p; phases: prereqs net pki etcd apiserver control containerd images kubelet proxy dns"
+  declare -F "phase_$p" >/dev/null || die "unknown phase $p; phases: prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds"
   "phase_$p"
 done
 log "cluster up (${phases[*]}) in $((($(date +%s%N) - T0) / 1000000000))s"
