@@ -150,6 +150,11 @@ routes:
 			t.Errorf("%s %s = %d Allow %q (%q), want %d Allow %q", tt.method, tt.target, resp.StatusCode, resp.Header.Get("Allow"), body, tt.status, tt.allow)
 		}
 	}
+	// A HEAD refused by the gateway has no body, so no Content-Type that
+	// would send a client to parse JSON that is not there.
+	if resp, body := raw(t, f, "HEAD", "/nowhere"); resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "" || body != "" || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("HEAD /nowhere = %d Content-Type %q body %q X-Request-Id %q, want 404, none, empty, an ID", resp.StatusCode, resp.Header.Get("Content-Type"), body, resp.Header.Get("X-Request-Id"))
+	}
 	// CONNECT in authority form, the way a tunnelling client sends it.
 	if resp, _ := raw(t, f, "CONNECT", "internal.example:443"); resp.StatusCode == 200 || resp.StatusCode < 400 {
 		t.Errorf("CONNECT internal.example:443 = %d, want it refused", resp.StatusCode)

@@ -1293,13 +1293,14 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRoute303RedirectStatusCode", "HTTPRoute307RedirectStatusCode", "HTTPRoute308RedirectStatusCode",
 		"HTTPRouteHostRewrite", "HTTPRoutePathRewrite",
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
-		"HTTPRouteBackendProtocolH2C",
+		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
+		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by
 		// Gateway. In the shared mode, listeners of every port share the
 		// gateway's one clear-text listener (docs/gateway-api.md).
-		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort")
+		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort", "HTTPRouteDestinationPortMatching")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

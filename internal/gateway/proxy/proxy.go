@@ -620,6 +620,18 @@ func WriteRequestError(w http.ResponseWriter, r *http.Request, status int, code,
 		writeGRPCError(w, status, code, requestID)
 		return
 	}
+	if r != nil && r.Method == http.MethodHead {
+		// No body, so no Content-Type for one (RFC 9110 9.3.2 lets a
+		// HEAD answer leave out what only the content determines): a
+		// client must not try to parse JSON that is not there.
+		h := w.Header()
+		h["Cache-Control"] = []string{"no-store"}
+		if requestID != "" {
+			h["X-Request-Id"] = []string{requestID}
+		}
+		w.WriteHeader(status)
+		return
+	}
 	WriteError(w, status, code, requestID)
 }
 
