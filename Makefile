@@ -86,6 +86,10 @@ cluster-up: ## build (cached) and start the local single-node cluster, import di
 	$(CLUSTER)/build.sh
 	$(CLUSTER)/up.sh
 
+.PHONY: conformance
+conformance: images cluster-up ## the official Gateway API conformance suite (GATEWAY-HTTP) on the local cluster; report in test/conformance/report/
+	test/conformance/run.sh
+
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster and remove all it created (the build cache stays)
 	$(CLUSTER)/down.sh
