@@ -893,12 +893,16 @@ func subjectNamespace(s rbacv1.Subject, bindingNS string) string {
 // grants is every permission the manifests may give, by role kind and
 // apiGroup/resource: the gateway's EndpointSlice watch in its namespace,
 // and the Ingress controller's (components/ingress-controller) and the
-// Gateway API controller's (components/gateway-api) leader Leases,
+// Gateway API controller's (components/gateway-api) leader Leases and
+// per-Gateway Services (components/gateway-api-per-gateway),
 // cluster-wide reads, status and Event writes.
 var grants = map[string]map[string][]string{
 	"Role": {
 		"discovery.k8s.io/endpointslices": {"get", "list", "watch"},
 		"coordination.k8s.io/leases":      {"create", "get", "update"},
+		// The per-Gateway Services (components/gateway-api-per-gateway),
+		// in the gateway's own namespace.
+		"/services": {"create", "update", "delete"},
 	},
 	"ClusterRole": {
 		"networking.k8s.io/ingresses":        {"get", "list", "watch"},
