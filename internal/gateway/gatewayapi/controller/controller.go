@@ -20,8 +20,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,8 +126,7 @@ type Controller struct {
 	opts     Options
 	log      *slog.Logger
 	recorder record.EventRecorder
-	leading  atomic.Bool
-	trigger  chan struct{}
+	loop     *kubeshared.Loop
 
 	classes      func() ([]*gwv1.GatewayClass, error)
 	gateways     func() ([]*gwv1.Gateway, error)
@@ -140,16 +137,13 @@ type Controller struct {
 	secrets      func(ns, name string) *corev1.Secret
 	namespaces   func(name string) *corev1.Namespace
 
-	mu        sync.Mutex
-	reported  map[string]map[string]bool // object → problems already reported
-	lastErr   string
-	firstSync chan struct{}
-	syncOnce  sync.Once
+	reported kubeshared.Reported
+	lastErr  string
 }
 
 // Synced is closed once the first sync has applied the objects listed at
 // start-up.
-func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
+func (c *Controller) Synced() <-chan struct{} { return c.loop.Synced() }
 
 // New builds a Controller; Run starts it.
 func New(opts Options) (*Controller, error) {
@@ -158,9 +152,6 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Debounce <= 0 {
-		opts.Debounce = 100 * time.Millisecond
 	}
 	if err := kubeshared.CheckPublish(opts.PublishService, opts.PublishAddresses); err != nil {
 		return nil, err
@@ -172,15 +163,11 @@ func New(opts Options) (*Controller, error) {
 	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
 		return nil, fmt.Errorf("gateway API secret dir: %w", err)
 	}
-	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
+	loop := &kubeshared.Loop{Name: "flotilla-gateway-api-status", Debounce: opts.Debounce, Lease: opts.Lease, Leases: opts.Client.Coordination, Log: opts.Logger}
+	return &Controller{opts: opts, log: opts.Logger, loop: loop}, nil
 }
 
-func (c *Controller) kick() {
-	select {
-	case c.trigger <- struct{}{}:
-	default:
-	}
-}
+func (c *Controller) kick() { c.loop.Kick() }
 
 // eventScheme knows the core and Gateway API kinds, for Event references.
 func eventScheme() *runtime.Scheme {
@@ -197,11 +184,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(eventScheme(), corev1.EventSource{Component: "flotilla-gateway"})
 
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.kick() },
-		UpdateFunc: func(any, any) { c.kick() },
-		DeleteFunc: func(any) { c.kick() },
-	}
 	// One informer per kind, as the informer factories would build them,
 	// without linking the factories.
 	gw, core, kc := c.opts.GatewayClient.V1, c.opts.Client.Core, c.opts.Client
@@ -213,18 +195,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	si := kubeshared.NewInformer(&corev1.Service{}, kc, core.Services("").List, core.Services("").Watch)
 	se := kubeshared.NewInformer(&corev1.Secret{}, kc, core.Secrets("").List, core.Secrets("").Watch)
 	ni := kubeshared.NewInformer(&corev1.Namespace{}, kc, core.Namespaces().List, core.Namespaces().Watch)
-	var informers sync.WaitGroup
-	defer informers.Wait()
-	infCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var synced []cache.InformerSynced
-	for _, inf := range []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni} {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
-		synced = append(synced, inf.HasSynced)
-		informers.Go(func() { inf.RunWithContext(infCtx) })
-	}
 	gcl, gl, rl, rgl := gwlistersv1.NewGatewayClassLister(gci.GetIndexer()), gwlistersv1.NewGatewayLister(gi.GetIndexer()),
 		gwlistersv1.NewHTTPRouteLister(ri.GetIndexer()), gwlistersv1.NewReferenceGrantLister(rgi.GetIndexer())
 	sl, sel, nl := listerscorev1.NewServiceLister(si.GetIndexer()), listerscorev1.NewSecretLister(se.GetIndexer()), listerscorev1.NewNamespaceLister(ni.GetIndexer())
@@ -236,40 +206,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.listServices = func(ns string) []*corev1.Service { l, _ := sl.Services(ns).List(labels.Everything()); return l }
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return ctx.Err()
-	}
-	c.log.Info("gateway API controller watching", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	if l := c.opts.Lease; l != nil {
-		err := kubeshared.Elect(ctx, &wg, c.opts.Client.Coordination, l, "flotilla-gateway-api-status", c.log, func(lead bool) {
-			c.leading.Store(lead)
-			if lead {
-				c.kick()
-			}
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		c.leading.Store(true)
-	}
-	c.kick()
-	timer := time.NewTimer(0)
-	<-timer.C
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.trigger:
-			timer.Reset(c.opts.Debounce)
-		case <-timer.C:
-			c.sync(ctx)
-			c.syncOnce.Do(func() { close(c.firstSync) })
-		}
-	}
+	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
+	return c.loop.Run(ctx, []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.sync)
 }
 
 // sync recomputes everything from the informers' caches.
@@ -308,7 +246,7 @@ func (c *Controller) sync(ctx context.Context) {
 		}
 	}
 	c.report(in, res.Problems)
-	if c.leading.Load() {
+	if c.loop.Leading() {
 		if c.opts.Ports != nil {
 			c.reconcileServices(ctx, in, res, svcs)
 		}
@@ -319,8 +257,6 @@ func (c *Controller) sync(ctx context.Context) {
 // report turns problems into Events and log lines, once per problem for
 // as long as it lasts.
 func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	objs := map[string]runtime.Object{}
 	for _, g := range in.Gateways {
 		objs["Gateway/"+g.Namespace+"/"+g.Name] = g
@@ -328,14 +264,9 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 	for _, r := range in.Routes {
 		objs["HTTPRoute/"+r.Namespace+"/"+r.Name] = r
 	}
-	now := map[string]map[string]bool{}
 	for _, p := range problems {
 		k := p.Kind + "/" + p.Namespace + "/" + p.Name
-		if now[k] == nil {
-			now[k] = map[string]bool{}
-		}
-		now[k][p.Message] = true
-		if c.reported[k][p.Message] {
+		if !c.reported.Fresh(k, p.Message) {
 			continue
 		}
 		level, reason := slog.LevelWarn, p.Kind+"Warning"
@@ -347,7 +278,7 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 			c.recorder.Event(o, corev1.EventTypeWarning, reason, p.Message)
 		}
 	}
-	c.reported = now
+	c.reported.Done()
 }
 
 // mergeConditions returns want with the LastTransitionTime of old's

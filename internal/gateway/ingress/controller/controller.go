@@ -15,8 +15,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -75,25 +73,20 @@ type Controller struct {
 	opts     Options
 	log      *slog.Logger
 	recorder record.EventRecorder
-	leading  atomic.Bool
-	trigger  chan struct{}
+	loop     *kubeshared.Loop
 
 	classes   listersnetworkingv1.IngressClassLister
 	ingresses []listersnetworkingv1.IngressLister
 	services  []listerscorev1.ServiceLister
 	secrets   []listerscorev1.SecretLister
-	synced    []cache.InformerSynced
 
-	mu        sync.Mutex
-	reported  map[string]map[string]bool // Ingress → problems already reported
-	lastErr   string
-	firstSync chan struct{} // closed after the first sync
-	syncOnce  sync.Once
+	reported kubeshared.Reported
+	lastErr  string
 }
 
 // Synced is closed once the first sync has applied the Ingresses listed
 // at start-up: a gateway can wait for it before listening.
-func (c *Controller) Synced() <-chan struct{} { return c.firstSync }
+func (c *Controller) Synced() <-chan struct{} { return c.loop.Synced() }
 
 // New builds a Controller; Run starts it.
 func New(opts Options) (*Controller, error) {
@@ -103,25 +96,18 @@ func New(opts Options) (*Controller, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Debounce <= 0 {
-		opts.Debounce = 100 * time.Millisecond
-	}
 	if err := kubeshared.CheckPublish(opts.PublishService, opts.PublishAddresses); err != nil {
 		return nil, err
 	}
 	if err := kubeshared.PrivateDir(opts.SecretDir); err != nil {
 		return nil, fmt.Errorf("ingress secret dir: %w", err)
 	}
-	return &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1), firstSync: make(chan struct{}), reported: map[string]map[string]bool{}}, nil
+	loop := &kubeshared.Loop{Name: "flotilla-ingress-status", Debounce: opts.Debounce, Lease: opts.Lease, Leases: opts.Client.Coordination, Log: opts.Logger}
+	return &Controller{opts: opts, log: opts.Logger, loop: loop}, nil
 }
 
 // kick schedules a sync; bursts coalesce.
-func (c *Controller) kick() {
-	select {
-	case c.trigger <- struct{}{}:
-	default:
-	}
-}
+func (c *Controller) kick() { c.loop.Kick() }
 
 // Run watches and syncs until ctx is done.
 func (c *Controller) Run(ctx context.Context) error {
@@ -131,11 +117,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer broadcaster.Shutdown()
 	c.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "flotilla-gateway"})
 
-	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.kick() },
-		UpdateFunc: func(any, any) { c.kick() },
-		DeleteFunc: func(any) { c.kick() },
-	}
 	// One informer per kind (and namespace), as client-go's informer
 	// factory would build them, without linking the factory.
 	nw, core := client.Networking, client.Core
@@ -155,55 +136,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.services = append(c.services, listerscorev1.NewServiceLister(si.GetIndexer()))
 		c.secrets = append(c.secrets, listerscorev1.NewSecretLister(se.GetIndexer()))
 	}
-	var informers sync.WaitGroup
-	defer informers.Wait()
-	infCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	for _, inf := range infs {
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return err
-		}
-		c.synced = append(c.synced, inf.HasSynced)
-		informers.Go(func() { inf.RunWithContext(infCtx) })
-	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return ctx.Err()
-	}
-	c.log.Info("ingress controller watching", slog.String("class", c.opts.Translate.ClassName), slog.Any("namespaces", c.opts.Namespaces))
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	if l := c.opts.Lease; l != nil {
-		if err := c.elect(ctx, &wg, l); err != nil {
-			return err
-		}
-	} else {
-		c.leading.Store(true)
-	}
-	c.kick()
-	timer := time.NewTimer(0)
-	<-timer.C
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.trigger:
-			timer.Reset(c.opts.Debounce)
-		case <-timer.C:
-			c.sync(ctx)
-			c.syncOnce.Do(func() { close(c.firstSync) })
-		}
-	}
-}
-
-// elect runs leader election for the status writes in the background.
-func (c *Controller) elect(ctx context.Context, wg *sync.WaitGroup, l *Lease) error {
-	return kubeshared.Elect(ctx, wg, c.opts.Client.Coordination, l, "flotilla-ingress-status", c.log, func(lead bool) {
-		c.leading.Store(lead)
-		if lead {
-			c.kick()
-		}
-	})
+	c.log.Info("ingress controller starting", slog.String("class", c.opts.Translate.ClassName), slog.Any("namespaces", c.opts.Namespaces))
+	return c.loop.Run(ctx, infs, c.sync)
 }
 
 // sync recomputes everything from the informers' caches.
@@ -270,7 +204,7 @@ func (c *Controller) sync(ctx context.Context) {
 		c.log.Debug("ingress config applied", slog.Int("routes", len(x.Routes)), slog.Int("served", len(res.Served)))
 	}
 	c.report(byKey, res.Problems)
-	if c.leading.Load() {
+	if c.loop.Leading() {
 		c.writeStatus(ctx, byKey, res.Served, res.Ours)
 	}
 }
@@ -278,20 +212,13 @@ func (c *Controller) sync(ctx context.Context) {
 // report turns problems into Events and log lines, once per problem for
 // as long as it lasts.
 func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []ingress.Problem) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := map[string]map[string]bool{}
 	for _, p := range problems {
 		k := p.Namespace + "/" + p.Name
 		msg := p.Message
 		if p.Annotation != "" {
 			msg = p.Annotation + ": " + msg
 		}
-		if now[k] == nil {
-			now[k] = map[string]bool{}
-		}
-		now[k][msg] = true
-		if c.reported[k][msg] {
+		if !c.reported.Fresh(k, msg) {
 			continue
 		}
 		level, reason := slog.LevelWarn, "IngressWarning"
@@ -303,7 +230,7 @@ func (c *Controller) report(byKey map[string]*networkingv1.Ingress, problems []i
 			c.recorder.Event(ing, corev1.EventTypeWarning, reason, msg)
 		}
 	}
-	c.reported = now
+	c.reported.Done()
 }
 
 // addresses returns what served Ingresses' status says.
