@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/controller"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/weights"
 	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
@@ -88,6 +89,14 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 	if err != nil {
 		return nil, err
 	}
+	// The admin API's weights of a route from an HTTPRoute are written to
+	// the HTTPRoute (every replica follows); the file's stay local.
+	ww, err := weights.New(weights.Options{Local: gw, Routes: gwc.V1, Services: client.Core,
+		Logger: log.With(slog.String("component", "gateway-api-weights"))})
+	if err != nil {
+		return nil, err
+	}
+	gw.SetWeightWriter(ww)
 	wg.Go(func() {
 		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("gateway API controller stopped", slog.String("error", err.Error()))
