@@ -16,7 +16,7 @@ import (
 // does on the cluster for the class named class.
 func translateRender(objs []object, class string) gatewayapi.Result {
 	var in gatewayapi.Input
-	svcs := map[string]*corev1.Service{}
+	svcs, secrets := map[string]*corev1.Service{}, map[string]*corev1.Secret{}
 	for _, o := range objs {
 		switch v := o.Obj.(type) {
 		case *gwv1.GatewayClass:
@@ -29,9 +29,12 @@ func translateRender(objs []object, class string) gatewayapi.Result {
 			in.Routes = append(in.Routes, v)
 		case *corev1.Service:
 			svcs[o.Namespace+"/"+o.Name] = v
+		case *corev1.Secret:
+			secrets[o.Namespace+"/"+o.Name] = v
 		}
 	}
 	in.Services = func(ns, name string) *corev1.Service { return svcs[ns+"/"+name] }
+	in.Secrets = func(ns, name string) *corev1.Secret { return secrets[ns+"/"+name] }
 	return gatewayapi.Translate(in, gatewayapi.Options{ClassName: class})
 }
 

@@ -340,3 +340,36 @@ func TestGatewayAPIStrategiesREADME(t *testing.T) {
 		})
 	}
 }
+
+// installHTTPRoutes translates the Gateway API objects of a render (the
+// class of its GatewayClass of ours) and installs the result in gw as the
+// controller does, each translated backend an upstream answering as its
+// Service's name, added to ups by backend name. A render without
+// HTTPRoutes changes nothing.
+func installHTTPRoutes(t *testing.T, gw *gateway.Gateway, objs []object, ups map[string]*upstream) {
+	t.Helper()
+	class := ""
+	for _, o := range objs {
+		if c, ok := o.Obj.(*gwv1.GatewayClass); ok {
+			class = c.Name
+		}
+	}
+	if class == "" {
+		return
+	}
+	res := translateRender(objs, class)
+	if len(res.Problems) > 0 {
+		t.Fatalf("translation problems: %v", res.Problems)
+	}
+	for i, b := range res.Backends {
+		u := &upstream{version: b.Kubernetes.Service}
+		srv := httptest.NewServer(u)
+		t.Cleanup(srv.Close)
+		res.Backends[i].Kubernetes = nil
+		res.Backends[i].Addresses = []string{strings.TrimPrefix(srv.URL, "http://")}
+		ups[b.Name] = u
+	}
+	if err := gw.SetExtraPart("gatewayapi", &gateway.Extra{Backends: res.Backends, Routes: res.Routes}); err != nil {
+		t.Fatal(err)
+	}
+}
