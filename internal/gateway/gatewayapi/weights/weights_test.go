@@ -47,6 +47,9 @@ func (l *localTable) WriteWeightsLocal(route string, w map[string]int) (admin.Wr
 		if _, ok := l.routes[route][k]; !ok {
 			return admin.Written{}, fmt.Errorf("%w: route %q has no backend %q", admin.ErrInvalid, route, k)
 		}
+		if v < 0 || v > 100 { // as the gateway's config validation
+			return admin.Written{}, fmt.Errorf("%w: weight %d", admin.ErrInvalid, v)
+		}
 		l.routes[route][k] = v
 	}
 	return admin.Written{Where: "local", Weights: maps.Clone(l.routes[route])}, nil
