@@ -77,7 +77,7 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 		wg.Go(func() { <-ctx.Done(); os.RemoveAll(dir) })
 	}
 	opts := controller.Options{Client: client, GatewayClient: gwc, SecretDir: dir,
-		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart("gatewayapi", x) },
+		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart(weights.ExtraPart, x) },
 		Translate:        gatewayapi.Options{ClassName: f.class, ControllerName: f.controllerName, NoHTTPS: cfg.tlsAddr == ""},
 		PublishService:   cfg.ingress.publishService,
 		PublishAddresses: cfg.ingress.publishAddresses,

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"slices"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 var _ admin.WeightWriter = (*Gateway)(nil)
@@ -42,4 +44,14 @@ func (g *Gateway) WriteWeightsLocal(route string, w map[string]int) (admin.Writt
 		return admin.Written{}, err
 	}
 	return admin.Written{Where: "local", Weights: ws}, nil
+}
+
+// RouteOfPart reports whether the route named route came from the extra
+// config part (SetExtraPart) named part, as applied last: where a route
+// came from, whatever its name.
+func (g *Gateway) RouteOfPart(part, route string) bool {
+	g.partsMu.Lock()
+	defer g.partsMu.Unlock()
+	x := g.parts[part]
+	return x != nil && slices.ContainsFunc(x.Routes, func(r config.Route) bool { return r.Name == route })
 }

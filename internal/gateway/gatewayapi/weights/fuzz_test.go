@@ -56,6 +56,9 @@ func FuzzWriteWeights(f *testing.F) {
 			t.Fatalf("WriteWeights(%q, %q=%d) wrote a weight out of range (%s)", route, backend, weight, got.Where)
 		}
 		if got.Where == "local" {
+			if local.RouteOfPart(ExtraPart, route) {
+				t.Fatalf("WriteWeights(%q): a route of the Gateway API part written locally", route)
+			}
 			return
 		}
 		r := demoRoute()

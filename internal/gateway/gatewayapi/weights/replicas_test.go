@@ -74,6 +74,10 @@ routes:
   - name: file
     match: {path: {type: Prefix, value: /file}}
     backends: [{name: a, weight: 100}, {name: b, weight: 0}]
+  # A file route whose name looks like a translated one: still local.
+  - name: gw.file
+    match: {path: {type: Prefix, value: /gwfile}}
+    backends: [{name: a, weight: 100}, {name: b, weight: 0}]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +89,7 @@ routes:
 	t.Cleanup(g.Close)
 	gc := controller.GatewayClientOf(gwc)
 	c, err := controller.New(controller.Options{Client: kubeshared.ClientsOf(core), GatewayClient: gc, SecretDir: filepath.Join(t.TempDir(), "secrets"),
-		Apply:            func(x *gateway.Extra) error { return g.SetExtraPart("gatewayapi", x) },
+		Apply:            func(x *gateway.Extra) error { return g.SetExtraPart(weights.ExtraPart, x) },
 		PublishAddresses: []string{"203.0.113.7"}, Lease: &kubeshared.Lease{Namespace: "shop", Name: "gw-leader", Identity: id}, Debounce: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +231,11 @@ func TestFlipThroughOneReplica(t *testing.T) {
 	}
 	if got, err := replicas[0].answers("/file", 10); err != nil || !maps.Equal(got, map[string]int{"200 blue": 10}) {
 		t.Errorf("replica 0 (not asked): /file answers %v, %v; want blue only", got, err)
+	}
+
+	code, where, body = put(t, replicas[0], "gw.file", `{"a": 0, "b": 100}`)
+	if code != http.StatusOK || where != "local" {
+		t.Fatalf("PUT /routes/gw.file/weights = %d %q (%s), want 200 written local (a route of the file)", code, where, body)
 	}
 
 	// Refusals through the admin API: status codes of the contract.

@@ -1,6 +1,6 @@
 // Package weights writes a route's live weights where they are kept. A
-// route translated from an HTTPRoute (name "gw.<namespace>.<route>.<rule>.<match>")
-// keeps them in that HTTPRoute rule's backendRefs[].weight: the Writer
+// route translated from an HTTPRoute (the gateway's extra config part
+// ExtraPart; named "gw.<namespace>.<route>.<rule>.<match>") keeps them in that HTTPRoute rule's backendRefs[].weight: the Writer
 // patches them through the Kubernetes API, so every gateway replica
 // applies them when its watch sees the change and a restarted replica
 // reads them again. Any other route (the config file's) keeps them in
@@ -47,8 +47,15 @@ const FieldManager = "flotilla-admin"
 // them into 0..100 keeping their ratio).
 const MaxWeight = 100
 
+// ExtraPart is the part of the gateway's extra config that holds the
+// translation of the Gateway API objects (gateway.SetExtraPart).
+const ExtraPart = "gatewayapi"
+
 // Local is the gateway's own table: *gateway.Gateway.
 type Local interface {
+	// RouteOfPart reports whether the route came from the extra config
+	// part (ExtraPart: translated from an HTTPRoute).
+	RouteOfPart(part, route string) bool
 	// Weights returns a route's live weights; an error wrapping
 	// admin.ErrNotFound when there is no such route.
 	Weights(route string) (map[string]int, error)
@@ -112,7 +119,9 @@ func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]i
 	if err != nil {
 		return admin.Written{}, err
 	}
-	if wr.opts.Routes == nil || !strings.HasPrefix(route, "gw.") {
+	// Where the route came from decides, not its name: a route of the
+	// routes file may be named gw.… too.
+	if wr.opts.Routes == nil || !wr.opts.Local.RouteOfPart(ExtraPart, route) {
 		return wr.opts.Local.WriteWeightsLocal(route, w)
 	}
 	var errs []error

@@ -33,6 +33,13 @@ type localTable struct {
 	writes []string
 }
 
+// RouteOfPart: the gateway API part's routes are named gw.… here (the
+// routes file's "file-gw.x" below tells them apart by more than a prefix).
+func (l *localTable) RouteOfPart(part, route string) bool {
+	_, ok := l.routes[route]
+	return ok && part == ExtraPart && strings.HasPrefix(route, "gw.") && route != "gw.file"
+}
+
 func (l *localTable) Weights(route string) (map[string]int, error) {
 	w, ok := l.routes[route]
 	if !ok {
@@ -136,6 +143,8 @@ func TestWriteWeights(t *testing.T) {
 	}{
 		{name: "file-config route swapped locally", route: "demo", w: map[string]int{"b": 100},
 			wantWhere: "local", wantW: map[string]int{"a": 100, "b": 100}, wantRules: original, wantLocal: []string{"demo"}},
+		{name: "file-config route named gw. swapped locally", route: "gw.file", w: map[string]int{"a": 0},
+			wantWhere: "local", wantW: map[string]int{"a": 0, "b": 100}, wantRules: original, wantLocal: []string{"gw.file"}},
 		{name: "unknown route", route: "gw.shop.nope.0.0", w: map[string]int{stable: 1},
 			wantErr: admin.ErrNotFound, wantMsg: `"gw.shop.nope.0.0"`, wantRules: original},
 		{name: "route in the table, HTTPRoute gone", route: "gw.shop.gone.0.0", w: map[string]int{stable: 1},
@@ -193,6 +202,7 @@ func TestWriteWeights(t *testing.T) {
 			})
 			local := &localTable{routes: map[string]map[string]int{
 				"demo":                   {"a": 100, "b": 0},
+				"gw.file":                {"a": 0, "b": 100},
 				"gw.shop.demo.0.0":       {stable: 90, canary: 10},
 				"gw.shop.demo.0.0.https": {stable: 90, canary: 10},
 				"gw.shop.demo.1.0":       {blue: 1, green: 0},
