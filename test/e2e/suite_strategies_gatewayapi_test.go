@@ -33,6 +33,13 @@ import (
 // test; the ClusterRole, the same for every installation, stays.
 func gatewayAPIStrategy(t *testing.T, name string, workloads ...string) *system {
 	t.Helper()
+	return gatewayAPIStrategyPatched(t, name, "", workloads...)
+}
+
+// gatewayAPIStrategyPatched is gatewayAPIStrategy with more entries for
+// applyMoved's patches list (e.g. fewer demo replicas).
+func gatewayAPIStrategyPatched(t *testing.T, name, patches string, workloads ...string) *system {
+	t.Helper()
 	start := time.Now()
 	c := newCluster(t)
 	s := &system{cluster: c, gatewayAPI: true}
@@ -58,7 +65,7 @@ func gatewayAPIStrategy(t *testing.T, name string, workloads ...string) *system 
       - {op: replace, path: /spec/gatewayClassName, value: %[2]s}
   - target: {kind: Deployment, name: gateway}
     patch: |-
-      - {op: add, path: /spec/template/spec/containers/0/args/-, value: --gateway-class=%[2]s}`, crb, class))
+      - {op: add, path: /spec/template/spec/containers/0/args/-, value: --gateway-class=%[2]s}`, crb, class)+patches)
 	s.waitRolledOut(t, append(workloads, "deploy/gateway")...)
 	s.gateway = fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, s.ns, "gateway-nodeport", 80))
 	s.demo = fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, s.ns, "demo", 8080))
@@ -77,8 +84,6 @@ func gatewayAPIStrategy(t *testing.T, name string, workloads ...string) *system 
 // gateway replica is deleted under load.
 func TestStrategiesGatewayAPI(t *testing.T) {
 	installGatewayAPICRDs(t, newCluster(t))
-	t.Run("Recreate", func(t *testing.T) { checkRecreate(t, gatewayAPIStrategy(t, "recreate", "deploy/demo")) })
-	t.Run("Ramped", func(t *testing.T) { checkRamped(t, gatewayAPIStrategy(t, "ramped", "deploy/demo")) })
 	t.Run("BlueGreen", testBlueGreenGatewayAPI)
 	t.Run("Canary", testCanaryGatewayAPI)
 	t.Run("ABTesting", func(t *testing.T) {
@@ -86,6 +91,23 @@ func TestStrategiesGatewayAPI(t *testing.T) {
 	})
 	t.Run("Shadow", func(t *testing.T) {
 		checkShadow(t, gatewayAPIStrategy(t, "shadow", "deploy/demo-primary", "deploy/demo-shadow"))
+	})
+	// The rollouts: what Gateway API changes is the routing, not the
+	// Deployment's strategy, so 2 demo pods instead of the overlays' 3
+	// and 4 (TestStrategies rolls those), and both at once, after the
+	// others (parallel subtests start when the sequential ones are done):
+	// most of their time is the pods' drain, not CPU.
+	twoPods := `
+  - target: {kind: Deployment, name: demo}
+    patch: |-
+      - {op: replace, path: /spec/replicas, value: 2}`
+	t.Run("Recreate", func(t *testing.T) {
+		t.Parallel()
+		checkRecreate(t, gatewayAPIStrategyPatched(t, "recreate", twoPods, "deploy/demo"), 2)
+	})
+	t.Run("Ramped", func(t *testing.T) {
+		t.Parallel()
+		checkRamped(t, gatewayAPIStrategyPatched(t, "ramped", twoPods, "deploy/demo"), 2)
 	})
 }
 

@@ -100,12 +100,12 @@ func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate b
 
 // testRecreate: only v1, a gap of errors, only v2; v1 never answers once
 // v2 has.
-func testRecreate(t *testing.T) { checkRecreate(t, strategy(t, "recreate", "deploy/demo")) }
+func testRecreate(t *testing.T) { checkRecreate(t, strategy(t, "recreate", "deploy/demo"), 3) }
 
-// checkRecreate is testRecreate on a deployed recreate system (the routes
-// file's or the Gateway API variant's).
-func checkRecreate(t *testing.T, s *system) {
-	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", 3, true)
+// checkRecreate is testRecreate on a deployed recreate system of pods demo
+// pods (the routes file's or the Gateway API variant's).
+func checkRecreate(t *testing.T, s *system, pods int) {
+	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", pods, true)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stop(t)
 		if sum.Errors == 0 {
@@ -119,11 +119,11 @@ func checkRecreate(t *testing.T, s *system) {
 }
 
 // testRamped: both versions answer during the ramp, no request fails.
-func testRamped(t *testing.T) { checkRamped(t, strategy(t, "ramped", "deploy/demo")) }
+func testRamped(t *testing.T) { checkRamped(t, strategy(t, "ramped", "deploy/demo"), 4) }
 
-// checkRamped is testRamped on a deployed ramped system.
-func checkRamped(t *testing.T, s *system) {
-	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", 4, false)
+// checkRamped is testRamped on a deployed ramped system of pods demo pods.
+func checkRamped(t *testing.T, s *system, pods int) {
+	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", pods, false)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stopNoFailures(t)
 		if len(mixedSeconds(tr.tl)) == 0 {
