@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,6 +78,10 @@ type Options struct {
 	// the HTTPRoute between our read and our patch); default
 	// retry.DefaultRetry (5 tries, 10 ms apart, growing).
 	Backoff wait.Backoff
+	// Timeout bounds a whole write, retries included, so an unreachable
+	// API server answers 503 instead of holding the admin request
+	// (default 10s).
+	Timeout time.Duration
 	// Logger (default: discard).
 	Logger *slog.Logger
 }
@@ -99,6 +104,9 @@ func New(opts Options) (*Writer, error) {
 	}
 	if opts.Backoff.Steps == 0 {
 		opts.Backoff = retry.DefaultRetry
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
 	}
 	log := opts.Logger
 	if log == nil {
@@ -133,6 +141,8 @@ func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]i
 	if err := errors.Join(errs...); err != nil {
 		return admin.Written{}, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, wr.opts.Timeout)
+	defer cancel()
 	var done admin.Written
 	err = retry.RetryOnConflict(wr.opts.Backoff, func() error {
 		var err error

@@ -133,6 +133,7 @@ func TestWriteWeights(t *testing.T) {
 		w         map[string]int
 		conflicts int   // patches answered 409 before the API accepts
 		apiErr    error // every patch answered with this
+		listErr   error // every list of HTTPRoutes answered with this
 		wantErr   error // admin.ErrNotFound, ErrInvalid or ErrUnavailable
 		wantMsg   string
 		wantWhere string
@@ -178,6 +179,9 @@ func TestWriteWeights(t *testing.T) {
 			wantRules: [][]string{{"0", "100"}, {"-", "0", "5"}}, patches: 3},
 		{name: "conflict after conflict gives up", route: "gw.shop.demo.0.0", w: map[string]int{stable: 0, canary: 100}, conflicts: 100,
 			wantErr: admin.ErrUnavailable, wantMsg: "the object has been modified", wantRules: original, patches: 5},
+		{name: "API server unreachable", route: "gw.shop.demo.0.0", w: map[string]int{stable: 0, canary: 100},
+			listErr: errors.New("dial tcp 10.96.0.1:443: connect: connection refused"),
+			wantErr: admin.ErrUnavailable, wantMsg: "connection refused", wantRules: original},
 		{name: "patch forbidden", route: "gw.shop.demo.0.0", w: map[string]int{stable: 0, canary: 100},
 			apiErr:  apierrors.NewForbidden(schema.GroupResource{Group: "gateway.networking.k8s.io", Resource: "httproutes"}, "demo", errors.New("RBAC")),
 			wantErr: admin.ErrUnavailable, wantMsg: "forbidden", wantRules: original, patches: 1},
@@ -190,6 +194,9 @@ func TestWriteWeights(t *testing.T) {
 			}
 			gwc.ClearActions()
 			n := 0
+			gwc.PrependReactor("list", "httproutes", func(clienttesting.Action) (bool, runtime.Object, error) {
+				return c.listErr != nil, nil, c.listErr
+			})
 			gwc.PrependReactor("patch", "httproutes", func(clienttesting.Action) (bool, runtime.Object, error) {
 				if c.apiErr != nil {
 					return true, nil, c.apiErr
