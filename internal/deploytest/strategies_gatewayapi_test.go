@@ -1,19 +1,24 @@
 package deploytest
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
+	gwconfig "github.com/flotilla-dev/flotilla/internal/gateway/config"
 )
 
 // gatewayAPIStrategies are the Gateway API variants of the strategies
@@ -371,5 +376,60 @@ func installHTTPRoutes(t *testing.T, gw *gateway.Gateway, objs []object, ups map
 	}
 	if err := gw.SetExtraPart("gatewayapi", &gateway.Extra{Backends: res.Backends, Routes: res.Routes}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGatewayAPIStrategyOverlays: each variant is its strategy's overlay
+// (the same namespace, demo Deployments with their versions and replicas,
+// and NodePorts 30081 and 30881, as TestStrategyOverlays pins them) with the
+// gateway serving the class flotilla, a Gateway edge, an HTTPRoute demo,
+// and a routes file that routes nothing to the demo itself (every answer
+// of the demo comes through the HTTPRoute).
+func TestGatewayAPIStrategyOverlays(t *testing.T) {
+	for name := range gatewayAPIStrategies {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ns := "flotilla-" + name
+			base := renderKustomize(t, filepath.Join(kustomizeRoot, "strategies", name))
+			objs := renderKustomize(t, filepath.Join(kustomizeRoot, "strategies", "gateway-api", name))
+			demos := func(objs []object) map[string]string {
+				out := map[string]string{}
+				for _, w := range workloads(objs) {
+					if w.labels["app.kubernetes.io/name"] == "demo" {
+						d := w.obj.Obj.(*appsv1.Deployment)
+						out[w.obj.Namespace+"/"+w.obj.Name] = fmt.Sprintf("%s x%d %s", w.spec.Containers[0].Image, ptrOr(d.Spec.Replicas, 1), d.Spec.Strategy.Type)
+					}
+				}
+				return out
+			}
+			if diff := cmp.Diff(demos(base), demos(objs)); diff != "" {
+				t.Errorf("demo Deployments differ from the strategy's overlay (-overlay +variant):\n%s", diff)
+			}
+			for svc, port := range map[string]int32{"gateway-nodeport": 30081, "demo": 30881} {
+				if s := find[*corev1.Service](objs, "Service", ns, svc); s == nil || s.Spec.Ports[0].NodePort != port {
+					t.Errorf("Service %s/%s: want NodePort %d, got %+v", ns, svc, port, s)
+				}
+			}
+			dep := find[*appsv1.Deployment](objs, "Deployment", ns, "gateway")
+			if dep == nil || !slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--gateway-class=flotilla") {
+				t.Errorf("Deployment %s/gateway: want --gateway-class=flotilla, got %+v", ns, dep)
+			}
+			if g := find[*gwv1.Gateway](objs, "Gateway", ns, "edge"); g == nil || g.Spec.GatewayClassName != "flotilla" {
+				t.Errorf("Gateway %s/edge of the class flotilla: got %+v", ns, g)
+			}
+			if r := find[*gwv1.HTTPRoute](objs, "HTTPRoute", ns, "demo"); r == nil || len(r.Spec.ParentRefs) != 1 || r.Spec.ParentRefs[0].Name != "edge" {
+				t.Errorf("HTTPRoute %s/demo attached to edge: got %+v", ns, r)
+			}
+			cm := find[*corev1.ConfigMap](objs, "ConfigMap", ns, "gateway")
+			cfg, err := gwconfig.Parse([]byte(cm.Data["gateway.yaml"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range cfg.Routes {
+				if r.DirectResponse == nil {
+					t.Errorf("routes file route %s sends to backends; the variant's routes are its HTTPRoute's", r.Name)
+				}
+			}
+		})
 	}
 }
