@@ -331,6 +331,11 @@ func newGatewayAdminCmd(g *globals) *cobra.Command {
 		if _, err := io.Copy(g.env.Stdout, io.LimitReader(resp.Body, 16<<20)); err != nil {
 			return fmt.Errorf("admin API: %w", err)
 		}
+		// Where a weight change was written: "local" (this replica, until
+		// its next reload) or the HTTPRoute rule every replica follows.
+		if where := resp.Header.Get(admin.WrittenToHeader); where != "" && resp.StatusCode < 300 {
+			fmt.Fprintf(g.env.Stderr, "written to: %s\n", where)
+		}
 		if resp.StatusCode == http.StatusUnauthorized && tokenFile == "" {
 			return fmt.Errorf("admin API: %s %s: %s: pass the token with --admin-token-file (FLOTILLA_ADMIN_TOKEN_FILE)", method, path, resp.Status)
 		}

@@ -115,8 +115,8 @@ routes: [{name: app, backends: [{name: a, weight: 100}, {name: b, weight: 0}]}]
 	if code, _, errOut := runWith(t, "gateway", "admin", "--admin-url", adminURL, "weights", "app"); code != ExitError || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "--admin-token-file") {
 		t.Errorf("admin weights without the token = %d %q, want exit 1 naming 401 and --admin-token-file", code, errOut)
 	}
-	if code, out, errOut := runWith(t, "gateway", "admin", "--admin-url", adminURL, "--admin-token-file", tokenFile, "weights", "app", "a=0", "b=100"); code != ExitOK || !strings.Contains(out, `"b": 100`) {
-		t.Errorf("admin weights with --admin-token-file = %d %q %q", code, out, errOut)
+	if code, out, errOut := runWith(t, "gateway", "admin", "--admin-url", adminURL, "--admin-token-file", tokenFile, "weights", "app", "a=0", "b=100"); code != ExitOK || !strings.Contains(out, `"b": 100`) || !strings.Contains(errOut, "written to: local") {
+		t.Errorf("admin weights with --admin-token-file = %d %q %q; want the weights and \"written to: local\"", code, out, errOut)
 	}
 	if code, out, errOut := runCtx(t.Context(), map[string]string{"FLOTILLA_ADMIN_TOKEN_FILE": tokenFile}, "gateway", "admin", "--admin-url", adminURL, "routes"); code != ExitOK || !strings.Contains(out, `"app"`) {
 		t.Errorf("admin routes with FLOTILLA_ADMIN_TOKEN_FILE = %d %q %q", code, out, errOut)

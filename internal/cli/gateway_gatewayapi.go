@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/controller"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi/weights"
 	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 )
@@ -90,7 +91,7 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 		class = "" // every class with our controllerName
 	}
 	opts := controller.Options{Client: client, GatewayClient: gwc, SecretDir: dir,
-		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart("gatewayapi", x) },
+		Apply:            func(x *gateway.Extra) error { return gw.SetExtraPart(weights.ExtraPart, x) },
 		Translate:        gatewayapi.Options{ClassName: class, ControllerName: f.controllerName, NoHTTPS: cfg.tlsAddr == ""},
 		PublishService:   cfg.ingress.publishService,
 		PublishAddresses: cfg.ingress.publishAddresses,
@@ -113,6 +114,14 @@ func startGatewayAPI(ctx context.Context, wg *sync.WaitGroup, cfg gatewayConfig,
 	if err != nil {
 		return nil, err
 	}
+	// The admin API's weights of a route from an HTTPRoute are written to
+	// the HTTPRoute (every replica follows); the file's stay local.
+	ww, err := weights.New(weights.Options{Local: gw, Routes: gwc.V1, Services: client.Core,
+		Logger: log.With(slog.String("component", "gateway-api-weights"))})
+	if err != nil {
+		return nil, err
+	}
+	gw.SetWeightWriter(ww)
 	wg.Go(func() {
 		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("gateway API controller stopped", slog.String("error", err.Error()))

@@ -84,6 +84,7 @@ func validate(objs []object) []error {
 	checkGateways(objs, ws, fail)
 	checkRBAC(objs, fail)
 	checkIngresses(objs, fail)
+	checkGatewayAPI(objs, ws, fail)
 	return errs
 }
 
@@ -915,9 +916,10 @@ var grants = map[string]map[string][]string{
 		"events.k8s.io/events":               {"create", "patch"},
 		// Gateway API (components/gateway-api); namespaces for
 		// allowedRoutes selectors.
-		"gateway.networking.k8s.io/gatewayclasses":        {"get", "list", "watch"},
-		"gateway.networking.k8s.io/gateways":              {"get", "list", "watch"},
-		"gateway.networking.k8s.io/httproutes":            {"get", "list", "watch"},
+		"gateway.networking.k8s.io/gatewayclasses": {"get", "list", "watch"},
+		"gateway.networking.k8s.io/gateways":       {"get", "list", "watch"},
+		// patch: the admin API's weights of a route from an HTTPRoute.
+		"gateway.networking.k8s.io/httproutes":            {"get", "list", "watch", "patch"},
 		"gateway.networking.k8s.io/referencegrants":       {"get", "list", "watch"},
 		"gateway.networking.k8s.io/gatewayclasses/status": {"update"},
 		"gateway.networking.k8s.io/gateways/status":       {"update"},

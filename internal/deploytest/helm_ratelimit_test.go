@@ -127,6 +127,12 @@ func TestHelmGatewayRedis(t *testing.T) {
 				t.Errorf("%s: the gateway's NetworkPolicy has no egress to port 6379", filepath.Base(path))
 			}
 			limited, demo := g.route("limited"), g.route("demo")
+			// With gatewayAPI.enabled the demo's route is an HTTPRoute;
+			// /limited stays in the file (no rate limit in Gateway API).
+			gwapi, _ := values["gatewayAPI"].(map[string]any)
+			if gwapi["enabled"] == true {
+				demo = limited
+			}
 			if limited == nil || demo == nil {
 				t.Fatalf("%s: routes limited and demo: %v, %v", filepath.Base(path), limited, demo)
 			}

@@ -197,6 +197,8 @@ func TestHelmSchemaRejects(t *testing.T) {
 		{"unknown persistence", "redis: {persistence: {type: hostPath}}", []string{"/redis/persistence/type", "must be one of 'pvc', 'emptyDir'"}},
 		{"env that is not a flotilla variable", "demo: {env: {READINESS_DELAY: 10s}}", []string{"/demo/env", "READINESS_DELAY"}},
 		{"blue-green active colour", "strategy: {type: blue-green, blueGreen: {active: purple}}", []string{"/strategy/blueGreen/active", "must be one of 'blue', 'green'"}},
+		{"GatewayClass name not a DNS name", "gatewayAPI: {enabled: true, className: Flotilla_Class}", []string{"/gatewayAPI/className", "does not match pattern"}},
+		{"misspelt Gateway API key", "gatewayAPI: {installCRD: true}", []string{"/gatewayAPI", "installCRD"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -79,6 +79,8 @@ var kinds = map[string]func() any{
 	"storage.k8s.io/v1/StorageClass":                  func() any { return new(storagev1.StorageClass) },
 	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return new(serviceMonitor) },
 	"gateway.networking.k8s.io/v1/GatewayClass":       func() any { return new(gwv1.GatewayClass) },
+	"gateway.networking.k8s.io/v1/Gateway":            func() any { return new(gwv1.Gateway) },
+	"gateway.networking.k8s.io/v1/HTTPRoute":          func() any { return new(gwv1.HTTPRoute) },
 }
 
 // decodeAll splits a multi-document YAML stream and strictly decodes each

@@ -52,6 +52,7 @@ func TestShippedRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		data     []byte
 		versions map[string]string
 		entries  []entry
+		objs     []object // a render whose HTTPRoutes add routes (gatewayAPI.enabled)
 	}
 	var files []routesFile
 	for _, sr := range shippedRoutes {
@@ -59,7 +60,7 @@ func TestShippedRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, routesFile{sr.name, data, sr.versions, sr.entries})
+		files = append(files, routesFile{sr.name, data, sr.versions, sr.entries, nil})
 	}
 	// The chart's routes, for every value set: backends named demo* are
 	// the demo's tracks.
@@ -94,11 +95,14 @@ func TestShippedRoutesExposeOnlyPublicEndpoints(t *testing.T) {
 		if slices.ContainsFunc(cfg.Routes, func(r gwconfig.Route) bool { return r.Name == "limited" }) {
 			entries = append(entries, entry{"gateway", "/limited"}) // redis.enabled
 		}
-		files = append(files, routesFile{"helm " + filepath.Base(path), data, versions, entries})
+		files = append(files, routesFile{"helm " + filepath.Base(path), data, versions, entries, objs})
 	}
 	for _, sr := range files {
 		t.Run(sr.name, func(t *testing.T) {
 			gw, ups := realGatewayData(t, sr.name, sr.data, sr.versions)
+			// The chart's HTTPRoutes, translated and installed as the
+			// controller does, next to the routes file.
+			installHTTPRoutes(t, gw, sr.objs, ups)
 			leaked := func() int {
 				n := 0
 				for _, u := range ups {

@@ -114,6 +114,8 @@ type Gateway struct {
 	extra   atomic.Pointer[Extra] // merged into every load (SetExtra)
 	partsMu sync.Mutex            // serialises SetExtraPart
 	parts   map[string]*Extra     // SetExtraPart's, by part name
+
+	weightWriter atomic.Pointer[admin.WeightWriter] // SetWeightWriter's; nil: local
 }
 
 // state is everything a request reads, swapped as one. Reloads and

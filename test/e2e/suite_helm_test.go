@@ -35,6 +35,17 @@ const helmModule = "helm.sh/helm/v3/cmd/helm@v3.22.0"
 // built from the module proxy (slow once, then from Go's build cache).
 func TestHelm(t *testing.T) {
 	c := newCluster(t)
+	ns := c.namespace(t, "helm")
+	run := helmRunner(t, c, ns)
+	run("install", "flotilla", "../../deploy/helm/flotilla", "-f", "../../deploy/helm/values-local.yaml", "--wait", "--timeout", "5m")
+	testHelmInstalled(t, c, ns, run)
+}
+
+// helmRunner returns a function that runs helm in namespace ns of c and
+// fails the test on error. $HELM names a helm binary; without it Helm is
+// built from the module proxy (slow once, then from Go's build cache).
+func helmRunner(t *testing.T, c *cluster, ns string) func(args ...string) string {
+	t.Helper()
 	helm := os.Getenv("HELM")
 	if helm == "" {
 		bin := t.TempDir()
@@ -45,8 +56,7 @@ func TestHelm(t *testing.T) {
 			t.Fatalf("go build %s: %v\n%s", helmModule, err, out)
 		}
 	}
-	ns := c.namespace(t, "helm")
-	run := func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 		defer cancel()
@@ -61,7 +71,10 @@ func TestHelm(t *testing.T) {
 		}
 		return out.String()
 	}
-	run("install", "flotilla", "../../deploy/helm/flotilla", "-f", "../../deploy/helm/values-local.yaml", "--wait", "--timeout", "5m")
+}
+
+// testHelmInstalled is TestHelm's checks of the release installed in ns.
+func testHelmInstalled(t *testing.T, c *cluster, ns string, run func(args ...string) string) {
 	gw := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-gateway", 80))
 	counter := fmt.Sprintf("http://127.0.0.1:%d", c.nodePort(t, ns, "flotilla-counter", 5000))
 	// `helm install --wait` returns when the pods are ready; the gateway

@@ -54,6 +54,18 @@ type system struct {
 	// with a certificate from ca in the Secret gateway-tls.
 	gatewayTLS string
 	ca         *testCA
+	// gatewayAPI: the gateway serves the system's HTTPRoutes, and names
+	// the backend of Service svc gw.<ns>.<svc>.http (backend).
+	gatewayAPI bool
+}
+
+// backend is the gateway's name of the backend of Service svc (port http):
+// svc with the routes file, gw.<ns>.<svc>.http with Gateway API.
+func (s *system) backend(svc string) string {
+	if s.gatewayAPI {
+		return "gw." + s.ns + "." + svc + ".http"
+	}
+	return svc
 }
 
 // deploySystem applies deploy/kubernetes/local into a fresh namespace and

@@ -81,7 +81,7 @@ func mixedSeconds(tl *timeline) []second {
 // and the gateway has them. Probes before the change see only v1, probes
 // after it only v2 (expectOnly).
 func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate bool) (gw, np *traffic) {
-	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
+	s.waitGateway(t, s.backend("demo"), "app.kubernetes.io/name=demo")
 	gwCfg := load.Config{URL: s.gateway + "/"}
 	npCfg := load.Config{URL: s.demo + "/", DisableKeepAlive: true}
 	gw = startLoad(t, what+", gateway", gwCfg)
@@ -91,7 +91,7 @@ func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate b
 	s.kc(t, s.ns, "set", "image", "deploy/demo", "demo="+image("v2"))
 	s.waitRolledOut(t, "deploy/demo")
 	s.waitPods(t, "app.kubernetes.io/name=demo", pods)
-	s.waitGateway(t, "demo", "app.kubernetes.io/name=demo")
+	s.waitGateway(t, s.backend("demo"), "app.kubernetes.io/name=demo")
 	// Recreate leaves the demo Service without endpoints for a while.
 	probes[1].refusedOK = recreate
 	expectOnly(t, "v2", probes...)
@@ -100,9 +100,12 @@ func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate b
 
 // testRecreate: only v1, a gap of errors, only v2; v1 never answers once
 // v2 has.
-func testRecreate(t *testing.T) {
-	s := strategy(t, "recreate", "deploy/demo")
-	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", 3, true)
+func testRecreate(t *testing.T) { checkRecreate(t, strategy(t, "recreate", "deploy/demo"), 3) }
+
+// checkRecreate is testRecreate on a deployed recreate system of pods demo
+// pods (the routes file's or the Gateway API variant's).
+func checkRecreate(t *testing.T, s *system, pods int) {
+	gw, np := upgradeUnderLoad(t, s, "recreate v1→v2", pods, true)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stop(t)
 		if sum.Errors == 0 {
@@ -116,9 +119,11 @@ func testRecreate(t *testing.T) {
 }
 
 // testRamped: both versions answer during the ramp, no request fails.
-func testRamped(t *testing.T) {
-	s := strategy(t, "ramped", "deploy/demo")
-	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", 4, false)
+func testRamped(t *testing.T) { checkRamped(t, strategy(t, "ramped", "deploy/demo"), 4) }
+
+// checkRamped is testRamped on a deployed ramped system of pods demo pods.
+func checkRamped(t *testing.T, s *system, pods int) {
+	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", pods, false)
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stopNoFailures(t)
 		if len(mixedSeconds(tr.tl)) == 0 {
@@ -235,9 +240,13 @@ func testCanary(t *testing.T) {
 // testABTesting: the header or the cookie always reaches B (v2), everything
 // else A (v1), as flotilla load --expect-version checks.
 func testABTesting(t *testing.T) {
-	s := strategy(t, "ab-testing", "deploy/demo-a", "deploy/demo-b")
-	s.waitGateway(t, "demo-a", "track=a")
-	s.waitGateway(t, "demo-b", "track=b")
+	checkABTesting(t, strategy(t, "ab-testing", "deploy/demo-a", "deploy/demo-b"))
+}
+
+// checkABTesting is testABTesting on a deployed A/B system.
+func checkABTesting(t *testing.T, s *system) {
+	s.waitGateway(t, s.backend("demo-a"), "track=a")
+	s.waitGateway(t, s.backend("demo-b"), "track=b")
 	for _, c := range []struct {
 		name    string
 		headers []string
@@ -260,9 +269,13 @@ func testABTesting(t *testing.T) {
 // testShadow: clients see only the primary (v1); the shadow (v2) served a
 // copy of the requests, counted from each pod's own metrics.
 func testShadow(t *testing.T) {
-	s := strategy(t, "shadow", "deploy/demo-primary", "deploy/demo-shadow")
-	s.waitGateway(t, "demo-primary", "track=primary")
-	s.waitGateway(t, "demo-shadow", "track=shadow")
+	checkShadow(t, strategy(t, "shadow", "deploy/demo-primary", "deploy/demo-shadow"))
+}
+
+// checkShadow is testShadow on a deployed shadow system.
+func checkShadow(t *testing.T, s *system) {
+	s.waitGateway(t, s.backend("demo-primary"), "track=primary")
+	s.waitGateway(t, s.backend("demo-shadow"), "track=shadow")
 	const series = `flotilla_http_requests_total{code="200",handler="GET /{$}"}`
 	count := func(track string) (map[string]float64, float64) {
 		byPod, total := map[string]float64{}, 0.0

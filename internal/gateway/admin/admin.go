@@ -33,11 +33,13 @@ type Gateway interface {
 	ConfigStatus() any
 }
 
-// Errors the Gateway returns that map to 404 and 422; anything else is
-// 400 for SetWeights and 422 for ReloadFile.
+// Errors the Gateway returns that map to 404, 422 and 503; anything else
+// is 400 for SetWeights and 422 for ReloadFile. ErrUnavailable: a store
+// the change is written to (the Kubernetes API) failed or refused it.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrInvalid  = errors.New("invalid")
+	ErrNotFound    = errors.New("not found")
+	ErrInvalid     = errors.New("invalid")
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Probes is the readiness state served on /healthz and /readyz.
@@ -55,7 +57,8 @@ const MaxBody = 64 << 10
 //	GET  /backends                backends, endpoints, health, in flight
 //	GET  /table                   routes in match order (text)
 //	GET  /routes/{name}/weights   {"backend": weight, ...}
-//	PUT  /routes/{name}/weights   set some weights atomically
+//	PUT  /routes/{name}/weights   set some weights atomically, where they
+//	                              are kept (header Flotilla-Written-To)
 //	POST /reload                  re-read the config file
 //	GET  /config                  last load: ok, time, every error
 //	GET  /metrics                 Prometheus metrics
@@ -88,11 +91,24 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 			writeError(w, http.StatusBadRequest, errors.New(`want a JSON object of backend name to weight, like {"blue": 0, "green": 100}`))
 			return
 		}
+		// Where the weights are kept decides where they are written
+		// (WeightWriter); a Gateway without it swaps them locally.
+		if ww, ok := g.(WeightWriter); ok {
+			done, err := ww.WriteWeights(r.Context(), r.PathValue("name"), ws)
+			if err != nil {
+				writeError(w, statusOf(err, http.StatusBadRequest), err)
+				return
+			}
+			w.Header().Set(WrittenToHeader, done.Where)
+			writeJSON(w, http.StatusOK, done.Weights)
+			return
+		}
 		if err := g.SetWeights(r.PathValue("name"), ws); err != nil {
 			writeError(w, statusOf(err, http.StatusBadRequest), err)
 			return
 		}
 		ws, _ = g.Weights(r.PathValue("name"))
+		w.Header().Set(WrittenToHeader, "local")
 		writeJSON(w, http.StatusOK, ws)
 	})
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, _ *http.Request) {
@@ -114,6 +130,8 @@ func statusOf(err error, def int) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrInvalid):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return def
 }

@@ -135,7 +135,9 @@ spec:
 dict, a list of them: "volume" name, Secret "name", "key" projected as a
 file of the same name, read-only "mountPath") "tlsSecret" name (HTTPS on
 container port 8443 "https", the kubernetes.io/tls Secret mounted
-read-only at /etc/flotilla/tls). */}}
+read-only at /etc/flotilla/tls) "memoryDirs" (a list of dict "volume"
+name, "mountPath", "sizeLimit": a memory-backed emptyDir, writable, for
+files that must never reach the disk). */}}
 {{- define "flotilla.deployment" -}}
 {{- $v := .root.Values -}}
 {{- $secrets := list -}}
@@ -261,6 +263,10 @@ spec:
               mountPath: /etc/flotilla/tls
               readOnly: true
             {{- end }}
+            {{- range .memoryDirs }}
+            - name: {{ .volume }}
+              mountPath: {{ .mountPath }}
+            {{- end }}
           {{- end }}
       {{- if or .configMap $secrets .tlsSecret }}
       volumes:
@@ -283,6 +289,10 @@ spec:
             items:
               - {key: tls.crt, path: tls.crt}
               - {key: tls.key, path: tls.key}
+        {{- end }}
+        {{- range .memoryDirs }}
+        - name: {{ .volume }}
+          emptyDir: {medium: Memory, sizeLimit: {{ .sizeLimit }}}
         {{- end }}
       {{- end }}
 {{- end -}}
