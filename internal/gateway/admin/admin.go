@@ -33,11 +33,14 @@ type Gateway interface {
 	ConfigStatus() any
 }
 
-// Errors the Gateway returns that map to 404 and 422; anything else is
-// 400 for SetWeights and 422 for ReloadFile.
+// Errors the Gateway returns that map to 404, 422 and 409; anything else
+// is 400 for SetWeights and 422 for ReloadFile.
 var (
 	ErrNotFound = errors.New("not found")
 	ErrInvalid  = errors.New("invalid")
+	// ErrConflict: the change is refused in the current state (a route
+	// whose weights are paused).
+	ErrConflict = errors.New("conflict")
 )
 
 // Probes is the readiness state served on /healthz and /readyz.
@@ -112,6 +115,8 @@ func statusOf(err error, def int) int {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, ErrInvalid):
 		return http.StatusUnprocessableEntity
 	}
