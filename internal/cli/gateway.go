@@ -248,10 +248,15 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	var admins []server
 	if adminLn != nil {
 		aopts := httpserver.Options{ShutdownTimeout: time.Second}
-		h := admin.Secure(gw.AdminHandler(), cfg.admin.opts)
+		ui := gw.LiveUI(cfg.admin.opts.Token)
+		defer ui.Close()
+		secure := cfg.admin.opts
+		secure.UI = ui
+		h := admin.Secure(gw.AdminHandler(), secure)
 		admins = append(admins, server{srv: httpserver.New(h, aopts, log), ln: adminLn, opts: aopts})
 		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()),
-			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof))
+			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof),
+			slog.String("live_view", "http://"+displayAddr(adminLn.Addr())+"/ui/"))
 	}
 	log.Info("gateway listening", slog.String("addr", cfg.addr), slog.String("tls_addr", cfg.tlsAddr), slog.String("config", cfg.configPath))
 	data := httpserver.NewH1(gw.Handler(), cfg.server, log)

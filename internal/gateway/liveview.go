@@ -11,6 +11,7 @@ import (
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/liveui"
 	"github.com/flotilla-dev/flotilla/internal/gateway/liveview"
 )
 
@@ -22,6 +23,19 @@ var ErrPaused = fmt.Errorf("route paused (%w)", admin.ErrConflict)
 // (discovery, Kubernetes), set what is known of an endpoint with
 // SetInstance (its pod and version label).
 func (g *Gateway) LiveView() *liveview.Collector { return g.live }
+
+// LiveUI returns the live view page for the admin listener (pass it as
+// admin.Options.UI): this gateway's snapshots, and controls that go
+// through SetWeights and SetPaused. token is the admin API's (nil: the
+// page answers on loopback only). Close it after the admin server.
+func (g *Gateway) LiveUI(token []byte) *liveui.UI {
+	return liveui.New(liveui.Options{Source: g, Controls: g, Token: token, Logger: g.log.With("component", "liveview")})
+}
+
+var (
+	_ liveui.Source   = (*Gateway)(nil)
+	_ liveui.Controls = (*Gateway)(nil)
+)
 
 // LiveSnapshot is this gateway's live view now: routes with a traffic
 // split, their versions and instances, as of the last one-second tick.
