@@ -165,7 +165,10 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/login":
 		u.login(w, r)
 	case path == "/logout":
-		u.control(w, r, func(s *session, id string) (any, error) { u.sessions.delete(id); return map[string]bool{"ok": true}, nil })
+		u.control(w, r, func(s *session, id string) (any, error) {
+			u.sessions.delete(id)
+			return map[string]bool{"ok": true}, nil
+		})
 	case path == "/snapshot":
 		u.snapshot(w, r)
 	case path == "/events":
