@@ -136,7 +136,7 @@ func (u *UI) Close() { u.hub.close() }
 // ServeHTTP serves:
 //
 //	GET  /ui/                      the page (and its assets)
-//	GET  /ui/session               {"csrf", "auth", "controls"}; 401 without a session
+//	GET  /ui/session               {"csrf", "auth", "controls"}; {"login": true} without a session
 //	POST /ui/login                 form token=<admin token>: a session cookie
 //	POST /ui/logout                end the session
 //	GET  /ui/snapshot              the snapshot (JSON)
@@ -209,6 +209,8 @@ type sessionResponse struct {
 	Auth string `json:"auth"`
 	// Controls is false when the page only shows.
 	Controls bool `json:"controls"`
+	// Login: no session; log in with the admin token (CSRF is empty).
+	Login bool `json:"login,omitempty"`
 }
 
 func (u *UI) session(w http.ResponseWriter, r *http.Request) {
@@ -230,8 +232,8 @@ func (u *UI) session(w http.ResponseWriter, r *http.Request) {
 			u.setCookie(w, r, id, s.expires)
 		}
 	}
-	if s == nil {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "log in with the admin token", "login": true})
+	if s == nil { // not an error: the page shows the login form
+		writeJSON(w, http.StatusOK, sessionResponse{Auth: auth, Login: true})
 		return
 	}
 	writeJSON(w, http.StatusOK, sessionResponse{CSRF: s.csrf, Auth: auth, Controls: u.o.Controls != nil})
@@ -294,9 +296,16 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	// A form the browser posted itself (no script) gets a redirect back
+	// to the page; a fetch gets JSON.
+	navigate := r.Header.Get("Sec-Fetch-Mode") == "navigate"
 	sum := sha256.Sum256(tok)
 	if subtle.ConstantTimeCompare(sum[:], u.tokenSum[:]) != 1 {
 		u.o.Logger.Warn("live view login refused", slog.String("remote", r.RemoteAddr))
+		if navigate {
+			http.Redirect(w, r, "/ui/#wrong-token", http.StatusSeeOther)
+			return
+		}
 		writeError(w, http.StatusUnauthorized, errors.New("wrong token"))
 		return
 	}
@@ -306,6 +315,10 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.setCookie(w, r, id, s.expires)
+	if navigate {
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		return
+	}
 	writeJSON(w, http.StatusOK, sessionResponse{CSRF: s.csrf, Auth: "token", Controls: u.o.Controls != nil})
 }
 

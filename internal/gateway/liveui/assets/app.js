@@ -53,9 +53,9 @@
   async function start() {
     let r;
     try { r = await fetch('session', { credentials: 'same-origin' }); } catch (e) { setStatus('Cannot reach the gateway: ' + e.message); return; }
-    if (r.status === 401) { showLogin(); return; }
     if (!r.ok) { setStatus('Error: ' + ((await r.json().catch(() => ({}))).error || r.status)); return; }
     const s = await r.json();
+    if (s.login) { showLogin(); return; }
     csrf = s.csrf;
     document.body.dataset.controls = s.controls ? 'on' : 'off';
     $('login').hidden = true;
@@ -66,6 +66,7 @@
     if (source) { source.close(); source = null; }
     $('login').hidden = false;
     setStatus('Log in to see the live view.');
+    if (location.hash === '#wrong-token') { $('login-error').textContent = 'wrong token'; history.replaceState(null, '', location.pathname); }
     $('token').focus();
   }
 
@@ -131,7 +132,7 @@
     c.chart = svg('svg', { class: 'chart', viewBox: '0 0 600 90', preserveAspectRatio: 'none', role: 'img' });
     c.legend = el('p', { cls: 'legend' });
     c.tbody = el('tbody');
-    const head = el('tr', {}, ...['Version / instance', 'State', 'Share', 'Rate', 'Errors', 'p50', 'p99', 'Last 2 min', 'Total'].map((h) => el('th', { scope: 'col', text: h })));
+    const head = el('tr', {}, ...['Version / instance', 'Backend · state', 'Share', 'Rate', 'Errors', 'p50', 'p99', 'Last 2 min', 'Total'].map((h) => el('th', { scope: 'col', text: h })));
     c.table = el('table', {}, el('caption', { cls: 'skip', text: 'Traffic of ' + svc.name + ' by version and instance' }), el('thead', {}, head), c.tbody);
     c.root.append(el('div', { cls: 'service-head' }, c.title, c.badge), c.weights, c.controls, c.msg, c.chart, c.legend, el('div', { cls: 'table-wrap' }, c.table));
     $('services').append(c.root);
