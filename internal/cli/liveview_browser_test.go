@@ -364,7 +364,6 @@ routes:
 	}
 }
 
-
 // waitLong polls cond every 200 ms for up to 2 minutes: the browser and
 // the one-second snapshots make this slower than waitUntil's checks,
 // and a busy 2-core machine slower still.

@@ -124,12 +124,15 @@ func (h Histogram) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads the sparse form, refusing a bucket out of range.
 func (h *Histogram) UnmarshalJSON(data []byte) error {
-	var pairs [][2]uint64
+	var pairs [][]uint64
 	if err := json.Unmarshal(data, &pairs); err != nil {
 		return fmt.Errorf("histogram: want [[bucket, count], ...]: %w", err)
 	}
 	*h = Histogram{}
-	for _, p := range pairs {
+	for i, p := range pairs {
+		if len(p) != 2 {
+			return fmt.Errorf("histogram: entry %d: want [[bucket, count], ...], got %d numbers", i, len(p))
+		}
 		if p[0] >= uint64(NumBuckets) {
 			return fmt.Errorf("histogram: bucket %d out of range 0..%d", p[0], NumBuckets-1)
 		}
