@@ -195,8 +195,8 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 	if v2.Stats.ErrorShare != .1 || v2.Stats.Rate != 3 || v2.Stats.P50Ms < 30 || v2.Stats.P50Ms > 50 {
 		t.Errorf("v2 stats = rate %v, errors %v, p50 %v; want 3/s, 0.1, 30..50 ms", v2.Stats.Rate, v2.Stats.ErrorShare, v2.Stats.P50Ms)
 	}
-	if svc.Stats.Total != 105 || len(svc.Stats.History) != HistoryLen || svc.Stats.History[HistoryLen-1].N != 105 {
-		t.Errorf("service total %d, history %d points ending %d; want 105, %d, 105", svc.Stats.Total, len(svc.Stats.History), svc.Stats.History[HistoryLen-1].N, HistoryLen)
+	if h := svc.Stats.History; svc.Stats.Total != 105 || len(h.N) != HistoryLen || len(h.Errors) != HistoryLen || h.N[HistoryLen-1] != 105 || h.Errors[HistoryLen-1] != 3 {
+		t.Errorf("service total %d, history %d points ending %d (%d errors); want 105, %d, 105 (3)", svc.Stats.Total, len(h.N), h.N[HistoryLen-1], h.Errors[HistoryLen-1], HistoryLen)
 	}
 	if v2.Instances[0].LastError != "connection refused" {
 		t.Errorf("unhealthy instance's error = %q", v2.Instances[0].LastError)
@@ -205,8 +205,8 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 	// second, the history moves on, the totals stay.
 	c.Tick(now.Add(time.Second), routes)
 	s = c.Snapshot("gw-0", routes)
-	if h := s.Services[0].Stats.History; h[HistoryLen-1].N != 0 || h[HistoryLen-2].N != 105 || s.Services[0].Stats.Requests != 105 {
-		t.Errorf("after an idle tick: history ends %d, %d; window %d", h[HistoryLen-2].N, h[HistoryLen-1].N, s.Services[0].Stats.Requests)
+	if h := s.Services[0].Stats.History.N; h[HistoryLen-1] != 0 || h[HistoryLen-2] != 105 || s.Services[0].Stats.Requests != 105 {
+		t.Errorf("after an idle tick: history ends %d, %d; window %d", h[HistoryLen-2], h[HistoryLen-1], s.Services[0].Stats.Requests)
 	}
 }
 
@@ -316,8 +316,8 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merged p99.5 = %v ms, want in the 2 s bucket", p)
 	}
 	h := v.Stats.History
-	if h[HistoryLen-1].N != 10 || h[HistoryLen-2].N != 990 {
-		t.Errorf("merged history ends %d, %d; want 990 then 10 (b is a second later)", h[HistoryLen-2].N, h[HistoryLen-1].N)
+	if h.N[HistoryLen-1] != 10 || h.N[HistoryLen-2] != 990 || h.Errors[HistoryLen-1] != 10 || len(h.N) != HistoryLen {
+		t.Errorf("merged history ends %d, %d (errors %d); want 990 then 10 (b is a second later), 10 errors", h.N[HistoryLen-2], h.N[HistoryLen-1], h.Errors[HistoryLen-1])
 	}
 	if in := v.Instances; len(in) != 1 || in[0].State != StateEjected || in[0].Stats.Total != 1000 {
 		t.Errorf("merged instances = %+v, want one, ejected (the worst), 1000 requests", in)

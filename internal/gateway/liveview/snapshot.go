@@ -91,17 +91,22 @@ type Stats struct {
 	ErrorShare float64 `json:"errorShare"`
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
-	// History is one point a second, oldest first, ending at
-	// Snapshot.Time (HistoryLen points).
-	History []Point `json:"history,omitempty"`
+	// History is the last HistoryLen seconds, oldest first, ending at
+	// Snapshot.Time.
+	History History `json:"history"`
 }
 
-// Point is one second of history.
-type Point struct {
-	N       uint64    `json:"n,omitempty"`
-	Errors  uint64    `json:"e,omitempty"`
-	Latency Histogram `json:"h,omitzero"`
-	P99Ms   float64   `json:"p99,omitempty"`
+// History is requests and errors a second, as two columns of equal
+// length (compact in JSON). Latency is kept for the window only: the
+// page charts traffic, and a column of histograms would be most of the
+// snapshot's size.
+type History struct {
+	N      []uint64 `json:"n"`
+	Errors []uint64 `json:"e"`
+}
+
+func newHistory() History {
+	return History{N: make([]uint64, HistoryLen), Errors: make([]uint64, HistoryLen)}
 }
 
 // add adds o's counts into s; o's history ends shift seconds before s's.
@@ -111,28 +116,20 @@ func (s *Stats) add(o *Stats, shift int) {
 	s.Requests += o.Requests
 	s.Errors += o.Errors
 	s.Latency.Add(&o.Latency)
-	if len(s.History) < len(o.History) {
-		s.History = append(make([]Point, len(o.History)-len(s.History)), s.History...)
+	if len(s.History.N) < len(o.History.N) {
+		pad := make([]uint64, len(o.History.N)-len(s.History.N))
+		s.History.N = append(pad, s.History.N...)
+		s.History.Errors = append(slices.Clone(pad), s.History.Errors...)
 	}
-	for i := range o.History {
-		j := len(s.History) - len(o.History) + i - shift
-		if j < 0 || j >= len(s.History) {
+	for i := range o.History.N {
+		j := len(s.History.N) - len(o.History.N) + i - shift
+		if j < 0 || j >= len(s.History.N) {
 			continue
 		}
-		p := &s.History[j]
-		p.N += o.History[i].N
-		p.Errors += o.History[i].Errors
-		p.Latency.Add(&o.History[i].Latency)
-	}
-}
-
-// windowFromHistory sets the window's counts from the last window points.
-func (s *Stats) windowFromHistory(window int) {
-	s.Requests, s.Errors, s.Latency = 0, 0, Histogram{}
-	for _, p := range s.History[max(len(s.History)-window, 0):] {
-		s.Requests += p.N
-		s.Errors += p.Errors
-		s.Latency.Add(&p.Latency)
+		s.History.N[j] += o.History.N[i]
+		if i < len(o.History.Errors) && j < len(s.History.Errors) {
+			s.History.Errors[j] += o.History.Errors[i]
+		}
 	}
 }
 
@@ -143,9 +140,6 @@ func (s *Stats) derive(window int) {
 		s.ErrorShare = float64(s.Errors) / float64(s.Requests)
 	}
 	s.P50Ms, s.P99Ms = s.Latency.QuantileMs(.5), s.Latency.QuantileMs(.99)
-	for i := range s.History {
-		s.History[i].P99Ms = s.History[i].Latency.QuantileMs(.99)
-	}
 }
 
 // RouteInput is a route as the gateway describes it to Snapshot and
@@ -211,7 +205,7 @@ func (c *Collector) service(rt RouteInput) Service {
 	version := func(name, backend string) *Version {
 		v := versions[name]
 		if v == nil {
-			v = &Version{Name: name, Stats: Stats{History: make([]Point, HistoryLen)}}
+			v = &Version{Name: name, Stats: Stats{History: newHistory()}}
 			versions[name] = v
 		}
 		if !slices.Contains(v.Backends, backend) {
@@ -230,7 +224,7 @@ func (c *Collector) service(rt RouteInput) Service {
 		instance := func(ver, addr string) *Instance {
 			in := instances[ik{ver, addr}]
 			if in == nil {
-				in = &Instance{Address: addr, Backend: b.Name, InstanceMeta: c.meta[instKey{b.Name, addr}], State: StateGone, Stats: Stats{History: make([]Point, HistoryLen)}}
+				in = &Instance{Address: addr, Backend: b.Name, InstanceMeta: c.meta[instKey{b.Name, addr}], State: StateGone, Stats: Stats{History: newHistory()}}
 				if e, ok := live[addr]; ok {
 					in.State, in.LastError, in.InFlight = e.State(), e.LastError, e.InFlight
 				}
@@ -296,7 +290,7 @@ func (c *Collector) service(rt RouteInput) Service {
 func (s *Snapshot) Derive() {
 	for i := range s.Services {
 		svc := &s.Services[i]
-		svc.Stats = Stats{History: make([]Point, HistoryLen)}
+		svc.Stats = Stats{History: newHistory()}
 		for j := range svc.Versions {
 			v := &svc.Versions[j]
 			for k := range v.Instances {
@@ -387,7 +381,7 @@ func mergeVersions(svc *Service, vs []Version, shift int) {
 	for _, v := range vs {
 		i := slices.IndexFunc(svc.Versions, func(o Version) bool { return o.Name == v.Name })
 		if i < 0 {
-			svc.Versions = append(svc.Versions, Version{Name: v.Name, Stats: Stats{History: make([]Point, HistoryLen)}})
+			svc.Versions = append(svc.Versions, Version{Name: v.Name, Stats: Stats{History: newHistory()}})
 			i = len(svc.Versions) - 1
 		}
 		mv := &svc.Versions[i]
@@ -401,7 +395,7 @@ func mergeVersions(svc *Service, vs []Version, shift int) {
 			j := slices.IndexFunc(mv.Instances, func(o Instance) bool { return o.Backend == in.Backend && o.Address == in.Address })
 			if j < 0 {
 				c := in
-				c.Stats = Stats{History: make([]Point, HistoryLen)}
+				c.Stats = Stats{History: newHistory()}
 				c.InFlight = 0
 				mv.Instances = append(mv.Instances, c)
 				j = len(mv.Instances) - 1

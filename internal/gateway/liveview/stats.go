@@ -34,8 +34,8 @@ type series struct {
 	n, errs atomic.Uint64
 	buckets [NumBuckets]atomic.Uint64
 
-	last Point // cumulative at the last tick
-	ring [HistoryLen]Point
+	last sample // cumulative at the last tick
+	ring [HistoryLen]sample
 	head int // next slot of ring
 	idle int // ticks in a row without a request
 }
@@ -48,13 +48,19 @@ func (s *series) observe(failed bool, d time.Duration) {
 	s.buckets[bucketOf(d.Microseconds())].Add(1)
 }
 
-// cumulative reads the counters; the three reads are not one atomic step,
-// so a point may be off by the requests in flight between them.
-func (s *series) cumulative() Point {
-	var p Point
-	p.N, p.Errors = s.n.Load(), s.errs.Load()
+// sample is one second of a series (or its cumulative counts).
+type sample struct {
+	n, errs uint64
+	h       Histogram
+}
+
+// cumulative reads the counters; the reads are not one atomic step, so a
+// second may be off by the requests in flight between them.
+func (s *series) cumulative() sample {
+	var p sample
+	p.n, p.errs = s.n.Load(), s.errs.Load()
 	for i := range s.buckets {
-		p.Latency[i] = s.buckets[i].Load()
+		p.h[i] = s.buckets[i].Load()
 	}
 	return p
 }
@@ -119,15 +125,15 @@ func (r *Recorder) tick() {
 	var drop []seriesKey
 	for k, s := range *r.m.Load() {
 		cur := s.cumulative()
-		var d Point
-		d.N, d.Errors = cur.N-s.last.N, cur.Errors-s.last.Errors
-		for i := range d.Latency {
-			d.Latency[i] = cur.Latency[i] - s.last.Latency[i]
+		var d sample
+		d.n, d.errs = cur.n-s.last.n, cur.errs-s.last.errs
+		for i := range d.h {
+			d.h[i] = cur.h[i] - s.last.h[i]
 		}
 		s.last = cur
 		s.ring[s.head] = d
 		s.head = (s.head + 1) % HistoryLen
-		if d.N == 0 {
+		if d.n == 0 {
 			s.idle++
 			if s.idle > 2*HistoryLen {
 				drop = append(drop, k)
@@ -154,13 +160,18 @@ func (r *Recorder) tick() {
 // stats reads a series: totals, the window and the history, oldest
 // first, always HistoryLen points. c.mu is held.
 func (s *series) stats(window int) Stats {
-	st := Stats{History: make([]Point, HistoryLen)}
+	st := Stats{History: newHistory()}
 	cur := s.cumulative()
-	st.Total, st.TotalErrors = cur.N, cur.Errors
+	st.Total, st.TotalErrors = cur.n, cur.errs
 	for i := range HistoryLen {
-		st.History[i] = s.ring[(s.head+i)%HistoryLen]
+		p := &s.ring[(s.head+i)%HistoryLen]
+		st.History.N[i], st.History.Errors[i] = p.n, p.errs
+		if i >= HistoryLen-window {
+			st.Requests += p.n
+			st.Errors += p.errs
+			st.Latency.Add(&p.h)
+		}
 	}
-	st.windowFromHistory(window)
 	return st
 }
 

@@ -214,17 +214,16 @@
   // renderChart draws the service's requests a second by version, stacked,
   // over the history: where the traffic goes during a rollout.
   function renderChart(c, svc) {
-    const n = svc.stats.history ? svc.stats.history.length : 0;
+    const n = svc.stats.history.n.length;
     c.chart.replaceChildren();
     c.legend.replaceChildren();
-    if (!n) return;
-    let max = 1;
-    for (let i = 0; i < n; i++) max = Math.max(max, svc.stats.history[i].n || 0);
+    if (n < 2) return;
+    const max = Math.max(1, ...svc.stats.history.n);
     const base = new Array(n).fill(0);
     const W = 600, H = 88, x = (i) => (i * W) / (n - 1), y = (v) => H - (v / max) * (H - 4);
     for (const v of svc.versions) {
       const st = versionStyle(v.name);
-      const top = v.stats.history.map((p, i) => base[i] + (p.n || 0));
+      const top = v.stats.history.n.map((x, i) => base[i] + x);
       let d = 'M0,' + y(base[0]);
       for (let i = 0; i < n; i++) d += 'L' + x(i).toFixed(1) + ',' + y(top[i]).toFixed(1);
       for (let i = n - 1; i >= 0; i--) d += 'L' + x(i).toFixed(1) + ',' + y(base[i]).toFixed(1);
@@ -240,15 +239,15 @@
 
   function spark(hist, colour, what) {
     const s = svg('svg', { class: 'spark', viewBox: '0 0 120 24', preserveAspectRatio: 'none', role: 'img' });
-    if (!hist || !hist.length) return s;
-    let max = 1;
-    for (const p of hist) max = Math.max(max, p.n || 0);
-    const n = hist.length;
+    const n = hist.n.length;
+    if (n < 2) return s;
+    const max = Math.max(1, ...hist.n);
     let pts = '', errs = '';
-    hist.forEach((p, i) => {
+    hist.n.forEach((count, i) => {
       const x = ((i * 120) / (n - 1)).toFixed(1);
-      pts += x + ',' + (23 - ((p.n || 0) / max) * 21).toFixed(1) + ' ';
-      if (p.e) errs += 'M' + x + ',23V' + (23 - (p.e / max) * 21).toFixed(1);
+      pts += x + ',' + (23 - (count / max) * 21).toFixed(1) + ' ';
+      const e = hist.e[i];
+      if (e) errs += 'M' + x + ',23V' + (23 - (e / max) * 21).toFixed(1);
     });
     s.append(svg('polyline', { points: pts, fill: 'none', stroke: colour, 'stroke-width': '1.5' }));
     if (errs) s.append(svg('path', { d: errs, stroke: '#ff7b72', 'stroke-width': '2' }));
