@@ -374,6 +374,7 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 	}
 	if err == nil {
 		g.base = base
+		g.forgetPaused(cfg)
 	}
 	g.status.At, g.status.Source = start, source
 	g.metrics.reloadSeconds.Observe(time.Since(start).Seconds())

@@ -105,8 +105,11 @@ func (g *Gateway) routeInputs() []liveview.RouteInput {
 		for i, name := range split.Names {
 			bi := liveview.BackendInput{Name: name, Weight: split.Weights[i], Recorder: rs.live[i]}
 			for _, e := range rs.pools[i].Snapshot() {
-				bi.Endpoints = append(bi.Endpoints, liveview.EndpointInput{Address: e.Addr, Healthy: e.Healthy,
-					Ejected: e.EjectedUntil.After(now), Draining: e.Draining, LastError: e.LastError, InFlight: e.InFlight})
+				ei := liveview.EndpointInput{Address: e.Addr, Healthy: e.Healthy, Ejected: e.EjectedUntil.After(now), Draining: e.Draining, InFlight: e.InFlight}
+				if !e.Healthy { // a passing check keeps the last failure's error: not news
+					ei.LastError = e.LastError
+				}
+				bi.Endpoints = append(bi.Endpoints, ei)
 			}
 			ri.Backends = append(ri.Backends, bi)
 		}
@@ -179,6 +182,15 @@ func (g *Gateway) holdPaused(cfg *config.Config) *config.Config {
 		}
 	}
 	return &next
+}
+
+// forgetPaused drops the pause of routes cfg no longer has. g.mu is held.
+func (g *Gateway) forgetPaused(cfg *config.Config) {
+	for name := range g.paused {
+		if !slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.Name == name }) {
+			delete(g.paused, name)
+		}
+	}
 }
 
 // describeWeights writes a route's live weights as "blue 0, green 100".

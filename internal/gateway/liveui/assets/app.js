@@ -41,6 +41,9 @@
   }
   const pct = (x) => (100 * x).toFixed(1) + ' %';
   const ms = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)) + ' ms';
+  const lat = (s, q) => (s.requests ? ms(q) : '–');
+  // Columns a phone hides (style.css): p50, the sparkline, the total.
+  const opt = (td) => { td.classList.add('opt'); return td; };
   const rate = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)) + '/s';
   function errCell(s) {
     const td = el('td', { text: s.requests ? pct(s.errorShare) : '–' });
@@ -132,7 +135,10 @@
     c.chart = svg('svg', { class: 'chart', viewBox: '0 0 600 90', preserveAspectRatio: 'none', role: 'img' });
     c.legend = el('p', { cls: 'legend' });
     c.tbody = el('tbody');
-    const head = el('tr', {}, ...['Version / instance', 'Backend · state', 'Share', 'Rate', 'Errors', 'p50', 'p99', 'Last 2 min', 'Total'].map((h) => el('th', { scope: 'col', text: h })));
+    const head = el('tr', {}, ...['Version / instance', 'Backend · state', 'Share', 'Rate', 'Errors', 'p50', 'p99', 'Last 2 min', 'Total'].map((h, i) => {
+      const th = el('th', { scope: 'col', text: h });
+      return i === 5 || i >= 7 ? opt(th) : th;
+    }));
     c.table = el('table', {}, el('caption', { cls: 'skip', text: 'Traffic of ' + svc.name + ' by version and instance' }), el('thead', {}, head), c.tbody);
     c.root.append(el('div', { cls: 'service-head' }, c.title, c.badge), c.weights, c.controls, c.msg, c.chart, c.legend, el('div', { cls: 'table-wrap' }, c.table));
     $('services').append(c.root);
@@ -194,18 +200,18 @@
         el('th', { scope: 'row', cls: st.cls, text: st.shape + ' ' + v.name }),
         el('td', { cls: 'state', text: v.backends.join(', ') }),
         el('td', { text: pct(v.share) }), el('td', { text: rate(v.stats.rate) }), errCell(v.stats),
-        el('td', { text: ms(v.stats.p50Ms) }), el('td', { text: ms(v.stats.p99Ms) }),
-        el('td', {}, spark(v.stats.history, st.colour, v.name)), el('td', { text: v.stats.total }));
+        opt(el('td', { text: lat(v.stats, v.stats.p50Ms) })), el('td', { text: lat(v.stats, v.stats.p99Ms) }),
+        opt(el('td', {}, spark(v.stats.history, st.colour, v.name))), opt(el('td', { text: v.stats.total })));
       rows.push(tr);
       for (const i of v.instances) {
         const label = i.pod ? i.pod + ' (' + i.address + ')' : i.address;
         rows.push(el('tr', { cls: 'instance', 'data-instance': i.address, 'data-state': i.state },
           el('td', { text: label }),
-          el('td', { cls: 'state state-' + i.state, text: (stateText[i.state] || i.state) + (i.lastError ? ': ' + i.lastError : ''), title: i.lastError || '' }),
+          el('td', { cls: 'state state-' + i.state, text: (stateText[i.state] || i.state) + (i.lastError ? ': ' + i.lastError : ''), title: i.lastError || (stateText[i.state] || i.state) }),
           el('td', { text: v.stats.requests ? pct(i.stats.requests / v.stats.requests) : '–' }),
           el('td', { text: rate(i.stats.rate) }), errCell(i.stats),
-          el('td', { text: ms(i.stats.p50Ms) }), el('td', { text: ms(i.stats.p99Ms) }),
-          el('td', {}, spark(i.stats.history, st.colour, label)), el('td', { text: i.stats.total })));
+          opt(el('td', { text: lat(i.stats, i.stats.p50Ms) })), el('td', { text: lat(i.stats, i.stats.p99Ms) }),
+          opt(el('td', {}, spark(i.stats.history, st.colour, label))), opt(el('td', { text: i.stats.total }))));
       }
     }
     c.tbody.replaceChildren(...rows);
