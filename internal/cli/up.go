@@ -207,7 +207,8 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	}
 	ui := gw.LiveUI(nil) // the admin API is on loopback without a token
 	defer ui.Close()
-	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{UI: ui}), cfg.server, log), ln: adminLn, opts: cfg.server})
+	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{UI: ui}), cfg.server, log), ln: adminLn, opts: cfg.server,
+		drain: ui.Close}) // ends the live view's event streams, which Shutdown would wait for
 
 	base := "http://" + displayAddr(addrs[0])
 	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, countStore)

@@ -125,7 +125,7 @@ type Gateway struct {
 	parts   map[string]*Extra     // SetExtraPart's, by part name
 
 	live     *liveview.Collector
-	paused   map[string]bool // routes whose weights are held (SetPaused); g.mu
+	paused   atomic.Pointer[map[string]bool] // routes whose weights are held (SetPaused); copied on write under g.mu
 	liveStop context.CancelFunc
 	liveDone chan struct{}
 }
@@ -198,7 +198,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	g.metrics = newMetrics(opts.Registry, g)
 	g.live = liveview.NewCollector(liveview.CollectorOptions{})
-	g.paused = map[string]bool{}
+	g.paused.Store(&map[string]bool{})
 	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log, Rand: opts.Rand, MaxMirrorInFlight: opts.MaxMirrorInFlight,
 		OnRetry:  func(r, b string) { g.metrics.retries.WithLabelValues(r, b).Inc() },
 		OnMirror: func(r, res string) { g.metrics.mirrors.WithLabelValues(r, res).Inc() }})
@@ -583,7 +583,7 @@ func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNoRoute, routeName)
 	}
-	if g.paused[routeName] {
+	if (*g.paused.Load())[routeName] {
 		return fmt.Errorf("%w: route %q is paused: its weights are held until it is resumed", ErrPaused, routeName)
 	}
 	next := *st.cfg

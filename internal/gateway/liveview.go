@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -88,12 +89,7 @@ func (g *Gateway) routeInputs() []liveview.RouteInput {
 	if st == nil {
 		return nil
 	}
-	g.mu.Lock()
-	paused := make(map[string]bool, len(g.paused))
-	for k, v := range g.paused {
-		paused[k] = v
-	}
-	g.mu.Unlock()
+	paused := *g.paused.Load() // no g.mu: Close holds it while it stops the tick
 	now := time.Now()
 	var out []liveview.RouteInput
 	for _, rs := range st.routes {
@@ -132,41 +128,40 @@ func (g *Gateway) SetPaused(routeName string, paused bool) error {
 	if g.state.Load().table.Route(routeName) == nil {
 		return fmt.Errorf("%w: %q", ErrNoRoute, routeName)
 	}
-	if g.paused[routeName] == paused {
+	cur := *g.paused.Load()
+	if cur[routeName] == paused {
 		return nil
 	}
+	next := maps.Clone(cur)
 	kind, verb := liveview.KindResumed, "resumed"
 	if paused {
-		g.paused[routeName] = true
+		next[routeName] = true
 		kind, verb = liveview.KindPaused, "paused: weights held at "+describeWeights(g.state.Load(), routeName)
 	} else {
-		delete(g.paused, routeName)
+		delete(next, routeName)
 	}
+	g.paused.Store(&next)
 	g.log.Info("route "+verb, "route", routeName)
 	g.live.Event(liveview.Event{Kind: kind, Service: routeName, Message: routeName + " " + verb})
 	return nil
 }
 
 // Paused reports whether a route's weights are held (SetPaused).
-func (g *Gateway) Paused(routeName string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.paused[routeName]
-}
+func (g *Gateway) Paused(routeName string) bool { return (*g.paused.Load())[routeName] }
 
 // holdPaused returns cfg with the live weights of paused routes in place
 // of its own, for the backends both still have; cfg is not changed.
 // g.mu is held.
 func (g *Gateway) holdPaused(cfg *config.Config) *config.Config {
-	st := g.state.Load()
-	if len(g.paused) == 0 || st == nil {
+	st, paused := g.state.Load(), *g.paused.Load()
+	if len(paused) == 0 || st == nil {
 		return cfg
 	}
 	next := *cfg
 	next.Routes = slices.Clone(cfg.Routes)
 	for i := range next.Routes {
 		rc := &next.Routes[i]
-		if !g.paused[rc.Name] {
+		if !paused[rc.Name] {
 			continue
 		}
 		rt := st.table.Route(rc.Name)
@@ -186,11 +181,11 @@ func (g *Gateway) holdPaused(cfg *config.Config) *config.Config {
 
 // forgetPaused drops the pause of routes cfg no longer has. g.mu is held.
 func (g *Gateway) forgetPaused(cfg *config.Config) {
-	for name := range g.paused {
-		if !slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.Name == name }) {
-			delete(g.paused, name)
-		}
-	}
+	next := maps.Clone(*g.paused.Load())
+	maps.DeleteFunc(next, func(name string, _ bool) bool {
+		return !slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.Name == name })
+	})
+	g.paused.Store(&next)
 }
 
 // describeWeights writes a route's live weights as "blue 0, green 100".
