@@ -151,6 +151,7 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 	blue, green := c.Recorder("app", "blue"), c.Recorder("app", "green")
 	fill(blue, "v1", "10.0.0.1:80", 60, 0, time.Millisecond)
 	fill(blue, "v1", "10.0.0.2:80", 10, 0, time.Millisecond)
+	fill(blue, "", "10.0.0.1:80", 4, 4, time.Millisecond) // 502s from a v1 endpoint: v1's errors
 	fill(green, "v2", "10.0.0.3:80", 30, 3, 50*time.Millisecond)
 	fill(green, "", "10.0.0.4:80", 5, 0, time.Millisecond) // no header, a pod label
 	c.SetInstance("green", "10.0.0.4:80", InstanceMeta{Pod: "web-v3-abc", Version: "v3"})
@@ -184,9 +185,9 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 		got = append(got, r)
 	}
 	want := []row{
-		{"v1", 70, 0, .667, []string{"10.0.0.1:80 ready ", "10.0.0.2:80 ejected ", "10.0.0.9:80 ready "}},
-		{"v2", 30, 3, .286, []string{"10.0.0.3:80 unhealthy "}},
-		{"v3", 5, 0, .048, []string{"10.0.0.4:80 draining web-v3-abc"}},
+		{"v1", 74, 4, .679, []string{"10.0.0.1:80 ready ", "10.0.0.2:80 ejected ", "10.0.0.9:80 ready "}},
+		{"v2", 30, 3, .275, []string{"10.0.0.3:80 unhealthy "}},
+		{"v3", 5, 0, .046, []string{"10.0.0.4:80 draining web-v3-abc"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("versions (-want +got):\n%s", diff)
@@ -195,8 +196,8 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 	if v2.Stats.ErrorShare != .1 || v2.Stats.Rate != 3 || v2.Stats.P50Ms < 30 || v2.Stats.P50Ms > 50 {
 		t.Errorf("v2 stats = rate %v, errors %v, p50 %v; want 3/s, 0.1, 30..50 ms", v2.Stats.Rate, v2.Stats.ErrorShare, v2.Stats.P50Ms)
 	}
-	if h := svc.Stats.History; svc.Stats.Total != 105 || len(h.N) != HistoryLen || len(h.Errors) != HistoryLen || h.N[HistoryLen-1] != 105 || h.Errors[HistoryLen-1] != 3 {
-		t.Errorf("service total %d, history %d points ending %d (%d errors); want 105, %d, 105 (3)", svc.Stats.Total, len(h.N), h.N[HistoryLen-1], h.Errors[HistoryLen-1], HistoryLen)
+	if h := svc.Stats.History; svc.Stats.Total != 109 || len(h.N) != HistoryLen || len(h.Errors) != HistoryLen || h.N[HistoryLen-1] != 109 || h.Errors[HistoryLen-1] != 7 {
+		t.Errorf("service total %d, history %d points ending %d (%d errors); want 109, %d, 109 (7)", svc.Stats.Total, len(h.N), h.N[HistoryLen-1], h.Errors[HistoryLen-1], HistoryLen)
 	}
 	if v2.Instances[0].LastError != "connection refused" {
 		t.Errorf("unhealthy instance's error = %q", v2.Instances[0].LastError)
@@ -205,7 +206,7 @@ func TestSnapshotVersionsAndInstances(t *testing.T) {
 	// second, the history moves on, the totals stay.
 	c.Tick(now.Add(time.Second), routes)
 	s = c.Snapshot("gw-0", routes)
-	if h := s.Services[0].Stats.History.N; h[HistoryLen-1] != 0 || h[HistoryLen-2] != 105 || s.Services[0].Stats.Requests != 105 {
+	if h := s.Services[0].Stats.History.N; h[HistoryLen-1] != 0 || h[HistoryLen-2] != 109 || s.Services[0].Stats.Requests != 109 {
 		t.Errorf("after an idle tick: history ends %d, %d; window %d", h[HistoryLen-2], h[HistoryLen-1], s.Services[0].Stats.Requests)
 	}
 }

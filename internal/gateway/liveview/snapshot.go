@@ -232,34 +232,44 @@ func (c *Collector) service(rt RouteInput) Service {
 			}
 			return in
 		}
-		// The backend's most frequent named version stands for endpoints
-		// that have not answered yet.
+		// Requests whose answer named no version (a 502 from the gateway,
+		// an app without the header) count under the version the same
+		// endpoint names in its other answers, else its version label,
+		// else the version the backend answers with most, else the
+		// backend's name: a failing canary's errors stay the canary's.
 		var dominant string
 		var most uint64
+		named := map[string]string{} // endpoint → its most frequent named version
+		counts := map[string]uint64{}
 		seen := map[string]bool{} // endpoints with traffic
+		var series map[seriesKey]*series
 		if b.Recorder != nil {
-			for k, s := range *b.Recorder.m.Load() {
-				st := s.stats(c.window)
-				ver := k.version
-				if ver == "" {
-					ver = c.meta[instKey{b.Name, k.endpoint}].Version
-				}
-				if ver == "" {
-					ver = b.Name
-				}
-				if k.version != "" && st.Total > most {
-					dominant, most = k.version, st.Total
-				}
-				version(ver, b.Name).Stats.add(&st, 0)
-				if k.endpoint == "" {
-					continue
-				}
-				if _, ok := live[k.endpoint]; !ok && st.Requests == 0 {
-					continue // gone, and quiet for the window
-				}
-				seen[k.endpoint] = true
-				instance(ver, k.endpoint).Stats.add(&st, 0)
+			series = *b.Recorder.m.Load()
+		}
+		for k, s := range series {
+			if k.version == "" || k.version == OverflowVersion {
+				continue
 			}
+			n := s.n.Load()
+			if n > most {
+				dominant, most = k.version, n
+			}
+			if k.endpoint != "" && n >= counts[k.endpoint] {
+				named[k.endpoint], counts[k.endpoint] = k.version, n
+			}
+		}
+		for k, s := range series {
+			st := s.stats(c.window)
+			ver := cmp.Or(k.version, named[k.endpoint], c.meta[instKey{b.Name, k.endpoint}].Version, dominant, b.Name)
+			version(ver, b.Name).Stats.add(&st, 0)
+			if k.endpoint == "" {
+				continue
+			}
+			if _, ok := live[k.endpoint]; !ok && st.Requests == 0 {
+				continue // gone, and quiet for the window
+			}
+			seen[k.endpoint] = true
+			instance(ver, k.endpoint).Stats.add(&st, 0)
 		}
 		for _, e := range b.Endpoints {
 			if seen[e.Address] {

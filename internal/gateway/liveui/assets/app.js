@@ -51,7 +51,9 @@
     return td;
   }
 
-  function setStatus(text) { $('status').textContent = text; }
+  // setStatus changes the announced connection state; the time of the
+  // last snapshot is in #updated, which is not announced every second.
+  function setStatus(text) { if ($('status').textContent !== text) $('status').textContent = text; }
 
   async function start() {
     let r;
@@ -148,7 +150,8 @@
 
   function render(snap) {
     const when = new Date(snap.time).toLocaleTimeString();
-    setStatus('Live · ' + when + ' · ' + snap.replicas.length + ' gateway replica' + (snap.replicas.length === 1 ? '' : 's'));
+    setStatus('Live');
+    $('updated').textContent = '· ' + when + ' · ' + snap.replicas.length + ' gateway replica' + (snap.replicas.length === 1 ? '' : 's');
     $('window').textContent = snap.windowSeconds;
     const names = new Set(snap.services.map((s) => s.name));
     for (const [name, c] of cards) if (!names.has(name)) { c.root.remove(); cards.delete(name); }
