@@ -59,13 +59,6 @@ func (h *hub) leave(ch chan []byte) {
 	delete(h.viewers, ch)
 }
 
-// viewerCount is the number of open event streams.
-func (h *hub) viewerCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.viewers)
-}
-
 func (h *hub) run() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.interval)

@@ -406,7 +406,7 @@ func checkOrigin(r *http.Request, required bool) error {
 		scheme = "https"
 	}
 	if !strings.EqualFold(o, scheme+"://"+r.Host) {
-		return errors.New("Origin is not this admin listener's: controls are for the live view page")
+		return errors.New("the Origin header is not this admin listener's: controls are for the live view page")
 	}
 	return nil
 }
