@@ -338,3 +338,26 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merge of a decoded snapshot differs: %+v", m2.Services[0].Versions[0].Stats)
 	}
 }
+
+// TestIdleHistoryLeftOut: an all-zero history is left out of the JSON,
+// and a decoded snapshot without one still merges.
+func TestIdleHistoryLeftOut(t *testing.T) {
+	c := NewCollector(CollectorOptions{})
+	r := c.Recorder("app", "web")
+	routes := []RouteInput{{Name: "app", Backends: []BackendInput{{Name: "web", Weight: 1, Recorder: r, Endpoints: []EndpointInput{{Address: "10.0.0.1:80", Healthy: true}}}}}}
+	c.Tick(time.Unix(1000, 0), routes)
+	idle, _ := json.Marshal(c.Snapshot("gw-a", routes))
+	if strings.Contains(string(idle), `"history"`) {
+		t.Errorf("idle snapshot has a history: %s", idle)
+	}
+	var back Snapshot
+	if err := json.Unmarshal(idle, &back); err != nil {
+		t.Fatal(err)
+	}
+	fill(r, "v1", "10.0.0.1:80", 5, 0, time.Millisecond)
+	c.Tick(time.Unix(1001, 0), routes)
+	m := Merge(&back, c.Snapshot("gw-b", routes))
+	if h := m.Services[0].Versions[0].Stats.History; len(h.N) != HistoryLen || h.N[HistoryLen-1] != 5 {
+		t.Errorf("merged history = %v", h.N)
+	}
+}

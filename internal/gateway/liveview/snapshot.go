@@ -92,8 +92,9 @@ type Stats struct {
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
 	// History is the last HistoryLen seconds, oldest first, ending at
-	// Snapshot.Time.
-	History History `json:"history"`
+	// Snapshot.Time; left out of JSON when it is all zero (most instances
+	// of a large config), which decodes as empty.
+	History History `json:"history,omitzero"`
 }
 
 // History is requests and errors a second, as two columns of equal
@@ -103,6 +104,16 @@ type Stats struct {
 type History struct {
 	N      []uint64 `json:"n"`
 	Errors []uint64 `json:"e"`
+}
+
+// IsZero reports whether no request was counted (JSON leaves it out).
+func (h History) IsZero() bool {
+	for i, n := range h.N {
+		if n != 0 || i < len(h.Errors) && h.Errors[i] != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func newHistory() History {

@@ -223,7 +223,7 @@
   // renderChart draws the service's requests a second by version, stacked,
   // over the history: where the traffic goes during a rollout.
   function renderChart(c, svc) {
-    const n = svc.stats.history.n.length;
+    const n = svc.stats.history ? svc.stats.history.n.length : 0;
     c.chart.replaceChildren();
     c.legend.replaceChildren();
     if (n < 2) return;
@@ -232,7 +232,7 @@
     const W = 600, H = 88, x = (i) => (i * W) / (n - 1), y = (v) => H - (v / max) * (H - 4);
     for (const v of svc.versions) {
       const st = versionStyle(v.name);
-      const top = v.stats.history.n.map((x, i) => base[i] + x);
+      const top = base.map((b, i) => b + (v.stats.history ? v.stats.history.n[i] || 0 : 0));
       let d = 'M0,' + y(base[0]);
       for (let i = 0; i < n; i++) d += 'L' + x(i).toFixed(1) + ',' + y(top[i]).toFixed(1);
       for (let i = n - 1; i >= 0; i--) d += 'L' + x(i).toFixed(1) + ',' + y(base[i]).toFixed(1);
@@ -248,7 +248,7 @@
 
   function spark(hist, colour, what) {
     const s = svg('svg', { class: 'spark', viewBox: '0 0 120 24', preserveAspectRatio: 'none', role: 'img' });
-    const n = hist.n.length;
+    const n = hist ? hist.n.length : 0;
     if (n < 2) return s;
     const max = Math.max(1, ...hist.n);
     let pts = '', errs = '';
