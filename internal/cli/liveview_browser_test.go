@@ -354,6 +354,27 @@ routes:
 		t.Errorf("timeline lacks the flip: %q", timeline)
 	}
 	shot("liveview-after-flip")
+
+	// Keyboard: pause the canary with Enter on its focused button; the
+	// focus survives the snapshots that re-render the numbers, and a
+	// second Enter resumes.
+	pause := chromedp.CSS(`[data-service="canary"] button[data-action="pause"]`)
+	run("focus pause", chromedp.Focus(pause), chromedp.KeyEvent("\r"))
+	waitLong(t, "the page shows canary paused", func() bool {
+		return eval("read pause", `document.querySelector('[data-service="canary"]').dataset.paused + ' ' + document.querySelector('[data-service="canary"] button[data-action="pause"]').getAttribute('aria-pressed')`) == "true true"
+	})
+	focused := func() string {
+		return eval("read focus", `(document.activeElement.closest('[data-service]') || {dataset: {}}).dataset.service + '/' + document.activeElement.dataset.action`)
+	}
+	updated := eval("read the time", `document.getElementById('updated').textContent`)
+	waitLong(t, "a new snapshot", func() bool { return eval("read the time", `document.getElementById('updated').textContent`) != updated })
+	if f := focused(); f != "canary/pause" {
+		t.Errorf("after a snapshot the focus is on %q, want canary/pause", f)
+	}
+	run("resume", chromedp.KeyEvent("\r"))
+	waitLong(t, "the page shows canary resumed", func() bool {
+		return eval("read pause", `document.querySelector('[data-service="canary"]').dataset.paused`) == "false"
+	})
 	run("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 	shot("liveview-phone")
 
