@@ -93,7 +93,9 @@
   function connect() {
     source = new EventSource('events');
     source.addEventListener('snapshot', (ev) => render(JSON.parse(ev.data)));
-    source.addEventListener('logout', () => showLogin());
+    // The session ended: start again (a login form, or on loopback a new
+    // session without one).
+    source.addEventListener('logout', () => { source.close(); source = null; start(); });
     source.onerror = () => {
       setStatus('Connection lost; reconnecting…');
       // A 401 closes the stream for good: check the session.
@@ -188,7 +190,7 @@
     c.down.textContent = 'Canary ' + c.canary + ' −10';
     c.up.textContent = 'Canary ' + c.canary + ' +10';
     c.flip.disabled = !controls || !two || svc.paused;
-    c.down.disabled = c.up.disabled = !controls || !c.canary || svc.paused;
+    c.down.disabled = c.up.disabled = !controls || svc.backends.length < 2 || svc.paused;
     c.pause.disabled = !controls;
     c.pause.setAttribute('aria-pressed', svc.paused ? 'true' : 'false');
     c.pause.textContent = svc.paused ? 'Resume' : 'Pause';
