@@ -251,7 +251,10 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	var admins []server
 	if adminLn != nil {
 		aopts := httpserver.Options{ShutdownTimeout: time.Second}
-		ui := gw.LiveUI(cfg.admin.opts.Token)
+		// As an Ingress or Gateway API controller the routes' weights live
+		// in the cluster: a local change would last until the next
+		// reconcile and reach one replica only, so the page only shows.
+		ui := gw.LiveUI(cfg.admin.opts.Token, cfg.ingress.class != "" || cfg.gatewayAPI.class != "")
 		defer ui.Close()
 		secure := cfg.admin.opts
 		secure.UI = ui

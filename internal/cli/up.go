@@ -205,7 +205,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 		}
 		others = append(others, server{srv: srv, ln: s.ln, opts: cfg.server, drain: s.drain})
 	}
-	ui := gw.LiveUI(nil) // the admin API is on loopback without a token
+	ui := gw.LiveUI(nil, false) // the admin API is on loopback without a token
 	defer ui.Close()
 	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{UI: ui}), cfg.server, log), ln: adminLn, opts: cfg.server,
 		drain: ui.Close}) // ends the live view's event streams, which Shutdown would wait for

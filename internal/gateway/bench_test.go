@@ -112,7 +112,7 @@ routes: [{name: r, match: {hosts: [a.test], path: {value: /api}}, backends: [{na
 // each read to the end on its own goroutine; stop closes them.
 func watchLive(b *testing.B, gw *Gateway, n int) (stop func()) {
 	b.Helper()
-	ui := gw.LiveUI(nil)
+	ui := gw.LiveUI(nil, false)
 	adm := httptest.NewServer(admin.Secure(gw.AdminHandler(), admin.Options{UI: ui}))
 	client := adm.Client()
 	resp, err := client.Get(adm.URL + "/ui/session")

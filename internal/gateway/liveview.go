@@ -26,11 +26,16 @@ var ErrPaused = fmt.Errorf("route paused (%w)", admin.ErrConflict)
 func (g *Gateway) LiveView() *liveview.Collector { return g.live }
 
 // LiveUI returns the live view page for the admin listener (pass it as
-// admin.Options.UI): this gateway's snapshots, and controls that go
-// through SetWeights and SetPaused. token is the admin API's (nil: the
-// page answers on loopback only). Close it after the admin server.
-func (g *Gateway) LiveUI(token []byte) *liveui.UI {
-	return liveui.New(liveui.Options{Source: g, Controls: g, Token: token, Logger: g.log.With("component", "liveview")})
+// admin.Options.UI): this gateway's snapshots, with controls that go
+// through SetWeights and SetPaused unless readOnly. token is the admin
+// API's (nil: the page answers on loopback only). Close it when the
+// admin server starts draining: Shutdown waits for its event streams.
+func (g *Gateway) LiveUI(token []byte, readOnly bool) *liveui.UI {
+	o := liveui.Options{Source: g, Token: token, Logger: g.log.With("component", "liveview")}
+	if !readOnly {
+		o.Controls = g
+	}
+	return liveui.New(o)
 }
 
 var (
