@@ -406,3 +406,28 @@ func TestPageAndHeaders(t *testing.T) {
 		t.Errorf("GET /routes without the token = %d, want 401", code)
 	}
 }
+
+// TestReadOnly: without Controls the page says so and every control is
+// refused, weights untouched.
+func TestReadOnly(t *testing.T) {
+	f := start(t, nil, liveui.Options{})
+	ui := liveui.New(liveui.Options{Source: f.gw})
+	defer ui.Close()
+	srv := httptest.NewServer(admin.Secure(f.gw.AdminHandler(), admin.Options{UI: ui}))
+	defer srv.Close()
+	ro := &fixture{url: srv.URL, gw: f.gw}
+	code, body, h := ro.do(t, request{method: "GET", path: "/ui/session"})
+	if code != 200 || !strings.Contains(body, `"controls":false`) {
+		t.Fatalf("session = %d %s", code, body)
+	}
+	var csrf struct{ CSRF string }
+	json.Unmarshal([]byte(body), &csrf)
+	cookie := strings.TrimPrefix(strings.Split(h.Get("Set-Cookie"), ";")[0], liveui.CookieName+"=")
+	code, body, _ = ro.do(t, request{method: "POST", path: "/ui/routes/app/flip", cookie: cookie, csrf: csrf.CSRF, origin: "self"})
+	if code != 400 || !strings.Contains(body, "no controls") {
+		t.Errorf("flip on a read-only page = %d %s, want 400", code, body)
+	}
+	if w := ro.weights(t); w != "blue=100 green=0" {
+		t.Errorf("weights = %s", w)
+	}
+}
