@@ -22,8 +22,8 @@ run: ## run the whole system locally (flotilla up)
 	$(GO) run ./cmd/flotilla up
 
 .PHONY: deps
-deps: ## install what the tests need (redis-server) when missing
-	@hack/ensure-packages.sh redis-server:redis-server
+deps: ## install what the tests need (redis-server; chromium for the live view's browser test) when missing
+	@hack/ensure-packages.sh redis-server:redis-server chromium:chromium
 
 .PHONY: test
 test: deps ## unit and integration tests, race detector on (the README's test command)

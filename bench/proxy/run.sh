@@ -19,9 +19,14 @@
 # PROXY_CPU, ONLY (space-separated subset of: direct flotilla flotilla-log
 # flotilla-base nginx haproxy caddy traefik flotilla-tls nginx-tls
 # caddy-tls flotilla-apikey flotilla-jwt flotilla-rl-local
-# flotilla-rl-redis; the policy rows are not in the default set:
+# flotilla-rl-redis flotilla-nolive flotilla-viewers; the policy rows are
+# not in the default set:
 #   ONLY="flotilla flotilla-apikey flotilla-jwt flotilla-rl-local flotilla-rl-redis" ROUNDS=5
-# compares them with the bare gateway), H2_CONNECTIONS (8), H2_STREAMS (4), CADDY_VERSION, TRAEFIK_VERSION,
+# compares them with the bare gateway; the live view's cost:
+#   ONLY="flotilla flotilla-nolive flotilla-viewers" ROUNDS=5
+# flotilla-nolive runs with --live-stats=false, flotilla-viewers with
+# VIEWERS (50) browsers' worth of event streams open on /ui/events),
+# H2_CONNECTIONS (8), H2_STREAMS (4), CADDY_VERSION, TRAEFIK_VERSION,
 # GO_PROXIES=0 to skip building Caddy and Traefik, ROUNDS (1): run the whole
 # set this many times, interleaved, so that a drift of the machine's speed
 # hits every target alike. BASE=<git revision> adds the row flotilla-base:
@@ -43,6 +48,7 @@ BASE=${BASE:-}
 CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
 TRAEFIK_VERSION=${TRAEFIK_VERSION:-v3.7.13}
 GO_PROXIES=${GO_PROXIES:-1}
+VIEWERS=${VIEWERS:-50}
 TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/flotilla-bench/bin
 
 hack/ensure-packages.sh wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux h2load:nghttp2-client openssl:openssl redis-server:redis-server
@@ -328,6 +334,7 @@ measure() {
   *) url="https://127.0.0.1:$port/" ;;
   esac
   wait_up "$url" "$pid" || { tail -3 "$work/$name.out" >&2 2>/dev/null; return 0; }
+  [ -n "${BEFORE_LOAD:-}" ] && "$BEFORE_LOAD"
   load "$proto" "$url" "$WARMUP" >/dev/null
   local t0=0 t1=0 out
   [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
@@ -359,6 +366,20 @@ run_protos() { # protos name port cmd...
   wait "$pid" 2>/dev/null || true
 }
 
+# open_viewers opens VIEWERS event streams on the live view of the gateway
+# whose admin API is on 127.0.0.1:18091 (loopback: a session without a
+# token), on the load generator's core; they end with the gateway.
+open_viewers() {
+  local admin=http://127.0.0.1:18091 i
+  for i in $(seq 50); do curl -sf -o /dev/null "$admin/readyz" && break; sleep 0.1; done
+  curl -sf -c "$work/viewers.jar" -o /dev/null "$admin/ui/session"
+  for i in $(seq "$VIEWERS"); do
+    taskset -c "$LOAD_CPU" curl -sN -b "$work/viewers.jar" -o /dev/null "$admin/ui/events" &
+    pids+=("$!")
+  done
+  sleep 2 # every stream has had its first snapshot
+}
+
 gw_flags=(gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn)
 gw_tls_flags=(gateway --config "$work/gateway-tls.yaml" --addr 127.0.0.1:18081 --tls-addr 127.0.0.1:18441 --admin-addr "${TLS_ADMIN_ADDR:-}" --access-log=false --watch=false --log-level warn)
 for round in $(seq "$ROUNDS"); do
@@ -376,6 +397,8 @@ for round in $(seq "$ROUNDS"); do
     esac
     LOAD_HEADER=$LOAD_HEADER run "flotilla-$p" 18081 "$work/flotilla" gateway --config "$work/gateway-$p.yaml" --addr 127.0.0.1:18081 --admin-addr "" --access-log=false --watch=false --log-level warn
   done
+  want flotilla-nolive && run flotilla-nolive 18081 "$work/flotilla" "${gw_flags[@]}" --live-stats=false
+  want flotilla-viewers && BEFORE_LOAD=open_viewers run flotilla-viewers 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:18091 --access-log=false --watch=false --log-level warn
   want flotilla-log && run flotilla-log 18081 "$work/flotilla" gateway --config "$work/gateway.yaml" --addr 127.0.0.1:18081 --admin-addr 127.0.0.1:0 --access-log=true --watch=false --log-level warn
   want nginx && run nginx 18082 nginx -c "$work/nginx.conf" -p "$work"
   want haproxy && run haproxy 18083 haproxy -db -f "$work/haproxy.cfg"

@@ -46,6 +46,7 @@ type gatewayConfig struct {
 	adminAddr    string
 	admin        adminFlags
 	accessLog    bool
+	liveStats    bool
 	watch        bool
 	maxBodyBytes int64
 	trusted      []string
@@ -120,6 +121,7 @@ serving.`,
 	fs.StringSliceVar(&cfg.admin.hosts, "admin-hosts", nil, "host names the admin API accepts in the Host header besides IP addresses and localhost (DNS rebinding guard)")
 	fs.BoolVar(&cfg.admin.pprof, "admin-pprof", false, "serve Go profiles on the admin API under /debug/pprof/ (behind the token)")
 	fs.BoolVar(&cfg.accessLog, "access-log", true, "write one JSON access log line per request to stdout")
+	fs.BoolVar(&cfg.liveStats, "live-stats", true, "count requests by version and instance for the live view on the admin port (/ui/); false measures its cost")
 	fs.BoolVar(&cfg.watch, "watch", true, "reload the config file when it changes")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for backends with kubernetes discovery when running outside the cluster (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)")
@@ -160,6 +162,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		// may hold none (docs/ingress.md, docs/gateway-api.md).
 		AllowNoRoutes: cfg.ingress.class != "" || cfg.gatewayAPI.class != ""}
 	opts.Registry.MustRegister(disc)
+	opts.DisableLiveStats = !cfg.liveStats
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
 	}
@@ -263,10 +266,20 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	var admins []server
 	if adminLn != nil {
 		aopts := httpserver.Options{ShutdownTimeout: time.Second}
-		h := admin.Secure(gw.AdminHandler(), cfg.admin.opts)
-		admins = append(admins, server{srv: httpserver.New(h, aopts, log), ln: adminLn, opts: aopts})
+		// As a Gateway API controller the page's weight buttons write the
+		// HTTPRoute, as the admin API does, so every replica follows. As an
+		// Ingress controller alone a change would reach one replica and
+		// last until the next reconcile, so the page only shows.
+		ui := gw.LiveUI(cfg.admin.opts.Token, cfg.ingress.class != "" && cfg.gatewayAPI.class == "")
+		defer ui.Close()
+		secure := cfg.admin.opts
+		secure.UI = ui
+		h := admin.Secure(gw.AdminHandler(), secure)
+		// Shutdown would wait for the live view's event streams: end them first.
+		admins = append(admins, server{srv: httpserver.New(h, aopts, log), ln: adminLn, opts: aopts, drain: ui.Close})
 		log.Info("gateway admin listening", slog.String("addr", adminLn.Addr().String()),
-			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof))
+			slog.Bool("token", cfg.admin.opts.Token != nil), slog.Bool("pprof", cfg.admin.opts.Pprof),
+			slog.String("live_view", "http://"+displayAddr(adminLn.Addr())+"/ui/"))
 	}
 	log.Info("gateway listening", slog.String("addr", cfg.addr), slog.String("tls_addr", cfg.tlsAddr), slog.String("config", cfg.configPath))
 	data := httpserver.NewH1(gw.Handler(), cfg.server, log)

@@ -205,7 +205,10 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 		}
 		others = append(others, server{srv: srv, ln: s.ln, opts: cfg.server, drain: s.drain})
 	}
-	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{}), cfg.server, log), ln: adminLn, opts: cfg.server})
+	ui := gw.LiveUI(nil, false) // the admin API is on loopback without a token
+	defer ui.Close()
+	others = append(others, server{srv: httpserver.New(admin.Secure(gw.AdminHandler(), admin.Options{UI: ui}), cfg.server, log), ln: adminLn, opts: cfg.server,
+		drain: ui.Close}) // ends the live view's event streams, which Shutdown would wait for
 
 	base := "http://" + displayAddr(addrs[0])
 	fmt.Fprintf(g.env.Stdout, "flotilla up: %d counters, 1 demo, gateway; store: %s\n", cfg.counters, countStore)
@@ -220,7 +223,8 @@ func runUp(ctx context.Context, cfg upConfig, g *globals) error {
 	} else {
 		fmt.Fprintf(g.env.Stdout, "  grpc     grpcurl -plaintext %s list\n", displayAddr(addrs[0]))
 	}
-	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\nPress Ctrl-C to stop.\n", adminLn.Addr())
+	fmt.Fprintf(g.env.Stdout, "  admin    http://%s/routes\n", adminLn.Addr())
+	fmt.Fprintf(g.env.Stdout, "  live     http://%s/ui/ (traffic by version, rollout controls)\nPress Ctrl-C to stop.\n", adminLn.Addr())
 
 	err = serveAll(ctx, server{srv: streamDraining{httpserver.NewH1(gw.Handler(), cfg.server, log), gw.DrainStreams}, ln: entry, opts: cfg.server, drain: gw.Probes().Drain}, others...)
 	if err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -94,6 +95,45 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 	if got := get("/counter"); got != "[counter-2] Redis counter value=2\n" {
 		t.Errorf("second GET /counter = %q", got)
+	}
+	// The live view's URL is printed and counts those requests.
+	var live string
+	for _, l := range banner {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "live" {
+			live = f[1]
+		}
+	}
+	if !strings.HasPrefix(live, "http://127.0.0.1:") || !strings.HasSuffix(live, "/ui/") {
+		t.Fatalf("banner has no live view URL:\n%s", strings.Join(banner, "\n"))
+	}
+	sresp, err := c.Get(live + "session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sresp.Body.Close()
+	req, _ := http.NewRequest("GET", live+"snapshot", nil)
+	for _, ck := range sresp.Cookies() {
+		req.AddCookie(ck)
+	}
+	if sresp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		Services []struct {
+			Name  string
+			Stats struct{ Total int }
+		}
+	}
+	json.NewDecoder(sresp.Body).Decode(&snap)
+	sresp.Body.Close()
+	counted := -1
+	for _, s := range snap.Services {
+		if s.Name == "counter" {
+			counted = s.Stats.Total
+		}
+	}
+	if counted != 2 {
+		t.Errorf("live view snapshot counts %d requests on route counter, want 2: %+v", counted, snap.Services)
 	}
 	if got := get("/demo/ping"); got != "pong\n" {
 		t.Errorf("GET /demo/ping = %q", got)

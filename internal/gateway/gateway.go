@@ -29,6 +29,7 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/balance"
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/gateway/liveview"
 	"github.com/flotilla-dev/flotilla/internal/gateway/proxy"
 	"github.com/flotilla-dev/flotilla/internal/gateway/ratelimit"
 	"github.com/flotilla-dev/flotilla/internal/gateway/route"
@@ -80,6 +81,14 @@ type Options struct {
 	// 404) instead of refusing it: set for an Ingress controller, whose
 	// routes come from Ingresses through SetExtra (default false).
 	AllowNoRoutes bool
+	// DisableLiveStats turns off the live view's per-version and
+	// per-instance request statistics (default false: on). The page still
+	// shows topology, health and the timeline; benchmarks measure the
+	// statistics' cost with it.
+	DisableLiveStats bool
+	// Replica names this gateway in live view snapshots (default the host
+	// name; on Kubernetes the pod name).
+	Replica string
 }
 
 // EndpointSource is Kubernetes discovery as the gateway uses it: fn gets
@@ -116,6 +125,10 @@ type Gateway struct {
 	parts   map[string]*Extra     // SetExtraPart's, by part name
 
 	weightWriter atomic.Pointer[admin.WeightWriter] // SetWeightWriter's; nil: local
+	live         *liveview.Collector
+	paused       atomic.Pointer[map[string]bool] // routes whose weights are held (SetPaused); copied on write under g.mu
+	liveStop     context.CancelFunc
+	liveDone     chan struct{}
 }
 
 // state is everything a request reads, swapped as one. Reloads and
@@ -136,6 +149,7 @@ type routeState struct {
 	allowed func(int) bool  // bound once: no allocation per request
 	mirror  *backend.Pool
 	metrics []*routeMetrics
+	live    []*liveview.Recorder // by rt.Split index; nil entries when DisableLiveStats
 }
 
 func (rs *routeState) available(i int) bool { return rs.pools[i].Available() }
@@ -184,6 +198,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.access = newAccessLog(opts.AccessLog, time.Second)
 	}
 	g.metrics = newMetrics(opts.Registry, g)
+	g.live = liveview.NewCollector(liveview.CollectorOptions{})
+	g.paused.Store(&map[string]bool{})
 	g.proxy = proxy.New(proxy.Options{HTTP1: g.h1, H2C: g.h2c, Logger: g.log, Rand: opts.Rand, MaxMirrorInFlight: opts.MaxMirrorInFlight,
 		OnRetry:  func(r, b string) { g.metrics.retries.WithLabelValues(r, b).Inc() },
 		OnMirror: func(r, res string) { g.metrics.mirrors.WithLabelValues(r, res).Inc() }})
@@ -191,6 +207,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		g.Close()
 		return nil, err
 	}
+	g.startLive()
 	return g, nil
 }
 
@@ -244,6 +261,7 @@ func (g *Gateway) Close() {
 	}
 	g.closed = true
 	g.probes.Drain()
+	g.stopLive()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if err := g.proxy.Drain(ctx); err != nil {
 		g.log.Warn("streams left open at close", slog.String("error", err.Error()))
@@ -352,11 +370,12 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 	base, err := read()
 	cfg := base
 	if err == nil {
-		cfg = g.withExtra(base)
+		cfg = g.holdPaused(g.withExtra(base))
 		err = g.swap(cfg)
 	}
 	if err == nil {
 		g.base = base
+		g.forgetPaused(cfg)
 	}
 	g.status.At, g.status.Source = start, source
 	g.metrics.reloadSeconds.Observe(time.Since(start).Seconds())
@@ -364,6 +383,7 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 		g.status.OK, g.status.Errors = false, splitErrors(err)
 		g.metrics.reloads.WithLabelValues("failure").Inc()
 		g.metrics.lastOK.Set(0)
+		g.live.Event(liveview.Event{Time: start, Kind: liveview.KindReloadFailed, Message: "config from " + source + " refused; the last good one keeps serving: " + err.Error()})
 		return err // the caller reports it: returned at start-up, logged on watch and SIGHUP
 	}
 	g.status = ReloadStatus{OK: true, At: start, LastSuccess: start, Source: source}
@@ -371,6 +391,7 @@ func (g *Gateway) load(source string, read func() (*config.Config, error)) error
 	g.metrics.lastOK.Set(1)
 	g.metrics.lastSuccess.Set(float64(start.UnixNano()) / 1e9)
 	g.log.Info("config loaded", slog.String("source", source), slog.Int("routes", len(cfg.Routes)), slog.Int("backends", len(cfg.Backends)))
+	g.live.Event(liveview.Event{Time: start, Kind: liveview.KindReload, Message: fmt.Sprintf("config loaded from %s: %d routes, %d backends", source, len(cfg.Routes), len(cfg.Backends))})
 	return nil
 }
 
@@ -513,6 +534,11 @@ func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool)
 	for _, name := range rt.Split.Names {
 		rs.pools = append(rs.pools, pools[name])
 		rs.metrics = append(rs.metrics, g.metrics.forRoute(rt.Name, name))
+		var rec *liveview.Recorder
+		if !g.opts.DisableLiveStats {
+			rec = g.live.Recorder(rt.Name, name)
+		}
+		rs.live = append(rs.live, rec)
 	}
 	if m := rt.Config.Mirror; m != nil {
 		rs.mirror = pools[m.Backend]
@@ -558,6 +584,9 @@ func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNoRoute, routeName)
 	}
+	if (*g.paused.Load())[routeName] {
+		return fmt.Errorf("%w: route %q is paused: its weights are held until it is resumed", ErrPaused, routeName)
+	}
 	next := *st.cfg
 	next.Routes = slices.Clone(st.cfg.Routes)
 	rc := &next.Routes[rt.Index]
@@ -579,5 +608,6 @@ func (g *Gateway) SetWeights(routeName string, w map[string]int) error {
 		return fmt.Errorf("%w: %w", ErrBadWeights, err)
 	}
 	g.log.Info("weights changed", slog.String("route", routeName), slog.Any("weights", w))
+	g.live.Event(liveview.Event{Kind: liveview.KindWeights, Service: routeName, Message: "weights of " + routeName + " set to " + describeWeights(g.state.Load(), routeName)})
 	return nil
 }

@@ -227,6 +227,15 @@ func (g *Gateway) observe(rec *recorder, r *http.Request, start time.Time, req *
 	case rs != nil && backendIdx >= 0:
 		routeName, backendName = rs.rt.Name, rs.rt.Split.Names[backendIdx]
 		rs.metrics[backendIdx].observe(status, d.Seconds())
+		if lr := rs.live[backendIdx]; lr != nil {
+			// The header map's own string: no allocation. A missing
+			// version is resolved when a snapshot is built.
+			var version string
+			if v := rec.Header()["X-Flotilla-Version"]; len(v) > 0 {
+				version = v[0]
+			}
+			lr.Observe(version, res.Endpoint, status >= 500, d)
+		}
 		if res.Failure != "" {
 			g.metrics.failures.WithLabelValues(routeName, backendName, res.Failure).Inc()
 		}

@@ -33,12 +33,16 @@ type Gateway interface {
 	ConfigStatus() any
 }
 
-// Errors the Gateway returns that map to 404, 422 and 503; anything else
-// is 400 for SetWeights and 422 for ReloadFile. ErrUnavailable: a store
-// the change is written to (the Kubernetes API) failed or refused it.
+// Errors the Gateway returns that map to 404, 422, 409 and 503; anything
+// else is 400 for SetWeights and 422 for ReloadFile.
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrInvalid     = errors.New("invalid")
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+	// ErrConflict: the change is refused in the current state (a route
+	// whose weights are paused).
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: a store the change is written to (the Kubernetes
+	// API) failed or refused it.
 	ErrUnavailable = errors.New("unavailable")
 )
 
@@ -128,6 +132,8 @@ func statusOf(err error, def int) int {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, ErrInvalid):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnavailable):

@@ -30,6 +30,11 @@ type Options struct {
 	// (default off: a CPU profile costs CPU, and /debug/pprof/cmdline
 	// shows the command line).
 	Pprof bool
+	// UI, when set, serves /ui and everything under /ui/ (the live view,
+	// package liveui) after the Host check but without the bearer token:
+	// a browser cannot send one, so the UI checks its own session
+	// cookie, Origin and CSRF token, and the token or loopback rule.
+	UI http.Handler
 }
 
 // OpenPaths are served without a token (GET and HEAD only).
@@ -82,7 +87,7 @@ func Secure(h http.Handler, o Options) http.Handler {
 			panic("admin.Secure: " + err.Error())
 		}
 	}
-	s := &secure{next: h, pprof: http.NotFoundHandler(), hosts: map[string]bool{"localhost": true}}
+	s := &secure{next: h, pprof: http.NotFoundHandler(), ui: o.UI, hosts: map[string]bool{"localhost": true}}
 	if o.Token != nil {
 		sum := sha256.Sum256(o.Token)
 		s.tokenSum = &sum
@@ -104,6 +109,7 @@ func Secure(h http.Handler, o Options) http.Handler {
 
 type secure struct {
 	next, pprof http.Handler
+	ui          http.Handler // nil: no live view
 	tokenSum    *[sha256.Size]byte
 	hosts       map[string]bool
 }
@@ -111,6 +117,10 @@ type secure struct {
 func (s *secure) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(r.Host) {
 		writeError(w, http.StatusForbidden, errors.New("host not allowed: use an IP address, localhost or a name given to --admin-hosts"))
+		return
+	}
+	if s.ui != nil && (r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/")) {
+		s.ui.ServeHTTP(w, r)
 		return
 	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && isOpen(r.URL.Path) {
