@@ -33,6 +33,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -191,7 +192,7 @@ func Translate(in Input, opts Options) Result {
 	for _, r := range sortedByAge(in.Routes) {
 		t.route(r)
 	}
-	for _, k := range slices.Sorted(mapsKeys(t.gateways)) {
+	for _, k := range slices.Sorted(maps.Keys(t.gateways)) {
 		t.res.Gateways[k] = t.gateways[k].status()
 		if opts.PerGateway {
 			t.isolate(t.gateways[k])
@@ -199,16 +200,6 @@ func Translate(in Input, opts Options) Result {
 	}
 	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
 	return t.res
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // sortedByAge orders objects oldest first, then by namespace/name: the
@@ -572,7 +563,21 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	}
 	if t.opts.PerGateway {
 		t.res.Routes = append(t.res.Routes, byPort(rs, routes)...)
+	} else {
+		t.res.Routes = append(t.res.Routes, byScheme(rs, routes)...)
 	}
+	for _, b := range backends {
+		if !t.backends[b.Name] {
+			t.backends[b.Name] = true
+			t.res.Backends = append(t.res.Backends, b)
+		}
+	}
+}
+
+// byScheme gives each of routes the hosts of its attachments in the
+// shared mode, one route per scheme when they differ.
+func byScheme(rs *routeState, routes []config.Route) []config.Route {
+	var out []config.Route
 	// A route attached to HTTP and HTTPS listeners with the same hosts is
 	// one route for both schemes; otherwise one per scheme, so that a
 	// route of an HTTPS listener is never served in clear text (nor an
@@ -582,7 +587,7 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 		switch {
 		case plain != nil && secure != nil && plain.equal(secure):
 			rc.Match.Hosts = plain.hosts
-			t.res.Routes = append(t.res.Routes, rc)
+			out = append(out, rc)
 		case plain != nil && secure != nil:
 			for _, v := range []struct {
 				scheme string
@@ -591,22 +596,17 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 				c := cloneRoute(rc)
 				c.Name = kubeshared.ShortName(rc.Name, v.scheme)
 				c.Match.Scheme, c.Match.Hosts = v.scheme, v.hs.hosts
-				t.res.Routes = append(t.res.Routes, c)
+				out = append(out, c)
 			}
 		case plain != nil:
 			rc.Match.Scheme, rc.Match.Hosts = "http", plain.hosts
-			t.res.Routes = append(t.res.Routes, rc)
+			out = append(out, rc)
 		case secure != nil:
 			rc.Match.Scheme, rc.Match.Hosts = "https", secure.hosts
-			t.res.Routes = append(t.res.Routes, rc)
+			out = append(out, rc)
 		}
 	}
-	for _, b := range backends {
-		if !t.backends[b.Name] {
-			t.backends[b.Name] = true
-			t.res.Backends = append(t.res.Backends, b)
-		}
-	}
+	return out
 }
 
 // shadowed reports whether host h, which listener ls serves, is matched by
@@ -660,13 +660,7 @@ func byPort(rs *routeState, routes []config.Route) []config.Route {
 		ports []int
 	}
 	var groups []*group
-	keys := slices.SortedFunc(func(yield func(entry) bool) {
-		for e := range rs.att {
-			if !yield(e) {
-				return
-			}
-		}
-	}, func(a, b entry) int { return cmp.Compare(a.port, b.port) })
+	keys := slices.SortedFunc(maps.Keys(rs.att), func(a, b entry) int { return cmp.Compare(a.port, b.port) })
 	for _, e := range keys {
 		hs := rs.att[e]
 		i := slices.IndexFunc(groups, func(g *group) bool { return g.hs.equal(hs) })

@@ -12,7 +12,7 @@ import (
 )
 
 // Loop is how both controllers run: informers that each kick a sync on
-// any change, a sync Debounce after the last change of a burst, level-
+// any change, a sync Debounce after the first change of a burst, level-
 // triggered (every sync recomputes everything from the caches), and, with
 // a Lease, one elected replica that writes status. Synced closes after
 // the first sync.
@@ -107,13 +107,21 @@ func (l *Loop) Run(ctx context.Context, infs []cache.SharedIndexInformer, onSync
 	l.Kick()
 	timer := time.NewTimer(0)
 	<-timer.C
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-l.trigger:
-			timer.Reset(l.Debounce)
+			// The sync runs Debounce after the first change of a burst,
+			// not the last: a stream of changes (one object edited every
+			// few milliseconds) cannot hold every sync back.
+			if !pending {
+				pending = true
+				timer.Reset(l.Debounce)
+			}
 		case <-timer.C:
+			pending = false
 			onSync(ctx)
 			l.syncOnce.Do(func() { close(l.firstSync) })
 		}
