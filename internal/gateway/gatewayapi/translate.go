@@ -653,7 +653,9 @@ func (t *translator) isolate(gs *gatewayState) {
 }
 
 // byPort gives each of routes the local ports its attachments are served
-// on: one copy per set of ports with the same hosts.
+// on: one copy per set of ports with the same hosts (named ….l<i>), or,
+// for a redirect that keeps the listener's port, one per port (….p<i>);
+// weights.RuleOf knows these names.
 func byPort(rs *routeState, routes []config.Route) []config.Route {
 	type group struct {
 		hs    *hostSet
@@ -675,10 +677,10 @@ func byPort(rs *routeState, routes []config.Route) []config.Route {
 		if rd := rc.Redirect; rd != nil && rd.Scheme == "" && rd.Port == 0 {
 			// The redirect keeps the port of the listener it came in on:
 			// one route per local port.
-			for _, e := range keys {
+			for i, e := range keys {
 				c := cloneRoute(rc)
 				if len(keys) > 1 {
-					c.Name = kubeshared.ShortName(rc.Name, "p"+strconv.Itoa(int(e.port)))
+					c.Name = kubeshared.ShortName(rc.Name, "p"+strconv.Itoa(i))
 				}
 				c.Match.Ports, c.Match.Hosts, c.Redirect.ListenerPort = []int{int(e.port)}, rs.att[e].hosts, int(e.listener)
 				out = append(out, c)

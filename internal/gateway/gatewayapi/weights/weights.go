@@ -150,8 +150,14 @@ func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]i
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, admin.ErrNotFound) || errors.Is(err, admin.ErrInvalid) {
+		switch {
+		case errors.Is(err, admin.ErrNotFound) || errors.Is(err, admin.ErrInvalid):
 			return admin.Written{}, err
+		case apierrors.IsInvalid(err):
+			// The API server's validation (CEL, a webhook) refused it.
+			return admin.Written{}, fmt.Errorf("%w: route %q: %w", admin.ErrInvalid, route, err)
+		case apierrors.IsConflict(err):
+			return admin.Written{}, fmt.Errorf("%w: route %q: the HTTPRoute kept changing under the write: %w", admin.ErrConflict, route, err)
 		}
 		return admin.Written{}, fmt.Errorf("%w: route %q: %w", ErrNotWritten, route, err)
 	}
@@ -200,6 +206,17 @@ func (wr *Writer) patch(ctx context.Context, route string, w, live map[string]in
 	}
 	if err := errors.Join(errs...); err != nil {
 		return admin.Written{}, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+	}
+	// The gateway's weights are the HTTPRoute's scaled to 0..100 (900/100
+	// serves as 9/1): every other served backendRef is written at its live
+	// weight too, so the rule is on one scale and 10 more means 10 points.
+	for k, n := range names {
+		if _, named := w[n]; n != "" && !named {
+			if v, served := live[n]; served && v != weights[k] {
+				weights[k] = v
+				ops = append(ops, jsonPatchOp{Op: "add", Path: fmt.Sprintf("/spec/rules/%d/backendRefs/%d/weight", rule, k), Value: v})
+			}
+		}
 	}
 	total := 0
 	for k, n := range names {
@@ -275,7 +292,9 @@ func (wr *Writer) locate(ctx context.Context, route string) (*gwv1.HTTPRoute, in
 }
 
 // RuleOf returns the index of the rule of r that the gateway route named
-// route was translated from.
+// route was translated from: the rule's match's name, or a copy of it per
+// scheme (".http", ".https") or, with per-Gateway listeners, per set of
+// ports (".l<i>") or per port of a redirect (".p<i>"), i < maxCopies.
 func RuleOf(r *gwv1.HTTPRoute, route string) (int, bool) {
 	for i, rule := range r.Spec.Rules {
 		for j := range max(1, len(rule.Matches)) {
@@ -283,10 +302,22 @@ func RuleOf(r *gwv1.HTTPRoute, route string) (int, bool) {
 			if route == base || route == kubeshared.ShortName(base, "http") || route == kubeshared.ShortName(base, "https") {
 				return i, true
 			}
+			if !strings.HasPrefix(route, base[:min(len(base), kubeshared.MaxName-9)]) {
+				continue // neither base nor a copy of it, short or digested
+			}
+			for k := range maxCopies {
+				if route == kubeshared.ShortName(base, "l"+strconv.Itoa(k)) || route == kubeshared.ShortName(base, "p"+strconv.Itoa(k)) {
+					return i, true
+				}
+			}
 		}
 	}
 	return 0, false
 }
+
+// maxCopies bounds the copies of one match RuleOf recognises: the
+// Gateways and listener ports one HTTPRoute is served on.
+const maxCopies = 64
 
 // backendNames returns the gateway's backend name of each backendRef, as
 // the translation names them: "gw.<namespace>.<service>.<port>" with the

@@ -165,9 +165,9 @@ func TestWriteWeights(t *testing.T) {
 		{name: "canary step patches rule 0 only", route: "gw.shop.demo.0.0", w: map[string]int{stable: 50, canary: 50},
 			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 50, canary: 50},
 			wantRules: [][]string{{"50", "50"}, {"-", "0", "5"}}, patches: 1},
-		{name: "one backend named, the other keeps its weight", route: "gw.shop.demo.0.0", w: map[string]int{canary: 30},
-			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 90, canary: 30},
-			wantRules: [][]string{{"90", "30"}, {"-", "0", "5"}}, patches: 1},
+		{name: "one backend named, the other keeps its live weight on the gateway's scale", route: "gw.shop.demo.0.0", w: map[string]int{canary: 30},
+			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 9, canary: 30},
+			wantRules: [][]string{{"9", "30"}, {"-", "0", "5"}}, patches: 1},
 		{name: "blue/green flip through the second match of rule 1", route: "gw.shop.demo.1.1", w: map[string]int{blue: 0, green: 100},
 			wantWhere: "HTTPRoute shop/demo spec.rules[1]", wantW: map[string]int{blue: 0, green: 100},
 			wantRules: [][]string{{"90", "10"}, {"0", "100", "5"}}, patches: 1},
@@ -178,7 +178,7 @@ func TestWriteWeights(t *testing.T) {
 			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 0, canary: 100},
 			wantRules: [][]string{{"0", "100"}, {"-", "0", "5"}}, patches: 3},
 		{name: "conflict after conflict gives up", route: "gw.shop.demo.0.0", w: map[string]int{stable: 0, canary: 100}, conflicts: 100,
-			wantErr: admin.ErrUnavailable, wantMsg: "the object has been modified", wantRules: original, patches: 5},
+			wantErr: admin.ErrConflict, wantMsg: "the object has been modified", wantRules: original, patches: 5},
 		{name: "API server unreachable", route: "gw.shop.demo.0.0", w: map[string]int{stable: 0, canary: 100},
 			listErr: errors.New("dial tcp 10.96.0.1:443: connect: connection refused"),
 			wantErr: admin.ErrUnavailable, wantMsg: "connection refused", wantRules: original},
@@ -210,8 +210,10 @@ func TestWriteWeights(t *testing.T) {
 			local := &localTable{routes: map[string]map[string]int{
 				"demo":                   {"a": 100, "b": 0},
 				"gw.file":                {"a": 0, "b": 100},
-				"gw.shop.demo.0.0":       {stable: 90, canary: 10},
-				"gw.shop.demo.0.0.https": {stable: 90, canary: 10},
+				// 90/10 in the HTTPRoute serves as 9/1 (scaled by the
+				// greatest common divisor, as gatewayapi does).
+				"gw.shop.demo.0.0":       {stable: 9, canary: 1},
+				"gw.shop.demo.0.0.https": {stable: 9, canary: 1},
 				"gw.shop.demo.1.0":       {blue: 1, green: 0},
 				"gw.shop.demo.1.1":       {blue: 1, green: 0},
 				"gw.shop.gone.0.0":       {stable: 1},
@@ -313,5 +315,57 @@ func TestNamesAgreeWithTranslate(t *testing.T) {
 		if !found {
 			t.Errorf("route %s: no HTTPRoute rule found by RuleOf", rc.Name)
 		}
+	}
+}
+
+// TestNamesAgreeWithTranslatePerGateway: with per-Gateway listeners a
+// route attached to two Gateways of different hostnames is copied per
+// set of ports (….l<i>), and a redirect keeping the listener's port per
+// port (….p<i>); RuleOf finds the rule of every copy.
+func TestNamesAgreeWithTranslatePerGateway(t *testing.T) {
+	class := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "flotilla"}, Spec: gwv1.GatewayClassSpec{ControllerName: gatewayapi.DefaultControllerName}}
+	var gws []*gwv1.Gateway
+	for _, n := range []string{"edge", "edge2"} {
+		h := gwv1.Hostname(n + ".test")
+		gws = append(gws, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: n}, Spec: gwv1.GatewaySpec{GatewayClassName: "flotilla",
+			Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType, Hostname: &h}}}})
+	}
+	long := demoRoute()
+	long.Name = strings.Repeat("a-very-long-route-name-", 5) + "x"
+	redirect := demoRoute()
+	redirect.Name = "to-elsewhere"
+	redirect.Spec.Rules = []gwv1.HTTPRouteRule{{Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestRedirect,
+		RequestRedirect: &gwv1.HTTPRequestRedirectFilter{Hostname: new(gwv1.PreciseHostname("elsewhere.test"))}}}}}
+	routes := []*gwv1.HTTPRoute{demoRoute(), long, redirect}
+	for _, r := range routes {
+		r.Spec.ParentRefs = []gwv1.ParentReference{{Name: "edge"}, {Name: "edge2"}}
+	}
+	svcs := map[string]*corev1.Service{}
+	for _, s := range []*corev1.Service{service("stable", 8080, ""), service("canary", 8080, ""), service("blue", 8080, ""), service("green", 8080, "kubernetes.io/h2c")} {
+		svcs[s.Namespace+"/"+s.Name] = s
+	}
+	ports := map[string]map[int32]int32{"shop/edge": {80: 20000}, "shop/edge2": {80: 20001}}
+	res := gatewayapi.Translate(gatewayapi.Input{Classes: []*gwv1.GatewayClass{class}, Gateways: gws, Routes: routes,
+		Services: func(ns, name string) *corev1.Service { return svcs[ns+"/"+name] },
+		Ports:    func(ns, name string) map[int32]int32 { return ports[ns+"/"+name] }}, gatewayapi.Options{ClassName: "flotilla", PerGateway: true})
+	perSet, perPort := 0, 0
+	for _, rc := range res.Routes {
+		if len(rc.Match.Ports) == 1 && rc.Redirect != nil {
+			perPort++
+		} else if len(rc.Match.Ports) == 1 {
+			perSet++
+		}
+		found := false
+		for _, r := range routes {
+			if _, ok := RuleOf(r, rc.Name); ok {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("route %s: no HTTPRoute rule found by RuleOf", rc.Name)
+		}
+	}
+	if perSet < 2 || perPort != 2 {
+		t.Errorf("%d copies per set of ports and %d per port of a redirect, want ≥ 2 and 2 (problems %v)", perSet, perPort, res.Problems)
 	}
 }
