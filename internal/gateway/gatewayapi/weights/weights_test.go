@@ -208,8 +208,8 @@ func TestWriteWeights(t *testing.T) {
 				return false, nil, nil
 			})
 			local := &localTable{routes: map[string]map[string]int{
-				"demo":                   {"a": 100, "b": 0},
-				"gw.file":                {"a": 0, "b": 100},
+				"demo":    {"a": 100, "b": 0},
+				"gw.file": {"a": 0, "b": 100},
 				// 90/10 in the HTTPRoute serves as 9/1 (scaled by the
 				// greatest common divisor, as gatewayapi does).
 				"gw.shop.demo.0.0":       {stable: 9, canary: 1},
