@@ -87,7 +87,7 @@ func (c gatewayConfig) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.ingress.validate(c.gatewayAPI.class != "")...)
-	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect, c.ingress.publishService)...)
+	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect, c.ingress.publishService, c.addr, c.tlsAddr, c.adminAddr)...)
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/spf13/pflag"
@@ -36,7 +38,7 @@ func (f *gatewayAPIFlags) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.lease, "gateway-leader-election-lease", "flotilla-gateway-api-leader", "name of the Lease of the Gateway API status writers, in the gateway's namespace")
 }
 
-func (f *gatewayAPIFlags) validate(leaderElect bool, publishService string) []error {
+func (f *gatewayAPIFlags) validate(leaderElect bool, publishService string, ownAddrs ...string) []error {
 	var errs []error
 	if f.class == "" {
 		return nil
@@ -46,6 +48,15 @@ func (f *gatewayAPIFlags) validate(leaderElect bool, publishService string) []er
 			errs = append(errs, flagenv.Errorf("gateway-port-range", "%v", err))
 		} else if publishService == "" {
 			errs = append(errs, flagenv.Errorf("gateway-port-range", "needs --publish-service (the per-Gateway Services copy its namespace, selector and type)"))
+		} else {
+			r, _ := controller.ParsePortRange(f.portRange)
+			for _, a := range ownAddrs {
+				if _, p, err := net.SplitHostPort(a); err == nil {
+					if n, err := strconv.Atoi(p); err == nil && n >= int(r.Low) && n <= int(r.High) {
+						errs = append(errs, flagenv.Errorf("gateway-port-range", "%s includes the gateway's own port %s", f.portRange, a))
+					}
+				}
+			}
 		}
 	}
 	if f.controllerName == "" {

@@ -35,6 +35,9 @@ func TestGatewayBadInput(t *testing.T) {
 		{"publish needs a class of either kind", []string{"gateway", "--config", "x.yaml", "--publish-service", "ns/gw"}, "--publish-service (FLOTILLA_PUBLISH_SERVICE): needs --ingress-class or --gateway-class"},
 		{"gateway class: bad publish service", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--publish-service", "gateway"}, `--publish-service (FLOTILLA_PUBLISH_SERVICE): want namespace/name, got "gateway"`},
 		{"gateway class: controller name required", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--gateway-controller-name", ""}, "--gateway-controller-name (FLOTILLA_GATEWAY_CONTROLLER_NAME): required with --gateway-class"},
+		{"gateway port range malformed", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--publish-service", "ns/gw", "--gateway-port-range", "20000"}, "--gateway-port-range (FLOTILLA_GATEWAY_PORT_RANGE): want LOW-HIGH"},
+		{"gateway port range without publish service", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--gateway-port-range", "20000-20999"}, "needs --publish-service"},
+		{"gateway port range over the gateway's port", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--publish-service", "ns/gw", "--gateway-port-range", "8000-9000"}, `8000-9000 includes the gateway's own port :8080`},
 		{"gateway class: lease required", []string{"gateway", "--config", "x.yaml", "--gateway-class", "flotilla", "--gateway-leader-election-lease", ""}, "--gateway-leader-election-lease (FLOTILLA_GATEWAY_LEADER_ELECTION_LEASE): required with --leader-elect"},
 	}
 	for _, tt := range tests {
