@@ -139,6 +139,9 @@ type Controller struct {
 
 	reported kubeshared.Reported
 	lastErr  string
+	// allocated are the local ports given to each Gateway's listener
+	// ports (services.go), by Gateway namespace/name; the sync loop's.
+	allocated map[string]map[int32]int32
 }
 
 // Synced is closed once the first sync has applied the objects listed at
@@ -164,7 +167,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("gateway API secret dir: %w", err)
 	}
 	loop := &kubeshared.Loop{Name: "flotilla-gateway-api-status", Debounce: opts.Debounce, Lease: opts.Lease, Leases: opts.Client.Coordination, Log: opts.Logger}
-	return &Controller{opts: opts, log: opts.Logger, loop: loop}, nil
+	return &Controller{opts: opts, log: opts.Logger, loop: loop, allocated: map[string]map[int32]int32{}}, nil
 }
 
 func (c *Controller) kick() { c.loop.Kick() }

@@ -55,7 +55,8 @@ func ParsePortRange(s string) (PortRange, error) {
 func (r PortRange) contains(p int32) bool { return p >= r.Low && p <= r.High }
 
 // serviceName is the per-Gateway Service's name: a DNS-1035 label made of
-// the Gateway's namespace and name, shortened with a hash when too long.
+// the Gateway's namespace and name and, always, a digest of both, so that
+// no two Gateways (ns "a-b" name "c", ns "a" name "b-c") share one.
 func serviceName(ns, name string) string {
 	s := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
@@ -63,11 +64,8 @@ func serviceName(ns, name string) string {
 		}
 		return '-'
 	}, strings.ToLower("gw-"+ns+"-"+name))
-	if len(s) <= 63 {
-		return s
-	}
 	sum := sha256.Sum256([]byte(ns + "/" + name))
-	return strings.TrimRight(s[:54], "-") + "-" + hex.EncodeToString(sum[:4])
+	return strings.TrimRight(s[:min(len(s), 54)], "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
 // ownServices are our per-Gateway Services, by the Gateway they serve.
@@ -115,7 +113,18 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 		c.log.Warn("gateway API: the publish Service is not there; per-Gateway Services wait for it", slog.String("service", c.opts.PublishService))
 		return
 	}
+	// Ports given out but not yet seen in the informer's cache count as
+	// used, so two syncs in a row never give one port to two Gateways.
 	used := map[int32]bool{}
+	for key, ports := range c.allocated {
+		if !slices.ContainsFunc(in.Gateways, func(g *gwv1.Gateway) bool { return g.Namespace+"/"+g.Name == key }) {
+			delete(c.allocated, key)
+			continue
+		}
+		for _, t := range ports {
+			used[t] = true
+		}
+	}
 	for _, s := range svcs {
 		for _, p := range s.Spec.Ports {
 			used[p.TargetPort.IntVal] = true
@@ -130,9 +139,18 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 		want[key] = true
 		old := svcs[key]
 		have := c.portsOf(svcs)(g.Namespace, g.Name)
+		if have == nil {
+			have = map[int32]int32{}
+		}
+		if c.allocated[key] == nil {
+			c.allocated[key] = map[int32]int32{}
+		}
 		var ports []corev1.ServicePort
 		for _, lp := range listenerPorts(g) {
 			target, ok := have[lp]
+			if !ok {
+				target, ok = c.allocated[key][lp]
+			}
 			if !ok {
 				if target = c.freePort(used); target == 0 {
 					c.log.Error("gateway API: no free port left in --gateway-port-range", slog.String("gateway", key))
@@ -140,6 +158,7 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 				}
 				used[target] = true
 			}
+			c.allocated[key][lp] = target
 			ports = append(ports, corev1.ServicePort{Name: "l" + strconv.Itoa(int(lp)), Protocol: corev1.ProtocolTCP, Port: lp, TargetPort: intstr.FromInt32(target)})
 		}
 		if len(ports) == 0 {

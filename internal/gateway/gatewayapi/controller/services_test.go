@@ -83,10 +83,10 @@ func TestPerGatewayServices(t *testing.T) {
 	var svc1, svc2 *corev1.Service
 	eventually(t, "both Services created", func() error {
 		var err error
-		if svc1, err = svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{}); err != nil {
+		if svc1, err = svcs.Get(ctx, serviceName("shop", "edge"), metav1.GetOptions{}); err != nil {
 			return err
 		}
-		svc2, err = svcs.Get(ctx, "gw-shop-edge2", metav1.GetOptions{})
+		svc2, err = svcs.Get(ctx, serviceName("shop", "edge2"), metav1.GetOptions{})
 		return err
 	})
 	for _, s := range []*corev1.Service{svc1, svc2} {
@@ -145,7 +145,7 @@ func TestPerGatewayServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "edge2's Service deleted and its ports closed", func() error {
-		if _, err := svcs.Get(ctx, "gw-shop-edge2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := svcs.Get(ctx, serviceName("shop", "edge2"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("Service: %v", err)
 		}
 		if open := dyn.Ports(); !slices.Equal(open, []int{p1}) {
@@ -174,7 +174,9 @@ func TestServiceName(t *testing.T) {
 			t.Errorf("serviceName(%q, %q) = %q: not a DNS-1035 label", tt.ns, tt.name, got)
 		}
 	}
-	if serviceName(long, long+"1") == serviceName(long, long+"2") {
-		t.Error("two long names give the same Service name")
+	for _, pair := range [][4]string{{long, long + "1", long, long + "2"}, {"a-b", "c", "a", "b-c"}, {"a", "b.c", "a", "b-c"}} {
+		if serviceName(pair[0], pair[1]) == serviceName(pair[2], pair[3]) {
+			t.Errorf("Gateways %s/%s and %s/%s get the same Service name", pair[0], pair[1], pair[2], pair[3])
+		}
 	}
 }
