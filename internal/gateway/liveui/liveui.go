@@ -223,6 +223,12 @@ func (u *UI) session(w http.ResponseWriter, r *http.Request) {
 	if u.tokenSum == nil {
 		auth = "loopback"
 		if s == nil { // loopback was checked: a session without asking
+			// But not for another site's page, whose requests (no-cors,
+			// cookies never sent back) would fill the session table.
+			if err := checkOrigin(r, false); err != nil {
+				writeError(w, http.StatusForbidden, err)
+				return
+			}
 			var id string
 			var err error
 			if id, s, err = u.sessions.create(); err != nil {

@@ -366,6 +366,12 @@ func TestLoopbackMode(t *testing.T) {
 	if code, _, _ := f.do(t, request{method: "POST", path: "/ui/login", body: "token=x", origin: "self", header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}}); code != 404 {
 		t.Errorf("login without a token configured = %d, want 404", code)
 	}
+	// Another site's page cannot mint sessions (and fill the table).
+	for _, hdr := range []map[string]string{{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {"Origin": "http://evil.test"}} {
+		if code, _, h := f.do(t, request{method: "GET", path: "/ui/session", header: hdr}); code != 403 || h.Get("Set-Cookie") != "" {
+			t.Errorf("GET /ui/session with %v = %d, Set-Cookie %q; want 403 and no session", hdr, code, h.Get("Set-Cookie"))
+		}
+	}
 	// The same handler reached through another address.
 	ui := liveui.New(liveui.Options{Source: f.gw, Controls: f.gw})
 	defer ui.Close()
