@@ -2,6 +2,7 @@ package liveview
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -135,6 +136,34 @@ func TestRecorderBounds(t *testing.T) {
 	}
 	if c.Recorder("app", "blue") != r {
 		t.Error("Recorder(app, blue) returned a new recorder; statistics must outlive reloads")
+	}
+}
+
+// TestCollectorBudget: many routes' backends answering with made-up
+// versions stop at MaxTotalSeries pairs in all (then "other" per
+// recorder); idle series and recorders of routes gone are forgotten, and
+// free the budget.
+func TestCollectorBudget(t *testing.T) {
+	c := NewCollector(CollectorOptions{})
+	perRec := MaxSeries
+	recs := MaxTotalSeries/perRec + 8
+	for i := range recs {
+		r := c.Recorder(fmt.Sprintf("route-%d", i), "b")
+		for j := range perRec + 5 {
+			r.Observe(fmt.Sprintf("v%d", j), "", false, time.Millisecond)
+		}
+	}
+	if n := c.total.Load(); n > MaxTotalSeries+int64(recs) {
+		t.Fatalf("%d series in all, want at most MaxTotalSeries (%d) plus one overflow per recorder", n, MaxTotalSeries)
+	}
+	// Every route gone: after the idle period every series and recorder goes.
+	now := time.Unix(0, 0)
+	for range 2*HistoryLen + 5 {
+		now = now.Add(time.Second)
+		c.Tick(now, nil)
+	}
+	if n, left := c.total.Load(), len(c.recs); n != 0 || left != 0 {
+		t.Errorf("after the idle period: %d series, %d recorders; want none", n, left)
 	}
 }
 

@@ -13,6 +13,11 @@ const (
 	// MaxSeries is how many (version, endpoint) pairs one route's backend
 	// keeps; requests of further pairs count under version "other".
 	MaxSeries = 64
+	// MaxTotalSeries caps the pairs of all recorders together (about
+	// 32 KiB of history each): many routes' backends answering with
+	// made-up versions cannot exhaust memory; past it, every new pair
+	// counts under "other" of its recorder.
+	MaxTotalSeries = 4096
 	// MaxVersionLen caps a version taken from a response header (bytes).
 	MaxVersionLen = 64
 	// HistoryLen is the rolling history's length in ticks (seconds).
@@ -74,6 +79,7 @@ type Recorder struct {
 	mu     sync.Mutex                            // serialises writers of m
 	route  string
 	backnd string
+	unused int // ticks in a row not in use and empty; c.mu's
 }
 
 // Observe counts one request: the version the answer named ("" when it
@@ -101,11 +107,14 @@ func (r *Recorder) add(k seriesKey) *series {
 	if s := old[k]; s != nil {
 		return s
 	}
-	if len(old) >= MaxSeries {
+	if len(old) >= MaxSeries || r.c != nil && r.c.total.Load() >= MaxTotalSeries {
 		k = seriesKey{version: OverflowVersion}
 		if s := old[k]; s != nil {
 			return s
 		}
+	}
+	if r.c != nil {
+		r.c.total.Add(1)
 	}
 	// Copies of the strings: the key must not keep a response's header
 	// block alive.
@@ -155,6 +164,9 @@ func (r *Recorder) tick() {
 	}
 	r.m.Store(&next)
 	r.mu.Unlock()
+	if r.c != nil {
+		r.c.total.Add(-int64(len(drop)))
+	}
 }
 
 // stats reads a series: totals, the window and the history, oldest
@@ -198,6 +210,7 @@ type Collector struct {
 	end    time.Time          // last tick
 	window int
 	events *Timeline
+	total  atomic.Int64 // series of all recorders (MaxTotalSeries)
 }
 
 // CollectorOptions configure a Collector.
@@ -261,8 +274,22 @@ func (c *Collector) Tick(now time.Time, routes []RouteInput) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.end = now
-	for _, r := range c.recs {
+	live := map[instKey]bool{}
+	for _, rt := range routes {
+		for _, b := range rt.Backends {
+			live[instKey{rt.Name, b.Name}] = true
+		}
+	}
+	for k, r := range c.recs {
 		r.tick()
+		// A route or backend gone and its series idled out: forgotten
+		// after a few ticks (not at once: a reload may be handing it out
+		// while the inputs of this tick were taken).
+		if r.unused = r.unused + 1; live[k] || len(*r.m.Load()) > 0 {
+			r.unused = 0
+		} else if r.unused > 3 {
+			delete(c.recs, k)
+		}
 	}
 	states := map[instKey]string{}
 	for _, rt := range routes {
