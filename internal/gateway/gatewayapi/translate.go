@@ -1068,6 +1068,11 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 			}
 		}
 		rc.Rewrite = rw
+	case gwv1.HTTPRouteFilterCORS:
+		if f.CORS == nil {
+			return field + ": cors is required"
+		}
+		rc.CORS = corsPolicy(f.CORS)
 	case gwv1.HTTPRouteFilterRequestMirror:
 		m := f.RequestMirror
 		if m == nil {
@@ -1295,6 +1300,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
+		"HTTPRouteCORS",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by
