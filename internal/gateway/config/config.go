@@ -282,6 +282,11 @@ type Route struct {
 	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
 	// Timeout overrides Defaults.Timeout.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// TryTimeout bounds each try (the first and every retry) until its
+	// response headers arrive; a try that runs out answers 504 and is not
+	// retried (the upstream may have acted on it). Default 0: none, only
+	// Timeout bounds the exchange. Gateway API's timeouts.backendRequest.
+	TryTimeout time.Duration `yaml:"tryTimeout" json:"tryTimeout,omitempty"`
 	// Retries overrides Defaults.Retries.
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
 	// HTTPSRedirect, when set, answers requests that came over clear text
@@ -522,6 +527,10 @@ type Retries struct {
 	// Backoff is the base of the jittered exponential backoff between
 	// tries (default 25ms): full jitter over base×2^n, n capped at 3.
 	Backoff time.Duration `yaml:"backoff" json:"backoff"`
+	// MinBackoff is the least wait before each retry, added to the
+	// jittered backoff (default 0: a retry may follow at once). Gateway
+	// API's retry.backoff is such a minimum.
+	MinBackoff time.Duration `yaml:"minBackoff" json:"minBackoff,omitempty"`
 	// Budget caps retries in flight to this fraction of requests in flight
 	// per backend, 0..1, with at least 3 allowed (default 0.2).
 	Budget *float64 `yaml:"budget" json:"budget,omitempty"`

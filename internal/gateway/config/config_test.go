@@ -145,7 +145,8 @@ routes:
     match: {path: {type: Prefix, value: /a}}
     rewrite: {path: {type: Regex, value: "/$3", pattern: "/(a)(b)"}}
     requestHeaders: {set: {"Bad Name": x}, add: {X-Ok: "a\nb"}}
-    retries: {attempts: 11, budget: 2, retryOn: [404]}
+    retries: {attempts: 11, budget: 2, retryOn: [404], minBackoff: 2m}
+    tryTimeout: -1s
     sticky: {cookie: "a;b", ttl: 1ms}
     backends: [{name: web}]
 `
@@ -190,6 +191,8 @@ routes:
 		`routes[3].retries.attempts: must be 0..10, got 11`,
 		`routes[3].retries.budget: must be 0..1, got 2`,
 		`routes[3].retries.retryOn[0]: must be 500..599, got 404`,
+		`routes[3].tryTimeout: must not be negative, got -1s`,
+		`routes[3].retries.minBackoff: must be 0..1m, got 2m0s`,
 		`routes[3].sticky.cookie: want a cookie name`,
 		`routes[3].sticky.ttl: must be at least 1s`,
 	}

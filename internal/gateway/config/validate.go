@@ -403,6 +403,9 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 			p.addf(path+".mirror.percent", "must be 0..100, got %g", *mr.Percent)
 		}
 	}
+	if r.TryTimeout < 0 {
+		p.addf(path+".tryTimeout", "must not be negative, got %s", r.TryTimeout)
+	}
 	if r.Timeout < 0 {
 		p.addf(path+".timeout", "must not be negative, got %s", r.Timeout)
 	}
@@ -432,6 +435,9 @@ func (r *Retries) validate(p *problems, path string) {
 	}
 	if r.Backoff < 0 {
 		p.addf(path+".backoff", "must not be negative, got %s", r.Backoff)
+	}
+	if r.MinBackoff < 0 || r.MinBackoff > time.Minute {
+		p.addf(path+".minBackoff", "must be 0..1m, got %s", r.MinBackoff)
 	}
 	if r.Budget != nil && (*r.Budget < 0 || *r.Budget > 1) {
 		p.addf(path+".budget", "must be 0..1, got %g", *r.Budget)

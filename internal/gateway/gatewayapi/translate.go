@@ -918,8 +918,11 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 			}
 			base.Timeout = d // 0: the gateway's default (the spec's "no timeout" is not offered)
 		}
-		if rule.Retry != nil || rule.SessionPersistence != nil {
-			t.problem("HTTPRoute", r, Warning, "%s: retry and sessionPersistence are not supported; the gateway's retry policy applies", field)
+		if msg := retryPolicy(&base, rule, field); msg != "" {
+			return nil, nil, msg
+		}
+		if rule.SessionPersistence != nil {
+			t.problem("HTTPRoute", r, Warning, "%s: sessionPersistence is not supported", field)
 		}
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -1255,6 +1258,10 @@ func cloneRoute(r config.Route) config.Route {
 		m := *r.Mirror
 		r.Mirror = &m
 	}
+	if r.Retries != nil {
+		rt := *r.Retries
+		r.Retries = &rt
+	}
 	return r
 }
 
@@ -1300,7 +1307,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
-		"HTTPRouteCORS",
+		"HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteBackendTimeout",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by

@@ -1,6 +1,7 @@
 package gatewayapi
 
 import (
+	"fmt"
 	"time"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -39,4 +40,45 @@ func corsPolicy(f *gwv1.HTTPCORSFilter) *config.CORS {
 		c.MaxAge = time.Duration(f.MaxAge) * time.Second
 	}
 	return c
+}
+
+// retryPolicy sets the route's retry policy from the rule's retry and
+// its per-try timeout from timeouts.backendRequest; a non-empty result
+// says which value is invalid (the route is then not Accepted).
+//
+// retry.attempts are retries after the first try, as the gateway's
+// (default 2 when unset, the gateway's own default; at most 10, else the
+// translated config is invalid); codes are retried for idempotent
+// requests without a body (500..599); a failed connect is retried for
+// any request. backoff is the least wait before a retry (MinBackoff) and
+// the base of the gateway's jittered exponential backoff on top of it.
+// Without retry the gateway's default retry policy applies.
+func retryPolicy(rc *config.Route, rule gwv1.HTTPRouteRule, field string) string {
+	if to := rule.Timeouts; to != nil && to.BackendRequest != nil {
+		d, err := parseDuration(string(*to.BackendRequest))
+		if err != nil {
+			return fmt.Sprintf("%s.timeouts.backendRequest: %v", field, err)
+		}
+		rc.TryTimeout = d // 0s: none, as the spec asks
+	}
+	rr := rule.Retry
+	if rr == nil {
+		return ""
+	}
+	p := &config.Retries{Attempts: 2}
+	if rr.Attempts != nil {
+		p.Attempts = *rr.Attempts
+	}
+	for _, c := range rr.Codes {
+		p.RetryOn = append(p.RetryOn, int(c))
+	}
+	if rr.Backoff != nil {
+		d, err := parseDuration(string(*rr.Backoff))
+		if err != nil {
+			return fmt.Sprintf("%s.retry.backoff: %v", field, err)
+		}
+		p.Backoff, p.MinBackoff = d, d
+	}
+	rc.Retries = p
+	return ""
 }

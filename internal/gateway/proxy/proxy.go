@@ -343,7 +343,13 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		tried = append(tried, ep)
 		req.URL.Host = ep.Addr
 		x.res.Endpoint, x.res.Attempts = ep.Addr, x.res.Attempts+1
-		resp, err := tr.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if tt := x.c.Route.Config.TryTimeout; tt > 0 {
+			resp, err = roundTripTry(tr, req, tt)
+		} else {
+			resp, err = tr.RoundTrip(req)
+		}
 		if ctx.Err() != nil { // client gone or route timeout: not the endpoint's fault
 			if resp != nil {
 				resp.Body.Close()
@@ -371,7 +377,7 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		// upstream may have seen it. A route opts into retrying statuses
 		// (RetryOn) for idempotent methods without a body: a status
 		// answer may come while the transport still sends a body.
-		retry := attempt < policy.Attempts &&
+		retry := attempt < policy.Attempts && !errors.Is(err, errTryTimeout) &&
 			(err != nil && notSent(err) && (body == nil || !body.read.Load()) ||
 				err == nil && idempotent && body == nil && slices.Contains(policy.RetryOn, resp.StatusCode))
 		if retry && pool.RetryStart(*policy.Budget) {
@@ -384,7 +390,7 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			if p.opts.OnRetry != nil {
 				p.opts.OnRetry(x.c.Route.Name, pool.Config.Name)
 			}
-			if !sleep(ctx, p.opts.Jitter(policy.Backoff<<min(attempt, 3))) {
+			if !sleep(ctx, policy.MinBackoff+p.opts.Jitter(policy.Backoff<<min(attempt, 3))) {
 				return nil, context.Cause(ctx)
 			}
 			continue
@@ -413,6 +419,43 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, nil
 	}
+}
+
+// errTryTimeout is the cause of a try's context when the route's
+// TryTimeout passed before its response headers arrived (504, no retry).
+var errTryTimeout = errors.New("try timeout")
+
+// tryTimeoutError is what RoundTrip returns for a try that ran out: a
+// net.Error whose Timeout is true, so classify answers 504.
+type tryTimeoutError struct{}
+
+func (tryTimeoutError) Error() string   { return errTryTimeout.Error() }
+func (tryTimeoutError) Timeout() bool   { return true }
+func (tryTimeoutError) Temporary() bool { return false }
+func (tryTimeoutError) Unwrap() error   { return errTryTimeout }
+
+// roundTripTry sends one try bounded by d until its response headers
+// arrive; the body then streams as long as the route allows. The try's
+// context is a child of the exchange's, which Serve cancels when it is
+// done, so it is released either way.
+func roundTripTry(tr http.RoundTripper, req *http.Request, d time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(d, func() { cancel(errTryTimeout) })
+	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	if timer.Stop() {
+		if err != nil {
+			cancel(nil)
+		}
+		return resp, err
+	}
+	// The timer fired: whatever came back came too late.
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if req.Context().Err() != nil {
+		return nil, context.Cause(req.Context()) // the exchange ended first
+	}
+	return nil, tryTimeoutError{}
 }
 
 // sleep waits d or until ctx is done, reporting whether d passed.
