@@ -496,6 +496,10 @@ type BackendRef struct {
 	// Weight is the relative share, 0..100 (default 1); 0 sends nothing,
 	// which is how blue/green keeps the idle colour routed but unused.
 	Weight *int `yaml:"weight" json:"weight,omitempty"`
+	// RequestHeaders edits the request sent to this backend only, after
+	// the route's requestHeaders (default none). Gateway API's filters on
+	// a backendRef.
+	RequestHeaders *HeaderOps `yaml:"requestHeaders" json:"requestHeaders,omitempty"`
 }
 
 // Sticky pins a client to a backend of the route with a cookie.

@@ -133,7 +133,7 @@ routes:
       methods: [get]
       headers: [{name: X, type: Fuzzy}]
       query: [{name: q, type: Present, value: x}]
-    backends: [{name: web, weight: 120}, {name: nope}]
+    backends: [{name: web, weight: 120}, {name: nope, requestHeaders: {set: {"Bad:Name": x}, add: {X-Ok: "a\rb"}}}]
     mirror: {backend: ghost, percent: 150}
   - name: a
     rewrite: {path: {type: ReplacePrefix, value: /x}}
@@ -177,6 +177,8 @@ routes:
 		`routes[0].match.query[0].value: must be empty for type Present`,
 		`routes[0].backends[0].weight: must be 0..100, got 120`,
 		`routes[0].backends[1].name: no backend named "nope"`,
+		`routes[0].backends[1].requestHeaders.set.Bad:Name: invalid header name`,
+		`routes[0].backends[1].requestHeaders.add.X-Ok: value must not contain CR, LF or NUL`,
 		`routes[0].mirror.backend: no backend named "ghost"`,
 		`routes[0].mirror.percent: must be 0..100, got 150`,
 		`routes[1].name: duplicate route "a"`,

@@ -381,6 +381,7 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 			}
 			total += max(*b.Weight, 0)
 		}
+		b.RequestHeaders.validate(p, bp+".requestHeaders")
 	}
 	if len(r.Backends) > 0 && total == 0 {
 		p.addf(path+".backends", "weights add up to 0: nothing would be served")

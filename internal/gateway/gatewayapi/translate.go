@@ -874,8 +874,9 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		if base.Redirect == nil {
 			for j, br := range rule.BackendRefs {
 				bf := fmt.Sprintf("%s.backendRefs[%d]", field, j)
-				if len(br.Filters) > 0 && fail500 == "" {
-					fail500 = bf + ".filters: filters on a backendRef are not supported; put them on the rule"
+				ops, msg := backendFilters(br.Filters, bf)
+				if msg != "" && fail500 == "" {
+					fail500 = msg
 				}
 				b, ok := t.backend(rs, br.BackendObjectReference, bf, onRef)
 				w := 1
@@ -889,7 +890,7 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 					continue
 				}
 				addBackend(b)
-				refs = append(refs, config.BackendRef{Name: b.Name, Weight: &w})
+				refs = append(refs, config.BackendRef{Name: b.Name, Weight: &w, RequestHeaders: ops})
 			}
 		}
 		if len(lost) > 0 && total(refs) > 0 {
@@ -1308,6 +1309,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
 		"HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteBackendTimeout",
+		"HTTPRouteBackendRequestHeaderModification",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by

@@ -82,3 +82,26 @@ func retryPolicy(rc *config.Route, rule gwv1.HTTPRouteRule, field string) string
 	rc.Retries = p
 	return ""
 }
+
+// backendFilters maps a backendRef's filters onto that backend's own
+// request header edits (config.BackendRef.RequestHeaders, applied after
+// the rule's once the split chose the backend). Only
+// RequestHeaderModifier is supported there; any other filter is why the
+// rule must answer 500 (non-empty result), as the spec asks of a filter
+// that cannot be honoured.
+func backendFilters(fs []gwv1.HTTPRouteFilter, field string) (*config.HeaderOps, string) {
+	var ops *config.HeaderOps
+	for j, f := range fs {
+		ff := fmt.Sprintf("%s.filters[%d]", field, j)
+		switch {
+		case f.Type != gwv1.HTTPRouteFilterRequestHeaderModifier:
+			return nil, fmt.Sprintf("%s: filter type %s is not supported on a backendRef (RequestHeaderModifier is)", ff, f.Type)
+		case f.RequestHeaderModifier == nil:
+			return nil, ff + ": requestHeaderModifier is required"
+		case ops != nil:
+			return nil, ff + ": one RequestHeaderModifier per backendRef"
+		}
+		ops = headerOps(f.RequestHeaderModifier)
+	}
+	return ops, ""
+}

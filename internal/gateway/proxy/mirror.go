@@ -92,7 +92,7 @@ func (m *Mirror) send(r *http.Request, body []byte, c *Call) {
 	if d := rt.Config.Timeout; d > 0 {
 		ctx, cancel = context.WithTimeout(ctx, d)
 	}
-	x := m.p.newExchange(&Call{Route: rt, Request: c.Request, Pool: c.Mirror}, true)
+	x := m.p.newExchange(&Call{Route: rt, Request: c.Request, Pool: c.Mirror, Backend: -1}, true)
 	in := r.Clone(ctx)
 	in.Body, in.ContentLength = http.NoBody, 0
 	if body != nil {

@@ -63,6 +63,9 @@ type Call struct {
 	Request *route.Request
 	// Pool is the backend the split chose.
 	Pool *backend.Pool
+	// Backend is Pool's index in the route's Split: whose own request
+	// header edits apply (-1: none, a mirrored copy).
+	Backend int
 	// SetCookie, when not nil, is added to the response (sticky backend).
 	SetCookie *http.Cookie
 	// Mirror, when not nil, is the route's shadow backend: the proxy
@@ -253,7 +256,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	delete(out.Header, "Expect")
 	out.Header["X-Request-Id"] = []string{req.ID}
 	out.Header["Traceparent"] = []string{req.Traceparent}
-	c.Route.EditRequestHeaders(out.Header)
+	c.Route.EditRequestHeaders(out.Header, c.Backend)
 	if req.ClientIP != req.Peer {
 		// The consistent-hash key (backend's clientIP) reads RemoteAddr.
 		out.RemoteAddr = req.ClientIP.String()
