@@ -64,3 +64,48 @@ routes:
 		t.Errorf("mirrored copy: Backend %q X-Route %q, want no backend's edits, the route's", got.Get("Backend"), got.Get("X-Route"))
 	}
 }
+
+// TestMultipleMirrors: a route's mirrors each get a copy of every
+// request their percentage samples, body included (read once), with the
+// route's header edits; the primary's answer is the client's.
+func TestMultipleMirrors(t *testing.T) {
+	primary, s1, s2, never := newUpstream(t, "primary"), newUpstream(t, "s1"), newUpstream(t, "s2"), newUpstream(t, "never")
+	f := start(t, fmt.Sprintf(`
+backends:
+  - {name: primary, addresses: [%q]}
+  - {name: s1, addresses: [%q]}
+  - {name: s2, addresses: [%q]}
+  - {name: never, addresses: [%q]}
+routes:
+  - name: r
+    requestHeaders: {set: {X-Set: v}}
+    backends: [{name: primary}]
+    mirrors: [{backend: s1}, {backend: s2, percent: 100}, {backend: never, percent: 0}]
+`, primary.addr(), s1.addr(), s2.addr(), never.addr()), Options{})
+	const n = 3
+	for i := range n {
+		resp, body := f.do(t, "POST", "x.test", fmt.Sprintf("/m?i=%d", i), strings.NewReader("payload"), nil)
+		if resp.StatusCode != 200 || body != "primary" {
+			t.Fatalf("POST = %d %q, want 200 from primary", resp.StatusCode, body)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s1.hits.Load() < n || s2.hits.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("mirrors saw s1=%d s2=%d copies, want %d each", s1.hits.Load(), s2.hits.Load(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, u := range []*upstream{s1, s2} {
+		got := u.last(t)
+		if got.Body != "payload" || got.Header.Get("X-Set") != "v" || got.Path != "/m" {
+			t.Errorf("%s got %s %q body %q X-Set %q, want the request with its body and the route's edits", u.name, got.Method, got.Path, got.Body, got.Header.Get("X-Set"))
+		}
+	}
+	if got := primary.last(t); got.Body != "payload" {
+		t.Errorf("primary body = %q, want payload (replayed after the mirrors' read)", got.Body)
+	}
+	if never.hits.Load() != 0 {
+		t.Errorf("a 0%% mirror got %d copies", never.hits.Load())
+	}
+}

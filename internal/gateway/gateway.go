@@ -132,7 +132,7 @@ type routeState struct {
 	rt      *route.Route
 	pools   []*backend.Pool // by rt.Split index
 	allowed func(int) bool  // bound once: no allocation per request
-	mirror  *backend.Pool
+	mirrors []proxy.Shadow
 	metrics []*routeMetrics
 }
 
@@ -513,7 +513,10 @@ func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool)
 		rs.metrics = append(rs.metrics, g.metrics.forRoute(rt.Name, name))
 	}
 	if m := rt.Config.Mirror; m != nil {
-		rs.mirror = pools[m.Backend]
+		rs.mirrors = append(rs.mirrors, proxy.Shadow{Pool: pools[m.Backend], Percent: *m.Percent})
+	}
+	for _, m := range rt.Config.Mirrors {
+		rs.mirrors = append(rs.mirrors, proxy.Shadow{Pool: pools[m.Backend], Percent: *m.Percent})
 	}
 	return rs
 }

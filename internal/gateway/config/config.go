@@ -280,6 +280,10 @@ type Route struct {
 	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
 	// Mirror copies a share of requests to a shadow backend.
 	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
+	// Mirrors copy requests to several shadow backends, each sampled on
+	// its own (default none); a route has mirror or mirrors, not both.
+	// Gateway API's RequestMirror filters, more than one in a rule.
+	Mirrors []Mirror `yaml:"mirrors" json:"mirrors,omitempty"`
 	// Timeout overrides Defaults.Timeout.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
 	// TryTimeout bounds each try (the first and every retry) until its

@@ -135,6 +135,7 @@ routes:
       query: [{name: q, type: Present, value: x}]
     backends: [{name: web, weight: 120}, {name: nope, requestHeaders: {set: {"Bad:Name": x}, add: {X-Ok: "a\rb"}}}]
     mirror: {backend: ghost, percent: 150}
+    mirrors: [{backend: web}, {backend: ghost2, percent: -1}]
   - name: a
     rewrite: {path: {type: ReplacePrefix, value: /x}}
     backends: [{name: web, weight: 0}]
@@ -181,6 +182,9 @@ routes:
 		`routes[0].backends[1].requestHeaders.add.X-Ok: value must not contain CR, LF or NUL`,
 		`routes[0].mirror.backend: no backend named "ghost"`,
 		`routes[0].mirror.percent: must be 0..100, got 150`,
+		`routes[0].mirrors: a route has mirror or mirrors, not both`,
+		`routes[0].mirrors[1].backend: no backend named "ghost2"`,
+		`routes[0].mirrors[1].percent: must be 0..100, got -1`,
 		`routes[1].name: duplicate route "a"`,
 		`routes[1].backends: weights add up to 0`,
 		`routes[2].name: want 1..63 of a-z`,

@@ -397,12 +397,13 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		}
 	}
 	if mr := r.Mirror; mr != nil {
-		if !backends[mr.Backend] {
-			p.addf(path+".mirror.backend", "no backend named %q", mr.Backend)
+		mr.validate(p, backends, path+".mirror")
+		if len(r.Mirrors) > 0 {
+			p.addf(path+".mirrors", "a route has mirror or mirrors, not both")
 		}
-		if mr.Percent != nil && (*mr.Percent < 0 || *mr.Percent > 100) {
-			p.addf(path+".mirror.percent", "must be 0..100, got %g", *mr.Percent)
-		}
+	}
+	for j := range r.Mirrors {
+		r.Mirrors[j].validate(p, backends, fmt.Sprintf("%s.mirrors[%d]", path, j))
 	}
 	if r.TryTimeout < 0 {
 		p.addf(path+".tryTimeout", "must not be negative, got %s", r.TryTimeout)
@@ -540,7 +541,7 @@ func (d *DirectResponse) validate(p *problems, r *Route, path string) {
 	for _, other := range []struct {
 		name string
 		set  bool
-	}{{"backends", len(r.Backends) > 0}, {"redirect", r.Redirect != nil}, {"rewrite", r.Rewrite != nil}, {"mirror", r.Mirror != nil}, {"sticky", r.Sticky != nil}} {
+	}{{"backends", len(r.Backends) > 0}, {"redirect", r.Redirect != nil}, {"rewrite", r.Rewrite != nil}, {"mirror", r.Mirror != nil}, {"mirrors", len(r.Mirrors) > 0}, {"sticky", r.Sticky != nil}} {
 		if other.set {
 			p.addf(path, "not used with %s: a direct response never reaches a backend", other.name)
 		}
@@ -579,5 +580,14 @@ func (k *KubernetesService) validate(p *problems, path string) {
 		}
 	case len(k.Port) > 63 || !dnsLabelRE.MatchString(k.Port):
 		p.addf(path+".port", "want a port name (1..63 of a-z, 0-9, '-') or number 1..65535, got %q", k.Port)
+	}
+}
+
+func (mr *Mirror) validate(p *problems, backends map[string]bool, path string) {
+	if !backends[mr.Backend] {
+		p.addf(path+".backend", "no backend named %q", mr.Backend)
+	}
+	if mr.Percent != nil && (*mr.Percent < 0 || *mr.Percent > 100) {
+		p.addf(path+".percent", "must be 0..100, got %g", *mr.Percent)
 	}
 }

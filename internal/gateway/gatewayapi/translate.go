@@ -861,10 +861,9 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		field := fmt.Sprintf("spec.rules[%d]", i)
 		var base config.Route
 		fail500 := "" // a filter that cannot be honoured: the rule answers 500
-		mirrors := 0
 		for j, f := range rule.Filters {
 			ff := fmt.Sprintf("%s.filters[%d]", field, j)
-			msg := t.filter(rs, &base, f, ff, &mirrors, addBackend, onRef)
+			msg := t.filter(rs, &base, f, ff, addBackend, onRef)
 			if msg != "" && fail500 == "" {
 				fail500 = msg
 			}
@@ -907,7 +906,7 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		case base.Redirect != nil:
 		case len(refs) == 0 || total(refs) == 0:
 			// No backend to send to: the spec's 500.
-			base.Rewrite, base.Mirror, base.RequestHeaders = nil, nil, nil
+			base.Rewrite, base.Mirror, base.Mirrors, base.RequestHeaders = nil, nil, nil, nil
 			base.DirectResponse = &config.DirectResponse{Status: 500, Body: "no backend\n"}
 		default:
 			base.Backends = refs
@@ -1013,7 +1012,7 @@ func parseDuration(s string) (time.Duration, error) {
 // filter applies one rule filter to rc; a non-empty result is why the
 // rule must answer 500 instead (a filter that cannot be honoured is never
 // skipped).
-func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFilter, field string, mirrors *int, addBackend func(config.Backend), onRef func(string, string)) string {
+func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFilter, field string, addBackend func(config.Backend), onRef func(string, string)) string {
 	switch f.Type {
 	case gwv1.HTTPRouteFilterRequestHeaderModifier:
 		if f.RequestHeaderModifier != nil {
@@ -1086,11 +1085,6 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 		if !ok {
 			return "" // nothing mirrored; ResolvedRefs says why
 		}
-		*mirrors++
-		if *mirrors > 1 {
-			t.problem("HTTPRoute", rs.r, Warning, "%s: only one request mirror per rule is supported; this one is left out", field)
-			return ""
-		}
 		addBackend(b)
 		mc := &config.Mirror{Backend: b.Name}
 		switch {
@@ -1108,7 +1102,14 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 			p := float64(m.Fraction.Numerator) * 100 / float64(den)
 			mc.Percent = &p
 		}
-		rc.Mirror = mc
+		switch { // one mirror stays mirror; more become mirrors
+		case rc.Mirror == nil && len(rc.Mirrors) == 0:
+			rc.Mirror = mc
+		case rc.Mirror != nil:
+			rc.Mirrors, rc.Mirror = []config.Mirror{*rc.Mirror, *mc}, nil
+		default:
+			rc.Mirrors = append(rc.Mirrors, *mc)
+		}
 	default:
 		return fmt.Sprintf("%s: filter type %s is not supported", field, f.Type)
 	}
@@ -1259,6 +1260,7 @@ func cloneRoute(r config.Route) config.Route {
 		m := *r.Mirror
 		r.Mirror = &m
 	}
+	r.Mirrors = slices.Clone(r.Mirrors)
 	if r.Retries != nil {
 		rt := *r.Retries
 		r.Retries = &rt
@@ -1309,7 +1311,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
 		"HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteBackendTimeout",
-		"HTTPRouteBackendRequestHeaderModification",
+		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteRequestMultipleMirrors",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by

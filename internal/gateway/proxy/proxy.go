@@ -68,9 +68,17 @@ type Call struct {
 	Backend int
 	// SetCookie, when not nil, is added to the response (sticky backend).
 	SetCookie *http.Cookie
-	// Mirror, when not nil, is the route's shadow backend: the proxy
-	// samples the route's mirror percentage and sends a copy.
-	Mirror *backend.Pool
+	// Mirrors are the route's shadow backends: the proxy samples each
+	// one's percentage and sends it a copy.
+	Mirrors []Shadow
+}
+
+// Shadow is one of a route's mirrors.
+type Shadow struct {
+	// Pool is the shadow backend.
+	Pool *backend.Pool
+	// Percent of requests copied to it, 0..100.
+	Percent float64
 }
 
 // Result is what the proxy observed, for the access log and metrics.
@@ -204,8 +212,8 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(d)}
 		}
 	}
-	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
-		p.sendMirror(r, c)
+	if len(c.Mirrors) > 0 {
+		p.sendMirrors(r, c)
 	}
 	x := p.getExchange(c)
 	ctx, cancel := context.WithCancelCause(r.Context())
