@@ -312,6 +312,10 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonUnsupportedAddress), "spec.addresses is not supported: the gateway's address is its Service's"
 		t.problem("Gateway", g, Error, "%s", gs.msg)
 	}
+	if msg := parametersRef(g); msg != "" {
+		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonInvalidParameters), msg
+		t.problem("Gateway", g, Error, "%s", gs.msg)
+	}
 	// Conflicts: the gateway serves HTTP and HTTPS on its own two
 	// listeners, so listeners conflict by port across protocols and by
 	// hostname within one protocol and port.

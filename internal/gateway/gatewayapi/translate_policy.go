@@ -105,3 +105,17 @@ func backendFilters(fs []gwv1.HTTPRouteFilter, field string) (*config.HeaderOps,
 	}
 	return ops, ""
 }
+
+// parametersRef says why g's spec.infrastructure.parametersRef cannot be
+// honoured: the gateway takes no implementation-specific parameters, so
+// any reference is one it cannot resolve (the spec: Accepted False,
+// InvalidParameters). spec.infrastructure labels and annotations are the
+// controller's to put on the Gateway's Service (controller/services.go).
+func parametersRef(g *gwv1.Gateway) string {
+	inf := g.Spec.Infrastructure
+	if inf == nil || inf.ParametersRef == nil {
+		return ""
+	}
+	p := inf.ParametersRef
+	return fmt.Sprintf("spec.infrastructure.parametersRef: %s %q in group %q is not supported: the gateway takes no parameters", p.Kind, p.Name, p.Group)
+}
