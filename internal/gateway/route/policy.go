@@ -302,11 +302,13 @@ func (p *corsPolicy) filter(w http.ResponseWriter, r *http.Request, req *Request
 		if p.credentials {
 			h["Access-Control-Allow-Credentials"] = credentialsTrue
 		}
-	}
-	if !isPreflight(r) {
-		if allowed && p.expose != nil {
+		// Also on a preflight, where browsers ignore it: Gateway API
+		// asks for it there too, as Envoy sends it.
+		if p.expose != nil {
 			h["Access-Control-Expose-Headers"] = p.expose
 		}
+	}
+	if !isPreflight(r) {
 		return false
 	}
 	if allowed {
