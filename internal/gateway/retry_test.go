@@ -264,3 +264,26 @@ routes: [{name: r, backends: [{name: b}], retries: {attempts: 2, backoff: 1ms, m
 		}
 	}
 }
+
+// TestRetryBudgetCountsRequests: the retry budget counts retrying
+// requests, not each retry of one: a lone request gets every attempt
+// its route allows, even beyond the budget's minimum of 3.
+func TestRetryBudgetCountsRequests(t *testing.T) {
+	var busyHits atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	f := start(t, fmt.Sprintf(`
+backends: [{name: b, addresses: [%q], outlier: {consecutiveFailures: 100}}]
+routes: [{name: r, backends: [{name: b}], retries: {attempts: 5, backoff: 1ms, retryOn: [503], budget: 0}}]
+`, strings.TrimPrefix(busy.URL, "http://")), Options{})
+	resp, body := f.do(t, "GET", "x.test", "/", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET = %d %q, want 503 after the retries", resp.StatusCode, body)
+	}
+	if n := busyHits.Load(); n != 6 {
+		t.Errorf("upstream saw %d tries, want 6 (1 + 5 retries, one unit of the budget)", n)
+	}
+}

@@ -539,8 +539,9 @@ type Retries struct {
 	// jittered backoff (default 0: a retry may follow at once). Gateway
 	// API's retry.backoff is such a minimum.
 	MinBackoff time.Duration `yaml:"minBackoff" json:"minBackoff,omitempty"`
-	// Budget caps retries in flight to this fraction of requests in flight
-	// per backend, 0..1, with at least 3 allowed (default 0.2).
+	// Budget caps the retrying requests in flight to this fraction of the
+	// requests in flight per backend, 0..1, with at least 3 allowed
+	// (default 0.2); 1 lets every request retry.
 	Budget *float64 `yaml:"budget" json:"budget,omitempty"`
 	// RetryOn lists upstream status codes that are retried for idempotent
 	// requests (default none: only failures without a response).

@@ -52,6 +52,8 @@ func corsPolicy(f *gwv1.HTTPCORSFilter) *config.CORS {
 // requests without a body (500..599); a failed connect is retried for
 // any request. backoff is the least wait before a retry (MinBackoff) and
 // the base of the gateway's jittered exponential backoff on top of it.
+// The retry budget is 1, every request may retry: Gateway API has no
+// budget, and the attempts asked for are what the spec requires.
 // Without retry the gateway's default retry policy applies.
 func retryPolicy(rc *config.Route, rule gwv1.HTTPRouteRule, field string) string {
 	if to := rule.Timeouts; to != nil && to.BackendRequest != nil {
@@ -65,7 +67,8 @@ func retryPolicy(rc *config.Route, rule gwv1.HTTPRouteRule, field string) string
 	if rr == nil {
 		return ""
 	}
-	p := &config.Retries{Attempts: 2}
+	all := 1.0
+	p := &config.Retries{Attempts: 2, Budget: &all}
 	if rr.Attempts != nil {
 		p.Attempts = *rr.Attempts
 	}

@@ -335,9 +335,12 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer pool.RequestDone()
 	var triedBuf [4]*backend.Endpoint
 	tried := triedBuf[:0]
+	// A retrying request holds one unit of the backend's retry budget
+	// from its first retry until it is done: its own earlier tries have
+	// ended, so they are not "in flight" against the budget.
 	retries := 0
 	defer func() {
-		for range retries {
+		if retries > 0 {
 			pool.RetryDone()
 		}
 	}()
@@ -391,7 +394,7 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		retry := attempt < policy.Attempts && !errors.Is(err, errTryTimeout) &&
 			(err != nil && notSent(err) && (body == nil || !body.read.Load()) ||
 				err == nil && idempotent && body == nil && slices.Contains(policy.RetryOn, resp.StatusCode))
-		if retry && pool.RetryStart(*policy.Budget) {
+		if retry && (retries > 0 || pool.RetryStart(*policy.Budget)) {
 			retries++
 			if resp != nil {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
