@@ -27,6 +27,7 @@ type RouteInfo struct {
 	Redirect  *config.Redirect `json:"redirect,omitempty"`
 	Weights   map[string]int   `json:"weights,omitempty"`
 	Mirror    *config.Mirror   `json:"mirror,omitempty"`
+	Mirrors   []config.Mirror  `json:"mirrors,omitempty"`
 	Sticky    *config.Sticky   `json:"sticky,omitempty"`
 	TimeoutMS int64            `json:"timeoutMs"`
 	Retries   *config.Retries  `json:"retries,omitempty"`
@@ -37,7 +38,7 @@ func (v adminView) Routes() any {
 	out := []RouteInfo{}
 	for _, rs := range st.routes {
 		c := rs.rt.Config
-		ri := RouteInfo{Name: c.Name, Match: c.Match, Rewrite: c.Rewrite, Redirect: c.Redirect, Mirror: c.Mirror, Sticky: c.Sticky,
+		ri := RouteInfo{Name: c.Name, Match: c.Match, Rewrite: c.Rewrite, Redirect: c.Redirect, Mirror: c.Mirror, Mirrors: c.Mirrors, Sticky: c.Sticky,
 			TimeoutMS: c.Timeout.Milliseconds(), Retries: c.Retries}
 		if split := rs.rt.Split; len(split.Names) > 0 {
 			ri.Weights = map[string]int{}

@@ -147,7 +147,7 @@ type routeState struct {
 	rt      *route.Route
 	pools   []*backend.Pool // by rt.Split index
 	allowed func(int) bool  // bound once: no allocation per request
-	mirror  *backend.Pool
+	mirrors []proxy.Shadow
 	metrics []*routeMetrics
 	live    []*liveview.Recorder // by rt.Split index; nil entries when DisableLiveStats
 }
@@ -541,7 +541,10 @@ func (g *Gateway) newRouteState(rt *route.Route, pools map[string]*backend.Pool)
 		rs.live = append(rs.live, rec)
 	}
 	if m := rt.Config.Mirror; m != nil {
-		rs.mirror = pools[m.Backend]
+		rs.mirrors = append(rs.mirrors, proxy.Shadow{Pool: pools[m.Backend], Percent: *m.Percent})
+	}
+	for _, m := range rt.Config.Mirrors {
+		rs.mirrors = append(rs.mirrors, proxy.Shadow{Pool: pools[m.Backend], Percent: *m.Percent})
 	}
 	return rs
 }

@@ -79,7 +79,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	backendIdx, f.call.SetCookie = rs.pick(r)
-	f.call.Route, f.call.Request, f.call.Pool, f.call.Mirror = rt, req, rs.pools[backendIdx], rs.mirror
+	f.call.Route, f.call.Request, f.call.Pool, f.call.Backend, f.call.Mirrors = rt, req, rs.pools[backendIdx], backendIdx, rs.mirrors
 	clearDeadlines(w, r)
 	f.res = g.proxy.Serve(rec, r, &f.call)
 }

@@ -183,6 +183,14 @@ routes:
       allowCredentials: true
       maxAge: 10m
   - {name: open, match: {hosts: [open.test]}, backends: [{name: app}]}
+  - name: reflect
+    match: {hosts: [reflect.test]}
+    backends: [{name: app}]
+    cors: {allowOrigins: ["*"], allowMethods: ["*"], allowHeaders: ["*"], allowCredentials: true, reflectWildcards: true}
+  - name: reflect-anon
+    match: {hosts: [anon.test]}
+    backends: [{name: app}]
+    cors: {allowOrigins: ["*"], allowMethods: ["*"], allowHeaders: ["*"]}
 `, up.addr()), Options{})
 	bare := start(t, fmt.Sprintf(`
 backends: [{name: app, addresses: [%q]}]
@@ -201,7 +209,7 @@ routes: [{name: plain, match: {hosts: [plain.test], methods: [GET]}, backends: [
 	}{
 		{name: "preflight from an allowed origin", method: "OPTIONS", host: "api.test",
 			hdr:    map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"},
-			status: 204, want: map[string]string{acao: "https://app.example.com", acac: "true", acam: "GET, POST, PUT", acah: "Content-Type, Authorization", acma: "600", aceh: ""}, vary: "Origin"},
+			status: 204, want: map[string]string{acao: "https://app.example.com", acac: "true", acam: "GET, POST, PUT", acah: "Content-Type, Authorization", acma: "600", aceh: "X-Request-Id, X-Total"}, vary: "Origin"},
 		{name: "preflight from a wildcard subdomain", method: "OPTIONS", host: "api.test",
 			hdr:    map[string]string{"Origin": "https://a.b.tenants.example.com", "Access-Control-Request-Method": "POST"},
 			status: 204, want: map[string]string{acao: "https://a.b.tenants.example.com", acac: "true", acam: "GET, POST, PUT"}, vary: "Origin"},
@@ -210,7 +218,7 @@ routes: [{name: plain, match: {hosts: [plain.test], methods: [GET]}, backends: [
 			status: 204, want: map[string]string{acao: "", acac: "", acam: "", acah: "", acma: ""}, vary: "Origin"},
 		{name: "preflight from another origin: answered without Allow headers", method: "OPTIONS", host: "api.test",
 			hdr:    map[string]string{"Origin": "https://evil.test", "Access-Control-Request-Method": "PUT"},
-			status: 204, want: map[string]string{acao: "", acac: "", acam: "", acah: "", acma: ""}, vary: "Origin"},
+			status: 204, want: map[string]string{acao: "", acac: "", acam: "", acah: "", acma: "", aceh: ""}, vary: "Origin"},
 		{name: "actual request from an allowed origin, upstream headers replaced", method: "GET", host: "api.test",
 			hdr:    map[string]string{"Origin": "https://app.example.com"},
 			status: 200, proxied: true, want: map[string]string{acao: "https://app.example.com", acac: "true", aceh: "X-Request-Id, X-Total", acam: ""}, vary: "Origin, Accept-Encoding"},
@@ -225,6 +233,18 @@ routes: [{name: plain, match: {hosts: [plain.test], methods: [GET]}, backends: [
 		{name: "default policy preflight, default methods", method: "OPTIONS", host: "open.test",
 			hdr:    map[string]string{"Origin": "https://anyone.test", "Access-Control-Request-Method": "POST"},
 			status: 204, want: map[string]string{acao: "*", acam: "GET, HEAD, POST", acma: ""}, vary: ""},
+		{name: "reflectWildcards preflight: the request's own origin, method and headers", method: "OPTIONS", host: "reflect.test",
+			hdr:    map[string]string{"Origin": "https://other.test", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "x-a, x-b"},
+			status: 204, want: map[string]string{acao: "https://other.test", acac: "true", acam: "PUT", acah: "x-a, x-b"}, vary: "Origin"},
+		{name: "reflectWildcards preflight without request headers: no Allow-Headers", method: "OPTIONS", host: "reflect.test",
+			hdr:    map[string]string{"Origin": "https://other.test", "Access-Control-Request-Method": "DELETE"},
+			status: 204, want: map[string]string{acao: "https://other.test", acac: "true", acam: "DELETE", acah: ""}, vary: "Origin"},
+		{name: "reflectWildcards actual request: the origin and credentials", method: "GET", host: "reflect.test",
+			hdr:    map[string]string{"Origin": "https://other.test"},
+			status: 200, proxied: true, want: map[string]string{acao: "https://other.test", acac: "true"}, vary: "Origin, Accept-Encoding"},
+		{name: "wildcards without reflectWildcards: the constant \"*\"", method: "OPTIONS", host: "anon.test",
+			hdr:    map[string]string{"Origin": "https://other.test", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "x-a"},
+			status: 204, want: map[string]string{acao: "*", acac: "", acam: "*", acah: "*"}, vary: ""},
 		{name: "no cors: upstream headers untouched", method: "GET", host: "plain.test", f: bare,
 			hdr:    map[string]string{"Origin": "https://evil.test"},
 			status: 200, proxied: true, want: map[string]string{acao: "*", acac: "true", aceh: "X-Secret"}, vary: "Accept-Encoding"},

@@ -160,3 +160,130 @@ routes: [{name: r, backends: [{name: b}], retries: {attempts: 2, backoff: 1ms, %
 		})
 	}
 }
+
+// TestTryTimeout: a route's tryTimeout bounds each try until its response
+// headers arrive: a try that runs out answers 504 and is not retried,
+// even with retries and another endpoint; once the headers came, the
+// body streams past it; without it only the route timeout holds.
+func TestTryTimeout(t *testing.T) {
+	var stuckHits atomic.Int64
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stuckHits.Add(1)
+		<-r.Context().Done() // never answers; the gateway gives up
+	}))
+	t.Cleanup(stuck.Close)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("stream") != "" {
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, "head ")
+			w.(http.Flusher).Flush()
+		}
+		select { // longer than the try timeout
+		case <-time.After(300 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "tail")
+	}))
+	t.Cleanup(slow.Close)
+	good := newUpstream(t, "good")
+	f := start(t, fmt.Sprintf(`
+backends:
+  - {name: stuck, addresses: [%q, %q], outlier: {consecutiveFailures: 100}}
+  - {name: slow, addresses: [%q]}
+routes:
+  - {name: stuck, match: {hosts: [stuck.test]}, backends: [{name: stuck}], tryTimeout: 50ms, timeout: 20s, retries: {attempts: 2, backoff: 1ms, budget: 1}}
+  - {name: slow, match: {hosts: [slow.test]}, backends: [{name: slow}], tryTimeout: 50ms, timeout: 20s}
+  - {name: untimed, match: {hosts: [untimed.test]}, backends: [{name: slow}], timeout: 20s}
+`, strings.TrimPrefix(stuck.URL, "http://"), good.addr(), strings.TrimPrefix(slow.URL, "http://")), Options{})
+	tests := []struct {
+		name, host, target string
+		status             int
+		body               string
+	}{
+		{name: "no headers in time: 504, not retried", host: "stuck.test", target: "/", status: 504},
+		{name: "headers in time: the body streams past the try timeout", host: "slow.test", target: "/?stream=1", status: 200, body: "head tail"},
+		{name: "headers too late: 504", host: "slow.test", target: "/", status: 504},
+		{name: "no tryTimeout: only the route timeout holds", host: "untimed.test", target: "/", status: 200, body: "tail"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stuckHits.Store(0)
+			before := good.hits.Load()
+			resp, body := f.do(t, "GET", tt.host, tt.target, nil, nil)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("GET %s%s = %d %q, want %d", tt.host, tt.target, resp.StatusCode, body, tt.status)
+			}
+			if tt.body != "" && body != tt.body {
+				t.Errorf("body = %q, want %q", body, tt.body)
+			}
+			if tt.status == 504 && !strings.Contains(body, `"error":"upstream_timeout"`) {
+				t.Errorf("body = %q, want the upstream_timeout error", body)
+			}
+			if tt.host == "stuck.test" {
+				if n := stuckHits.Load(); n != 1 {
+					t.Errorf("stuck endpoint saw %d tries, want 1", n)
+				}
+				if good.hits.Load() != before {
+					t.Errorf("a timed-out try was retried on the other endpoint")
+				}
+			}
+		})
+	}
+}
+
+// TestMinBackoff: retries.minBackoff is the least wait before each retry
+// (Gateway API's retry.backoff), whatever the jitter draws. Only a lower
+// bound is asserted, which a busy machine cannot break.
+func TestMinBackoff(t *testing.T) {
+	var mu sync.Mutex
+	var arrivals []time.Time
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	f := start(t, fmt.Sprintf(`
+backends: [{name: b, addresses: [%q], outlier: {consecutiveFailures: 100}}]
+routes: [{name: r, backends: [{name: b}], retries: {attempts: 2, backoff: 1ms, minBackoff: 80ms, retryOn: [503], budget: 1}}]
+`, strings.TrimPrefix(busy.URL, "http://")), Options{})
+	resp, body := f.do(t, "GET", "x.test", "/", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET = %d %q, want 503 after the retries", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(arrivals) != 3 {
+		t.Fatalf("upstream saw %d tries, want 3 (1 + 2 retries)", len(arrivals))
+	}
+	for i := 1; i < len(arrivals); i++ {
+		if gap := arrivals[i].Sub(arrivals[i-1]); gap < 80*time.Millisecond {
+			t.Errorf("retry %d came %s after the try before, want at least minBackoff 80ms", i, gap)
+		}
+	}
+}
+
+// TestRetryBudgetCountsRequests: the retry budget counts retrying
+// requests, not each retry of one: a lone request gets every attempt
+// its route allows, even beyond the budget's minimum of 3.
+func TestRetryBudgetCountsRequests(t *testing.T) {
+	var busyHits atomic.Int64
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		busyHits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	f := start(t, fmt.Sprintf(`
+backends: [{name: b, addresses: [%q], outlier: {consecutiveFailures: 100}}]
+routes: [{name: r, backends: [{name: b}], retries: {attempts: 5, backoff: 1ms, retryOn: [503], budget: 0}}]
+`, strings.TrimPrefix(busy.URL, "http://")), Options{})
+	resp, body := f.do(t, "GET", "x.test", "/", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("GET = %d %q, want 503 after the retries", resp.StatusCode, body)
+	}
+	if n := busyHits.Load(); n != 6 {
+		t.Errorf("upstream saw %d tries, want 6 (1 + 5 retries, one unit of the budget)", n)
+	}
+}

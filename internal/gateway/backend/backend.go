@@ -329,7 +329,8 @@ func (p *Pool) RequestStarted() { p.requests.Add(1) }
 func (p *Pool) RequestDone() { p.requests.Add(-1) }
 
 // RetryStart reserves a retry if retries in flight stay within budget
-// (a fraction of requests in flight, at least 3).
+// (a fraction of requests in flight, at least 3). The proxy holds one per
+// retrying request, however many times it retries.
 func (p *Pool) RetryStart(budget float64) bool {
 	limit := max(int64(budget*float64(p.requests.Load())), 3)
 	if p.retries.Add(1) > limit {

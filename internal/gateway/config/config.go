@@ -280,8 +280,17 @@ type Route struct {
 	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
 	// Mirror copies a share of requests to a shadow backend.
 	Mirror *Mirror `yaml:"mirror" json:"mirror,omitempty"`
+	// Mirrors copy requests to several shadow backends, each sampled on
+	// its own (default none); a route has mirror or mirrors, not both.
+	// Gateway API's RequestMirror filters, more than one in a rule.
+	Mirrors []Mirror `yaml:"mirrors" json:"mirrors,omitempty"`
 	// Timeout overrides Defaults.Timeout.
 	Timeout time.Duration `yaml:"timeout" json:"timeout"`
+	// TryTimeout bounds each try (the first and every retry) until its
+	// response headers arrive; a try that runs out answers 504 and is not
+	// retried (the upstream may have acted on it). Default 0: none, only
+	// Timeout bounds the exchange. Gateway API's timeouts.backendRequest.
+	TryTimeout time.Duration `yaml:"tryTimeout" json:"tryTimeout,omitempty"`
 	// Retries overrides Defaults.Retries.
 	Retries *Retries `yaml:"retries" json:"retries,omitempty"`
 	// HTTPSRedirect, when set, answers requests that came over clear text
@@ -491,6 +500,10 @@ type BackendRef struct {
 	// Weight is the relative share, 0..100 (default 1); 0 sends nothing,
 	// which is how blue/green keeps the idle colour routed but unused.
 	Weight *int `yaml:"weight" json:"weight,omitempty"`
+	// RequestHeaders edits the request sent to this backend only, after
+	// the route's requestHeaders (default none). Gateway API's filters on
+	// a backendRef.
+	RequestHeaders *HeaderOps `yaml:"requestHeaders" json:"requestHeaders,omitempty"`
 }
 
 // Sticky pins a client to a backend of the route with a cookie.
@@ -522,8 +535,13 @@ type Retries struct {
 	// Backoff is the base of the jittered exponential backoff between
 	// tries (default 25ms): full jitter over base×2^n, n capped at 3.
 	Backoff time.Duration `yaml:"backoff" json:"backoff"`
-	// Budget caps retries in flight to this fraction of requests in flight
-	// per backend, 0..1, with at least 3 allowed (default 0.2).
+	// MinBackoff is the least wait before each retry, added to the
+	// jittered backoff (default 0: a retry may follow at once). Gateway
+	// API's retry.backoff is such a minimum.
+	MinBackoff time.Duration `yaml:"minBackoff" json:"minBackoff,omitempty"`
+	// Budget caps the retrying requests in flight to this fraction of the
+	// requests in flight per backend, 0..1, with at least 3 allowed
+	// (default 0.2); 1 lets every request retry.
 	Budget *float64 `yaml:"budget" json:"budget,omitempty"`
 	// RetryOn lists upstream status codes that are retried for idempotent
 	// requests (default none: only failures without a response).

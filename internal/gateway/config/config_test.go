@@ -133,8 +133,9 @@ routes:
       methods: [get]
       headers: [{name: X, type: Fuzzy}]
       query: [{name: q, type: Present, value: x}]
-    backends: [{name: web, weight: 120}, {name: nope}]
+    backends: [{name: web, weight: 120}, {name: nope, requestHeaders: {set: {"Bad:Name": x}, add: {X-Ok: "a\rb"}}}]
     mirror: {backend: ghost, percent: 150}
+    mirrors: [{backend: web}, {backend: ghost2, percent: -1}]
   - name: a
     rewrite: {path: {type: ReplacePrefix, value: /x}}
     backends: [{name: web, weight: 0}]
@@ -145,7 +146,8 @@ routes:
     match: {path: {type: Prefix, value: /a}}
     rewrite: {path: {type: Regex, value: "/$3", pattern: "/(a)(b)"}}
     requestHeaders: {set: {"Bad Name": x}, add: {X-Ok: "a\nb"}}
-    retries: {attempts: 11, budget: 2, retryOn: [404]}
+    retries: {attempts: 11, budget: 2, retryOn: [404], minBackoff: 2m}
+    tryTimeout: -1s
     sticky: {cookie: "a;b", ttl: 1ms}
     backends: [{name: web}]
 `
@@ -176,8 +178,13 @@ routes:
 		`routes[0].match.query[0].value: must be empty for type Present`,
 		`routes[0].backends[0].weight: must be 0..100, got 120`,
 		`routes[0].backends[1].name: no backend named "nope"`,
+		`routes[0].backends[1].requestHeaders.set.Bad:Name: invalid header name`,
+		`routes[0].backends[1].requestHeaders.add.X-Ok: value must not contain CR, LF or NUL`,
 		`routes[0].mirror.backend: no backend named "ghost"`,
 		`routes[0].mirror.percent: must be 0..100, got 150`,
+		`routes[0].mirrors: a route has mirror or mirrors, not both`,
+		`routes[0].mirrors[1].backend: no backend named "ghost2"`,
+		`routes[0].mirrors[1].percent: must be 0..100, got -1`,
 		`routes[1].name: duplicate route "a"`,
 		`routes[1].backends: weights add up to 0`,
 		`routes[2].name: want 1..63 of a-z`,
@@ -190,6 +197,8 @@ routes:
 		`routes[3].retries.attempts: must be 0..10, got 11`,
 		`routes[3].retries.budget: must be 0..1, got 2`,
 		`routes[3].retries.retryOn[0]: must be 500..599, got 404`,
+		`routes[3].tryTimeout: must not be negative, got -1s`,
+		`routes[3].retries.minBackoff: must be 0..1m, got 2m0s`,
 		`routes[3].sticky.cookie: want a cookie name`,
 		`routes[3].sticky.ttl: must be at least 1s`,
 	}

@@ -266,6 +266,12 @@ func (c *Config) SetDefaults() {
 			hundred := 100.0
 			r.Mirror.Percent = &hundred
 		}
+		for j := range r.Mirrors {
+			if r.Mirrors[j].Percent == nil {
+				hundred := 100.0
+				r.Mirrors[j].Percent = &hundred
+			}
+		}
 		if r.Timeout == 0 {
 			r.Timeout = c.Defaults.Timeout
 		}

@@ -94,6 +94,15 @@ type CORS struct {
 	// MaxAge is how long a browser may cache a preflight answer, whole
 	// seconds (default 0: no Access-Control-Max-Age, the browser's 5s).
 	MaxAge time.Duration `yaml:"maxAge" json:"maxAge,omitempty"`
+	// ReflectWildcards answers "*" in AllowOrigins, AllowMethods and
+	// AllowHeaders with the request's own Origin, Access-Control-Request-
+	// Method and -Headers instead of "*", which browsers read literally on
+	// credentialed requests; it is what makes "*" usable with
+	// AllowCredentials (Gateway API's HTTPCORSFilter semantics). Default
+	// false: "*" with AllowCredentials is a validation error, since it
+	// lets every site read credentialed responses; set it only when that
+	// is meant.
+	ReflectWildcards bool `yaml:"reflectWildcards" json:"reflectWildcards,omitempty"`
 }
 
 // OriginPattern is one parsed CORS AllowOrigins entry.
@@ -176,13 +185,16 @@ func (c *CORS) validate(p *problems, path string) {
 		switch {
 		case err != nil:
 			p.addf(fmt.Sprintf("%s.allowOrigins[%d]", path, i), "%v", err)
-		case o.Any && c.AllowCredentials:
-			p.addf(fmt.Sprintf("%s.allowOrigins[%d]", path, i), `"*" with allowCredentials: true is forbidden by the Fetch standard; list the origins`)
+		case o.Any && c.AllowCredentials && !c.ReflectWildcards:
+			p.addf(fmt.Sprintf("%s.allowOrigins[%d]", path, i), `"*" with allowCredentials: true is forbidden by the Fetch standard; list the origins (or set reflectWildcards to answer with the request's origin)`)
 		}
 	}
 	for i, m := range c.AllowMethods {
 		if m == "" || strings.ToUpper(m) != m || !validToken(m) {
 			p.addf(fmt.Sprintf("%s.allowMethods[%d]", path, i), "want an upper-case method like GET, got %q", m)
+		}
+		if m == "*" && c.AllowCredentials && !c.ReflectWildcards {
+			p.addf(fmt.Sprintf("%s.allowMethods[%d]", path, i), `"*" with allowCredentials: true means a method named "*" to browsers; list the methods (or set reflectWildcards)`)
 		}
 	}
 	for _, g := range []struct {
@@ -193,7 +205,7 @@ func (c *CORS) validate(p *problems, path string) {
 			if h != "*" && !validToken(h) {
 				p.addf(fmt.Sprintf("%s.%s[%d]", path, g.field, i), "want a header name, got %q", h)
 			}
-			if h == "*" && c.AllowCredentials {
+			if h == "*" && c.AllowCredentials && !(c.ReflectWildcards && g.field == "allowHeaders") {
 				p.addf(fmt.Sprintf("%s.%s[%d]", path, g.field, i), `"*" with allowCredentials: true means a header named "*" to browsers; list the headers`)
 			}
 		}

@@ -155,6 +155,24 @@ routes:
 			`routes[0].cors.maxAge: want whole seconds, 0 or more, got 1.5s`,
 			`routes[1].cors.allowOrigins: want at least one origin`,
 		}},
+		{"reflectWildcards makes \"*\" usable with credentials", `
+routes:
+  - name: a
+    backends: [{name: web}]
+    cors: {allowOrigins: ["*"], allowMethods: ["*"], allowHeaders: ["*"], allowCredentials: true, reflectWildcards: true}
+`, nil},
+		{"wildcard methods with credentials", `
+routes:
+  - name: a
+    backends: [{name: web}]
+    cors: {allowOrigins: ["https://app.test"], allowMethods: ["*"], allowCredentials: true}
+`, []string{`routes[0].cors.allowMethods[0]: "*" with allowCredentials: true means a method named "*"`}},
+		{"reflectWildcards does not cover exposeHeaders", `
+routes:
+  - name: a
+    backends: [{name: web}]
+    cors: {allowOrigins: ["*"], exposeHeaders: ["*"], allowCredentials: true, reflectWildcards: true}
+`, []string{`routes[0].cors.exposeHeaders[0]: "*" with allowCredentials: true`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(base + tc.yaml))

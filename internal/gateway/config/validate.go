@@ -381,6 +381,7 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 			}
 			total += max(*b.Weight, 0)
 		}
+		b.RequestHeaders.validate(p, bp+".requestHeaders")
 	}
 	if len(r.Backends) > 0 && total == 0 {
 		p.addf(path+".backends", "weights add up to 0: nothing would be served")
@@ -396,12 +397,16 @@ func (r *Route) validate(p *problems, path string, backends map[string]bool) {
 		}
 	}
 	if mr := r.Mirror; mr != nil {
-		if !backends[mr.Backend] {
-			p.addf(path+".mirror.backend", "no backend named %q", mr.Backend)
+		mr.validate(p, backends, path+".mirror")
+		if len(r.Mirrors) > 0 {
+			p.addf(path+".mirrors", "a route has mirror or mirrors, not both")
 		}
-		if mr.Percent != nil && (*mr.Percent < 0 || *mr.Percent > 100) {
-			p.addf(path+".mirror.percent", "must be 0..100, got %g", *mr.Percent)
-		}
+	}
+	for j := range r.Mirrors {
+		r.Mirrors[j].validate(p, backends, fmt.Sprintf("%s.mirrors[%d]", path, j))
+	}
+	if r.TryTimeout < 0 {
+		p.addf(path+".tryTimeout", "must not be negative, got %s", r.TryTimeout)
 	}
 	if r.Timeout < 0 {
 		p.addf(path+".timeout", "must not be negative, got %s", r.Timeout)
@@ -432,6 +437,9 @@ func (r *Retries) validate(p *problems, path string) {
 	}
 	if r.Backoff < 0 {
 		p.addf(path+".backoff", "must not be negative, got %s", r.Backoff)
+	}
+	if r.MinBackoff < 0 || r.MinBackoff > time.Minute {
+		p.addf(path+".minBackoff", "must be 0..1m, got %s", r.MinBackoff)
 	}
 	if r.Budget != nil && (*r.Budget < 0 || *r.Budget > 1) {
 		p.addf(path+".budget", "must be 0..1, got %g", *r.Budget)
@@ -533,7 +541,7 @@ func (d *DirectResponse) validate(p *problems, r *Route, path string) {
 	for _, other := range []struct {
 		name string
 		set  bool
-	}{{"backends", len(r.Backends) > 0}, {"redirect", r.Redirect != nil}, {"rewrite", r.Rewrite != nil}, {"mirror", r.Mirror != nil}, {"sticky", r.Sticky != nil}} {
+	}{{"backends", len(r.Backends) > 0}, {"redirect", r.Redirect != nil}, {"rewrite", r.Rewrite != nil}, {"mirror", r.Mirror != nil}, {"mirrors", len(r.Mirrors) > 0}, {"sticky", r.Sticky != nil}} {
 		if other.set {
 			p.addf(path, "not used with %s: a direct response never reaches a backend", other.name)
 		}
@@ -572,5 +580,14 @@ func (k *KubernetesService) validate(p *problems, path string) {
 		}
 	case len(k.Port) > 63 || !dnsLabelRE.MatchString(k.Port):
 		p.addf(path+".port", "want a port name (1..63 of a-z, 0-9, '-') or number 1..65535, got %q", k.Port)
+	}
+}
+
+func (mr *Mirror) validate(p *problems, backends map[string]bool, path string) {
+	if !backends[mr.Backend] {
+		p.addf(path+".backend", "no backend named %q", mr.Backend)
+	}
+	if mr.Percent != nil && (*mr.Percent < 0 || *mr.Percent > 100) {
+		p.addf(path+".percent", "must be 0..100, got %g", *mr.Percent)
 	}
 }

@@ -303,6 +303,10 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonUnsupportedAddress), "spec.addresses is not supported: the gateway's address is its Service's"
 		t.problem("Gateway", g, Error, "%s", gs.msg)
 	}
+	if msg := parametersRef(g); msg != "" {
+		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonInvalidParameters), msg
+		t.problem("Gateway", g, Error, "%s", gs.msg)
+	}
 	// Conflicts: the gateway serves HTTP and HTTPS on its own two
 	// listeners, so listeners conflict by port across protocols and by
 	// hostname within one protocol and port.
@@ -857,10 +861,9 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		field := fmt.Sprintf("spec.rules[%d]", i)
 		var base config.Route
 		fail500 := "" // a filter that cannot be honoured: the rule answers 500
-		mirrors := 0
 		for j, f := range rule.Filters {
 			ff := fmt.Sprintf("%s.filters[%d]", field, j)
-			msg := t.filter(rs, &base, f, ff, &mirrors, addBackend, onRef)
+			msg := t.filter(rs, &base, f, ff, addBackend, onRef)
 			if msg != "" && fail500 == "" {
 				fail500 = msg
 			}
@@ -870,8 +873,9 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		if base.Redirect == nil {
 			for j, br := range rule.BackendRefs {
 				bf := fmt.Sprintf("%s.backendRefs[%d]", field, j)
-				if len(br.Filters) > 0 && fail500 == "" {
-					fail500 = bf + ".filters: filters on a backendRef are not supported; put them on the rule"
+				ops, msg := backendFilters(br.Filters, bf)
+				if msg != "" && fail500 == "" {
+					fail500 = msg
 				}
 				b, ok := t.backend(rs, br.BackendObjectReference, bf, onRef)
 				w := 1
@@ -885,7 +889,7 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 					continue
 				}
 				addBackend(b)
-				refs = append(refs, config.BackendRef{Name: b.Name, Weight: &w})
+				refs = append(refs, config.BackendRef{Name: b.Name, Weight: &w, RequestHeaders: ops})
 			}
 		}
 		if len(lost) > 0 && total(refs) > 0 {
@@ -902,7 +906,7 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 		case base.Redirect != nil:
 		case len(refs) == 0 || total(refs) == 0:
 			// No backend to send to: the spec's 500.
-			base.Rewrite, base.Mirror, base.RequestHeaders = nil, nil, nil
+			base.Rewrite, base.Mirror, base.Mirrors, base.RequestHeaders = nil, nil, nil, nil
 			base.DirectResponse = &config.DirectResponse{Status: 500, Body: "no backend\n"}
 		default:
 			base.Backends = refs
@@ -914,8 +918,11 @@ func (t *translator) rules(rs *routeState, onRef func(reason, msg string)) (rout
 			}
 			base.Timeout = d // 0: the gateway's default (the spec's "no timeout" is not offered)
 		}
-		if rule.Retry != nil || rule.SessionPersistence != nil {
-			t.problem("HTTPRoute", r, Warning, "%s: retry and sessionPersistence are not supported; the gateway's retry policy applies", field)
+		if msg := retryPolicy(&base, rule, field); msg != "" {
+			return nil, nil, msg
+		}
+		if rule.SessionPersistence != nil {
+			t.problem("HTTPRoute", r, Warning, "%s: sessionPersistence is not supported", field)
 		}
 		matches := rule.Matches
 		if len(matches) == 0 {
@@ -1005,7 +1012,7 @@ func parseDuration(s string) (time.Duration, error) {
 // filter applies one rule filter to rc; a non-empty result is why the
 // rule must answer 500 instead (a filter that cannot be honoured is never
 // skipped).
-func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFilter, field string, mirrors *int, addBackend func(config.Backend), onRef func(string, string)) string {
+func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFilter, field string, addBackend func(config.Backend), onRef func(string, string)) string {
 	switch f.Type {
 	case gwv1.HTTPRouteFilterRequestHeaderModifier:
 		if f.RequestHeaderModifier != nil {
@@ -1064,6 +1071,11 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 			}
 		}
 		rc.Rewrite = rw
+	case gwv1.HTTPRouteFilterCORS:
+		if f.CORS == nil {
+			return field + ": cors is required"
+		}
+		rc.CORS = corsPolicy(f.CORS)
 	case gwv1.HTTPRouteFilterRequestMirror:
 		m := f.RequestMirror
 		if m == nil {
@@ -1072,11 +1084,6 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 		b, ok := t.backend(rs, m.BackendRef, field+".requestMirror.backendRef", onRef)
 		if !ok {
 			return "" // nothing mirrored; ResolvedRefs says why
-		}
-		*mirrors++
-		if *mirrors > 1 {
-			t.problem("HTTPRoute", rs.r, Warning, "%s: only one request mirror per rule is supported; this one is left out", field)
-			return ""
 		}
 		addBackend(b)
 		mc := &config.Mirror{Backend: b.Name}
@@ -1095,7 +1102,14 @@ func (t *translator) filter(rs *routeState, rc *config.Route, f gwv1.HTTPRouteFi
 			p := float64(m.Fraction.Numerator) * 100 / float64(den)
 			mc.Percent = &p
 		}
-		rc.Mirror = mc
+		switch { // one mirror stays mirror; more become mirrors
+		case rc.Mirror == nil && len(rc.Mirrors) == 0:
+			rc.Mirror = mc
+		case rc.Mirror != nil:
+			rc.Mirrors, rc.Mirror = []config.Mirror{*rc.Mirror, *mc}, nil
+		default:
+			rc.Mirrors = append(rc.Mirrors, *mc)
+		}
 	default:
 		return fmt.Sprintf("%s: filter type %s is not supported", field, f.Type)
 	}
@@ -1246,6 +1260,11 @@ func cloneRoute(r config.Route) config.Route {
 		m := *r.Mirror
 		r.Mirror = &m
 	}
+	r.Mirrors = slices.Clone(r.Mirrors)
+	if r.Retries != nil {
+		rt := *r.Retries
+		r.Retries = &rt
+	}
 	return r
 }
 
@@ -1291,6 +1310,8 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
+		"HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteBackendTimeout",
+		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteRequestMultipleMirrors",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by

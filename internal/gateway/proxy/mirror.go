@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/backend"
 )
 
 // MaxMirrorBody is the largest request body that is mirrored (64 KiB):
@@ -50,15 +52,27 @@ func (p *Proxy) sample(percent float64) bool {
 	return float64(p.opts.Rand(scale)) < percent/100*scale
 }
 
-// sendMirror copies r to c.Mirror. A body is mirrored only when its
-// length is known and at most MaxMirrorBody; it is read here and replayed
-// to the primary.
-func (p *Proxy) sendMirror(r *http.Request, c *Call) {
+// sendMirrors copies r to each of c.Mirrors its percentage samples. A
+// body is mirrored only when its length is known and at most
+// MaxMirrorBody; it is read here, once, and replayed to the primary.
+func (p *Proxy) sendMirrors(r *http.Request, c *Call) {
+	var buf [2]*backend.Pool
+	to := buf[:0]
+	for _, s := range c.Mirrors {
+		if p.sample(s.Percent) {
+			to = append(to, s.Pool)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
 	m := p.mirror
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength < 0 || r.ContentLength > MaxMirrorBody {
-			m.onResult(c.Route.Name, "skipped")
+			for range to {
+				m.onResult(c.Route.Name, "skipped")
+			}
 			return
 		}
 		b, err := io.ReadAll(r.Body)
@@ -71,7 +85,9 @@ func (p *Proxy) sendMirror(r *http.Request, c *Call) {
 		body = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
-	m.send(r, body, c)
+	for _, pool := range to {
+		m.send(r, body, c, pool)
+	}
 }
 
 type errReader struct{ err error }
@@ -79,8 +95,8 @@ type errReader struct{ err error }
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // send copies r (with body, already read in full, or nil) to an endpoint
-// of c.Mirror. It returns at once.
-func (m *Mirror) send(r *http.Request, body []byte, c *Call) {
+// of the shadow pool. It returns at once.
+func (m *Mirror) send(r *http.Request, body []byte, c *Call, pool *backend.Pool) {
 	rt := c.Route
 	select {
 	case m.sem <- struct{}{}:
@@ -92,7 +108,7 @@ func (m *Mirror) send(r *http.Request, body []byte, c *Call) {
 	if d := rt.Config.Timeout; d > 0 {
 		ctx, cancel = context.WithTimeout(ctx, d)
 	}
-	x := m.p.newExchange(&Call{Route: rt, Request: c.Request, Pool: c.Mirror}, true)
+	x := m.p.newExchange(&Call{Route: rt, Request: c.Request, Pool: pool, Backend: -1}, true)
 	in := r.Clone(ctx)
 	in.Body, in.ContentLength = http.NoBody, 0
 	if body != nil {

@@ -20,7 +20,7 @@ func TestMirrorKeepsBodyReadError(t *testing.T) {
 	broken := errors.New("client went away")
 	r := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader("part"), failingReader{broken}))
 	r.ContentLength = 100
-	p.sendMirror(r, &Call{Route: &route.Route{Name: "r"}, Request: &route.Request{ID: "rid"}})
+	p.sendMirrors(r, &Call{Route: &route.Route{Name: "r"}, Request: &route.Request{ID: "rid"}, Mirrors: []Shadow{{Percent: 100}}})
 	b, err := io.ReadAll(r.Body)
 	if string(b) != "part" || !errors.Is(err, broken) {
 		t.Errorf("primary body after a failed mirror read = %q, %v; want \"part\", %v", b, err, broken)

@@ -63,11 +63,22 @@ type Call struct {
 	Request *route.Request
 	// Pool is the backend the split chose.
 	Pool *backend.Pool
+	// Backend is Pool's index in the route's Split: whose own request
+	// header edits apply (-1: none, a mirrored copy).
+	Backend int
 	// SetCookie, when not nil, is added to the response (sticky backend).
 	SetCookie *http.Cookie
-	// Mirror, when not nil, is the route's shadow backend: the proxy
-	// samples the route's mirror percentage and sends a copy.
-	Mirror *backend.Pool
+	// Mirrors are the route's shadow backends: the proxy samples each
+	// one's percentage and sends it a copy.
+	Mirrors []Shadow
+}
+
+// Shadow is one of a route's mirrors.
+type Shadow struct {
+	// Pool is the shadow backend.
+	Pool *backend.Pool
+	// Percent of requests copied to it, 0..100.
+	Percent float64
 }
 
 // Result is what the proxy observed, for the access log and metrics.
@@ -201,8 +212,8 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, c *Call) Result {
 			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(d)}
 		}
 	}
-	if c.Mirror != nil && p.sample(*c.Route.Config.Mirror.Percent) {
-		p.sendMirror(r, c)
+	if len(c.Mirrors) > 0 {
+		p.sendMirrors(r, c)
 	}
 	x := p.getExchange(c)
 	ctx, cancel := context.WithCancelCause(r.Context())
@@ -253,7 +264,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	delete(out.Header, "Expect")
 	out.Header["X-Request-Id"] = []string{req.ID}
 	out.Header["Traceparent"] = []string{req.Traceparent}
-	c.Route.EditRequestHeaders(out.Header)
+	c.Route.EditRequestHeaders(out.Header, c.Backend)
 	if req.ClientIP != req.Peer {
 		// The consistent-hash key (backend's clientIP) reads RemoteAddr.
 		out.RemoteAddr = req.ClientIP.String()
@@ -324,9 +335,12 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer pool.RequestDone()
 	var triedBuf [4]*backend.Endpoint
 	tried := triedBuf[:0]
+	// A retrying request holds one unit of the backend's retry budget
+	// from its first retry until it is done: its own earlier tries have
+	// ended, so they are not "in flight" against the budget.
 	retries := 0
 	defer func() {
-		for range retries {
+		if retries > 0 {
 			pool.RetryDone()
 		}
 	}()
@@ -343,7 +357,13 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		tried = append(tried, ep)
 		req.URL.Host = ep.Addr
 		x.res.Endpoint, x.res.Attempts = ep.Addr, x.res.Attempts+1
-		resp, err := tr.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if tt := x.c.Route.Config.TryTimeout; tt > 0 {
+			resp, err = roundTripTry(tr, req, tt)
+		} else {
+			resp, err = tr.RoundTrip(req)
+		}
 		if ctx.Err() != nil { // client gone or route timeout: not the endpoint's fault
 			if resp != nil {
 				resp.Body.Close()
@@ -371,10 +391,10 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		// upstream may have seen it. A route opts into retrying statuses
 		// (RetryOn) for idempotent methods without a body: a status
 		// answer may come while the transport still sends a body.
-		retry := attempt < policy.Attempts &&
+		retry := attempt < policy.Attempts && !errors.Is(err, errTryTimeout) &&
 			(err != nil && notSent(err) && (body == nil || !body.read.Load()) ||
 				err == nil && idempotent && body == nil && slices.Contains(policy.RetryOn, resp.StatusCode))
-		if retry && pool.RetryStart(*policy.Budget) {
+		if retry && (retries > 0 || pool.RetryStart(*policy.Budget)) {
 			retries++
 			if resp != nil {
 				io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -384,7 +404,7 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 			if p.opts.OnRetry != nil {
 				p.opts.OnRetry(x.c.Route.Name, pool.Config.Name)
 			}
-			if !sleep(ctx, p.opts.Jitter(policy.Backoff<<min(attempt, 3))) {
+			if !sleep(ctx, policy.MinBackoff+p.opts.Jitter(policy.Backoff<<min(attempt, 3))) {
 				return nil, context.Cause(ctx)
 			}
 			continue
@@ -413,6 +433,43 @@ func (x *exchange) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, nil
 	}
+}
+
+// errTryTimeout is the cause of a try's context when the route's
+// TryTimeout passed before its response headers arrived (504, no retry).
+var errTryTimeout = errors.New("try timeout")
+
+// tryTimeoutError is what RoundTrip returns for a try that ran out: a
+// net.Error whose Timeout is true, so classify answers 504.
+type tryTimeoutError struct{}
+
+func (tryTimeoutError) Error() string   { return errTryTimeout.Error() }
+func (tryTimeoutError) Timeout() bool   { return true }
+func (tryTimeoutError) Temporary() bool { return false }
+func (tryTimeoutError) Unwrap() error   { return errTryTimeout }
+
+// roundTripTry sends one try bounded by d until its response headers
+// arrive; the body then streams as long as the route allows. The try's
+// context is a child of the exchange's, which Serve cancels when it is
+// done, so it is released either way.
+func roundTripTry(tr http.RoundTripper, req *http.Request, d time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(d, func() { cancel(errTryTimeout) })
+	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	if timer.Stop() {
+		if err != nil {
+			cancel(nil)
+		}
+		return resp, err
+	}
+	// The timer fired: whatever came back came too late.
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if req.Context().Err() != nil {
+		return nil, context.Cause(req.Context()) // the exchange ended first
+	}
+	return nil, tryTimeoutError{}
 }
 
 // sleep waits d or until ctx is done, reporting whether d passed.

@@ -157,7 +157,11 @@ type corsPolicy struct {
 	wild        []config.OriginPattern
 	credentials bool
 	// varyOrigin: the answer depends on the Origin (not "*" alone).
-	varyOrigin                                 bool
+	varyOrigin bool
+	// reflectOrigin, reflectMethods, reflectHeaders: "*" answered with
+	// the request's own value (config.CORS.ReflectWildcards).
+	reflectOrigin, reflectMethods, reflectHeaders bool
+
 	methods, headers, expose, maxAge, allowAny []string
 }
 
@@ -179,7 +183,12 @@ func compileCORS(c *config.CORS, routeMethods []string) *corsPolicy {
 			p.exact[k] = true
 		}
 	}
-	p.varyOrigin = !p.anyOrigin || p.credentials
+	if c.ReflectWildcards {
+		p.reflectOrigin = p.anyOrigin
+		p.reflectMethods = slices.Contains(c.AllowMethods, "*")
+		p.reflectHeaders = slices.Contains(c.AllowHeaders, "*")
+	}
+	p.varyOrigin = !p.anyOrigin || p.credentials || p.reflectOrigin
 	one := func(vs []string) []string {
 		if len(vs) == 0 {
 			return nil
@@ -272,7 +281,8 @@ func isPreflight(r *http.Request) bool {
 // otherwise, which makes the browser fail the preflight (as Traefik and
 // rs/cors answer). An actual request from an allowed origin goes on with
 // Access-Control-Allow-Origin (the origin itself unless the policy allows
-// "*" without credentials), -Allow-Credentials and -Expose-Headers set
+// "*" without credentials or reflectWildcards), -Allow-Credentials and
+// -Expose-Headers set
 // here; the proxy drops the upstream's Access-Control-* headers
 // (stripCORS). CORS is the browser's check, not access control: a
 // disallowed origin's actual request is proxied, without the headers.
@@ -284,7 +294,7 @@ func (p *corsPolicy) filter(w http.ResponseWriter, r *http.Request, req *Request
 	origin := r.Header["Origin"]
 	allowed := len(origin) == 1 && p.allows(origin[0])
 	if allowed {
-		if p.anyOrigin && !p.credentials {
+		if p.anyOrigin && !p.credentials && !p.reflectOrigin {
 			h["Access-Control-Allow-Origin"] = p.allowAny
 		} else {
 			h["Access-Control-Allow-Origin"] = origin[:1:1]
@@ -292,17 +302,29 @@ func (p *corsPolicy) filter(w http.ResponseWriter, r *http.Request, req *Request
 		if p.credentials {
 			h["Access-Control-Allow-Credentials"] = credentialsTrue
 		}
-	}
-	if !isPreflight(r) {
-		if allowed && p.expose != nil {
+		// Also on a preflight, where browsers ignore it: Gateway API
+		// asks for it there too, as Envoy sends it.
+		if p.expose != nil {
 			h["Access-Control-Expose-Headers"] = p.expose
 		}
+	}
+	if !isPreflight(r) {
 		return false
 	}
 	if allowed {
 		h["Access-Control-Allow-Methods"] = p.methods
-		if p.headers != nil {
-			h["Access-Control-Allow-Headers"] = p.headers
+		if p.reflectMethods {
+			h["Access-Control-Allow-Methods"] = r.Header["Access-Control-Request-Method"][:1:1]
+		}
+		switch reqHeaders := r.Header["Access-Control-Request-Headers"]; {
+		case !p.reflectHeaders:
+			if p.headers != nil {
+				h["Access-Control-Allow-Headers"] = p.headers
+			}
+		case len(reqHeaders) == 1:
+			h["Access-Control-Allow-Headers"] = reqHeaders[:1:1]
+		case len(reqHeaders) > 1:
+			h["Access-Control-Allow-Headers"] = []string{strings.Join(reqHeaders, ", ")}
 		}
 		if p.maxAge != nil {
 			h["Access-Control-Max-Age"] = p.maxAge

@@ -59,18 +59,21 @@ type Route struct {
 	// weights (empty for a redirect).
 	Split Split
 
-	path     pathMatcher
-	tls      int   // match.scheme: 1 https only, -1 http only, 0 both
-	ports    []int // match.ports: the local ports it is served on; nil: all
-	methods  []string
-	headers  []valueMatcher
-	query    []valueMatcher
-	cookies  []valueMatcher
-	rewrite  func(string) string
-	reqOps   headerOps
-	respOps  headerOps
-	hostRW   string
-	redirect *config.Redirect
+	path    pathMatcher
+	tls     int   // match.scheme: 1 https only, -1 http only, 0 both
+	ports   []int // match.ports: the local ports it is served on; nil: all
+	methods []string
+	headers []valueMatcher
+	query   []valueMatcher
+	cookies []valueMatcher
+	rewrite func(string) string
+	reqOps  headerOps
+	respOps headerOps
+	// backendOps are the backends' own request header edits, by Split
+	// index; nil when none has any.
+	backendOps []headerOps
+	hostRW     string
+	redirect   *config.Redirect
 	// redirectPrefix rewrites the path of a redirect.replacePrefix.
 	redirectPrefix func(string) string
 	ip             *ipPolicy   // nil: no ipRules
@@ -361,6 +364,15 @@ func compileRoute(rc *config.Route, index int, opts Options) (*Route, error) {
 		}
 	}
 	r.reqOps = compileHeaderOps(rc.RequestHeaders)
+	for i, b := range rc.Backends {
+		if b.RequestHeaders == nil {
+			continue
+		}
+		if r.backendOps == nil {
+			r.backendOps = make([]headerOps, len(rc.Backends))
+		}
+		r.backendOps[i] = compileHeaderOps(b.RequestHeaders)
+	}
 	r.respOps = compileHeaderOps(rc.ResponseHeaders)
 	// Refusals first: a denied client learns nothing else.
 	if rc.IPRules != nil {
@@ -665,8 +677,14 @@ func (o *headerOps) apply(h http.Header) {
 	}
 }
 
-// EditRequestHeaders applies the route's request header operations.
-func (rt *Route) EditRequestHeaders(h http.Header) { rt.reqOps.apply(h) }
+// EditRequestHeaders applies the route's request header operations, then
+// those of the backend the split chose (its index in Split; -1: none).
+func (rt *Route) EditRequestHeaders(h http.Header, backend int) {
+	rt.reqOps.apply(h)
+	if rt.backendOps != nil && backend >= 0 {
+		rt.backendOps[backend].apply(h)
+	}
+}
 
 // EditResponseHeaders applies the route's response header operations to
 // an upstream's response; on a cors route it first drops the upstream's

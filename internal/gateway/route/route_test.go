@@ -189,7 +189,7 @@ func TestHeaderOps(t *testing.T) {
   responseHeaders: {set: {cache-control: no-store}}
   backends: [{name: b}]`).Routes()[0]
 	h := http.Header{"X-Drop": {"1"}, "X-Env": {"dev", "test"}, "X-Tag": {"a"}}
-	rt.EditRequestHeaders(h)
+	rt.EditRequestHeaders(h, 0)
 	want := http.Header{"X-Env": {"prod"}, "X-Tag": {"a", "b"}}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("EditRequestHeaders() diff (-want +got):\n%s", diff)
@@ -379,5 +379,32 @@ func TestRedirectListenerPort(t *testing.T) {
 		if got, _ := rt.Redirect(r, &Request{Scheme: "http", Path: Path{Match: path, Escaped: path}}); got != want {
 			t.Errorf("%s: Location %q, want %q", path, got, want)
 		}
+	}
+}
+
+// TestBackendHeaderOps: a backend's own request header edits apply after
+// the route's, only for that backend's index; -1 (a mirrored copy) and
+// backends without edits get the route's alone.
+func TestBackendHeaderOps(t *testing.T) {
+	rt := table(t, `- name: r
+  requestHeaders: {set: {x-env: prod, x-who: route}}
+  backends: [{name: b}, {name: b, requestHeaders: {set: {x-who: c}, add: {x-tag: c}, remove: [x-env]}}]`).Routes()[0]
+	tests := []struct {
+		name    string
+		backend int
+		want    http.Header
+	}{
+		{"backend without edits", 0, http.Header{"X-Env": {"prod"}, "X-Who": {"route"}, "X-Tag": {"a"}}},
+		{"backend with edits, after the route's", 1, http.Header{"X-Who": {"c"}, "X-Tag": {"a", "c"}}},
+		{"no backend (a mirrored copy)", -1, http.Header{"X-Env": {"prod"}, "X-Who": {"route"}, "X-Tag": {"a"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"X-Tag": {"a"}}
+			rt.EditRequestHeaders(h, tt.backend)
+			if diff := cmp.Diff(tt.want, h); diff != "" {
+				t.Errorf("EditRequestHeaders(%d) diff (-want +got):\n%s", tt.backend, diff)
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
@@ -203,27 +204,24 @@ func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gatew
 	if typ == "" || typ == corev1.ServiceTypeNodePort {
 		typ = corev1.ServiceTypeClusterIP // node ports are not ours to hand out
 	}
-	labels := map[string]string{labelManaged: managedByValue}
-	for k, v := range pub.Labels {
-		if _, ok := labels[k]; !ok {
-			labels[k] = v
-		}
-	}
+	labels, annotations := serviceMeta(key, g, pub)
 	spec := corev1.ServiceSpec{Type: typ, Selector: maps.Clone(pub.Spec.Selector), Ports: ports}
 	svcs := c.opts.Client.Core.Services(pub.Namespace)
 	if old == nil {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName(g.Namespace, g.Name), Namespace: pub.Namespace,
-			Labels: labels, Annotations: map[string]string{annGateway: key}}, Spec: spec}
+			Labels: labels, Annotations: annotations}, Spec: spec}
 		if _, err := svcs.Create(ctx, s, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"}); err != nil && !apierrors.IsAlreadyExists(err) {
 			c.log.Warn("gateway API: Service of a Gateway not created", slog.String("gateway", key), slog.String("error", err.Error()))
 		}
 		return
 	}
-	if old.Spec.Type == typ && maps.Equal(old.Spec.Selector, spec.Selector) && portsEqual(old.Spec.Ports, ports) {
+	if old.Spec.Type == typ && maps.Equal(old.Spec.Selector, spec.Selector) && portsEqual(old.Spec.Ports, ports) &&
+		maps.Equal(old.Labels, labels) && maps.Equal(old.Annotations, annotations) {
 		return
 	}
 	up := old.DeepCopy()
 	up.Spec.Type, up.Spec.Selector, up.Spec.Ports = typ, spec.Selector, ports
+	up.Labels, up.Annotations = labels, annotations
 	if _, err := svcs.Update(ctx, up, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"}); err != nil {
 		if apierrors.IsConflict(err) {
 			c.kick()
@@ -237,4 +235,35 @@ func portsEqual(a, b []corev1.ServicePort) bool {
 	return slices.EqualFunc(a, b, func(x, y corev1.ServicePort) bool {
 		return x.Name == y.Name && x.Port == y.Port && x.TargetPort == y.TargetPort && x.Protocol == y.Protocol
 	})
+}
+
+// serviceMeta is the labels and annotations of Gateway g's Service: ours
+// (managed-by, the Gateway it serves, Gateway API's gateway-name label),
+// then the Gateway's spec.infrastructure labels and annotations, then the
+// publish Service's labels; an earlier one wins a key. The Service is the
+// controller's own: what is not listed here is removed on the next
+// update, so a label or annotation taken out of spec.infrastructure goes.
+func serviceMeta(key string, g *gwv1.Gateway, pub *corev1.Service) (labels, annotations map[string]string) {
+	labels = map[string]string{labelManaged: managedByValue}
+	if len(validation.IsValidLabelValue(g.Name)) == 0 {
+		labels[gwv1.GatewayNameLabelKey] = g.Name
+	}
+	annotations = map[string]string{annGateway: key}
+	put := func(m map[string]string, k, v string) {
+		if _, ok := m[k]; !ok {
+			m[k] = v
+		}
+	}
+	if inf := g.Spec.Infrastructure; inf != nil {
+		for k, v := range inf.Labels {
+			put(labels, string(k), string(v))
+		}
+		for k, v := range inf.Annotations {
+			put(annotations, string(k), string(v))
+		}
+	}
+	for k, v := range pub.Labels {
+		put(labels, k, v)
+	}
+	return labels, annotations
 }

@@ -1,0 +1,135 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
+	"github.com/flotilla-dev/flotilla/internal/httpserver"
+)
+
+// TestServiceMeta: a Gateway's Service carries ours (managed-by, the
+// Gateway, gateway-name), then spec.infrastructure's labels and
+// annotations, then the publish Service's labels; an earlier one wins.
+func TestServiceMeta(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/name": "gateway", "key2": "from-pub"}}}
+	long := strings.Repeat("a", 64)
+	tests := []struct {
+		name        string
+		gwName      string
+		inf         *gwv1.GatewayInfrastructure
+		labels, ann map[string]string
+	}{
+		{name: "no infrastructure", gwName: "edge",
+			labels: map[string]string{labelManaged: managedByValue, gwv1.GatewayNameLabelKey: "edge", "app.kubernetes.io/name": "gateway", "key2": "from-pub"},
+			ann:    map[string]string{annGateway: "shop/edge"}},
+		{name: "infrastructure labels and annotations, over the publish Service's", gwName: "edge",
+			inf:    &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"key2": "value2"}, Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"key1": "value1"}},
+			labels: map[string]string{labelManaged: managedByValue, gwv1.GatewayNameLabelKey: "edge", "app.kubernetes.io/name": "gateway", "key2": "value2"},
+			ann:    map[string]string{annGateway: "shop/edge", "key1": "value1"}},
+		{name: "ours cannot be overridden", gwName: "edge",
+			inf: &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{labelManaged: "someone", gwv1.GatewayNameLabelKey: "other"},
+				Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{annGateway: "x/y"}},
+			labels: map[string]string{labelManaged: managedByValue, gwv1.GatewayNameLabelKey: "edge", "app.kubernetes.io/name": "gateway", "key2": "from-pub"},
+			ann:    map[string]string{annGateway: "shop/edge"}},
+		{name: "a name too long for a label value: no gateway-name label", gwName: long,
+			labels: map[string]string{labelManaged: managedByValue, "app.kubernetes.io/name": "gateway", "key2": "from-pub"},
+			ann:    map[string]string{annGateway: "shop/" + long}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := gatewayObj()
+			g.Name, g.Spec.Infrastructure = tt.gwName, tt.inf
+			labels, ann := serviceMeta("shop/"+tt.gwName, g, pub)
+			if d := cmp.Diff(tt.labels, labels); d != "" {
+				t.Errorf("labels (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tt.ann, ann); d != "" {
+				t.Errorf("annotations (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestGatewayInfrastructureOnService: the Lease holder puts a Gateway's
+// spec.infrastructure labels and annotations on its Service, and follows
+// their changes (a removed one goes).
+func TestGatewayInfrastructureOnService(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway", Labels: map[string]string{"app.kubernetes.io/name": "gateway"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	g := gatewayObj()
+	g.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"key2": "value2", "team": "a"},
+		Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"key1": "value1"}}
+	rng := freeRange(t, 2)
+	h := startWith(t, []runtime.Object{pub}, []runtime.Object{class(), g}, func(o *Options, gw *gateway.Gateway) {
+		dyn := httpserver.NewDynamic("127.0.0.1", nil)
+		srv := &http.Server{Handler: gw.Handler()}
+		go srv.Serve(dyn)
+		t.Cleanup(func() { srv.Close() })
+		o.PublishAddresses, o.PublishService, o.Ports = nil, "shop/gateway", &rng
+		o.Listen = func(ls []gatewayapi.Listener) error {
+			ports := map[int]bool{}
+			for _, l := range ls {
+				ports[int(l.Port)] = l.TLS
+			}
+			return dyn.Set(context.Background(), ports)
+		}
+	})
+	ctx := context.Background()
+	svcs := h.core.CoreV1().Services("shop")
+	has := func(want map[string]string, got map[string]string) error {
+		for k, v := range want {
+			if got[k] != v {
+				return fmt.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+			}
+		}
+		return nil
+	}
+	eventually(t, "the Service carries the infrastructure metadata", func() error {
+		s, err := svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := has(map[string]string{"key2": "value2", "team": "a", gwv1.GatewayNameLabelKey: "edge", labelManaged: managedByValue}, s.Labels); err != nil {
+			return err
+		}
+		return has(map[string]string{"key1": "value1", annGateway: "shop/edge"}, s.Annotations)
+	})
+	cur, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.Infrastructure.Labels = map[gwv1.LabelKey]gwv1.LabelValue{"key2": "changed"}
+	cur.Spec.Infrastructure.Annotations = nil
+	cur.Generation++
+	if _, err := h.gw.GatewayV1().Gateways("shop").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service follows the Gateway's change", func() error {
+		s, err := svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if _, ok := s.Labels["team"]; ok {
+			return fmt.Errorf("label team still there: %v", s.Labels)
+		}
+		if _, ok := s.Annotations["key1"]; ok {
+			return fmt.Errorf("annotation key1 still there: %v", s.Annotations)
+		}
+		if !maps.Equal(s.Spec.Selector, pub.Spec.Selector) {
+			return fmt.Errorf("selector %v", s.Spec.Selector)
+		}
+		return has(map[string]string{"key2": "changed"}, s.Labels)
+	})
+}
