@@ -97,7 +97,7 @@ func TestGatewayInfrastructureOnService(t *testing.T) {
 		return nil
 	}
 	eventually(t, "the Service carries the infrastructure metadata", func() error {
-		s, err := svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{})
+		s, err := svcs.Get(ctx, serviceName("shop", "edge"), metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ func TestGatewayInfrastructureOnService(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the Service follows the Gateway's change", func() error {
-		s, err := svcs.Get(ctx, "gw-shop-edge", metav1.GetOptions{})
+		s, err := svcs.Get(ctx, serviceName("shop", "edge"), metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
