@@ -212,7 +212,7 @@ func TestHelmGatewayAPIWithoutRedis(t *testing.T) {
 		if !slices.Equal(backends, []string{"demo-grpc"}) {
 			t.Errorf("%s: routes file backends %q, want demo-grpc only", s, backends)
 		}
-		if want := []string{"flask-private", "minikube-private", "grpc-health", "grpc-echo", "private"}; !slices.Equal(routes, want) {
+		if want := []string{"flask-private", "minikube-private", "grpc-health", "grpc-echo", "private", "read-only", "flask-read-only"}; !slices.Equal(routes, want) {
 			t.Errorf("%s: routes file routes %q, want %q", s, routes, want)
 		}
 	}

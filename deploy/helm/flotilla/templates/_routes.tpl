@@ -174,4 +174,23 @@ routes:
       path: {type: Regex, value: "/({{ join "|" $apps }})/(healthz|readyz|metrics)(/.*)?"}
     directResponse: {status: 404, body: "not found\n"}
 {{- end }}
+{{- if and $gwapi (or .Values.counter.enabled .Values.demo.enabled) }}
+  # The HTTPRoutes that strip /counter, /demo and /flask take every method
+  # (a rule with URLRewrite ReplacePrefixMatch has exactly one match, no
+  # method list); only GET and HEAD may reach the apps. A regular
+  # expression outranks their prefixes.
+  - name: read-only
+    match:
+      path: {type: Regex, value: "/(counter|demo)(/.*)?"}
+      methods: [POST, PUT, DELETE, PATCH, OPTIONS]
+    directResponse: {status: 404, body: "not found\n"}
+{{- if .Values.counter.enabled }}
+  - name: flask-read-only
+    match:
+      hosts: [{{ .Values.ingress.flaskHost }}]
+      path: {type: Regex, value: "/flask(/.*)?"}
+      methods: [POST, PUT, DELETE, PATCH, OPTIONS]
+    directResponse: {status: 404, body: "not found\n"}
+{{- end }}
+{{- end }}
 {{- end -}}
