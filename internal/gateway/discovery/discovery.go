@@ -186,6 +186,10 @@ func (w *Watcher) unsubscribe(sp *space, s *sub) {
 // start creates and runs the informer of ns. w.mu is held.
 func (w *Watcher) start(ns string) *space {
 	client := w.client
+	// The reflector retries a watch refused by an API server that went
+	// away (connection refused) on its own, without telling the error
+	// handler: the watch calls themselves say whether it is reachable.
+	var sp *space
 	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector = discoveryv1.LabelServiceName // the label exists
@@ -193,7 +197,13 @@ func (w *Watcher) start(ns string) *space {
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector = discoveryv1.LabelServiceName
-			return client.WatchEndpointSlices(ctx, ns, o)
+			wi, err := client.WatchEndpointSlices(ctx, ns, o)
+			if err != nil && ctx.Err() == nil {
+				sp.failed(err)
+			} else if err == nil {
+				sp.reachable()
+			}
+			return wi, err
 		},
 	}, client)
 	inf := cache.NewSharedIndexInformer(lw, &discoveryv1.EndpointSlice{}, 0,
@@ -204,7 +214,7 @@ func (w *Watcher) start(ns string) *space {
 			return nil, nil
 		}})
 	ctx, cancel := context.WithCancel(context.Background())
-	sp := &space{ns: ns, informer: inf, subs: map[*sub]struct{}{}, cancel: cancel, done: make(chan struct{}),
+	sp = &space{ns: ns, informer: inf, subs: map[*sub]struct{}{}, cancel: cancel, done: make(chan struct{}),
 		log: w.opts.Logger.With(slog.String("namespace", ns))}
 	changed := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
@@ -273,6 +283,13 @@ func (sp *space) failed(err error) {
 	if !sp.stale.Swap(true) {
 		sp.log.Warn("kubernetes discovery: the API server watch failed; serving the last known endpoints until it recovers",
 			slog.String("error", err.Error()))
+	}
+}
+
+// reachable clears the stale mark: the API server answered a watch.
+func (sp *space) reachable() {
+	if sp.stale.Swap(false) {
+		sp.log.Info("kubernetes discovery: the API server watch recovered")
 	}
 }
 

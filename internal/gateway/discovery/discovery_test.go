@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -473,4 +475,67 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestAPIServerGoneMidWatch: the API server goes away while the watch is
+// open (the watch ends, new ones are refused: the reflector retries those
+// by itself, without its error handler); the synced metric turns 0 and
+// the endpoints stay; when watches are accepted again it turns 1.
+func TestAPIServerGoneMidWatch(t *testing.T) {
+	http := map[string]int32{"http": 8080}
+	client := fake.NewClientset(slice("ns", "web-a", "web", http, ep{"10.0.0.1", "ready"}))
+	var refusing atomic.Bool
+	var open atomic.Pointer[watch.FakeWatcher]
+	client.PrependWatchReactor("endpointslices", func(k8stesting.Action) (bool, watch.Interface, error) {
+		if refusing.Load() {
+			return true, nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+		}
+		fw := watch.NewFake()
+		open.Store(fw)
+		return true, fw, nil
+	})
+	w := New(Options{Connect: func() (Client, string, error) { return discoverytest.Client{Interface: client}, "ns", nil }})
+	defer w.Close()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(w)
+	synced := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	var web recorder
+	stop, err := w.Subscribe(Key{Service: "web", Port: "http"}, web.fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitFor(t, &web, "10.0.0.1:8080")
+	discoverytest.Eventually(t, "synced 1 with the watch open", func() error {
+		if v := synced(); v != 1 || open.Load() == nil {
+			return fmt.Errorf("synced %v", v)
+		}
+		return nil
+	})
+	refusing.Store(true)
+	open.Load().Stop() // the API server's process is gone
+	discoverytest.Eventually(t, "synced 0 while watches are refused", func() error {
+		if v := synced(); v != 0 {
+			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
+		}
+		return nil
+	})
+	if got := web.get(); got != "10.0.0.1:8080" {
+		t.Errorf("endpoints while the API server is away = %q, want the last known", got)
+	}
+	refusing.Store(false)
+	discoverytest.Eventually(t, "synced 1 once a watch is accepted again", func() error {
+		if v := synced(); v != 1 {
+			return fmt.Errorf("flotilla_gateway_discovery_synced = %v", v)
+		}
+		return nil
+	})
 }
