@@ -299,9 +299,15 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 	gs := &gatewayState{g: g, accepted: true}
 	t.gateways[g.Namespace+"/"+g.Name] = gs
 	gen := g.Generation
-	if len(g.Spec.Addresses) > 0 {
-		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonUnsupportedAddress), "spec.addresses is not supported: the gateway's address is its Service's"
-		t.problem("Gateway", g, Error, "%s", gs.msg)
+	// An address asked for without a value ("an IP, any") is what the
+	// gateway gives anyway: its Service's. A given value is not: the
+	// address is the Service's, not chosen here.
+	for i, a := range g.Spec.Addresses {
+		if a.Value != "" || a.Type != nil && *a.Type != gwv1.IPAddressType {
+			gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonUnsupportedAddress), fmt.Sprintf("spec.addresses[%d]: only an IPAddress without a value is supported: the gateway's address is its Service's", i)
+			t.problem("Gateway", g, Error, "%s", gs.msg)
+			break
+		}
 	}
 	if msg := parametersRef(g); msg != "" {
 		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonInvalidParameters), msg
@@ -1317,7 +1323,8 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		// Listeners on their own local ports: isolated by port and by
 		// Gateway. In the shared mode, listeners of every port share the
 		// gateway's one clear-text listener (docs/gateway-api.md).
-		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort", "HTTPRouteDestinationPortMatching")
+		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort", "HTTPRouteDestinationPortMatching",
+			"GatewayAddressEmpty")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))
