@@ -1316,7 +1316,11 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteRequestMirror", "HTTPRouteRequestPercentageMirror",
 		"HTTPRouteBackendProtocolH2C", "HTTPRouteBackendProtocolWebSocket",
 		"HTTPRouteRequestTimeout", "HTTPRouteNamedRouteRule",
-		"HTTPRouteCORS", "HTTPRouteRetry", "HTTPRouteBackendTimeout",
+		// Not HTTPRouteRetry: retry is translated (retries.retryOn) and
+		// passes TestServeRetry, but the suite's HTTPRouteRetry answered
+		// the first try's status on the local cluster (attempts 1 in the
+		// access log); claimed once that is understood.
+		"HTTPRouteCORS", "HTTPRouteBackendTimeout",
 		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteRequestMultipleMirrors",
 	}
 	if perGateway {
