@@ -401,20 +401,7 @@ func TestWatchFailureKeepsEndpoints(t *testing.T) {
 	w := New(Options{Connect: func() (Client, string, error) { return discoverytest.Client{Interface: client}, "ns", nil },
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(w)
-	synced := func() float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				return m.GetGauge().GetValue()
-			}
-		}
-		return -1
-	}
+	synced := syncedMetric(t, w)
 	var web recorder
 	stop, err := w.Subscribe(Key{Service: "web", Port: "http"}, web.fn)
 	if err != nil {
@@ -496,17 +483,7 @@ func TestAPIServerGoneMidWatch(t *testing.T) {
 	})
 	w := New(Options{Connect: func() (Client, string, error) { return discoverytest.Client{Interface: client}, "ns", nil }})
 	defer w.Close()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(w)
-	synced := func() float64 {
-		mfs, _ := reg.Gather()
-		for _, mf := range mfs {
-			for _, m := range mf.GetMetric() {
-				return m.GetGauge().GetValue()
-			}
-		}
-		return -1
-	}
+	synced := syncedMetric(t, w)
 	var web recorder
 	stop, err := w.Subscribe(Key{Service: "web", Port: "http"}, web.fn)
 	if err != nil {
@@ -538,4 +515,23 @@ func TestAPIServerGoneMidWatch(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// syncedMetric returns a reader of w's flotilla_gateway_discovery_synced
+// (one namespace watched; -1 before it is).
+func syncedMetric(t *testing.T, w *Watcher) func() float64 {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(w)
+	return func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Error(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
 }
