@@ -106,17 +106,28 @@ func TestGatewayInfrastructureOnService(t *testing.T) {
 		}
 		return has(map[string]string{"key1": "value1", annGateway: "shop/edge"}, s.Annotations)
 	})
-	cur, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur.Spec.Infrastructure.Labels = map[gwv1.LabelKey]gwv1.LabelValue{"key2": "changed"}
-	cur.Spec.Infrastructure.Annotations = nil
-	cur.Generation++
-	if _, err := h.gw.GatewayV1().Gateways("shop").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
+	// The change, made again whenever the fake API server lost it: its
+	// UpdateStatus stores the whole object, so a status write from a sync
+	// that began before the change puts the old spec back (a real API
+	// server keeps the spec on a status update).
+	change := func() error {
+		cur, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Spec.Infrastructure.Labels["key2"] == "changed" {
+			return nil
+		}
+		cur.Spec.Infrastructure.Labels = map[gwv1.LabelKey]gwv1.LabelValue{"key2": "changed"}
+		cur.Spec.Infrastructure.Annotations = nil
+		cur.Generation++
+		_, err = h.gw.GatewayV1().Gateways("shop").Update(ctx, cur, metav1.UpdateOptions{})
+		return err
 	}
 	eventually(t, "the Service follows the Gateway's change", func() error {
+		if err := change(); err != nil {
+			return err
+		}
 		s, err := svcs.Get(ctx, serviceName("shop", "edge"), metav1.GetOptions{})
 		if err != nil {
 			return err

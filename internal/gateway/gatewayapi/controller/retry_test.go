@@ -35,7 +35,9 @@ func TestRetryThroughEndpointSlices(t *testing.T) {
 	route.Spec.Rules[0].Retry = &gwv1.HTTPRouteRetry{Codes: []gwv1.HTTPRouteRetryStatusCode{500}, Attempts: new(3)}
 	h := start(t, u.objects(), []runtime.Object{class(), gatewayObj(), route})
 	eventually(t, "the route served", func() error {
-		if code, body, err := h.get("any.test", "/retry?uuid=warm"); err != nil || code == 404 {
+		// 200 once the route and its endpoint are in place (with or
+		// without retries: this one may take several requests).
+		if code, body, err := h.get("any.test", "/retry?uuid=warm"); err != nil || code != 200 {
 			return fmt.Errorf("%d %q %v", code, body, err)
 		}
 		return nil
