@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -58,12 +59,7 @@ func (d *Dynamic) Set(ctx context.Context, ports map[int]bool) error {
 		}
 	}
 	var errs []error
-	keys := make([]int, 0, len(ports))
-	for p := range ports {
-		keys = append(keys, p)
-	}
-	slices.Sort(keys)
-	for _, p := range keys {
+	for _, p := range slices.Sorted(maps.Keys(ports)) {
 		isTLS := ports[p]
 		if _, ok := d.lns[p]; ok {
 			continue
@@ -90,12 +86,7 @@ func (d *Dynamic) Set(ctx context.Context, ports map[int]bool) error {
 func (d *Dynamic) Ports() []int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]int, 0, len(d.lns))
-	for p := range d.lns {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(d.lns))
 }
 
 func (d *Dynamic) accept(ln net.Listener) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -85,7 +86,7 @@ func Flip(w map[string]int) (map[string]int, error) {
 	if len(w) != 2 {
 		return nil, fmt.Errorf("flip: %w: the route has %d backends, want 2", errBadControl, len(w))
 	}
-	names := sortedKeys(w)
+	names := slices.Sorted(maps.Keys(w))
 	return map[string]int{names[0]: w[names[1]], names[1]: w[names[0]]}, nil
 }
 
@@ -95,7 +96,7 @@ func Flip(w map[string]int) (map[string]int, error) {
 func Step(w map[string]int, backend string, delta int) (map[string]int, error) {
 	cur, ok := w[backend]
 	if !ok {
-		return nil, fmt.Errorf("step: backend: %w: the route has no backend %q (it has %s)", errBadControl, backend, strings.Join(sortedKeys(w), ", "))
+		return nil, fmt.Errorf("step: backend: %w: the route has no backend %q (it has %s)", errBadControl, backend, strings.Join(slices.Sorted(maps.Keys(w)), ", "))
 	}
 	next := min(max(cur+delta, 0), 100)
 	out := map[string]int{backend: next}
@@ -113,15 +114,6 @@ func Step(w map[string]int, backend string, delta int) (map[string]int, error) {
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys(w map[string]int) []string {
-	var out []string
-	for k := range w {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // routeControl serves POST /ui/routes/{name}/{flip|step|pause}.
