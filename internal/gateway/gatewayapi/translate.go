@@ -263,7 +263,17 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 		if ls.programmed {
 			programmed = true
 		}
-		st.Listeners = append(st.Listeners, gwv1.ListenerStatus{Name: ls.l.Name, SupportedKinds: ls.kinds, AttachedRoutes: ls.attached, Conditions: ls.conds})
+		conds := ls.conds
+		if !gs.accepted {
+			// Nothing of a Gateway that is not accepted is served.
+			conds = slices.Clone(conds)
+			for i, c := range conds {
+				if c.Type == string(gwv1.ListenerConditionProgrammed) && c.Status == metav1.ConditionTrue {
+					conds[i] = cond(c.Type, false, string(gwv1.ListenerReasonInvalid), "the Gateway is not accepted: "+gs.msg, gen)
+				}
+			}
+		}
+		st.Listeners = append(st.Listeners, gwv1.ListenerStatus{Name: ls.l.Name, SupportedKinds: ls.kinds, AttachedRoutes: ls.attached, Conditions: conds})
 	}
 	switch {
 	case gs.accepted && gs.someInvalid:
