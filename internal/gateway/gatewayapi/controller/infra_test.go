@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -14,8 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/flotilla-dev/flotilla/internal/gateway"
-	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
 	"github.com/flotilla-dev/flotilla/internal/httpserver"
 )
 
@@ -72,20 +69,8 @@ func TestGatewayInfrastructureOnService(t *testing.T) {
 	g.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"key2": "value2", "team": "a"},
 		Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"key1": "value1"}}
 	rng := freeRange(t, 2)
-	h := startWith(t, []runtime.Object{pub}, []runtime.Object{class(), g}, func(o *Options, gw *gateway.Gateway) {
-		dyn := httpserver.NewDynamic("127.0.0.1", nil)
-		srv := &http.Server{Handler: gw.Handler()}
-		go srv.Serve(dyn)
-		t.Cleanup(func() { srv.Close() })
-		o.PublishAddresses, o.PublishService, o.Ports = nil, "shop/gateway", &rng
-		o.Listen = func(ls []gatewayapi.Listener) error {
-			ports := map[int]bool{}
-			for _, l := range ls {
-				ports[int(l.Port)] = l.TLS
-			}
-			return dyn.Set(context.Background(), ports)
-		}
-	})
+	var dyn *httpserver.Dynamic
+	h := startWith(t, []runtime.Object{pub}, []runtime.Object{class(), g}, perGateway(t, rng, &dyn))
 	ctx := context.Background()
 	svcs := h.core.CoreV1().Services("shop")
 	has := func(want map[string]string, got map[string]string) error {

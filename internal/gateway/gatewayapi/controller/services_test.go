@@ -64,20 +64,7 @@ func TestPerGatewayServices(t *testing.T) {
 	rng := freeRange(t, 4)
 	var dyn *httpserver.Dynamic
 	h := startWith(t, append(append([]runtime.Object{pub}, a.objects()...), b.objects()...),
-		[]runtime.Object{class(), gatewayObj(), two, onOne, onTwo}, func(o *Options, g *gateway.Gateway) {
-			dyn = httpserver.NewDynamic("127.0.0.1", nil)
-			srv := &http.Server{Handler: g.Handler()}
-			go srv.Serve(dyn)
-			t.Cleanup(func() { srv.Close() })
-			o.PublishAddresses, o.PublishService, o.Ports = nil, "shop/gateway", &rng
-			o.Listen = func(ls []gatewayapi.Listener) error {
-				ports := map[int]bool{}
-				for _, l := range ls {
-					ports[int(l.Port)] = l.TLS
-				}
-				return dyn.Set(context.Background(), ports)
-			}
-		})
+		[]runtime.Object{class(), gatewayObj(), two, onOne, onTwo}, perGateway(t, rng, &dyn))
 	ctx := context.Background()
 	svcs := h.core.CoreV1().Services("shop")
 	var svc1, svc2 *corev1.Service
@@ -155,6 +142,27 @@ func TestPerGatewayServices(t *testing.T) {
 	})
 	if got, err := get(p1); err != nil || !strings.HasPrefix(got, "200 a") {
 		t.Errorf("edge after edge2 left: %q, %v", got, err)
+	}
+}
+
+// perGateway sets the options of per-Gateway listeners on loopback ports
+// of rng, served by the gateway through a Dynamic listener (stored in
+// *dyn), with the publish Service shop/gateway.
+func perGateway(t *testing.T, rng PortRange, dyn **httpserver.Dynamic) func(*Options, *gateway.Gateway) {
+	return func(o *Options, g *gateway.Gateway) {
+		d := httpserver.NewDynamic("127.0.0.1", nil)
+		*dyn = d
+		srv := &http.Server{Handler: g.Handler()}
+		go srv.Serve(d)
+		t.Cleanup(func() { srv.Close() })
+		o.PublishAddresses, o.PublishService, o.Ports = nil, "shop/gateway", &rng
+		o.Listen = func(ls []gatewayapi.Listener) error {
+			ports := map[int]bool{}
+			for _, l := range ls {
+				ports[int(l.Port)] = l.TLS
+			}
+			return d.Set(context.Background(), ports)
+		}
 	}
 }
 
