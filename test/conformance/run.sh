@@ -42,7 +42,7 @@ log "Gateway API CRDs and the gateway (namespace flotilla-conformance)"
 kc apply -k "$HERE/deploy" >/dev/null
 kc -n flotilla-conformance rollout status deploy/gateway --timeout=120s >/dev/null
 
-# Only a full run may replace the committed report: a run narrowed by flags writes beside it.
+# Only a full run may replace the committed report: a run narrowed by flags writes to /tmp.
 mkdir -p "$HERE/report"
 report=$HERE/report/flotilla-gateway-http.yaml
 [[ $# -gt 0 || -n ${CONFORMANCE_ARGS:-} || -n $FEATURES ]] && report=/tmp/flotilla-conformance-partial.yaml
