@@ -218,7 +218,7 @@ func testCanary(t *testing.T) {
 	s := strategy(t, "canary", "deploy/demo-stable", "deploy/demo-canary")
 	s.waitGateway(t, "demo-stable", "track=stable")
 	s.waitGateway(t, "demo-canary", "track=canary")
-	for _, c := range []struct {
+	for i, c := range []struct {
 		name      string
 		cfg       load.Config
 		want, tol float64
@@ -226,13 +226,24 @@ func testCanary(t *testing.T) {
 		{"canary by gateway weight", load.Config{URL: s.gateway + "/"}, 0.10, 0.025},
 		{"canary by replica ratio, NodePort, new connection per request", load.Config{URL: s.demo + "/", DisableKeepAlive: true}, 0.25, 0.035},
 	} {
+		var before time.Time
+		if i == 0 {
+			before = waitScraped(t, prometheus(t), s.ns, 2)
+		}
 		tr := startLoad(t, c.name, c.cfg)
 		sleep(t, 10*time.Second)
 		sum := tr.stopNoFailures(t)
+		t.Logf("load stopped at %s", time.Now().Format("15:04:05.000"))
 		got := share(sum, "v2")
 		t.Logf("%s: v2 share %.1f%% of %d answers, want %.0f%% ± %.1f points", c.name, 100*got, sum.Requests, 100*c.want, 100*c.tol)
 		if math.Abs(got-c.want) > c.tol || share(sum, "v1")+got < 0.999 {
 			t.Errorf("%s: versions %s (v2 %.1f%%), want v2 at %.0f%% ± %.1f points and v1 the rest", c.name, versions(sum), 100*got, 100*c.want, 100*c.tol)
+		}
+		if i == 0 {
+			// Prometheus in the loop: Flagger's analysis and the Grafana
+			// dashboard, from what the cluster's Prometheus scraped.
+			checkFlagger(t, s, "demo", "v2", before, sum, 10*time.Second)
+			checkDashboard(t, s.ns, time.Now())
 		}
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, from the Go module proxy only, everything the local cluster runs that Debian does not
 # ship: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, etcd,
-# kubectl (BUILD_KUBECTL=1, the default) and a minimal CoreDNS.
+# kubectl (BUILD_KUBECTL=1, the default), a minimal CoreDNS and Prometheus.
 #
 # Cached: each part is skipped when its stamp file in $BIN matches the versions asked for, so a
 # second run costs nothing; a version change rebuilds into its own $BIN. The Kubernetes sources
@@ -98,6 +98,21 @@ EOF
     go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" .
     echo "$key" >"$BIN/.coredns"
     log "coredns compiled in $(($(date +%s) - t0))s"
+  fi
+  # Prometheus with only its Kubernetes service discovery (build tags), for phase prometheus:
+  # Debian's package leaves Kubernetes discovery out. Built with the repository's Go caches, whose
+  # modules it mostly shares (client_golang, client-go, OpenTelemetry, gRPC).
+  key="prometheus=$PROMETHEUS_VERSION $gover"
+  if fresh prometheus "$key"; then
+    log "prometheus $PROMETHEUS_VERSION: cached"
+  else
+    t0=$(date +%s)
+    env "${repo_go_env[@]}" GOBIN="$BIN" go install -trimpath -tags remove_all_sd,enable_kubernetes_sd \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
+      "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" ||
+      die "go install github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION failed"
+    echo "$key" >"$BIN/.prometheus"
+    log "prometheus compiled in $(($(date +%s) - t0))s"
   fi
   log "binaries in $BIN: $(find "$BIN" -maxdepth 1 -type f ! -name '.*' -printf '%f ')"
 

@@ -31,6 +31,7 @@ STATE=${FLOTILLA_CLUSTER_STATE:-/var/lib/flotilla/cluster}
 RUNDIR=${FLOTILLA_CLUSTER_RUN:-/run/flotilla-cluster}
 K8S_VERSION=${K8S_VERSION:-1.34.4}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.0}
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}  # the Go module's tag of Prometheus 3.16.0
 BUILD_KUBECTL=${BUILD_KUBECTL:-1}
 
 # Built binaries live in a directory named after the versions, so changing a version never
@@ -54,6 +55,7 @@ POD_GATEWAY=10.244.0.1
 SVC_CIDR=10.96.0.0/12
 API_SVC_IP=10.96.0.1
 DNS_IP=10.96.0.10
+PROMETHEUS_ADDR=127.0.0.1:19090  # the cluster's Prometheus (up.sh phase prometheus): loopback only
 GUARD_CHAIN=FLOTILLA-GUARD
 CNI_NETWORK=flotilla
 

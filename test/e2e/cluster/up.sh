@@ -3,7 +3,7 @@
 # in dist/images (make images) and $CACHE/images. No kubeadm, no registry, no Docker.
 #
 # usage: up.sh [phase ...]   default: every phase, in this order:
-#   prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds
+#   prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds prometheus
 # Idempotent: a phase whose result is already there (a live PID, an existing PKI, a link, a rule)
 # is skipped, so running it on a cluster that is up only re-checks it and re-imports images.
 #
@@ -99,7 +99,7 @@ phase_prereqs() {
   [[ -d /sys/fs/cgroup ]] || die "no /sys/fs/cgroup: the kubelet needs cgroups"
   local kubectl b
   kubectl=$(kubectl_bin) || exit 1
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd coredns; do
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy etcd coredns prometheus; do
     [[ -x $BIN/$b ]] || die "$BIN/$b is missing: run test/e2e/cluster/build.sh (make cluster-up does)"
   done
   local img
@@ -107,7 +107,8 @@ phase_prereqs() {
     [[ -f $img ]] || die "image $img is missing: run make images (and test/e2e/cluster/build.sh)"
   done
   # Another cluster on the same addresses would collide with this one.
-  if ip -o addr show 2>/dev/null | grep -v " $NODE_BRIDGE " | grep -q " ${NODE_IP}/"; then
+  # (Output captured, not piped into grep -q: under pipefail, grep quitting early makes ip fail.)
+  if [[ $(ip -o addr show 2>/dev/null | grep -v " $NODE_BRIDGE ") == *" ${NODE_IP}/"* ]]; then
     die "$NODE_IP is already on another link; is another cluster running?"
   fi
   log "prerequisites ok (containerd $(containerd --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), kubectl $kubectl)"
@@ -120,7 +121,7 @@ phase_net() {
   [[ -f $STATE/netns.baseline ]] || { ip netns list 2>/dev/null | awk '{print $1}' >"$STATE/netns.baseline"; }
   # The node IP on a bridge without ports: an address that exists only on this machine.
   ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || ip link add "$NODE_BRIDGE" type bridge
-  ip addr show dev "$NODE_BRIDGE" | grep -q " $NODE_IP/" || ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
+  [[ $(ip addr show dev "$NODE_BRIDGE") == *" $NODE_IP/"* ]] || ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   # Service and pod ranges route to that bridge too: whatever kube-proxy did not DNAT and is not on
   # the pod bridge is swallowed here instead of leaving through the default route.
@@ -399,15 +400,27 @@ phase_crds() {
   wait_for "Gateway API CRDs established" 60 - kc wait --for=condition=Established --timeout=5s crd --all
 }
 
+# Prometheus (built by build.sh), scraping every pod through Kubernetes service discovery: each
+# container port named http, admin or metrics, at /metrics, with the pod's namespace, name, app and
+# track as labels (docs/cluster.md). Loopback only; its data is under $STATE, gone at cluster-down.
+phase_prometheus() {
+  [[ -x $BIN/prometheus ]] || die "$BIN/prometheus is missing: run test/e2e/cluster/build.sh (make cluster-up does)"
+  mkdir -p "$STATE/prometheus"
+  sed -e "s|@KUBECONFIG@|$KUBECONFIG_PATH|g" "$CLUSTER_DIR/manifests/prometheus.yml" | put "$STATE/prometheus/prometheus.yml"
+  start prometheus "$BIN/prometheus" --config.file="$STATE/prometheus/prometheus.yml" --storage.tsdb.path="$STATE/prometheus/data" \
+    --storage.tsdb.retention.time=6h --web.listen-address="$PROMETHEUS_ADDR" --log.level=warn
+  wait_for "Prometheus ready on $PROMETHEUS_ADDR" 60 prometheus curl -fsS "http://$PROMETHEUS_ADDR/-/ready"
+}
+
 phase_dns() {
   sed -e "s/@DNS_IP@/$DNS_IP/g" -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" "$CLUSTER_DIR/manifests/coredns.yaml" | kc apply -f - >/dev/null
   wait_for "CoreDNS rollout" 180 - kc -n kube-system rollout status deploy/coredns --timeout=5s
 }
 
 phases=("$@")
-((${#phases[@]})) || phases=(prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds)
+((${#phases[@]})) || phases=(prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds prometheus)
 for p in "${phases[@]}"; do
-  declare -F "phase_$p" >/dev/null || die "unknown phase $p; phases: prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds"
+  declare -F "phase_$p" >/dev/null || die "unknown phase $p; phases: prereqs net pki etcd apiserver control containerd images kubelet proxy dns crds prometheus"
   "phase_$p"
 done
 log "cluster up (${phases[*]}) in $((($(date +%s%N) - T0) / 1000000000))s"
