@@ -192,8 +192,8 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 			bundle.WriteString(strings.TrimSpace(ca))
 			bundle.WriteByte('\n')
 		}
-		if valid == 0 {
-			fail(string(gwv1.BackendTLSPolicyReasonNoValidCACertificate), "no valid CA certificate: "+ps.rMsg)
+		if valid == 0 { // the problem is reported above
+			ps.accepted, ps.aReason, ps.aMsg = false, string(gwv1.BackendTLSPolicyReasonNoValidCACertificate), "no valid CA certificate: "+ps.rMsg
 		}
 		ps.tls.CAPEM = bundle.Bytes()
 	}
