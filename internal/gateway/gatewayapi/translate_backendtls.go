@@ -25,6 +25,7 @@ package gatewayapi
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -155,6 +156,14 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 			fail(string(gwv1.PolicyReasonInvalid), fmt.Sprintf("%s: want type Hostname with hostname or URI with uri", f))
 		}
 	}
+	if v.Hostname == "" {
+		fail(string(gwv1.PolicyReasonInvalid), "spec.validation.hostname is required")
+	} else if err := probeTLS(ps.tls); err != nil {
+		// What the API server's validation lets through but the gateway
+		// cannot use (a wildcard hostname): the policy, not the routes
+		// of its Services, is refused.
+		fail(string(gwv1.PolicyReasonInvalid), "spec.validation: "+err.Error())
+	}
 	switch {
 	case len(v.CACertificateRefs) > 0 && v.WellKnownCACertificates != nil && *v.WellKnownCACertificates != "":
 		fail(string(gwv1.PolicyReasonInvalid), "spec.validation: caCertificateRefs and wellKnownCACertificates are exclusive")
@@ -198,6 +207,20 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 		ps.tls.CAPEM = bundle.Bytes()
 	}
 	return ps
+}
+
+// probeTLS validates bt's server name and SANs as the gateway's config
+// will, the messages naming the config fields (serverName: the policy's
+// hostname).
+func probeTLS(bt config.BackendTLS) error {
+	c := config.Config{APIVersion: config.APIVersion, Kind: config.Kind,
+		Backends: []config.Backend{{Name: "probe", Addresses: []string{"probe.invalid:443"}, Protocol: config.ProtocolHTTPS, TLS: &bt}},
+		Routes:   []config.Route{{Name: "probe", Backends: []config.BackendRef{{Name: "probe"}}}}}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return errors.New(strings.ReplaceAll(strings.ReplaceAll(err.Error(), "backends[0].tls.", ""), "\n", "; "))
+	}
+	return nil
 }
 
 // applyBackendTLS gives b, the backend of Service svc's port number port,

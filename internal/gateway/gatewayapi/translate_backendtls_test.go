@@ -14,7 +14,10 @@ import (
 	"sync"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
 	"github.com/flotilla-dev/flotilla/internal/gateway/certtest"
@@ -249,6 +252,10 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 			cond: map[string]string{"p": "True Accepted; False InvalidCACertificateRef"}, msg: "caCertificateRefs[1]: ConfigMap default/gone not found"},
 		{name: "bad SAN type", objs: good + policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}], subjectAltNames: [{type: Hostname, uri: "spiffe://x/y"}]}`),
 			cond: map[string]string{"p": "False Invalid; True ResolvedRefs"}, msg: "subjectAltNames[0]: want type Hostname with hostname or URI with uri"},
+		{name: "wildcard hostname", objs: good + policy("p", "", svc, strings.Replace(caRef, "app.example.com", `"*.example.com"`, 1)),
+			cond: map[string]string{"p": "False Invalid; True ResolvedRefs"}, msg: `spec.validation: serverName: want a host name without port, got "*.example.com"`},
+		{name: "relative URI SAN", objs: good + policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}], subjectAltNames: [{type: URI, uri: "/app"}]}`),
+			cond: map[string]string{"p": "False Invalid; True ResolvedRefs"}, msg: `subjectAltNames[0].uri: want an absolute URI such as spiffe://example.com/id, got "/app"`},
 		{name: "SANs", objs: good + policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}], subjectAltNames: [{type: Hostname, hostname: a.example.com}, {type: URI, uri: "spiffe://example.com/app"}]}`),
 			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com", sans: 2},
 		{name: "the oldest wins", objs: good + policy("b-old", "2026-01-01T00:00:00Z", svc, caRef) + policy("a-new", "2026-02-01T00:00:00Z", svc, strings.Replace(caRef, "app.example.com", "new.example.com", 1)),
@@ -492,4 +499,36 @@ spec:
 			}
 		})
 	}
+}
+
+// FuzzBackendTLSPolicy: whatever a BackendTLSPolicy and its ConfigMap say
+// (the API server's validation aside), Translate never panics, the route
+// stays Accepted, and what it emits is a valid config.
+func FuzzBackendTLSPolicy(f *testing.F) {
+	ca := certtest.NewCA(f, "ca")
+	f.Add(`{targetRefs: [{group: "", kind: Service, name: app}], validation: {hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}}`, string(ca.PEM))
+	f.Add(`{targetRefs: [{group: "", kind: Service, name: app, sectionName: https}], validation: {hostname: "*.x", subjectAltNames: [{type: URI, uri: "::"}, {type: Hostname}]}}`, "garbage")
+	f.Add(`{targetRefs: [{group: "", kind: Service, name: app}], validation: {hostname: "", wellKnownCACertificates: System, caCertificateRefs: [{kind: X, name: ""}]}}`, "")
+	f.Fuzz(func(t *testing.T, spec, caPEM string) {
+		var s gwv1.BackendTLSPolicySpec
+		if err := sigsyaml.Unmarshal([]byte(spec), &s); err != nil {
+			return
+		}
+		o := parseObjects(t, []byte(btlsHead))
+		o.policies = []*gwv1.BackendTLSPolicy{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"}, Spec: s}}
+		o.configMaps["default/ca"] = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "ca"}, Data: map[string]string{"ca.crt": caPEM}}
+		res := Translate(o.input(), Options{})
+		for _, p := range res.RouteParents["default/r"] {
+			for _, c := range p.Conditions {
+				if c.Status != metav1.ConditionTrue {
+					t.Fatalf("the policy broke the route: %s %s: %s", c.Type, c.Reason, c.Message)
+				}
+			}
+		}
+		c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Backends: res.Backends, Routes: res.Routes}
+		c.SetDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("emitted an invalid config: %v\nspec: %s", err, spec)
+		}
+	})
 }
