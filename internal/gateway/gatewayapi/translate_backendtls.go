@@ -249,8 +249,9 @@ func (t *translator) applyBackendTLS(rs *routeState, svc *corev1.Service, port i
 	for _, gs := range gws {
 		st.used[sk][portName][gs.g.Namespace+"/"+gs.g.Name] = true
 	}
+	// The port's policy, else the whole Service's.
 	ps := st.claims[policyTarget{ns: svc.Namespace, name: svc.Name, section: portName}]
-	if ps == nil || portName == "" {
+	if ps == nil {
 		ps = st.claims[policyTarget{ns: svc.Namespace, name: svc.Name}]
 	}
 	if ps == nil {
