@@ -63,6 +63,14 @@ type policyState struct {
 	aReason, aMsg      string
 	rReason, rMsg      string
 	tls                config.BackendTLS
+	// problems are reported once the policy is known to be ours (it has
+	// an ancestor of ours): another implementation's policies are not
+	// our business.
+	problems []Problem
+}
+
+func (ps *policyState) problem(sev Severity, format string, args ...any) {
+	ps.problems = append(ps.problems, Problem{Kind: "BackendTLSPolicy", Namespace: ps.p.Namespace, Name: ps.p.Name, Severity: sev, Message: fmt.Sprintf(format, args...)})
 }
 
 // backendTLSState is the translation's view of the policies.
@@ -113,7 +121,7 @@ func (t *translator) indexBackendTLS() {
 					delete(st.claims, k)
 				}
 			}
-			t.problem("BackendTLSPolicy", p, Warning, "not applied: %s", ps.conflict)
+			ps.problem(Warning, "not applied: %s", ps.conflict)
 		}
 	}
 }
@@ -137,13 +145,13 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 		if ps.accepted {
 			ps.accepted, ps.aReason, ps.aMsg = false, reason, msg
 		}
-		t.problem("BackendTLSPolicy", p, Error, "%s", msg)
+		ps.problem(Error, "%s", msg)
 	}
 	unresolved := func(reason, msg string) {
 		if ps.resolved {
 			ps.resolved, ps.rReason, ps.rMsg = false, reason, msg
 		}
-		t.problem("BackendTLSPolicy", p, Error, "%s", msg)
+		ps.problem(Error, "%s", msg)
 	}
 	for i, san := range v.SubjectAltNames {
 		f := fmt.Sprintf("spec.validation.subjectAltNames[%d]", i)
@@ -337,6 +345,7 @@ func (t *translator) backendTLSStatus() {
 		if len(anc) == 0 {
 			continue
 		}
+		t.res.Problems = append(t.res.Problems, ps.problems...)
 		accepted := cond(string(gwv1.PolicyConditionAccepted), ps.accepted, ps.aReason, ps.aMsg, p.Generation)
 		if ps.conflicted {
 			accepted = cond(string(gwv1.PolicyConditionAccepted), false, string(gwv1.PolicyReasonConflicted), ps.conflict, p.Generation)

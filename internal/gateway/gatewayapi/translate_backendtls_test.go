@@ -264,6 +264,8 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 			cond: map[string]string{"whole": "True Accepted; True ResolvedRefs", "port": "True Accepted; True ResolvedRefs"}, served: true, sni: "port.example.com"},
 		{name: "another port's policy", objs: good + policy("p", "", `{group: "", kind: Service, name: app, sectionName: other}`, caRef),
 			cond: map[string]string{}},
+		{name: "a broken policy on a Service none of our routes uses", objs: policy("p", "", `{group: "", kind: Service, name: unused}`, `{hostname: "*.x", caCertificateRefs: [{group: x, kind: Y, name: z}]}`),
+			cond: map[string]string{}},
 		{name: "a target of another kind", objs: good + policy("p", "", `{group: example.com, kind: Backend, name: app}`, caRef),
 			cond: map[string]string{}},
 	}
@@ -296,6 +298,11 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 			}
 			served := b != nil && b.TLS != nil
 			if len(tt.cond) == 0 {
+				for _, p := range res.Problems {
+					if p.Kind == "BackendTLSPolicy" {
+						t.Errorf("problem reported on a policy that is not ours: %s", p)
+					}
+				}
 				if b == nil || b.TLS != nil || b.Protocol != "" {
 					t.Errorf("backend %+v, want clear text", b)
 				}
