@@ -72,7 +72,7 @@ func verifySANs(cs tls.ConnectionState, roots *x509.CertPool, sans []config.Subj
 		inter.AddCert(c)
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return err
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err} // as crypto/tls's own check says it
 	}
 	for _, san := range sans {
 		if san.Hostname != "" && leaf.VerifyHostname(san.Hostname) == nil {
