@@ -276,7 +276,6 @@ func (t *translator) applyBackendTLS(rs *routeState, svc *corev1.Service, port i
 	}
 	bt := ps.tls
 	bt.SubjectAltNames = slices.Clone(bt.SubjectAltNames)
-	parts := []string{"gw", svc.Namespace, svc.Name, b.Kubernetes.Port, "tls"}
 	// The client certificate of the route's Gateways; one only, the
 	// first parentRef's, when they differ.
 	var cc *clientCert
@@ -291,18 +290,19 @@ func (t *translator) applyBackendTLS(rs *routeState, svc *corev1.Service, port i
 			break
 		}
 	}
+	// The backend keeps its name (the admin API's weights find it by
+	// it, package weights), but for a client certificate, which differs
+	// by Gateway.
 	if cc != nil {
 		bt.CertPEM, bt.KeyPEM = cc.cert, cc.key
-		parts = append(parts, "cert", cc.ns, cc.name)
+		b.Name = kubeshared.ShortName(b.Name, "cert", cc.ns, cc.name)
 	}
 	if b.Protocol == config.ProtocolH2C {
-		b.Protocol = config.ProtocolH2
-		parts = append(parts, "h2")
+		b.Protocol = config.ProtocolH2 // HTTP/2, now over TLS
 	} else {
 		b.Protocol = config.ProtocolHTTPS
 	}
 	b.TLS = &bt
-	b.Name = kubeshared.ShortName(parts...)
 	return true
 }
 
