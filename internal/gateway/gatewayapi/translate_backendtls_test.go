@@ -320,6 +320,9 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 				}
 				return
 			}
+			if b.Name != "gw.default.app.https" {
+				t.Errorf("backend named %s, want gw.default.app.https: the name the admin API's weights know (package weights)", b.Name)
+			}
 			if b.Protocol != config.ProtocolHTTPS || b.TLS.ServerName != tt.sni || len(b.TLS.SubjectAltNames) != tt.sans || (b.TLS.CAPEM == nil) != tt.noCerts {
 				t.Errorf("backend %s: protocol %s, TLS %+v", b.Name, b.Protocol, b.TLS)
 			}
