@@ -925,6 +925,10 @@ var grants = map[string]map[string][]string{
 		"gateway.networking.k8s.io/gateways/status":       {"update"},
 		"gateway.networking.k8s.io/httproutes/status":     {"update"},
 		"/namespaces": {"get", "list", "watch"},
+		// BackendTLSPolicies and the ConfigMaps of their CA bundles.
+		"gateway.networking.k8s.io/backendtlspolicies":        {"get", "list", "watch"},
+		"gateway.networking.k8s.io/backendtlspolicies/status": {"update"},
+		"/configmaps": {"get", "list", "watch"},
 	},
 }
 

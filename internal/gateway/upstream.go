@@ -6,9 +6,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -37,6 +40,15 @@ func upstreamTLS(b *config.Backend) (*tls.Config, error) {
 		}
 		cfg.RootCAs = roots
 	}
+	if sans := b.TLS.SubjectAltNames; len(sans) > 0 {
+		// The chain is verified as always, but the names checked are the
+		// SAN list, not the server name: crypto/tls checks only the
+		// latter, so its own check is replaced by VerifyConnection
+		// (which runs on resumed sessions too), never skipped.
+		cfg.InsecureSkipVerify = true //nolint:gosec // verified in VerifyConnection
+		roots := cfg.RootCAs
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { return verifySANs(cs, roots, sans) }
+	}
 	if cert != nil {
 		pair, err := tls.X509KeyPair(cert, key)
 		if err != nil {
@@ -45,6 +57,36 @@ func upstreamTLS(b *config.Backend) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{pair}
 	}
 	return cfg, nil
+}
+
+// verifySANs verifies the upstream's chain against roots (nil: the
+// system's) for server authentication, and that its certificate carries
+// one of sans.
+func verifySANs(cs tls.ConnectionState, roots *x509.CertPool, sans []config.SubjectAltName) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("upstream sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err} // as crypto/tls's own check says it
+	}
+	for _, san := range sans {
+		if san.Hostname != "" && leaf.VerifyHostname(san.Hostname) == nil {
+			return nil
+		}
+		if san.URI != "" && slices.ContainsFunc(leaf.URIs, func(u *url.URL) bool { return u.String() == san.URI }) {
+			return nil
+		}
+	}
+	uris := make([]string, len(leaf.URIs))
+	for i, u := range leaf.URIs {
+		uris[i] = u.String()
+	}
+	return fmt.Errorf("%w: certificate names %v and URIs %v match none of the subjectAltNames", proxy.ErrUpstreamTLS, leaf.DNSNames, uris)
 }
 
 // tlsDialer opens TLS connections to one backend's endpoints. The server

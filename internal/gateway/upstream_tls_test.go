@@ -129,6 +129,18 @@ func TestTLSUpstreams(t *testing.T) {
 				return fmt.Sprintf("{caFile: %s, certFile: %s, keyFile: %s}", caFile, certFile, keyFile)
 			},
 			addr: func(u *tlsUpstream) string { return "legacy.internal:" + u.port() }, wantProto: "tls HTTP/2", wantSNI: "legacy.internal"},
+		// subjectAltNames replace the server name check: the SNI sent
+		// is serverName, which the certificate does not name.
+		{name: "https with subjectAltNames", protocol: "https",
+			tls: func(*tlsUpstream) string {
+				return fmt.Sprintf("{caFile: %s, serverName: sni.example, subjectAltNames: [{hostname: other.internal}, {hostname: legacy.internal}]}", caFile)
+			},
+			addr: func(u *tlsUpstream) string { return u.addr() }, wantProto: "tls HTTP/1", wantSNI: "sni.example"},
+		{name: "h2 with subjectAltNames and a client certificate", protocol: "h2", h2: true, mtls: true,
+			tls: func(*tlsUpstream) string {
+				return fmt.Sprintf("{caFile: %s, certFile: %s, keyFile: %s, serverName: sni.example, subjectAltNames: [{hostname: legacy.internal}]}", caFile, certFile, keyFile)
+			},
+			addr: func(u *tlsUpstream) string { return u.addr() }, wantProto: "tls HTTP/2", wantSNI: "sni.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,19 +216,24 @@ func TestTLSUpstreamRejected(t *testing.T) {
 		protocol string
 		clientCA *certtest.CA // the upstream requires a client certificate
 		why      string
+		sans     string // the backend's tls.subjectAltNames
 	}{
 		{"expired", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}),
-			"https", nil, "x509: certificate has expired or is not yet valid"},
+			"https", nil, "x509: certificate has expired or is not yet valid", ""},
 		{"wrong host", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"other.internal"}}),
-			"https", nil, "x509: certificate is valid for other.internal, not legacy.internal"},
+			"https", nil, "x509: certificate is valid for other.internal, not legacy.internal", ""},
 		{"self-signed", certtest.Issue(t, nil, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
-			"https", nil, "x509: certificate signed by unknown authority"},
+			"https", nil, "x509: certificate signed by unknown authority", ""},
 		{"self-signed over h2", certtest.Issue(t, nil, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
-			"h2", nil, "x509: certificate signed by unknown authority"},
+			"h2", nil, "x509: certificate signed by unknown authority", ""},
 		{"h2 backend, upstream without h2 (ALPN)", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
-			"h2-to-http1", nil, "no application protocol"},
+			"h2-to-http1", nil, "no application protocol", ""},
 		{"no client certificate for an mTLS upstream", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
-			"https", ca, "certificate required"},
+			"https", ca, "certificate required", ""},
+		{"no SAN matches", certtest.Issue(t, ca, certtest.Leaf{Hosts: []string{"legacy.internal", "spiffe://shop/legacy"}}),
+			"https", nil, "match none of the subjectAltNames", "[{hostname: other.internal}, {uri: \"spiffe://shop/other\"}]"},
+		{"a SAN matches, the CA is unknown", certtest.Issue(t, nil, certtest.Leaf{Hosts: []string{"legacy.internal"}}),
+			"h2", nil, "x509: certificate signed by unknown authority", "[{hostname: legacy.internal}]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,10 +242,14 @@ func TestTLSUpstreamRejected(t *testing.T) {
 				tt.protocol = "h2" // the backend says h2, the upstream speaks HTTP/1.1 only
 			}
 			logs := &syncBuffer{}
+			sans := ""
+			if tt.sans != "" {
+				sans = ", subjectAltNames: " + tt.sans
+			}
 			f := start(t, fmt.Sprintf(`
-backends: [{name: legacy, addresses: ["legacy.internal:%s"], protocol: %s, tls: {caFile: %s}}]
+backends: [{name: legacy, addresses: ["legacy.internal:%s"], protocol: %s, tls: {caFile: %s%s}}]
 routes: [{name: r, backends: [{name: legacy}]}]
-`, u.port(), tt.protocol, caFile), Options{LookupHost: legacyResolver, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+`, u.port(), tt.protocol, caFile, sans), Options{LookupHost: legacyResolver, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 			resolved(t, f.gw, "legacy")
 			resp, body := f.do(t, "GET", "shop.test", "/", nil, nil)
 			var e struct{ Error string }

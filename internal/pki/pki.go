@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -30,8 +32,8 @@ type CA struct {
 
 // Request describes a certificate to issue.
 type Request struct {
-	// Names are DNS names and IP addresses (SANs); the first is the
-	// subject's common name.
+	// Names are DNS names, IP addresses and URIs (a name with "://",
+	// e.g. a SPIFFE ID) (SANs); the first is the subject's common name.
 	Names []string
 	// NotBefore and NotAfter default to an hour ago and 90 days on.
 	NotBefore, NotAfter time.Time
@@ -111,6 +113,12 @@ func issue(r Request, ca *CA) (Issued, error) {
 	for _, n := range r.Names {
 		if ip := net.ParseIP(n); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if strings.Contains(n, "://") {
+			u, err := url.Parse(n)
+			if err != nil {
+				return Issued{}, fmt.Errorf("pki: URI name %q: %w", n, err)
+			}
+			tmpl.URIs = append(tmpl.URIs, u)
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, n)
 		}

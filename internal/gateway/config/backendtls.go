@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 )
 
@@ -27,8 +28,30 @@ func (t *BackendTLS) validate(p *problems, path string, b *Backend) {
 	if t.ServerName != "" && (!validHost(t.ServerName) || t.ServerName[0] == '*') {
 		p.addf(tp+".serverName", "want a host name without port, got %q", t.ServerName)
 	}
+	for i, san := range t.SubjectAltNames {
+		sp := fmt.Sprintf("%s.subjectAltNames[%d]", tp, i)
+		switch {
+		case (san.Hostname == "") == (san.URI == ""):
+			p.addf(sp, "want exactly one of hostname and uri")
+		case san.Hostname != "" && !validHost(san.Hostname):
+			p.addf(sp+".hostname", "want a DNS name, got %q", san.Hostname)
+		case san.URI != "":
+			if u, err := url.Parse(san.URI); err != nil || u.Scheme == "" {
+				p.addf(sp+".uri", "want an absolute URI such as spiffe://example.com/id, got %q", san.URI)
+			}
+		}
+	}
 	t.caPEM, t.certPEM, t.keyPEM = nil, nil, nil
-	if t.CAFile != "" {
+	switch {
+	case t.CAFile != "" && t.CAPEM != nil:
+		p.addf(tp+".caFile", "set with an in-memory CA bundle; want one of them")
+	case t.CAPEM != nil:
+		if err := checkCABundle(t.CAPEM); err != nil {
+			p.addf(tp+".caPEM", "%v", err)
+		} else {
+			t.caPEM = t.CAPEM
+		}
+	case t.CAFile != "":
 		data, err := readPEM(t.CAFile)
 		if err == nil {
 			err = checkCABundle(data)
@@ -38,6 +61,18 @@ func (t *BackendTLS) validate(p *problems, path string, b *Backend) {
 		} else {
 			t.caPEM = data
 		}
+	}
+	if t.CertPEM != nil || t.KeyPEM != nil {
+		if t.CertFile != "" || t.KeyFile != "" {
+			p.addf(tp+".certFile", "set with an in-memory client certificate; want one of them")
+			return
+		}
+		if _, err := tls.X509KeyPair(t.CertPEM, t.KeyPEM); err != nil {
+			p.addf(tp+".certPEM", "with keyPEM: %v", err)
+			return
+		}
+		t.certPEM, t.keyPEM = t.CertPEM, t.KeyPEM
+		return
 	}
 	switch {
 	case t.CertFile == "" && t.KeyFile == "":
@@ -92,6 +127,10 @@ func readPEM(path string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// CheckCABundle is the check a CA bundle passes at validation, for
+// callers that give one in memory (BackendTLS.CAPEM).
+func CheckCABundle(data []byte) error { return checkCABundle(data) }
 
 // checkCABundle wants at least one certificate and nothing but
 // certificates, each parseable: a bundle that silently loses a CA fails

@@ -158,3 +158,71 @@ func TestTLSFilesRelativeToTheConfig(t *testing.T) {
 		t.Errorf("Parse() error = %v, want caFile not found", err)
 	}
 }
+
+// TestBackendTLSSubjectAltNames: the SAN list's entries, each one name.
+func TestBackendTLSSubjectAltNames(t *testing.T) {
+	const head = "apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nroutes: [{name: r, backends: [{name: web}]}]\nbackends:\n  - name: web\n    addresses: [\"legacy.internal:443\"]\n    protocol: https\n"
+	tests := []struct {
+		name, tls string
+		want      []string
+	}{
+		{"hostname and uri", "    tls: {serverName: a.example, subjectAltNames: [{hostname: a.example}, {uri: \"spiffe://example.com/app\"}]}\n", nil},
+		{"wildcard hostname", "    tls: {subjectAltNames: [{hostname: \"*.example.com\"}]}\n", nil},
+		{"both", "    tls: {subjectAltNames: [{hostname: a.example, uri: \"spiffe://x/y\"}]}\n", []string{"backends[0].tls.subjectAltNames[0]: want exactly one of hostname and uri"}},
+		{"neither", "    tls: {subjectAltNames: [{}]}\n", []string{"backends[0].tls.subjectAltNames[0]: want exactly one of hostname and uri"}},
+		{"bad hostname", "    tls: {subjectAltNames: [{hostname: \"a b\"}]}\n", []string{`backends[0].tls.subjectAltNames[0].hostname: want a DNS name, got "a b"`}},
+		{"relative uri", "    tls: {subjectAltNames: [{uri: /path}]}\n", []string{`backends[0].tls.subjectAltNames[0].uri: want an absolute URI such as spiffe://example.com/id, got "/path"`}},
+		{"unknown field", "    tls: {subjectAltNames: [{dns: a.example}]}\n", []string{`unknown field "dns"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { parseWant(t, head+tt.tls, tt.want) })
+	}
+}
+
+// TestBackendTLSInMemoryPEM: PEM given in memory (the Gateway API
+// controller's) is checked like files, excludes them, and is what
+// Material returns.
+func TestBackendTLSInMemoryPEM(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "ca")
+	client := certtest.Issue(t, ca, certtest.Leaf{Client: true, Hosts: []string{"gateway"}})
+	other := certtest.Issue(t, ca, certtest.Leaf{Client: true, Hosts: []string{"other"}})
+	caFile := certtest.WriteFile(t, dir, "ca.pem", ca.PEM)
+	certFile := certtest.WriteFile(t, dir, "client.pem", client.CertPEM)
+	tests := []struct {
+		name string
+		tls  BackendTLS
+		want []string
+	}{
+		{"CA and client certificate", BackendTLS{CAPEM: ca.PEM, CertPEM: client.CertPEM, KeyPEM: client.KeyPEM}, nil},
+		{"garbage CA", BackendTLS{CAPEM: []byte("garbage")}, []string{"backends[0].tls.caPEM: no PEM certificate found"}},
+		{"a key as CA", BackendTLS{CAPEM: client.KeyPEM}, []string{`backends[0].tls.caPEM: PEM block 1 is a "PRIVATE KEY", want only CERTIFICATE blocks`}},
+		{"CA file and PEM", BackendTLS{CAFile: caFile, CAPEM: ca.PEM}, []string{"backends[0].tls.caFile: set with an in-memory CA bundle; want one of them"}},
+		{"cert without key", BackendTLS{CertPEM: client.CertPEM}, []string{"backends[0].tls.certPEM: with keyPEM: tls: "}},
+		{"key of another cert", BackendTLS{CertPEM: client.CertPEM, KeyPEM: other.KeyPEM}, []string{"backends[0].tls.certPEM: with keyPEM: tls: private key does not match public key"}},
+		{"cert file and PEM", BackendTLS{CertFile: certFile, CertPEM: client.CertPEM, KeyPEM: client.KeyPEM}, []string{"backends[0].tls.certFile: set with an in-memory client certificate; want one of them"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bt := tt.tls
+			c := Config{APIVersion: APIVersion, Kind: Kind, Backends: []Backend{{Name: "web", Addresses: []string{"a.example:443"}, Protocol: ProtocolHTTPS, TLS: &bt}},
+				Routes: []Route{{Name: "r", Backends: []BackendRef{{Name: "web"}}}}}
+			c.SetDefaults()
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				if ca2, cert, key := bt.Material(); string(ca2) != string(ca.PEM) || string(cert) != string(client.CertPEM) || string(key) != string(client.KeyPEM) {
+					t.Errorf("Material() does not return the in-memory PEM")
+				}
+				return
+			}
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %v, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}

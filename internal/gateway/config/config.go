@@ -148,10 +148,31 @@ type BackendTLS struct {
 	// upstreams that require mutual TLS (default none). Both or neither.
 	CertFile string `yaml:"certFile" json:"certFile,omitempty"`
 	KeyFile  string `yaml:"keyFile" json:"keyFile,omitempty"`
+	// SubjectAltNames, when set, replace the server name check: the
+	// upstream's certificate, still verified against the CAs, must carry
+	// at least one of these DNS names or URIs (a SPIFFE ID); SNI is still
+	// ServerName. Default: none (the certificate must match ServerName).
+	SubjectAltNames []SubjectAltName `yaml:"subjectAltNames" json:"subjectAltNames,omitempty"`
+
+	// CAPEM, CertPEM and KeyPEM give the CA bundle and the client
+	// certificate and key in memory instead of files (the Gateway API
+	// controller's, from ConfigMaps and Secrets); each excludes its file.
+	// Never read from YAML nor shown by the admin API.
+	CAPEM   []byte `yaml:"-" json:"-"`
+	CertPEM []byte `yaml:"-" json:"-"`
+	KeyPEM  []byte `yaml:"-" json:"-"`
 
 	// What the files held when validated: compared on reload (a changed
 	// file makes a new backend pool), never shown by the admin API.
 	caPEM, certPEM, keyPEM []byte
+}
+
+// SubjectAltName is one name an upstream's certificate may carry:
+// exactly one of Hostname (a DNS name, "*." wildcards in the certificate
+// match as usual) and URI.
+type SubjectAltName struct {
+	Hostname string `yaml:"hostname" json:"hostname,omitempty"`
+	URI      string `yaml:"uri" json:"uri,omitempty"`
 }
 
 // Material returns the PEM contents Validate read: the CA bundle (nil:

@@ -33,18 +33,21 @@ type objects struct {
 	services   map[string]*corev1.Service
 	secrets    map[string]*corev1.Secret
 	namespaces map[string]*corev1.Namespace
+	policies   []*gwv1.BackendTLSPolicy
+	configMaps map[string]*corev1.ConfigMap
 }
 
 func (o *objects) input() Input {
 	return Input{Classes: o.classes, Gateways: o.gateways, Routes: o.routes, Grants: o.grants,
-		Services:   func(ns, n string) *corev1.Service { return o.services[ns+"/"+n] },
-		Secrets:    func(ns, n string) *corev1.Secret { return o.secrets[ns+"/"+n] },
-		Namespaces: func(n string) *corev1.Namespace { return o.namespaces[n] }}
+		Services:           func(ns, n string) *corev1.Service { return o.services[ns+"/"+n] },
+		Secrets:            func(ns, n string) *corev1.Secret { return o.secrets[ns+"/"+n] },
+		Namespaces:         func(n string) *corev1.Namespace { return o.namespaces[n] },
+		BackendTLSPolicies: o.policies, ConfigMaps: func(ns, n string) *corev1.ConfigMap { return o.configMaps[ns+"/"+n] }}
 }
 
 func parseObjects(t testing.TB, data []byte) *objects {
 	t.Helper()
-	o := &objects{services: map[string]*corev1.Service{}, secrets: map[string]*corev1.Secret{}, namespaces: map[string]*corev1.Namespace{}}
+	o := &objects{services: map[string]*corev1.Service{}, secrets: map[string]*corev1.Secret{}, namespaces: map[string]*corev1.Namespace{}, configMaps: map[string]*corev1.ConfigMap{}}
 	dec := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	var metas []*metav1.ObjectMeta
 	for {
@@ -102,6 +105,15 @@ func parseObjects(t testing.TB, data []byte) *objects {
 				}
 				o.secrets[s.Namespace+"/"+s.Name] = s
 			}()
+		case "BackendTLSPolicy":
+			p := &gwv1.BackendTLSPolicy{}
+			o.policies, obj = append(o.policies, p), p
+			metas = append(metas, &p.ObjectMeta)
+		case "ConfigMap":
+			c := &corev1.ConfigMap{}
+			obj = c
+			metas = append(metas, &c.ObjectMeta)
+			defer func() { o.configMaps[c.Namespace+"/"+c.Name] = c }()
 		default:
 			t.Fatalf("unknown kind %q", meta.Kind)
 		}
@@ -154,7 +166,8 @@ func golden(r Result) []byte {
 		Classes      map[string][]string `yaml:"gatewayClasses,omitempty"`
 		Gateways     map[string]gw       `yaml:"gateways,omitempty"`
 		RouteParents map[string][]parent `yaml:"httpRoutes,omitempty"`
-	}{Backends: r.Backends, Routes: r.Routes, Certificates: r.Certificates, Classes: map[string][]string{}, Gateways: map[string]gw{}, RouteParents: map[string][]parent{}}
+		Policies     map[string][]parent `yaml:"backendTLSPolicies,omitempty"`
+	}{Policies: map[string][]parent{}, Backends: r.Backends, Routes: r.Routes, Certificates: r.Certificates, Classes: map[string][]string{}, Gateways: map[string]gw{}, RouteParents: map[string][]parent{}}
 	for f, data := range r.Files {
 		out.Files = append(out.Files, fmt.Sprintf("%s (%d bytes)", f, len(data)))
 	}
@@ -189,6 +202,11 @@ func golden(r Result) []byte {
 				ref += fmt.Sprintf(":%d", *p.ParentRef.Port)
 			}
 			out.RouteParents[k] = append(out.RouteParents[k], parent{ParentRef: ref, Conditions: conds(p.Conditions)})
+		}
+	}
+	for k, as := range r.BackendTLSPolicies {
+		for _, a := range as {
+			out.Policies[k] = append(out.Policies[k], parent{ParentRef: string(*a.AncestorRef.Namespace) + "/" + string(a.AncestorRef.Name), Conditions: conds(a.Conditions)})
 		}
 	}
 	b, err := yamlv3.Marshal(out)

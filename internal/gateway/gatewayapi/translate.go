@@ -98,6 +98,10 @@ type Input struct {
 	// the gateway process's local ports (its Service's targetPorts); nil
 	// or a missing port while the Service is not there yet.
 	Ports func(namespace, name string) map[int32]int32
+	// BackendTLSPolicies configure TLS to Services (translate_backendtls.go).
+	BackendTLSPolicies []*gwv1.BackendTLSPolicy
+	// ConfigMaps resolves caCertificateRefs; nil when it does not exist.
+	ConfigMaps func(namespace, name string) *corev1.ConfigMap
 }
 
 // Listener is a local port the gateway process serves, with
@@ -153,6 +157,9 @@ type Result struct {
 	// RouteParents is, by HTTPRoute namespace/name, the parent statuses
 	// of its parentRefs to our Gateways; HTTPRoutes with none are absent.
 	RouteParents map[string][]gwv1.RouteParentStatus
+	// BackendTLSPolicies is, by BackendTLSPolicy namespace/name, its
+	// ancestor statuses for our Gateways; policies with none are absent.
+	BackendTLSPolicies map[string][]gwv1.PolicyAncestorStatus
 }
 
 // Translate computes the fragment and the status for in. It never fails
@@ -171,8 +178,11 @@ func Translate(in Input, opts Options) Result {
 	if in.Ports == nil {
 		in.Ports = func(string, string) map[int32]int32 { return nil }
 	}
+	if in.ConfigMaps == nil {
+		in.ConfigMaps = func(string, string) *corev1.ConfigMap { return nil }
+	}
 	t := &translator{in: in, opts: opts, res: Result{Files: map[string][]byte{}, ClassConditions: map[string][]metav1.Condition{},
-		Gateways: map[string]gwv1.GatewayStatus{}, RouteParents: map[string][]gwv1.RouteParentStatus{}},
+		Gateways: map[string]gwv1.GatewayStatus{}, RouteParents: map[string][]gwv1.RouteParentStatus{}, BackendTLSPolicies: map[string][]gwv1.PolicyAncestorStatus{}},
 		backends: map[string]bool{}, gateways: map[string]*gatewayState{}}
 	classes := map[string]*gwv1.GatewayClass{}
 	for _, c := range in.Classes {
@@ -189,9 +199,11 @@ func Translate(in Input, opts Options) Result {
 		}
 		t.gateway(g)
 	}
+	t.indexBackendTLS()
 	for _, r := range sortedByAge(in.Routes) {
 		t.route(r)
 	}
+	t.backendTLSStatus()
 	for _, k := range slices.Sorted(maps.Keys(t.gateways)) {
 		t.res.Gateways[k] = t.gateways[k].status()
 		if opts.PerGateway {
@@ -227,6 +239,7 @@ type translator struct {
 	res      Result
 	backends map[string]bool
 	gateways map[string]*gatewayState // namespace/name
+	btls     *backendTLSState
 }
 
 // listenerState is one listener as translated.
@@ -253,6 +266,10 @@ type gatewayState struct {
 	someInvalid bool
 	// pending: a listener waits for its local port (PerGateway).
 	pending bool
+	// clientCert is spec.tls.backend's client certificate, resolved; conds
+	// are further conditions (ResolvedRefs of spec.tls.backend).
+	clientCert *clientCert
+	conds      []metav1.Condition
 }
 
 func (gs *gatewayState) status() gwv1.GatewayStatus {
@@ -292,6 +309,7 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	} else {
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), false, string(gwv1.GatewayReasonInvalid), "no listener is programmed", gen))
 	}
+	st.Conditions = append(st.Conditions, gs.conds...)
 	return st
 }
 
@@ -319,6 +337,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 			break
 		}
 	}
+	t.gatewayBackendTLS(gs)
 	if msg := parametersRef(g); msg != "" {
 		gs.accepted, gs.reason, gs.msg = false, string(gwv1.GatewayReasonInvalidParameters), msg
 		t.problem("Gateway", g, Error, "%s", gs.msg)
@@ -1196,7 +1215,11 @@ func (t *translator) backend(rs *routeState, ref gwv1.BackendObjectReference, fi
 	if proto != "" {
 		parts = append(parts, proto)
 	}
-	return config.Backend{Name: kubeshared.ShortName(parts...), Kubernetes: &config.KubernetesService{Service: string(ref.Name), Namespace: ns, Port: port}, Protocol: proto}, true
+	b := config.Backend{Name: kubeshared.ShortName(parts...), Kubernetes: &config.KubernetesService{Service: string(ref.Name), Namespace: ns, Port: port}, Protocol: proto}
+	if !t.applyBackendTLS(rs, svc, int32(*ref.Port), &b) {
+		return config.Backend{}, false // its BackendTLSPolicy cannot be honoured: never in clear text
+	}
+	return b, true
 }
 
 // match sets rc's match from m; a non-empty result says what is invalid.
@@ -1332,6 +1355,8 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		// (retries.retryOn, TestServeRetry).
 		"HTTPRouteCORS", "HTTPRouteBackendTimeout",
 		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteRequestMultipleMirrors",
+		// translate_backendtls.go.
+		"BackendTLSPolicy", "BackendTLSPolicySANValidation", "GatewayBackendClientCertificate",
 	}
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by

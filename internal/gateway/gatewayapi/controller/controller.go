@@ -1,11 +1,12 @@
 // Package controller runs the Gateway API controller: client-go informers
 // on GatewayClasses, Gateways, HTTPRoutes and ReferenceGrants (the typed
 // clientset of sigs.k8s.io/gateway-api) and on Services, Secrets and
-// Namespaces; on every change the whole config fragment is recomputed
-// (package gatewayapi), the Secret material written to a private
-// directory, and the gateway reloaded through its validated path. Problems
-// become Kubernetes Events and log lines; the status of GatewayClasses,
-// Gateways and HTTPRoutes is written by the Lease holder only.
+// Namespaces (BackendTLSPolicies and ConfigMaps: backendtls.go); on every
+// change the whole config fragment is recomputed (package gatewayapi),
+// the Secret material written to a private directory, and the gateway
+// reloaded through its validated path. Problems become Kubernetes Events
+// and log lines; the status of GatewayClasses, Gateways, HTTPRoutes and
+// BackendTLSPolicies is written by the Lease holder only.
 //
 // Level-triggered like the Ingress controller, with which it shares
 // package kubeshared: status is recomputed from every object on every
@@ -136,6 +137,8 @@ type Controller struct {
 	listServices func(ns string) []*corev1.Service
 	secrets      func(ns, name string) *corev1.Secret
 	namespaces   func(name string) *corev1.Namespace
+	policies     func() ([]*gwv1.BackendTLSPolicy, error) // backendtls.go
+	configMaps   func(ns, name string) *corev1.ConfigMap
 
 	reported kubeshared.Reported
 	lastErr  string
@@ -210,7 +213,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-	return c.loop.Run(ctx, []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.sync)
+	infs := append([]cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.backendTLSInformers(ctx)...)
+	return c.loop.Run(ctx, infs, c.sync)
 }
 
 // sync recomputes everything from the informers' caches.
@@ -221,6 +225,7 @@ func (c *Controller) sync(ctx context.Context) {
 	in.Gateways, _ = c.gateways()
 	in.Routes, _ = c.routes()
 	in.Grants, _ = c.grants()
+	c.backendTLSInput(&in)
 	res := gatewayapi.Translate(in, c.opts.Translate)
 	if err := kubeshared.WriteFiles(c.opts.SecretDir, res.Files); err != nil {
 		c.log.Error("gateway API: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
@@ -267,6 +272,7 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 	for _, r := range in.Routes {
 		objs["HTTPRoute/"+r.Namespace+"/"+r.Name] = r
 	}
+	policyObjects(objs, in)
 	for _, p := range problems {
 		k := p.Kind + "/" + p.Namespace + "/" + p.Name
 		if !c.reported.Fresh(k, p.Message) {
@@ -446,4 +452,5 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		_, err := gw.HTTPRoutes(r.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("HTTPRoute", key, err)
 	}
+	c.writePolicyStatus(ctx, in, res, warn)
 }
