@@ -204,12 +204,14 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 			cond(string(gwv1.ListenerEntryConditionResolvedRefs), resolved, rReason, rMsg, gen),
 			cond(string(gwv1.ListenerEntryConditionProgrammed), ls.programmed, pReason, pMsg, gen),
 		}
+		var said []string // a conflict is both Accepted=False and Conflicted=True: one problem
 		for _, c := range ls.conds[:3] {
 			bad := c.Status == metav1.ConditionFalse
 			if c.Type == string(gwv1.ListenerEntryConditionConflicted) {
 				bad = c.Status == metav1.ConditionTrue
 			}
-			if bad {
+			if bad && !slices.Contains(said, c.Message) {
+				said = append(said, c.Message)
 				t.problem("ListenerSet", s, Warning, "%s: %s", field, c.Message)
 			}
 		}
@@ -252,22 +254,22 @@ func conflict(merged, own []*listenerState, l gwv1.Listener) (reason, msg string
 		if o.l.Port != l.Port || !meta.IsStatusConditionTrue(o.conds, string(gwv1.ListenerConditionAccepted)) {
 			continue
 		}
-		whose := "the Gateway's"
+		whose := "a listener of the Gateway"
 		if o.owner != nil {
-			whose = "an earlier ListenerSet's"
+			whose = "a listener of an earlier ListenerSet"
 			if len(own) > 0 && o.owner == own[0].owner {
-				whose = "an earlier listener's of this ListenerSet"
+				whose = "an earlier listener of this ListenerSet"
 			}
 		}
 		if o.l.Protocol != l.Protocol {
-			return string(gwv1.ListenerEntryReasonProtocolConflict), fmt.Sprintf("port %d is %s, with protocol %s", l.Port, whose, o.l.Protocol)
+			return string(gwv1.ListenerEntryReasonProtocolConflict), fmt.Sprintf("port %d is taken by %s with protocol %s", l.Port, whose, o.l.Protocol)
 		}
 		if hostname(o.l.Hostname) == hostname(l.Hostname) {
 			h := hostname(l.Hostname)
 			if h == "" {
-				h = "(any)"
+				h = "(none: any host)"
 			}
-			return string(gwv1.ListenerEntryReasonHostnameConflict), fmt.Sprintf("hostname %s on port %d is %s", h, l.Port, whose)
+			return string(gwv1.ListenerEntryReasonHostnameConflict), fmt.Sprintf("hostname %s on port %d is taken by %s", h, l.Port, whose)
 		}
 	}
 	return "", ""
