@@ -5,11 +5,18 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/route"
 )
 
 // facts renders what a conformance test can read of res as lines such as
@@ -315,4 +322,82 @@ func TestServeListenerSetHTTPRouting(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzListenerSet: whatever a ListenerSet says (the API server's
+// validation aside), Translate never panics, emits a config that validates
+// and compiles (isolation routes included, whatever the listener names),
+// and gives the ListenerSet both conditions and no programmed listener
+// that is conflicted or not accepted.
+func FuzzListenerSet(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*listenerset*.yaml")
+	for _, file := range files {
+		data, _ := os.ReadFile(file)
+		for _, s := range parseObjects(f, data).sets {
+			s.Spec.ParentRef = gwv1.ParentGatewayReference{Name: "gw"}
+			b, _ := sigsyaml.Marshal(s.Spec)
+			f.Add(string(b), false)
+		}
+	}
+	f.Add(`{parentRef: {name: gw}, listeners: [{name: http, port: 80, protocol: HTTP}, {name: http, port: 80, protocol: HTTPS}]}`, true)
+	f.Add(`{parentRef: {name: gw}, listeners: [{name: "", port: 0, protocol: "", hostname: "*"}]}`, true)
+	f.Add(`{parentRef: {name: gw}, listeners: [{name: a, port: 80, protocol: HTTP, hostname: "*.gw.test"}, {name: b, port: 80, protocol: HTTP, hostname: "x.gw.test"}]}`, true)
+	const base = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: flotilla}
+spec: {controllerName: flotilla.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: flotilla
+  listeners: [{name: http, port: 80, protocol: HTTP}, {name: named, port: 80, protocol: HTTP, hostname: gw.test}]
+  allowedListeners: {namespaces: {from: All}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-set}
+spec:
+  parentRefs: [{kind: ListenerSet, name: fuzz}, {name: gw}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+`
+	objs := parseObjects(f, []byte(base))
+	f.Fuzz(func(t *testing.T, spec string, perGateway bool) {
+		var s gwv1.ListenerSetSpec
+		if err := sigsyaml.Unmarshal([]byte(spec), &s); err != nil {
+			return
+		}
+		in := objs.input()
+		in.ListenerSets = []*gwv1.ListenerSet{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "fuzz"}, Spec: s}}
+		if perGateway {
+			in.Ports = func(string, string) map[int32]int32 { return map[int32]int32{80: 20000, 443: 20001, 8080: 20002} }
+		}
+		res := Translate(in, Options{PerGateway: perGateway})
+		if st, ok := res.ListenerSets["default/fuzz"]; ok {
+			for _, typ := range []string{"Accepted", "Programmed"} {
+				if meta.FindStatusCondition(st.Conditions, typ) == nil {
+					t.Fatalf("no %s condition: %+v", typ, st.Conditions)
+				}
+			}
+			for _, l := range st.Listeners {
+				if meta.IsStatusConditionTrue(l.Conditions, "Programmed") && (meta.IsStatusConditionTrue(l.Conditions, "Conflicted") || !meta.IsStatusConditionTrue(l.Conditions, "Accepted")) {
+					t.Fatalf("listener %s programmed though conflicted or not accepted: %+v", l.Name, l.Conditions)
+				}
+			}
+		}
+		c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Backends: res.Backends, Routes: res.Routes}
+		c.SetDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatalf("emitted an invalid config: %v\nspec: %s", err, spec)
+		}
+		if _, err := route.CompileWith(c, route.Options{Policies: func(*config.Route) ([]route.Filter, error) { return nil, nil }}); err != nil {
+			t.Fatalf("emitted a config that does not compile: %v", err)
+		}
+	})
 }

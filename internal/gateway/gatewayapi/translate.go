@@ -761,6 +761,9 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, owner *listenerSet
 		candidates = append(candidates, ls)
 	}
 	if len(candidates) == 0 {
+		if owner != nil {
+			return false, string(gwv1.RouteReasonNoMatchingParent), "no listener of the ListenerSet matches the parentRef's sectionName and port"
+		}
 		return false, string(gwv1.RouteReasonNoMatchingParent), "no listener of the Gateway matches the parentRef's sectionName and port"
 	}
 	if !gs.accepted {

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -167,6 +168,8 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 			// its port or hostname.
 			conflicted, cReason, cMsg = true, reason, msg
 			accepted, aReason, aMsg = false, reason, msg
+		} else if msg := badHostname(l.Hostname); msg != "" {
+			accepted, aReason, aMsg = false, string(gwv1.ListenerReasonUnsupportedValue), msg
 		} else if l.Protocol != gwv1.HTTPProtocolType && l.Protocol != gwv1.HTTPSProtocolType {
 			accepted, aReason, aMsg = false, string(gwv1.ListenerEntryReasonUnsupportedProtocol), fmt.Sprintf("protocol %s is not supported (HTTP and HTTPS are)", l.Protocol)
 		} else if l.Protocol == gwv1.HTTPSProtocolType && t.opts.NoHTTPS {
@@ -345,4 +348,27 @@ func (t *translator) listenerSetStatus() {
 			t.res.Gateways[key] = st
 		}
 	}
+}
+
+// badHostname says why a listener's hostname is not one Gateway API
+// allows (a DNS-1123 subdomain, optionally "*." first; not an IP), the
+// API server's validation aside; "" when it is fine or absent.
+func badHostname(h *gwv1.Hostname) string {
+	if h == nil || *h == "" {
+		return ""
+	}
+	s := string(*h)
+	errs := validation.IsDNS1123Subdomain(s)
+	if strings.HasPrefix(s, "*.") {
+		errs = validation.IsWildcardDNS1123Subdomain(s)
+	}
+	for _, label := range strings.Split(strings.TrimPrefix(s, "*."), ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			errs = append(errs, fmt.Sprintf("label %q is longer than %d characters", label, validation.DNS1123LabelMaxLength))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Sprintf("hostname %q: %s", s, strings.Join(errs, "; "))
+	}
+	return ""
 }
