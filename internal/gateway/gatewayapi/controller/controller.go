@@ -132,6 +132,7 @@ type Controller struct {
 	gateways     func() ([]*gwv1.Gateway, error)
 	routes       func() ([]*gwv1.HTTPRoute, error)
 	grants       func() ([]*gwv1.ReferenceGrant, error)
+	listenerSets func() ([]*gwv1.ListenerSet, error) // listenerset.go
 	services     func(ns, name string) *corev1.Service
 	listServices func(ns string) []*corev1.Service
 	secrets      func(ns, name string) *corev1.Secret
@@ -209,8 +210,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.listServices = func(ns string) []*corev1.Service { l, _ := sl.Services(ns).List(labels.Everything()); return l }
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
+	infs := []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}
+	if lsi := c.listenerSetInformer(ctx); lsi != nil {
+		infs = append(infs, lsi)
+	}
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-	return c.loop.Run(ctx, []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.sync)
+	return c.loop.Run(ctx, infs, c.sync)
 }
 
 // sync recomputes everything from the informers' caches.
@@ -221,6 +226,9 @@ func (c *Controller) sync(ctx context.Context) {
 	in.Gateways, _ = c.gateways()
 	in.Routes, _ = c.routes()
 	in.Grants, _ = c.grants()
+	if c.listenerSets != nil {
+		in.ListenerSets, _ = c.listenerSets()
+	}
 	res := gatewayapi.Translate(in, c.opts.Translate)
 	if err := kubeshared.WriteFiles(c.opts.SecretDir, res.Files); err != nil {
 		c.log.Error("gateway API: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
@@ -266,6 +274,9 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 	}
 	for _, r := range in.Routes {
 		objs["HTTPRoute/"+r.Namespace+"/"+r.Name] = r
+	}
+	for _, s := range in.ListenerSets {
+		objs["ListenerSet/"+s.Namespace+"/"+s.Name] = s
 	}
 	for _, p := range problems {
 		k := p.Kind + "/" + p.Namespace + "/" + p.Name
@@ -388,6 +399,9 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 			changed = true
 		}
 		st.Listeners = listeners
+		if a, b := st.AttachedListenerSets, want.AttachedListenerSets; (a == nil) != (b == nil) || a != nil && *a != *b {
+			st.AttachedListenerSets, changed = b, true
+		}
 		if !changed {
 			continue
 		}
@@ -446,4 +460,5 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		_, err := gw.HTTPRoutes(r.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 		warn("HTTPRoute", key, err)
 	}
+	c.writeListenerSetStatus(ctx, in, res, warn)
 }
