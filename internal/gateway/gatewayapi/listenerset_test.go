@@ -401,3 +401,57 @@ spec:
 		}
 	})
 }
+
+// TestListenerSetCertificateGrant: a ListenerSet's certificateRefs to
+// another namespace need a ReferenceGrant from kind ListenerSet of its
+// own namespace; one from its Gateway's kind, or for another namespace,
+// does not count.
+func TestListenerSetCertificateGrant(t *testing.T) {
+	data, err := os.ReadFile("testdata/listenerset-reference-grant.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lsKey = "gateway-conformance-infra/listenerset-with-reference-grant"
+	tests := []struct {
+		name  string
+		from  string // the grant's from: kind and namespace ("" no grant)
+		ns    string
+		want  string
+		files int // Secret files loaded
+	}{
+		{name: "grant from ListenerSet", from: "ListenerSet", ns: "gateway-conformance-infra", want: "True/ResolvedRefs", files: 2},
+		{name: "grant from Gateway only", from: "Gateway", ns: "gateway-conformance-infra", want: "False/RefNotPermitted", files: 2},
+		{name: "grant for another namespace", from: "ListenerSet", ns: "elsewhere", want: "False/RefNotPermitted"},
+		{name: "no grant at all", want: "False/RefNotPermitted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := parseObjects(t, data)
+			o.grants = nil
+			if tc.from != "" {
+				g := parseObjects(t, []byte(fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata: {name: g, namespace: gateway-conformance-web-backend}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: %s, namespace: %s}]
+  to: [{group: "", kind: Secret}]
+`, tc.from, tc.ns))).grants
+				o.grants = g
+			}
+			res := Translate(o.input(), Options{})
+			st := res.ListenerSets[lsKey]
+			if len(st.Listeners) != 1 {
+				t.Fatalf("listeners %+v", st.Listeners)
+			}
+			c := meta.FindStatusCondition(st.Listeners[0].Conditions, "ResolvedRefs")
+			if got := string(c.Status) + "/" + c.Reason; got != tc.want {
+				t.Errorf("ResolvedRefs = %s (%s), want %s", got, c.Message, tc.want)
+			}
+			// The Secret is loaded only for a listener allowed to use it
+			// (the ListenerSet's, or the Gateway's with the Gateway grant).
+			if len(res.Files) != tc.files {
+				t.Errorf("files %d, want %d", len(res.Files), tc.files)
+			}
+		})
+	}
+}

@@ -180,8 +180,10 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 		if len(bad) > 0 {
 			resolved, rReason, rMsg = false, string(gwv1.ListenerEntryReasonInvalidRouteKinds), fmt.Sprintf("route kinds %s are not supported (HTTPRoute is)", strings.Join(bad, ", "))
 		}
-		if accepted && l.Protocol == gwv1.HTTPSProtocolType {
-			if ok, reason, msg := t.listenerTLS("ListenerSet", s.Namespace, l, field); !ok && resolved {
+		// Certificates are loaded for listeners that are otherwise valid
+		// only, so that a ListenerSet that is not accepted loads none.
+		if accepted && resolved && l.Protocol == gwv1.HTTPSProtocolType {
+			if ok, reason, msg := t.listenerTLS("ListenerSet", s.Namespace, l, field); !ok {
 				resolved, rReason, rMsg = false, reason, msg
 			}
 		}
