@@ -163,7 +163,10 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 		accepted, aReason, aMsg := true, string(gwv1.ListenerEntryReasonAccepted), "Accepted"
 		resolved, rReason, rMsg := true, string(gwv1.ListenerEntryReasonResolvedRefs), "ResolvedRefs"
 		conflicted, cReason, cMsg := false, string(gwv1.ListenerReasonNoConflicts), "NoConflicts"
-		if reason, msg := conflict(gs.listeners, lss.listeners, l); reason != "" {
+		if msg := badName(lss.listeners, l.Name); msg != "" {
+			// Routes name listeners by name: an ambiguous one is refused.
+			accepted, aReason, aMsg = false, string(gwv1.ListenerReasonUnsupportedValue), msg
+		} else if reason, msg := conflict(gs.listeners, lss.listeners, l); reason != "" {
 			// A conflicted listener is not accepted: the earlier one keeps
 			// its port or hostname.
 			conflicted, cReason, cMsg = true, reason, msg
@@ -371,6 +374,19 @@ func badHostname(h *gwv1.Hostname) string {
 	}
 	if len(errs) > 0 {
 		return fmt.Sprintf("hostname %q: %s", s, strings.Join(errs, "; "))
+	}
+	return ""
+}
+
+// badName says why name cannot name a listener of a ListenerSet whose
+// earlier listeners are own (the API server's validation aside); "" when
+// it can.
+func badName(own []*listenerState, name gwv1.SectionName) string {
+	if name == "" {
+		return "name is required"
+	}
+	if slices.ContainsFunc(own, func(o *listenerState) bool { return o.l.Name == name }) {
+		return fmt.Sprintf("name %q is used by an earlier listener of this ListenerSet", name)
 	}
 	return ""
 }
