@@ -924,6 +924,9 @@ var grants = map[string]map[string][]string{
 		"gateway.networking.k8s.io/gatewayclasses/status": {"update"},
 		"gateway.networking.k8s.io/gateways/status":       {"update"},
 		"gateway.networking.k8s.io/httproutes/status":     {"update"},
+		// ListenerSets: read, and the status of those of our Gateways.
+		"gateway.networking.k8s.io/listenersets":        {"get", "list", "watch"},
+		"gateway.networking.k8s.io/listenersets/status": {"update"},
 		"/namespaces": {"get", "list", "watch"},
 		// BackendTLSPolicies and the ConfigMaps of their CA bundles.
 		"gateway.networking.k8s.io/backendtlspolicies":        {"get", "list", "watch"},

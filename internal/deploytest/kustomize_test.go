@@ -147,7 +147,7 @@ func TestKustomizeAllComponents(t *testing.T) {
 	for _, err := range validate(objs) {
 		t.Error(err)
 	}
-	for _, kind := range []string{"Ingress", "PersistentVolume", "ServiceMonitor", "NetworkPolicy", "HorizontalPodAutoscaler"} {
+	for _, kind := range []string{"Ingress", "PersistentVolume", "ServiceMonitor", "NetworkPolicy", "HorizontalPodAutoscaler", "MetricTemplate"} {
 		if !slices.ContainsFunc(objs, func(o object) bool { return o.Kind == kind }) {
 			t.Errorf("no %s rendered with every component", kind)
 		}

@@ -54,6 +54,20 @@ type serviceMonitor struct {
 	} `json:"spec"`
 }
 
+// metricTemplate is Flagger's MetricTemplate (flagger.app/v1beta1), as
+// components/flagger uses it.
+type metricTemplate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Provider struct {
+			Type    string `json:"type"`
+			Address string `json:"address"`
+		} `json:"provider"`
+		Query string `json:"query"`
+	} `json:"spec"`
+}
+
 // kinds lists every kind deploy/ may produce. A kind missing here fails the
 // tests: add it together with the checks it needs.
 var kinds = map[string]func() any{
@@ -78,6 +92,7 @@ var kinds = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/ClusterRoleBinding": func() any { return new(rbacv1.ClusterRoleBinding) },
 	"storage.k8s.io/v1/StorageClass":                  func() any { return new(storagev1.StorageClass) },
 	"monitoring.coreos.com/v1/ServiceMonitor":         func() any { return new(serviceMonitor) },
+	"flagger.app/v1beta1/MetricTemplate":              func() any { return new(metricTemplate) },
 	"gateway.networking.k8s.io/v1/GatewayClass":       func() any { return new(gwv1.GatewayClass) },
 	"gateway.networking.k8s.io/v1/Gateway":            func() any { return new(gwv1.Gateway) },
 	"gateway.networking.k8s.io/v1/HTTPRoute":          func() any { return new(gwv1.HTTPRoute) },

@@ -30,6 +30,7 @@ type objects struct {
 	gateways   []*gwv1.Gateway
 	routes     []*gwv1.HTTPRoute
 	grants     []*gwv1.ReferenceGrant
+	sets       []*gwv1.ListenerSet
 	services   map[string]*corev1.Service
 	secrets    map[string]*corev1.Secret
 	namespaces map[string]*corev1.Namespace
@@ -38,7 +39,7 @@ type objects struct {
 }
 
 func (o *objects) input() Input {
-	return Input{Classes: o.classes, Gateways: o.gateways, Routes: o.routes, Grants: o.grants,
+	return Input{Classes: o.classes, Gateways: o.gateways, Routes: o.routes, Grants: o.grants, ListenerSets: o.sets,
 		Services:           func(ns, n string) *corev1.Service { return o.services[ns+"/"+n] },
 		Secrets:            func(ns, n string) *corev1.Secret { return o.secrets[ns+"/"+n] },
 		Namespaces:         func(n string) *corev1.Namespace { return o.namespaces[n] },
@@ -79,6 +80,10 @@ func parseObjects(t testing.TB, data []byte) *objects {
 			r := &gwv1.HTTPRoute{}
 			o.routes, obj = append(o.routes, r), r
 			metas = append(metas, &r.ObjectMeta)
+		case "ListenerSet":
+			s := &gwv1.ListenerSet{}
+			o.sets, obj = append(o.sets, s), s
+			metas = append(metas, &s.ObjectMeta)
 		case "ReferenceGrant":
 			g := &gwv1.ReferenceGrant{}
 			o.grants, obj = append(o.grants, g), g
@@ -150,8 +155,9 @@ func golden(r Result) []byte {
 		Conditions     []string `yaml:"conditions"`
 	}
 	type gw struct {
-		Conditions []string   `yaml:"conditions"`
-		Listeners  []listener `yaml:"listeners"`
+		Conditions           []string   `yaml:"conditions"`
+		Listeners            []listener `yaml:"listeners"`
+		AttachedListenerSets *int32     `yaml:"attachedListenerSets,omitempty"`
 	}
 	type parent struct {
 		ParentRef  string   `yaml:"parentRef"`
@@ -167,7 +173,10 @@ func golden(r Result) []byte {
 		Gateways     map[string]gw       `yaml:"gateways,omitempty"`
 		RouteParents map[string][]parent `yaml:"httpRoutes,omitempty"`
 		Policies     map[string][]parent `yaml:"backendTLSPolicies,omitempty"`
-	}{Policies: map[string][]parent{}, Backends: r.Backends, Routes: r.Routes, Certificates: r.Certificates, Classes: map[string][]string{}, Gateways: map[string]gw{}, RouteParents: map[string][]parent{}}
+		ListenerSets map[string]gw       `yaml:"listenerSets,omitempty"`
+		SetPorts     map[string][]int32  `yaml:"listenerSetPorts,omitempty"`
+	}{Policies: map[string][]parent{}, Backends: r.Backends, Routes: r.Routes, Certificates: r.Certificates, Classes: map[string][]string{}, Gateways: map[string]gw{}, RouteParents: map[string][]parent{},
+		ListenerSets: map[string]gw{}, SetPorts: r.ListenerSetPorts}
 	for f, data := range r.Files {
 		out.Files = append(out.Files, fmt.Sprintf("%s (%d bytes)", f, len(data)))
 	}
@@ -179,7 +188,7 @@ func golden(r Result) []byte {
 		out.Classes[k] = conds(c)
 	}
 	for k, s := range r.Gateways {
-		g := gw{Conditions: conds(s.Conditions)}
+		g := gw{Conditions: conds(s.Conditions), AttachedListenerSets: s.AttachedListenerSets}
 		for _, l := range s.Listeners {
 			ls := listener{Name: string(l.Name), AttachedRoutes: l.AttachedRoutes, Conditions: conds(l.Conditions), SupportedKinds: []string{}}
 			for _, k := range l.SupportedKinds {
@@ -189,11 +198,25 @@ func golden(r Result) []byte {
 		}
 		out.Gateways[k] = g
 	}
+	for k, s := range r.ListenerSets {
+		g := gw{Conditions: conds(s.Conditions)}
+		for _, l := range s.Listeners {
+			ls := listener{Name: string(l.Name), AttachedRoutes: l.AttachedRoutes, Conditions: conds(l.Conditions), SupportedKinds: []string{}}
+			for _, k := range l.SupportedKinds {
+				ls.SupportedKinds = append(ls.SupportedKinds, string(k.Kind))
+			}
+			g.Listeners = append(g.Listeners, ls)
+		}
+		out.ListenerSets[k] = g
+	}
 	for k, ps := range r.RouteParents {
 		for _, p := range ps {
 			ref := string(p.ParentRef.Name)
 			if p.ParentRef.Namespace != nil {
 				ref = string(*p.ParentRef.Namespace) + "/" + ref
+			}
+			if k := p.ParentRef.Kind; k != nil && *k != "Gateway" {
+				ref = string(*k) + " " + ref
 			}
 			if p.ParentRef.SectionName != nil {
 				ref += "#" + string(*p.ParentRef.SectionName)
@@ -230,7 +253,7 @@ func prune(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if (k == "weight" || k == "attachedRoutes" || k == "supportedKinds") && e != nil {
+			if (k == "weight" || k == "attachedRoutes" || k == "supportedKinds" || k == "attachedListenerSets") && e != nil {
 				continue
 			}
 			if e = prune(e); e == nil {

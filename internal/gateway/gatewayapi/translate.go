@@ -87,6 +87,9 @@ type Input struct {
 	Gateways []*gwv1.Gateway
 	Routes   []*gwv1.HTTPRoute
 	Grants   []*gwv1.ReferenceGrant
+	// ListenerSets add listeners to the Gateways that allow them
+	// (translate_listenerset.go).
+	ListenerSets []*gwv1.ListenerSet
 	// Services resolves backendRefs; nil when the Service does not exist.
 	Services func(namespace, name string) *corev1.Service
 	// Secrets resolves certificateRefs; nil when the Secret does not exist.
@@ -124,7 +127,7 @@ const (
 // Problem is one thing wrong with one object: a Kubernetes Event on it
 // and a log line.
 type Problem struct {
-	// Kind is GatewayClass, Gateway or HTTPRoute.
+	// Kind is GatewayClass, Gateway, ListenerSet or HTTPRoute.
 	Kind            string
 	Namespace, Name string
 	Severity        Severity
@@ -160,6 +163,13 @@ type Result struct {
 	// BackendTLSPolicies is, by BackendTLSPolicy namespace/name, its
 	// ancestor statuses for our Gateways; policies with none are absent.
 	BackendTLSPolicies map[string][]gwv1.PolicyAncestorStatus
+	// ListenerSets is the status of the ListenerSets whose parent is one
+	// of our Gateways, by namespace/name.
+	ListenerSets map[string]gwv1.ListenerSetStatus
+	// ListenerSetPorts are, by Gateway namespace/name, the ports of the
+	// HTTP and HTTPS listeners its accepted ListenerSets add (the
+	// per-Gateway Service serves them too).
+	ListenerSetPorts map[string][]int32
 }
 
 // Translate computes the fragment and the status for in. It never fails
@@ -183,7 +193,7 @@ func Translate(in Input, opts Options) Result {
 	}
 	t := &translator{in: in, opts: opts, res: Result{Files: map[string][]byte{}, ClassConditions: map[string][]metav1.Condition{},
 		Gateways: map[string]gwv1.GatewayStatus{}, RouteParents: map[string][]gwv1.RouteParentStatus{}, BackendTLSPolicies: map[string][]gwv1.PolicyAncestorStatus{}},
-		backends: map[string]bool{}, gateways: map[string]*gatewayState{}}
+		backends: map[string]bool{}, gateways: map[string]*gatewayState{}, listenerSets: map[string]*listenerSetState{}}
 	classes := map[string]*gwv1.GatewayClass{}
 	for _, c := range in.Classes {
 		if string(c.Spec.ControllerName) != opts.ControllerName || opts.ClassName != "" && c.Name != opts.ClassName {
@@ -200,6 +210,7 @@ func Translate(in Input, opts Options) Result {
 		t.gateway(g)
 	}
 	t.indexBackendTLS()
+	t.mergeListenerSets()
 	for _, r := range sortedByAge(in.Routes) {
 		t.route(r)
 	}
@@ -210,6 +221,7 @@ func Translate(in Input, opts Options) Result {
 			t.isolate(t.gateways[k])
 		}
 	}
+	t.listenerSetStatus()
 	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
 	return t.res
 }
@@ -240,6 +252,9 @@ type translator struct {
 	backends map[string]bool
 	gateways map[string]*gatewayState // namespace/name
 	btls     *backendTLSState
+	// listenerSets are the ListenerSets whose parent is ours, by
+	// namespace/name.
+	listenerSets map[string]*listenerSetState
 }
 
 // listenerState is one listener as translated.
@@ -254,6 +269,9 @@ type listenerState struct {
 	// local is the gateway's local port serving it (PerGateway; 0 while
 	// the Gateway's Service has none).
 	local int32
+	// owner is the ListenerSet the listener comes from; nil for the
+	// Gateway's own.
+	owner *listenerSetState
 }
 
 type gatewayState struct {
@@ -277,6 +295,9 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	var st gwv1.GatewayStatus
 	programmed := false
 	for _, ls := range gs.listeners {
+		if ls.owner != nil {
+			continue // in the ListenerSet's status
+		}
 		if ls.programmed {
 			programmed = true
 		}
@@ -394,7 +415,7 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 			ls.kinds = []gwv1.RouteGroupKind{}
 		}
 		if accepted && l.Protocol == gwv1.HTTPSProtocolType {
-			if ok, reason, msg := t.listenerTLS(g, l, field); !ok && resolved {
+			if ok, reason, msg := t.listenerTLS("Gateway", g.Namespace, l, field); !ok && resolved {
 				resolved, rReason, rMsg = false, reason, msg
 			}
 		}
@@ -453,7 +474,9 @@ func hostname(h *gwv1.Hostname) string {
 
 // listenerTLS resolves an HTTPS listener's certificateRefs into
 // certificates; false with the ResolvedRefs reason when one cannot be.
-func (t *translator) listenerTLS(g *gwv1.Gateway, l gwv1.Listener, field string) (bool, string, string) {
+// fromKind objects of namespace fromNS (a Gateway's, a ListenerSet's) need
+// a ReferenceGrant for a Secret of another namespace.
+func (t *translator) listenerTLS(fromKind, fromNS string, l gwv1.Listener, field string) (bool, string, string) {
 	if l.TLS == nil || len(l.TLS.CertificateRefs) == 0 {
 		return false, string(gwv1.ListenerReasonInvalidCertificateRef), "an HTTPS listener needs tls.certificateRefs"
 	}
@@ -465,11 +488,11 @@ func (t *translator) listenerTLS(g *gwv1.Gateway, l gwv1.Listener, field string)
 		if ref.Group != nil && *ref.Group != "" || ref.Kind != nil && *ref.Kind != "Secret" {
 			return false, string(gwv1.ListenerReasonInvalidCertificateRef), fmt.Sprintf("%s: only core Secrets are supported", rf)
 		}
-		ns := g.Namespace
+		ns := fromNS
 		if ref.Namespace != nil && string(*ref.Namespace) != "" {
 			ns = string(*ref.Namespace)
 		}
-		if ns != g.Namespace && !t.granted("Gateway", g.Namespace, "", "Secret", ns, string(ref.Name)) {
+		if ns != fromNS && !t.granted(fromKind, fromNS, "", "Secret", ns, string(ref.Name)) {
 			return false, string(gwv1.ListenerReasonRefNotPermitted), fmt.Sprintf("%s: Secret %s/%s is in another namespace and no ReferenceGrant there allows it", rf, ns, ref.Name)
 		}
 		s := t.in.Secrets(ns, string(ref.Name))
@@ -554,18 +577,15 @@ func (t *translator) route(r *gwv1.HTTPRoute) {
 	}
 	var parents []parent
 	for _, ref := range r.Spec.ParentRefs {
-		if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && *ref.Kind != "Gateway" {
-			continue
-		}
 		ns := r.Namespace
 		if ref.Namespace != nil && *ref.Namespace != "" {
 			ns = string(*ref.Namespace)
 		}
-		gs := t.gateways[ns+"/"+string(ref.Name)]
+		gs, owner := t.parent(ref, ns)
 		if gs == nil {
 			continue // not ours: another controller's status to write
 		}
-		ok, reason, msg := t.attach(rs, gs, ref)
+		ok, reason, msg := t.attach(rs, gs, owner, ref)
 		parents = append(parents, parent{ref: ref, status: gwv1.RouteParentStatus{ParentRef: ref, ControllerName: gwv1.GatewayController(t.opts.ControllerName),
 			Conditions: []metav1.Condition{cond(string(gwv1.RouteConditionAccepted), ok, reason, msg, r.Generation)}}})
 		if !ok {
@@ -684,7 +704,7 @@ func (t *translator) isolate(gs *gatewayState) {
 			continue
 		}
 		t.res.Routes = append(t.res.Routes, config.Route{
-			Name:           kubeshared.ShortName("gw-isolate", gs.g.Namespace, gs.g.Name, string(ls.l.Name)),
+			Name:           kubeshared.ShortName(append([]string{"gw-isolate", gs.g.Namespace, gs.g.Name}, ls.nameParts()...)...),
 			Match:          config.Match{Hosts: []string{h}, Ports: []int{int(ls.local)}},
 			DirectResponse: &config.DirectResponse{Status: 404, Body: "not found\n"},
 		})
@@ -740,10 +760,17 @@ func byPort(rs *routeState, routes []config.Route) []config.Route {
 
 // attach decides whether ref (to the Gateway gs) accepts the route, and
 // adds the hosts it may serve there to rs.
-func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentReference) (bool, string, string) {
+// owner is the ListenerSet ref names; nil for the Gateway's own listeners.
+func (t *translator) attach(rs *routeState, gs *gatewayState, owner *listenerSetState, ref gwv1.ParentReference) (bool, string, string) {
 	r := rs.r
+	if owner != nil && !owner.accepted {
+		return false, string(gwv1.RouteReasonNotAllowedByListeners), "the ListenerSet is not accepted: " + owner.msg
+	}
 	var candidates []*listenerState
 	for _, ls := range gs.listeners {
+		if ls.owner != owner {
+			continue // a Gateway parentRef never reaches a ListenerSet's listeners, nor the reverse
+		}
 		if ref.SectionName != nil && *ref.SectionName != ls.l.Name {
 			continue
 		}
@@ -753,6 +780,9 @@ func (t *translator) attach(rs *routeState, gs *gatewayState, ref gwv1.ParentRef
 		candidates = append(candidates, ls)
 	}
 	if len(candidates) == 0 {
+		if owner != nil {
+			return false, string(gwv1.RouteReasonNoMatchingParent), "no listener of the ListenerSet matches the parentRef's sectionName and port"
+		}
 		return false, string(gwv1.RouteReasonNoMatchingParent), "no listener of the Gateway matches the parentRef's sectionName and port"
 	}
 	if !gs.accepted {
@@ -829,7 +859,7 @@ func (t *translator) allows(g *gwv1.Gateway, ls *listenerState, r *gwv1.HTTPRout
 	case gwv1.NamespacesFromAll:
 		return true
 	case gwv1.NamespacesFromSame:
-		return r.Namespace == g.Namespace
+		return r.Namespace == ls.namespace(g)
 	case gwv1.NamespacesFromSelector:
 		if sel == nil {
 			return false
@@ -1340,7 +1370,7 @@ func check(routes []config.Route, backends []config.Backend) string {
 // the conformance suite reads them when it is not told which to test.
 func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 	names := []string{
-		"Gateway", "HTTPRoute", "ReferenceGrant",
+		"Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet",
 		"HTTPRouteQueryParamMatching", "HTTPRouteMethodMatching",
 		"HTTPRouteResponseHeaderModification",
 		"HTTPRoutePortRedirect", "HTTPRouteSchemeRedirect", "HTTPRoutePathRedirect",

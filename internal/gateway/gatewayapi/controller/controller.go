@@ -133,6 +133,7 @@ type Controller struct {
 	gateways     func() ([]*gwv1.Gateway, error)
 	routes       func() ([]*gwv1.HTTPRoute, error)
 	grants       func() ([]*gwv1.ReferenceGrant, error)
+	listenerSets func() ([]*gwv1.ListenerSet, error) // listenerset.go
 	services     func(ns, name string) *corev1.Service
 	listServices func(ns string) []*corev1.Service
 	secrets      func(ns, name string) *corev1.Secret
@@ -212,8 +213,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.listServices = func(ns string) []*corev1.Service { l, _ := sl.Services(ns).List(labels.Everything()); return l }
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
+	infs := []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}
+	if lsi := c.listenerSetInformer(ctx); lsi != nil {
+		infs = append(infs, lsi)
+	}
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-	infs := append([]cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.backendTLSInformers(ctx)...)
+	infs = append(infs, c.backendTLSInformers(ctx)...)
 	return c.loop.Run(ctx, infs, c.sync)
 }
 
@@ -226,6 +231,9 @@ func (c *Controller) sync(ctx context.Context) {
 	in.Routes, _ = c.routes()
 	in.Grants, _ = c.grants()
 	c.backendTLSInput(&in)
+	if c.listenerSets != nil {
+		in.ListenerSets, _ = c.listenerSets()
+	}
 	res := gatewayapi.Translate(in, c.opts.Translate)
 	if err := kubeshared.WriteFiles(c.opts.SecretDir, res.Files); err != nil {
 		c.log.Error("gateway API: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
@@ -273,6 +281,9 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 		objs["HTTPRoute/"+r.Namespace+"/"+r.Name] = r
 	}
 	policyObjects(objs, in)
+	for _, s := range in.ListenerSets {
+		objs["ListenerSet/"+s.Namespace+"/"+s.Name] = s
+	}
 	for _, p := range problems {
 		k := p.Kind + "/" + p.Namespace + "/" + p.Name
 		if !c.reported.Fresh(k, p.Message) {
@@ -394,6 +405,9 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 			changed = true
 		}
 		st.Listeners = listeners
+		if a, b := st.AttachedListenerSets, want.AttachedListenerSets; (a == nil) != (b == nil) || a != nil && *a != *b {
+			st.AttachedListenerSets, changed = b, true
+		}
 		if !changed {
 			continue
 		}
@@ -453,4 +467,5 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		warn("HTTPRoute", key, err)
 	}
 	c.writePolicyStatus(ctx, in, res, warn)
+	c.writeListenerSetStatus(ctx, in, res, warn)
 }

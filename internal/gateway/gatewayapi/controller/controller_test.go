@@ -137,6 +137,8 @@ func startWith(t *testing.T, coreObjs, gwObjs []runtime.Object, setOpts func(*Op
 			_, err = gwc.GatewayV1().ReferenceGrants(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *gwv1.BackendTLSPolicy:
 			_, err = gwc.GatewayV1().BackendTLSPolicies(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *gwv1.ListenerSet:
+			_, err = gwc.GatewayV1().ListenerSets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			t.Fatalf("unknown object %T", o)
 		}

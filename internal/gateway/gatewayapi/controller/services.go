@@ -147,7 +147,7 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 			c.allocated[key] = map[int32]int32{}
 		}
 		var ports []corev1.ServicePort
-		for _, lp := range listenerPorts(g) {
+		for _, lp := range listenerPorts(g, res.ListenerSetPorts[key]) {
 			target, ok := have[lp]
 			if !ok {
 				target, ok = c.allocated[key][lp]
@@ -177,9 +177,10 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 	}
 }
 
-// listenerPorts are the distinct ports of g's HTTP and HTTPS listeners.
-func listenerPorts(g *gwv1.Gateway) []int32 {
-	var out []int32
+// listenerPorts are the distinct ports of g's HTTP and HTTPS listeners
+// and of those its ListenerSets add (sets).
+func listenerPorts(g *gwv1.Gateway, sets []int32) []int32 {
+	out := slices.Clone(sets)
 	for _, l := range g.Spec.Listeners {
 		if (l.Protocol == gwv1.HTTPProtocolType || l.Protocol == gwv1.HTTPSProtocolType) && !slices.Contains(out, int32(l.Port)) {
 			out = append(out, int32(l.Port))
