@@ -98,6 +98,10 @@ type Input struct {
 	// the gateway process's local ports (its Service's targetPorts); nil
 	// or a missing port while the Service is not there yet.
 	Ports func(namespace, name string) map[int32]int32
+	// FrontendCAs resolves the ConfigMaps of Gateways'
+	// spec.tls.frontend caCertificateRefs (translate_frontendtls.go);
+	// nil when the ConfigMap does not exist.
+	FrontendCAs func(namespace, name string) *corev1.ConfigMap
 }
 
 // Listener is a local port the gateway process serves, with
@@ -141,6 +145,9 @@ type Result struct {
 	Certificates []config.Certificate
 	// Listeners are the local ports to serve (Options.PerGateway), by port.
 	Listeners []Listener
+	// TLSPorts are the client certificate policies and HTTPS listener
+	// host names by local port (translate_frontendtls.go).
+	TLSPorts []config.TLSPort
 	// Files is the Secret material by relative file name; secret.
 	Files map[string][]byte
 	// Problems of every object.
@@ -171,6 +178,9 @@ func Translate(in Input, opts Options) Result {
 	if in.Ports == nil {
 		in.Ports = func(string, string) map[int32]int32 { return nil }
 	}
+	if in.FrontendCAs == nil {
+		in.FrontendCAs = func(string, string) *corev1.ConfigMap { return nil }
+	}
 	t := &translator{in: in, opts: opts, res: Result{Files: map[string][]byte{}, ClassConditions: map[string][]metav1.Condition{},
 		Gateways: map[string]gwv1.GatewayStatus{}, RouteParents: map[string][]gwv1.RouteParentStatus{}},
 		backends: map[string]bool{}, gateways: map[string]*gatewayState{}}
@@ -199,6 +209,7 @@ func Translate(in Input, opts Options) Result {
 		}
 	}
 	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
+	t.tlsPorts()
 	return t.res
 }
 
@@ -253,6 +264,9 @@ type gatewayState struct {
 	someInvalid bool
 	// pending: a listener waits for its local port (PerGateway).
 	pending bool
+	// frontend is spec.tls.frontend as translated
+	// (translate_frontendtls.go).
+	frontend frontendState
 }
 
 func (gs *gatewayState) status() gwv1.GatewayStatus {
@@ -285,6 +299,7 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	default:
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionAccepted), false, gs.reason, gs.msg, gen))
 	}
+	st.Conditions = append(st.Conditions, gs.frontend.conditions(gen)...)
 	if gs.accepted && programmed {
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed), "Programmed", gen))
 	} else if gs.accepted && gs.pending {
@@ -377,6 +392,14 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		if accepted && l.Protocol == gwv1.HTTPSProtocolType {
 			if ok, reason, msg := t.listenerTLS(g, l, field); !ok && resolved {
 				resolved, rReason, rMsg = false, reason, msg
+			}
+			if acc, res := t.frontendTLS(gs, l); acc != nil || res != nil {
+				if acc != nil {
+					accepted, aReason, aMsg = false, acc.reason, acc.msg
+				}
+				if res != nil && resolved {
+					resolved, rReason, rMsg = false, res.reason, res.msg
+				}
 			}
 		}
 		if protoByPort[int32(l.Port)] == "conflict" {
@@ -1333,6 +1356,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		"HTTPRouteCORS", "HTTPRouteBackendTimeout",
 		"HTTPRouteBackendRequestHeaderModification", "HTTPRouteRequestMultipleMirrors",
 	}
+	names = append(names, frontendFeatures(perGateway)...)
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by
 		// Gateway. In the shared mode, listeners of every port share the

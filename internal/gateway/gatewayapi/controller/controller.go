@@ -136,6 +136,7 @@ type Controller struct {
 	listServices func(ns string) []*corev1.Service
 	secrets      func(ns, name string) *corev1.Secret
 	namespaces   func(name string) *corev1.Namespace
+	frontendCAs  func(ns, name string) *corev1.ConfigMap // frontendtls.go
 
 	reported kubeshared.Reported
 	lastErr  string
@@ -210,7 +211,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-	return c.loop.Run(ctx, []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}, c.sync)
+	return c.loop.Run(ctx, []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni, c.frontendCAInformer()}, c.sync)
 }
 
 // sync recomputes everything from the informers' caches.
@@ -221,12 +222,14 @@ func (c *Controller) sync(ctx context.Context) {
 	in.Gateways, _ = c.gateways()
 	in.Routes, _ = c.routes()
 	in.Grants, _ = c.grants()
+	in.FrontendCAs = c.frontendCAs
 	res := gatewayapi.Translate(in, c.opts.Translate)
 	if err := kubeshared.WriteFiles(c.opts.SecretDir, res.Files); err != nil {
 		c.log.Error("gateway API: cannot write Secret material; the last good config keeps serving", slog.String("error", err.Error()))
 		return
 	}
 	x := &gateway.Extra{Backends: res.Backends, Routes: res.Routes, Certificates: res.Certificates}
+	x.TLSPorts = c.tlsPorts(res.TLSPorts)
 	for i := range x.Certificates {
 		for _, p := range []*string{&x.Certificates[i].CertFile, &x.Certificates[i].KeyFile} {
 			if !filepath.IsAbs(*p) {
