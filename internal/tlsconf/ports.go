@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -42,6 +43,12 @@ func buildPorts(c *config.TLS, base *tls.Config) (map[int]*portTLS, error) {
 			}
 			tc := base.Clone()
 			tc.ClientCAs = pool
+			// Session tickets of its own: a session made on another port,
+			// or before a reload, with other CAs or none, is not resumed
+			// here (a resumed session is not verified again).
+			var key [32]byte
+			rand.Read(key[:])
+			tc.SetSessionTicketKeys([][32]byte{key})
 			switch a.Mode {
 			case config.ClientAuthOptional:
 				tc.ClientAuth = tls.VerifyClientCertIfGiven
