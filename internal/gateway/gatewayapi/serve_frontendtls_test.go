@@ -123,7 +123,6 @@ func httpsGet(t *testing.T, port int32, roots *x509.CertPool, sni, host, path st
 	return resp, string(b), err
 }
 
-
 // TestServeFrontendValidation: GatewayFrontendClientCertificateValidation
 // and ...InsecureFallback over real handshakes: the 443 listener accepts
 // only certificates of the default CA, the 8443 one only those of its
