@@ -1,6 +1,8 @@
 package gatewayapi
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"slices"
 	"strings"
 	"testing"
@@ -536,4 +538,30 @@ func TestFrontendSupportedFeatures(t *testing.T) {
 	if !slices.IsSorted(names(true)) {
 		t.Error("not sorted")
 	}
+}
+
+// FuzzParseCAs: whatever a ConfigMap holds, parseCAs does not panic, and
+// what it accepts is only certificates crypto/x509 parses.
+func FuzzParseCAs(f *testing.F) {
+	ca := certtest.NewCA(f, "fuzz")
+	f.Add(ca.PEM)
+	f.Add(append(append([]byte{}, ca.PEM...), ca.PEM...))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("junk"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, err := parseCAs(data)
+		if err != nil {
+			return
+		}
+		for rest := out; len(rest) > 0; {
+			var b *pem.Block
+			if b, rest = pem.Decode(rest); b == nil || b.Type != "CERTIFICATE" {
+				t.Fatalf("accepted output holds a non-certificate block")
+			}
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				t.Fatalf("accepted a certificate x509 does not parse: %v", err)
+			}
+		}
+	})
 }
