@@ -114,10 +114,11 @@ func (s *active) samePorts(o *active) bool {
 // has several listener host names (tls.ports[].hostnames) and host
 // selects another of them than serverName does, so the connection's
 // certificate and client certificate policy were not chosen for it.
-// Without SNI nothing is misdirected: the connection chose no listener.
+// Without SNI nothing is misdirected: the connection chose no listener;
+// nor without a Host (HTTP/1.0): the request names no other.
 func (s *Store) Misdirected(localPort int, serverName, host string) bool {
 	cur := s.cur.Load()
-	if cur == nil || serverName == "" {
+	if cur == nil || serverName == "" || host == "" {
 		return false
 	}
 	p := cur.entry(localPort)
