@@ -265,6 +265,7 @@ func TestMisdirected(t *testing.T) {
 		{8443, "unknown-example.org", "example.org", false},
 		{8443, "unknown-example.org", "unknown-example.org", false},
 		{8443, "", "second-example.org", false},        // no SNI: no listener chosen
+		{8443, "second-example.org", "", false},        // no Host (HTTP/1.0)
 		{9443, "only.example", "other.example", false}, // one listener: routing answers
 		{1234, "second-example.org", "example.org", false},
 	} {
