@@ -565,3 +565,18 @@ func FuzzParseCAs(f *testing.F) {
 		}
 	})
 }
+
+// TestFrontendPerPortWithoutValidation: a perPort entry without a
+// validation overrides the default: its port asks for no certificate.
+func TestFrontendPerPortWithoutValidation(t *testing.T) {
+	p := newConfPKI(t)
+	yaml := strings.ReplaceAll(clientValidationYAML, "MODE", "")
+	i := strings.Index(yaml, "        tls:\n          validation:\n")
+	j := strings.Index(yaml, "  listeners:")
+	yaml = yaml[:i] + "        tls: {}\n" + yaml[j:]
+	res := Translate(p.input(t, yaml), Options{PerGateway: true})
+	checkListener(t, res, "client-validation-default", "https-with-hostname", listenerOK())
+	if len(res.TLSPorts) != 1 || res.TLSPorts[0].Port != 20443 || res.TLSPorts[0].ClientAuth == nil {
+		t.Errorf("TLSPorts = %+v, want only 20443 with the default's CA", res.TLSPorts)
+	}
+}
