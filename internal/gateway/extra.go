@@ -19,6 +19,9 @@ type Extra struct {
 	Backends     []config.Backend
 	Routes       []config.Route
 	Certificates []config.Certificate
+	// TLSPorts are appended to tls.ports (client certificates and
+	// listener host names by local port).
+	TLSPorts []config.TLSPort
 }
 
 // SetExtra replaces the extra config and reloads through the validated
@@ -73,6 +76,7 @@ func (g *Gateway) applyParts(part string, x *Extra) error {
 		all.Backends = append(all.Backends, p.Backends...)
 		all.Routes = append(all.Routes, p.Routes...)
 		all.Certificates = append(all.Certificates, p.Certificates...)
+		all.TLSPorts = append(all.TLSPorts, p.TLSPorts...)
 	}
 	return g.SetExtra(all)
 }
@@ -87,12 +91,13 @@ func (g *Gateway) withExtra(base *config.Config) *config.Config {
 	c := *base
 	c.Backends = append(slices.Clone(base.Backends), x.Backends...)
 	c.Routes = append(slices.Clone(base.Routes), x.Routes...)
-	if len(x.Certificates) > 0 {
+	if len(x.Certificates) > 0 || len(x.TLSPorts) > 0 {
 		var t config.TLS
 		if base.TLS != nil {
 			t = *base.TLS
 		}
 		t.Certificates = append(slices.Clone(t.Certificates), x.Certificates...)
+		t.Ports = append(slices.Clone(t.Ports), x.TLSPorts...)
 		c.TLS = &t
 	}
 	return &c

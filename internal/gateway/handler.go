@@ -31,6 +31,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.observe(rec, r, start, req, rs, backendIdx, &f.res)
 	}()
 
+	if g.misdirected(r) {
+		f.res.Failure = writeMisdirected(rec, r, req.ID)
+		return
+	}
 	if r.ContentLength > g.opts.MaxRequestBody {
 		f.res.Failure = proxy.RejectRequest(rec, r, &http.MaxBytesError{Limit: g.opts.MaxRequestBody}, req.ID)
 		return

@@ -38,7 +38,7 @@ type Store struct {
 	// until a Secret's certificate arrives.
 	FromSecrets bool
 
-	cur     atomic.Pointer[tls.Config]
+	cur     atomic.Pointer[active]
 	mu      sync.Mutex
 	cfg     *config.TLS // the section cur was built from
 	changed chan struct{}
@@ -47,12 +47,12 @@ type Store struct {
 // Config returns the tls.Config to serve with: each handshake gets the
 // configuration current at that moment.
 func (s *Store) Config() *tls.Config {
-	return &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	return &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		c := s.cur.Load()
 		if c == nil {
 			return nil, errors.New("no TLS certificate loaded")
 		}
-		return c, nil
+		return c.configFor(hello), nil
 	}}
 }
 
@@ -83,7 +83,7 @@ func (s *Store) Load(c *config.TLS) error {
 	return nil
 }
 
-func (s *Store) build(c *config.TLS) (*tls.Config, error) {
+func (s *Store) build(c *config.TLS) (*active, error) {
 	var errs []error
 	tc := &tls.Config{
 		MinVersion: config.TLSVersions[c.MinVersion],
@@ -124,10 +124,14 @@ func (s *Store) build(c *config.TLS) (*tls.Config, error) {
 			tc.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 	}
+	ports, err := buildPorts(c, tc)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return tc, nil
+	return &active{base: tc, ports: ports}, nil
 }
 
 // loadPool reads PEM CA certificates.
@@ -167,8 +171,12 @@ func (s *Store) watched(path string) bool {
 
 // sameCerts reports whether a and b serve the same certificates and
 // client CAs (a reload that changed nothing is not logged).
-func sameCerts(a, b *tls.Config) bool {
-	if a == nil || len(a.Certificates) != len(b.Certificates) || !a.ClientCAs.Equal(b.ClientCAs) {
+func sameCerts(as, bs *active) bool {
+	if as == nil || !as.samePorts(bs) {
+		return false
+	}
+	a, b := as.base, bs.base
+	if len(a.Certificates) != len(b.Certificates) || !a.ClientCAs.Equal(b.ClientCAs) {
 		return false
 	}
 	for i := range a.Certificates {
@@ -192,6 +200,11 @@ func (s *Store) files() []string {
 	}
 	if s.cfg.ClientAuth != nil {
 		out = append(out, s.cfg.ClientAuth.CAFile)
+	}
+	for _, p := range s.cfg.Ports {
+		if p.ClientAuth != nil {
+			out = append(out, p.ClientAuth.CAFile)
+		}
 	}
 	return out
 }
@@ -276,7 +289,7 @@ func (s *Store) Watch(ctx context.Context, debounce time.Duration) error {
 			}
 			s.mu.Unlock()
 			if !same {
-				s.log().Info("TLS certificates reloaded", slog.Int("certificates", len(tc.Certificates)))
+				s.log().Info("TLS certificates reloaded", slog.Int("certificates", len(tc.base.Certificates)))
 			}
 		}
 	}

@@ -81,6 +81,11 @@ func (c *Config) resolveFiles(dir string) {
 		if t.ClientAuth != nil {
 			files = append(files, &t.ClientAuth.CAFile)
 		}
+		for i := range t.Ports {
+			if a := t.Ports[i].ClientAuth; a != nil {
+				files = append(files, &a.CAFile)
+			}
+		}
 	}
 	if c.Redis != nil {
 		files = append(files, &c.Redis.PasswordFile)

@@ -23,6 +23,9 @@ type TLS struct {
 	CipherSuites []string `yaml:"cipherSuites" json:"cipherSuites,omitempty"`
 	// ClientAuth, when set, asks clients for a certificate (mTLS).
 	ClientAuth *ClientAuth `yaml:"clientAuth" json:"clientAuth,omitempty"`
+	// Ports are policies of single local ports (tlsports.go): the Gateway
+	// API controller's per-Gateway listeners.
+	Ports []TLSPort `yaml:"ports" json:"ports,omitempty"`
 }
 
 // Certificate is a PEM certificate chain and its private key.
@@ -36,8 +39,10 @@ type ClientAuth struct {
 	// CAFile holds the PEM CA certificates client certificates must chain
 	// to; required.
 	CAFile string `yaml:"caFile" json:"caFile"`
-	// Mode is "require" (default: no valid certificate, no handshake) or
-	// "optional" (a certificate, when sent, must be valid).
+	// Mode is "require" (default: no valid certificate, no handshake),
+	// "optional" (a certificate, when sent, must be valid) or
+	// "insecureFallback" (a certificate is asked for but not verified:
+	// Gateway API's AllowInsecureFallback, for ports only).
 	Mode string `yaml:"mode" json:"mode"`
 }
 
@@ -45,6 +50,9 @@ type ClientAuth struct {
 const (
 	ClientAuthRequire  = "require"
 	ClientAuthOptional = "optional"
+	// ClientAuthInsecureFallback asks for a certificate and accepts the
+	// connection with any or none (tls.RequestClientCert).
+	ClientAuthInsecureFallback = "insecureFallback"
 )
 
 // DefaultCipherSuites are the TLS 1.2 suites offered unless
@@ -81,6 +89,11 @@ func (t *TLS) setDefaults() {
 	if t.ClientAuth != nil && t.ClientAuth.Mode == "" {
 		t.ClientAuth.Mode = ClientAuthRequire
 	}
+	for i := range t.Ports {
+		if a := t.Ports[i].ClientAuth; a != nil && a.Mode == "" {
+			a.Mode = ClientAuthRequire
+		}
+	}
 }
 
 func (t *TLS) validate(p *problems, path string) {
@@ -112,4 +125,5 @@ func (t *TLS) validate(p *problems, path string) {
 			p.addf(path+".clientAuth.mode", "want %q or %q, got %q", ClientAuthRequire, ClientAuthOptional, a.Mode)
 		}
 	}
+	t.validatePorts(p, path)
 }

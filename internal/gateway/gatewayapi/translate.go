@@ -103,7 +103,8 @@ type Input struct {
 	Ports func(namespace, name string) map[int32]int32
 	// BackendTLSPolicies configure TLS to Services (translate_backendtls.go).
 	BackendTLSPolicies []*gwv1.BackendTLSPolicy
-	// ConfigMaps resolves caCertificateRefs; nil when it does not exist.
+	// ConfigMaps resolves the caCertificateRefs of BackendTLSPolicies and
+	// of Gateways' spec.tls.frontend; nil when it does not exist.
 	ConfigMaps func(namespace, name string) *corev1.ConfigMap
 }
 
@@ -148,6 +149,9 @@ type Result struct {
 	Certificates []config.Certificate
 	// Listeners are the local ports to serve (Options.PerGateway), by port.
 	Listeners []Listener
+	// TLSPorts are the client certificate policies and HTTPS listener
+	// host names by local port (translate_frontendtls.go).
+	TLSPorts []config.TLSPort
 	// Files is the Secret material by relative file name; secret.
 	Files map[string][]byte
 	// Problems of every object.
@@ -223,6 +227,7 @@ func Translate(in Input, opts Options) Result {
 	}
 	t.listenerSetStatus()
 	slices.SortFunc(t.res.Listeners, func(a, b Listener) int { return cmp.Compare(a.Port, b.Port) })
+	t.tlsPorts()
 	return t.res
 }
 
@@ -288,6 +293,9 @@ type gatewayState struct {
 	// are further conditions (ResolvedRefs of spec.tls.backend).
 	clientCert *clientCert
 	conds      []metav1.Condition
+	// frontend is spec.tls.frontend as translated
+	// (translate_frontendtls.go).
+	frontend frontendState
 }
 
 func (gs *gatewayState) status() gwv1.GatewayStatus {
@@ -323,6 +331,7 @@ func (gs *gatewayState) status() gwv1.GatewayStatus {
 	default:
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionAccepted), false, gs.reason, gs.msg, gen))
 	}
+	st.Conditions = append(st.Conditions, gs.frontend.conditions(gen)...)
 	if gs.accepted && programmed {
 		st.Conditions = append(st.Conditions, cond(string(gwv1.GatewayConditionProgrammed), true, string(gwv1.GatewayReasonProgrammed), "Programmed", gen))
 	} else if gs.accepted && gs.pending {
@@ -417,6 +426,14 @@ func (t *translator) gateway(g *gwv1.Gateway) {
 		if accepted && l.Protocol == gwv1.HTTPSProtocolType {
 			if ok, reason, msg := t.listenerTLS("Gateway", g.Namespace, l, field); !ok && resolved {
 				resolved, rReason, rMsg = false, reason, msg
+			}
+			if acc, res := t.frontendTLS(gs, l); acc != nil || res != nil {
+				if acc != nil {
+					accepted, aReason, aMsg = false, acc.reason, acc.msg
+				}
+				if res != nil && resolved {
+					resolved, rReason, rMsg = false, res.reason, res.msg
+				}
 			}
 		}
 		if protoByPort[int32(l.Port)] == "conflict" {
@@ -1388,6 +1405,7 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		// translate_backendtls.go.
 		"BackendTLSPolicy", "BackendTLSPolicySANValidation", "GatewayBackendClientCertificate",
 	}
+	names = append(names, frontendFeatures(perGateway)...)
 	if perGateway {
 		// Listeners on their own local ports: isolated by port and by
 		// Gateway. In the shared mode, listeners of every port share the

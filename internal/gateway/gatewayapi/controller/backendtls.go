@@ -5,13 +5,11 @@ import (
 	"log/slog"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwlistersv1 "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
@@ -20,34 +18,25 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
-// backendTLSInformers watches BackendTLSPolicies and ConfigMaps (their
-// caCertificateRefs), sets c.policies and c.configMaps, and returns the
-// informers to run. A cluster without the BackendTLSPolicy CRD (Gateway
-// API before v1.4's standard channel) is served without it: an informer
-// on a resource the server does not have would never sync and would
-// hold every other sync back.
-func (c *Controller) backendTLSInformers(ctx context.Context) []cache.SharedIndexInformer {
+// backendTLSInformer watches BackendTLSPolicies and sets c.policies (their
+// caCertificateRefs are read through configMapInformer's cache). A cluster
+// without the BackendTLSPolicy CRD (Gateway API before v1.4's standard
+// channel) is served without it: an informer on a resource the server
+// does not have would never sync and would hold every other sync back.
+func (c *Controller) backendTLSInformer(ctx context.Context) cache.SharedIndexInformer {
 	c.policies = func() ([]*gwv1.BackendTLSPolicy, error) { return nil, nil }
-	c.configMaps = func(string, string) *corev1.ConfigMap { return nil }
 	gw, gc := c.opts.GatewayClient.V1, c.opts.GatewayClient
-	core, kc := c.opts.Client.Core, c.opts.Client
-	_, err := gw.BackendTLSPolicies("").List(ctx, metav1.ListOptions{Limit: 1})
-	if err == nil {
-		_, err = core.ConfigMaps("").List(ctx, metav1.ListOptions{Limit: 1})
-	}
-	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+	if _, err := gw.BackendTLSPolicies("").List(ctx, metav1.ListOptions{Limit: 1}); apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 		// Served without BackendTLSPolicies: no Service gets TLS, and
 		// no policy status is written.
-		c.log.Warn("gateway API: BackendTLSPolicies off until the gateway restarts with the CRD (gateway.networking.k8s.io/v1) installed and list/watch on backendtlspolicies and configmaps granted",
+		c.log.Warn("gateway API: BackendTLSPolicies off until the gateway restarts with the CRD (gateway.networking.k8s.io/v1) installed and list/watch on backendtlspolicies granted",
 			slog.String("error", err.Error()))
 		return nil
 	}
 	pi := kubeshared.NewInformer(&gwv1.BackendTLSPolicy{}, gc, gw.BackendTLSPolicies("").List, gw.BackendTLSPolicies("").Watch)
-	ci := kubeshared.NewInformer(&corev1.ConfigMap{}, kc, core.ConfigMaps("").List, core.ConfigMaps("").Watch)
-	pl, cl := gwlistersv1.NewBackendTLSPolicyLister(pi.GetIndexer()), listerscorev1.NewConfigMapLister(ci.GetIndexer())
+	pl := gwlistersv1.NewBackendTLSPolicyLister(pi.GetIndexer())
 	c.policies = func() ([]*gwv1.BackendTLSPolicy, error) { return pl.List(labels.Everything()) }
-	c.configMaps = func(ns, name string) *corev1.ConfigMap { m, _ := cl.ConfigMaps(ns).Get(name); return m }
-	return []cache.SharedIndexInformer{pi, ci}
+	return pi
 }
 
 // backendTLSInput adds the policies and ConfigMaps to in.

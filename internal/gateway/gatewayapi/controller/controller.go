@@ -218,7 +218,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		infs = append(infs, lsi)
 	}
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
-	infs = append(infs, c.backendTLSInformers(ctx)...)
+	for _, inf := range []cache.SharedIndexInformer{c.backendTLSInformer(ctx), c.configMapInformer(ctx)} {
+		if inf != nil {
+			infs = append(infs, inf)
+		}
+	}
 	return c.loop.Run(ctx, infs, c.sync)
 }
 
@@ -240,6 +244,7 @@ func (c *Controller) sync(ctx context.Context) {
 		return
 	}
 	x := &gateway.Extra{Backends: res.Backends, Routes: res.Routes, Certificates: res.Certificates}
+	x.TLSPorts = c.tlsPorts(res.TLSPorts)
 	for i := range x.Certificates {
 		for _, p := range []*string{&x.Certificates[i].CertFile, &x.Certificates[i].KeyFile} {
 			if !filepath.IsAbs(*p) {
