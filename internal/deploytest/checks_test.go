@@ -901,19 +901,19 @@ var grants = map[string]map[string][]string{
 	"Role": {
 		"discovery.k8s.io/endpointslices": {"get", "list", "watch"},
 		"coordination.k8s.io/leases":      {"create", "get", "update"},
-		// The per-Gateway Services (components/gateway-api-per-gateway),
-		// in the gateway's own namespace.
-		"/services": {"create", "update", "delete"},
 	},
 	"ClusterRole": {
 		"networking.k8s.io/ingresses":        {"get", "list", "watch"},
 		"networking.k8s.io/ingressclasses":   {"get", "list", "watch"},
 		"networking.k8s.io/ingresses/status": {"update"},
-		"/services":                          {"get", "list", "watch"},
-		"/secrets":                           {"get", "list", "watch"},
-		"discovery.k8s.io/endpointslices":    {"get", "list", "watch"},
-		"/events":                            {"create", "patch"},
-		"events.k8s.io/events":               {"create", "patch"},
+		// create, update, delete: the per-Gateway Services and their
+		// EndpointSlices (components/gateway-api-per-gateway), in each
+		// Gateway's namespace.
+		"/services":                       {"get", "list", "watch", "create", "update", "delete"},
+		"/secrets":                        {"get", "list", "watch"},
+		"discovery.k8s.io/endpointslices": {"get", "list", "watch", "create", "update", "delete"},
+		"/events":                         {"create", "patch"},
+		"events.k8s.io/events":            {"create", "patch"},
 		// Gateway API (components/gateway-api); namespaces for
 		// allowedRoutes selectors.
 		"gateway.networking.k8s.io/gatewayclasses": {"get", "list", "watch"},

@@ -1411,7 +1411,10 @@ func SupportedFeatures(perGateway bool) []gwv1.SupportedFeature {
 		// Gateway. In the shared mode, listeners of every port share the
 		// gateway's one clear-text listener (docs/gateway-api.md).
 		names = append(names, "GatewayPort8080", "GatewayHTTPListenerIsolation", "HTTPRouteParentRefPort", "HTTPRouteDestinationPortMatching",
-			"GatewayAddressEmpty")
+			"GatewayAddressEmpty",
+			// Its Service, in the Gateway's namespace, carries
+			// spec.infrastructure (controller/services.go).
+			"GatewayInfrastructure")
 	}
 	slices.Sort(names)
 	out := make([]gwv1.SupportedFeature, len(names))

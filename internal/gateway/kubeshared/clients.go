@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	typeddiscoveryv1 "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	typednetworkingv1 "k8s.io/client-go/kubernetes/typed/networking/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -16,7 +17,8 @@ import (
 
 // Clients are the typed API clients the controllers use: Services,
 // Secrets, Namespaces and Events (core/v1), IngressClasses and Ingresses
-// (networking.k8s.io/v1) and the Lease (coordination.k8s.io/v1).
+// (networking.k8s.io/v1), the Lease (coordination.k8s.io/v1) and the
+// per-Gateway Services' EndpointSlices (discovery.k8s.io/v1).
 //
 // Not client-go's Clientset and its SharedInformerFactory: they link every
 // API group's client, informer, lister and apply configuration into the
@@ -27,6 +29,7 @@ type Clients struct {
 	Core         typedcorev1.CoreV1Interface
 	Networking   typednetworkingv1.NetworkingV1Interface
 	Coordination typedcoordinationv1.CoordinationV1Interface
+	Discovery    typeddiscoveryv1.DiscoveryV1Interface
 	// NoWatchList: the server cannot stream the initial list in a watch
 	// (a fake Clientset), so informers list, then watch.
 	NoWatchList bool
@@ -50,7 +53,11 @@ func NewClients(cfg *rest.Config) (Clients, error) {
 	if err != nil {
 		return Clients{}, fmt.Errorf("coordination.k8s.io/v1 client: %w", err)
 	}
-	return Clients{Core: core, Networking: networking, Coordination: coordination}, nil
+	discovery, err := typeddiscoveryv1.NewForConfig(cfg)
+	if err != nil {
+		return Clients{}, fmt.Errorf("discovery.k8s.io/v1 client: %w", err)
+	}
+	return Clients{Core: core, Networking: networking, Coordination: coordination, Discovery: discovery}, nil
 }
 
 // Clientset is the part of a client-go Clientset (a fake one in tests)
@@ -59,11 +66,12 @@ type Clientset interface {
 	CoreV1() typedcorev1.CoreV1Interface
 	NetworkingV1() typednetworkingv1.NetworkingV1Interface
 	CoordinationV1() typedcoordinationv1.CoordinationV1Interface
+	DiscoveryV1() typeddiscoveryv1.DiscoveryV1Interface
 }
 
 // ClientsOf returns the Clients of cs, e.g. a fake Clientset.
 func ClientsOf(cs Clientset) Clients {
-	c := Clients{Core: cs.CoreV1(), Networking: cs.NetworkingV1(), Coordination: cs.CoordinationV1()}
+	c := Clients{Core: cs.CoreV1(), Networking: cs.NetworkingV1(), Coordination: cs.CoordinationV1(), Discovery: cs.DiscoveryV1()}
 	if w, ok := cs.(interface{ IsWatchListSemanticsUnSupported() bool }); ok {
 		c.NoWatchList = w.IsWatchListSemanticsUnSupported()
 	}

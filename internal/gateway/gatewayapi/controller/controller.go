@@ -24,6 +24,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -135,7 +136,8 @@ type Controller struct {
 	grants       func() ([]*gwv1.ReferenceGrant, error)
 	listenerSets func() ([]*gwv1.ListenerSet, error) // listenerset.go
 	services     func(ns, name string) *corev1.Service
-	listServices func(ns string) []*corev1.Service
+	managed      func() []*corev1.Service // the per-Gateway Services, every namespace
+	gatewayPods  func() []*discoveryv1.EndpointSlice
 	secrets      func(ns, name string) *corev1.Secret
 	namespaces   func(name string) *corev1.Namespace
 	policies     func() ([]*gwv1.BackendTLSPolicy, error) // backendtls.go
@@ -146,6 +148,9 @@ type Controller struct {
 	// allocated are the local ports given to each Gateway's listener
 	// ports (services.go), by Gateway namespace/name; the sync loop's.
 	allocated map[string]map[int32]int32
+	// slices are the per-Gateway EndpointSlices as last written, by
+	// namespace/name (endpoints.go).
+	slices map[string]*discoveryv1.EndpointSlice
 }
 
 // Synced is closed once the first sync has applied the objects listed at
@@ -171,7 +176,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("gateway API secret dir: %w", err)
 	}
 	loop := &kubeshared.Loop{Name: "flotilla-gateway-api-status", Debounce: opts.Debounce, Lease: opts.Lease, Leases: opts.Client.Coordination, Log: opts.Logger}
-	return &Controller{opts: opts, log: opts.Logger, loop: loop, allocated: map[string]map[int32]int32{}}, nil
+	return &Controller{opts: opts, log: opts.Logger, loop: loop, allocated: map[string]map[int32]int32{}, slices: map[string]*discoveryv1.EndpointSlice{}}, nil
 }
 
 func (c *Controller) kick() { c.loop.Kick() }
@@ -210,12 +215,18 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.routes = func() ([]*gwv1.HTTPRoute, error) { return rl.List(labels.Everything()) }
 	c.grants = func() ([]*gwv1.ReferenceGrant, error) { return rgl.List(labels.Everything()) }
 	c.services = func(ns, name string) *corev1.Service { s, _ := sl.Services(ns).Get(name); return s }
-	c.listServices = func(ns string) []*corev1.Service { l, _ := sl.Services(ns).List(labels.Everything()); return l }
+	c.managed = func() []*corev1.Service {
+		l, _ := sl.List(labels.SelectorFromSet(labels.Set{labelManaged: managedByValue}))
+		return l
+	}
 	c.secrets = func(ns, name string) *corev1.Secret { s, _ := sel.Secrets(ns).Get(name); return s }
 	c.namespaces = func(name string) *corev1.Namespace { n, _ := nl.Get(name); return n }
 	infs := []cache.SharedIndexInformer{gci, gi, ri, rgi, si, se, ni}
 	if lsi := c.listenerSetInformer(ctx); lsi != nil {
 		infs = append(infs, lsi)
+	}
+	if c.opts.Ports != nil {
+		infs = append(infs, c.gatewayPodsInformer())
 	}
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
 	for _, inf := range []cache.SharedIndexInformer{c.backendTLSInformer(ctx), c.configMapInformer(ctx)} {

@@ -22,12 +22,15 @@ import (
 )
 
 // Per-Gateway Services (Options.Ports). Every Gateway of ours gets a
-// Service in the gateway's namespace, selecting the gateway's pods like
-// the publish Service does: its ports are the Gateway's listener ports,
-// each targeting a local port of Ports that every replica opens. Its
-// address is the Gateway's. The Lease holder creates, updates and deletes
-// them; every replica reads them (the Service informer) to know which
-// local port serves which listener, so all replicas agree.
+// Service in its own namespace (where its owner looks for it, and where
+// spec.infrastructure's labels and annotations belong): its ports are the
+// Gateway's listener ports, each targeting a local port of Ports that
+// every replica opens. It has no selector (it could not select pods of
+// another namespace); its EndpointSlices (endpoints.go) list the gateway's
+// pods, as the publish Service's do. Its address is the Gateway's. The
+// Lease holder creates, updates and deletes them; every replica reads them
+// (the Service informer) to know which local port serves which listener,
+// so all replicas agree.
 const (
 	// annGateway names the Gateway ("namespace/name") a Service serves.
 	annGateway = "gateway.flotilla.dev/gateway"
@@ -69,16 +72,18 @@ func serviceName(ns, name string) string {
 	return strings.TrimRight(s[:min(len(s), 54)], "-") + "-" + hex.EncodeToString(sum[:4])
 }
 
-// ownServices are our per-Gateway Services, by the Gateway they serve.
+// ownServices are our per-Gateway Services, by the Gateway they serve. A
+// Service outside its Gateway's namespace (an earlier version made them in
+// the gateway's) is not one: reconcileServices deletes it.
 func (c *Controller) ownServices() map[string]*corev1.Service {
 	out := map[string]*corev1.Service{}
 	if c.opts.Ports == nil {
 		return out
 	}
-	ns, _, _ := strings.Cut(c.opts.PublishService, "/")
-	for _, s := range c.listServices(ns) {
-		if s.Labels[labelManaged] == managedByValue && s.Annotations[annGateway] != "" {
-			out[s.Annotations[annGateway]] = s
+	for _, s := range c.managed() {
+		key := s.Annotations[annGateway]
+		if ns, _, _ := strings.Cut(key, "/"); key != "" && ns == s.Namespace {
+			out[key] = s
 		}
 	}
 	return out
@@ -165,10 +170,13 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 		if len(ports) == 0 {
 			continue // a Service needs a port; the Gateway has none to serve
 		}
-		c.applyService(ctx, key, g, old, pub, ports)
+		if svc := c.applyService(ctx, key, g, old, pub, ports); svc != nil {
+			c.applyEndpoints(ctx, svc)
+		}
 	}
-	for key, s := range svcs {
-		if !want[key] {
+	for _, s := range c.managed() {
+		key := s.Annotations[annGateway]
+		if ns, _, _ := strings.Cut(key, "/"); !want[key] || ns != s.Namespace {
 			err := c.opts.Client.Core.Services(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &s.UID}})
 			if err != nil && !apierrors.IsNotFound(err) {
 				c.log.Warn("gateway API: Service of a deleted Gateway not deleted", slog.String("service", s.Name), slog.String("error", err.Error()))
@@ -199,37 +207,44 @@ func (c *Controller) freePort(used map[int32]bool) int32 {
 	return 0
 }
 
-// applyService creates or updates the Service of Gateway g (key).
-func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gateway, old, pub *corev1.Service, ports []corev1.ServicePort) {
+// applyService creates or updates the Service of Gateway g (key) and
+// returns it (nil when the API refused).
+func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gateway, old, pub *corev1.Service, ports []corev1.ServicePort) *corev1.Service {
 	typ := pub.Spec.Type
 	if typ == "" || typ == corev1.ServiceTypeNodePort {
 		typ = corev1.ServiceTypeClusterIP // node ports are not ours to hand out
 	}
 	labels, annotations := serviceMeta(key, g, pub)
-	spec := corev1.ServiceSpec{Type: typ, Selector: maps.Clone(pub.Spec.Selector), Ports: ports}
-	svcs := c.opts.Client.Core.Services(pub.Namespace)
+	svcs := c.opts.Client.Core.Services(g.Namespace)
 	if old == nil {
-		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName(g.Namespace, g.Name), Namespace: pub.Namespace,
-			Labels: labels, Annotations: annotations}, Spec: spec}
-		if _, err := svcs.Create(ctx, s, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"}); err != nil && !apierrors.IsAlreadyExists(err) {
-			c.log.Warn("gateway API: Service of a Gateway not created", slog.String("gateway", key), slog.String("error", err.Error()))
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName(g.Namespace, g.Name), Namespace: g.Namespace,
+			Labels: labels, Annotations: annotations}, Spec: corev1.ServiceSpec{Type: typ, Ports: ports}}
+		made, err := svcs.Create(ctx, s, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"})
+		if err != nil {
+			if !apierrors.IsAlreadyExists(err) {
+				c.log.Warn("gateway API: Service of a Gateway not created", slog.String("gateway", key), slog.String("error", err.Error()))
+			}
+			return nil
 		}
-		return
+		return made
 	}
-	if old.Spec.Type == typ && maps.Equal(old.Spec.Selector, spec.Selector) && portsEqual(old.Spec.Ports, ports) &&
+	if old.Spec.Type == typ && len(old.Spec.Selector) == 0 && portsEqual(old.Spec.Ports, ports) &&
 		maps.Equal(old.Labels, labels) && maps.Equal(old.Annotations, annotations) {
-		return
+		return old
 	}
 	up := old.DeepCopy()
-	up.Spec.Type, up.Spec.Selector, up.Spec.Ports = typ, spec.Selector, ports
+	up.Spec.Type, up.Spec.Selector, up.Spec.Ports = typ, nil, ports
 	up.Labels, up.Annotations = labels, annotations
-	if _, err := svcs.Update(ctx, up, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"}); err != nil {
+	made, err := svcs.Update(ctx, up, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"})
+	if err != nil {
 		if apierrors.IsConflict(err) {
 			c.kick()
-			return
+			return nil
 		}
 		c.log.Warn("gateway API: Service of a Gateway not updated", slog.String("gateway", key), slog.String("error", err.Error()))
+		return nil
 	}
+	return made
 }
 
 func portsEqual(a, b []corev1.ServicePort) bool {

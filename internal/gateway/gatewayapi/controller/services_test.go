@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -61,9 +62,15 @@ func TestPerGatewayServices(t *testing.T) {
 	onTwo.Spec.Hostnames = nil
 	onOne := routeObj("shop", "on-one", "", ref("a", 1))
 	onOne.Spec.Hostnames = nil
+	// The gateway's own pods, as the publish Service's EndpointSlice lists
+	// them: one ready, one terminating.
+	pubSlice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway-x", Labels: map[string]string{discoveryv1.LabelServiceName: "gateway"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"10.244.0.9"}, Conditions: discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)}},
+			{Addresses: []string{"10.244.0.7"}, Conditions: discoveryv1.EndpointConditions{Ready: new(false), Serving: new(true), Terminating: new(true)}}}}
 	rng := freeRange(t, 4)
 	var dyn *httpserver.Dynamic
-	h := startWith(t, append(append([]runtime.Object{pub}, a.objects()...), b.objects()...),
+	h := startWith(t, append(append([]runtime.Object{pub, pubSlice}, a.objects()...), b.objects()...),
 		[]runtime.Object{class(), gatewayObj(), two, onOne, onTwo}, perGateway(t, rng, &dyn))
 	ctx := context.Background()
 	svcs := h.core.CoreV1().Services("shop")
@@ -77,8 +84,8 @@ func TestPerGatewayServices(t *testing.T) {
 		return err
 	})
 	for _, s := range []*corev1.Service{svc1, svc2} {
-		if s.Spec.Selector["app.kubernetes.io/name"] != "gateway" || s.Labels[labelManaged] != managedByValue {
-			t.Errorf("Service %s: selector %v labels %v", s.Name, s.Spec.Selector, s.Labels)
+		if len(s.Spec.Selector) != 0 || s.Labels[labelManaged] != managedByValue {
+			t.Errorf("Service %s: selector %v labels %v; want no selector (its EndpointSlices are written)", s.Name, s.Spec.Selector, s.Labels)
 		}
 	}
 	target := func(s *corev1.Service, port int32) int {
@@ -112,6 +119,29 @@ func TestPerGatewayServices(t *testing.T) {
 			return nil
 		})
 	}
+	// Its EndpointSlice lists the gateway's pods with their conditions, on
+	// the local ports.
+	eventually(t, "Service edge2 has the gateway's pods as endpoints", func() error {
+		es, err := h.core.DiscoveryV1().EndpointSlices("shop").Get(ctx, svc2.Name+"-ipv4", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, e := range es.Endpoints {
+			got = append(got, fmt.Sprintf("%s ready=%v terminating=%v", e.Addresses[0], *e.Conditions.Ready, *e.Conditions.Terminating))
+		}
+		var ports []string
+		for _, p := range es.Ports {
+			ports = append(ports, fmt.Sprintf("%s:%d", *p.Name, *p.Port))
+		}
+		want := []string{"10.244.0.7 ready=false terminating=true", "10.244.0.9 ready=true terminating=false"}
+		wantPorts := []string{fmt.Sprintf("l80:%d", p2), fmt.Sprintf("l8080:%d", p3)}
+		if !slices.Equal(got, want) || !slices.Equal(ports, wantPorts) || es.Labels[discoveryv1.LabelServiceName] != svc2.Name ||
+			len(es.OwnerReferences) != 1 || es.OwnerReferences[0].Name != svc2.Name {
+			return fmt.Errorf("endpoints %q ports %q labels %v owners %v; want %q on %q, owned by the Service", got, ports, es.Labels, es.OwnerReferences, want, wantPorts)
+		}
+		return nil
+	})
 	// The API server gives the Service its address; the status follows.
 	svc1.Spec.ClusterIP = "10.96.7.7"
 	if _, err := svcs.Update(ctx, svc1, metav1.UpdateOptions{}); err != nil {

@@ -1,0 +1,149 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
+)
+
+// The per-Gateway Services have no selector: their EndpointSlices are
+// written here, one per address family, listing the gateway's pods as
+// the publish Service's EndpointSlices do (with their ready, serving and
+// terminating conditions, so kube-proxy drains a terminating replica as
+// it would behind the publish Service), each port the local port its
+// listener port targets. They are owned by their Service: deleting it
+// deletes them.
+
+// managedBy is the EndpointSlices' endpointslice.kubernetes.io/managed-by:
+// not the EndpointSlice controller's, which leaves them alone.
+const managedBy = "gateway.flotilla.dev"
+
+// gatewayPodsInformer watches the publish Service's EndpointSlices (the
+// gateway's own namespace: the Role the gateway has for discovery) and
+// sets c.gatewayPods.
+func (c *Controller) gatewayPodsInformer() cache.SharedIndexInformer {
+	ns, name, _ := strings.Cut(c.opts.PublishService, "/")
+	sel := discoveryv1.LabelServiceName + "=" + name
+	es := c.opts.Client.Discovery.EndpointSlices(ns)
+	inf := kubeshared.NewInformer(&discoveryv1.EndpointSlice{}, c.opts.Client,
+		func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+			o.LabelSelector = sel
+			return es.List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return es.Watch(ctx, o)
+		})
+	c.gatewayPods = func() []*discoveryv1.EndpointSlice {
+		var out []*discoveryv1.EndpointSlice
+		for _, o := range inf.GetStore().List() {
+			// The selector again: never our own slices, whatever a
+			// watch delivered (feeding them back would grow them).
+			if s := o.(*discoveryv1.EndpointSlice); s.Namespace == ns && s.Labels[discoveryv1.LabelServiceName] == name &&
+				s.Labels[discoveryv1.LabelManagedBy] != managedBy {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return inf
+}
+
+// endpointSlices are the EndpointSlices svc should have: one per address
+// family of the gateway's pods.
+func (c *Controller) endpointSlices(svc *corev1.Service) []*discoveryv1.EndpointSlice {
+	byType := map[discoveryv1.AddressType][]discoveryv1.Endpoint{}
+	for _, s := range c.gatewayPods() {
+		if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			byType[s.AddressType] = append(byType[s.AddressType], discoveryv1.Endpoint{Addresses: e.Addresses,
+				Conditions: e.Conditions, NodeName: e.NodeName, Zone: e.Zone, TargetRef: e.TargetRef})
+		}
+	}
+	tcp := corev1.ProtocolTCP
+	var ports []discoveryv1.EndpointPort
+	for _, p := range svc.Spec.Ports {
+		ports = append(ports, discoveryv1.EndpointPort{Name: &p.Name, Port: &p.TargetPort.IntVal, Protocol: &tcp})
+	}
+	var out []*discoveryv1.EndpointSlice
+	for _, typ := range []discoveryv1.AddressType{discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6} {
+		eps := byType[typ]
+		if len(eps) == 0 && (typ == discoveryv1.AddressTypeIPv6 || len(byType) > 0) {
+			continue // an empty IPv4 slice only when there is none at all
+		}
+		slices.SortFunc(eps, func(a, b discoveryv1.Endpoint) int { return cmp.Compare(a.Addresses[0], b.Addresses[0]) })
+		out = append(out, &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: svc.Name + "-" + strings.ToLower(string(typ)), Namespace: svc.Namespace,
+				Labels: map[string]string{discoveryv1.LabelServiceName: svc.Name, discoveryv1.LabelManagedBy: managedBy,
+					labelManaged: managedByValue},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: svc.Name, UID: svc.UID}},
+			},
+			AddressType: typ, Endpoints: eps, Ports: ports,
+		})
+	}
+	return out
+}
+
+// applyEndpoints (Lease holder) makes svc's EndpointSlices what
+// endpointSlices says. What it last wrote is remembered, so an unchanged
+// slice costs no request; a slice not written by this process yet is read
+// once first.
+func (c *Controller) applyEndpoints(ctx context.Context, svc *corev1.Service) {
+	api := c.opts.Client.Discovery.EndpointSlices(svc.Namespace)
+	for _, want := range c.endpointSlices(svc) {
+		key := want.Namespace + "/" + want.Name
+		have := c.slices[key]
+		if have == nil {
+			got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not read", slog.String("endpointslice", key), slog.String("error", err.Error()))
+				continue
+			}
+			if err == nil {
+				have = got
+			}
+		}
+		if have != nil && have.AddressType == want.AddressType && apiequality.Semantic.DeepEqual(have.Endpoints, want.Endpoints) &&
+			apiequality.Semantic.DeepEqual(have.Ports, want.Ports) && apiequality.Semantic.DeepEqual(have.Labels, want.Labels) &&
+			apiequality.Semantic.DeepEqual(have.OwnerReferences, want.OwnerReferences) {
+			c.slices[key] = have
+			continue
+		}
+		var made *discoveryv1.EndpointSlice
+		var err error
+		if have == nil {
+			made, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"})
+		} else {
+			want.ResourceVersion = have.ResourceVersion
+			made, err = api.Update(ctx, want, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"})
+		}
+		if err != nil {
+			delete(c.slices, key) // read again next time
+			if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) && have != nil && have.AddressType != want.AddressType {
+				if have != nil && have.AddressType != want.AddressType {
+					_ = api.Delete(ctx, want.Name, metav1.DeleteOptions{}) // addressType is immutable
+				}
+				c.kick()
+				continue
+			}
+			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not written", slog.String("endpointslice", key), slog.String("error", err.Error()))
+			continue
+		}
+		c.slices[key] = made
+	}
+}
