@@ -80,7 +80,9 @@ func TestGatewayAPIConformance(t *testing.T) {
 	if p.Core.Result != "success" || p.Core.Statistics.Failed > 0 || p.Core.Statistics.Skipped > 0 {
 		t.Errorf("core: %s %+v, want every test passed", p.Core.Result, p.Core.Statistics)
 	}
-	if p.Extended.Result != "success" || p.Extended.Statistics.Failed > 0 {
-		t.Errorf("extended: %s %+v, want every test of the claimed features passed", p.Extended.Result, p.Extended.Statistics)
+	// 56: more than any implementation in the suite's v1.5 reports
+	// (agentgateway 54); a feature silently no longer claimed shows here.
+	if p.Extended.Result != "success" || p.Extended.Statistics.Failed > 0 || p.Extended.Statistics.Passed < 56 {
+		t.Errorf("extended: %s %+v, want every test of the claimed features passed, at least 56", p.Extended.Result, p.Extended.Statistics)
 	}
 }
