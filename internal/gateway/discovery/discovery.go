@@ -57,6 +57,12 @@ type Endpoint struct {
 	// get new requests only while no endpoint of the Service is ready
 	// (Kubernetes' rule); requests in flight to it finish.
 	Draining bool
+	// Pod is the pod behind the address (the endpoint's targetRef), ""
+	// when the slice names none.
+	Pod string
+	// Version is the pod's app.kubernetes.io/version label, "" when it
+	// has none or pods are not read (Options.Pods).
+	Version string
 }
 
 // Key names what a subscription watches.
@@ -389,7 +395,11 @@ func Endpoints(items []*discoveryv1.EndpointSlice, key Key) ([]Endpoint, string)
 			default:
 				continue
 			}
-			out = append(out, Endpoint{Addr: net.JoinHostPort(e.Addresses[0], strconv.Itoa(int(port))), Host: host, Draining: draining})
+			var pod string
+			if r := e.TargetRef; r != nil && r.Kind == "Pod" && (r.Namespace == "" || r.Namespace == es.Namespace || es.Namespace == "") {
+				pod = r.Name
+			}
+			out = append(out, Endpoint{Addr: net.JoinHostPort(e.Addresses[0], strconv.Itoa(int(port))), Host: host, Draining: draining, Pod: pod})
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int {
