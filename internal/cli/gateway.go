@@ -157,7 +157,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	// gateway's logger. klog's logger is process-wide; the gateway is the
 	// process.
 	klog.SetSlogLogger(log.With(slog.String("subsystem", "client-go")))
-	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
+	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log, Pods: cfg.live.kubernetes})
 	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
 		TrustedProxies: trusted, Endpoints: disc,
@@ -179,6 +179,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		return err
 	}
 	defer gw.Close()
+	// Pods behind the backends' Services turning ready or terminating,
+	// and with --live-kubernetes rollouts, go to the live view's timeline.
+	disc.SetTimeline(gw.LiveView())
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
