@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,16 +104,23 @@ const revisionAnnotation = "deployment.kubernetes.io/revision"
 func (w *Watcher) startKube(ctx context.Context, wg *sync.WaitGroup, sp *space, pc PodClient) {
 	ns := sp.ns
 	k := &kube{kick: make(chan struct{}, 1), deployments: map[string]bool{}}
-	warned := map[string]bool{}
-	var warnMu sync.Mutex
-	onError := func(what string) func(context.Context, *cache.Reflector, error) {
+	// Forbidden (no RBAC for the live view in this namespace) stops that
+	// informer, with one warning, rather than retrying and logging
+	// forever: the endpoints do not depend on it. Granting the Role
+	// takes effect at the next start of the namespace's watch (a
+	// restart).
+	podsCtx, stopPods := context.WithCancel(ctx)
+	rsCtx, stopRS := context.WithCancel(ctx)
+	onError := func(what string, stop context.CancelFunc) func(context.Context, *cache.Reflector, error) {
+		var once sync.Once
 		return func(ctx context.Context, r *cache.Reflector, err error) {
-			warnMu.Lock()
-			if !warned[what] {
-				warned[what] = true
-				sp.log.Warn("live view: cannot watch "+what+" (versions from pod labels and rollout events need get, list and watch on them)", slog.String("error", err.Error()))
+			if apierrors.IsForbidden(err) {
+				once.Do(func() {
+					sp.log.Warn("live view: cannot list and watch "+what+" in this namespace (the gateway-liveview Role); versions from pod labels and rollout events left out", slog.String("error", err.Error()))
+					stop()
+				})
+				return
 			}
-			warnMu.Unlock()
 			cache.DefaultWatchErrorHandler(ctx, r, err)
 		}
 	}
@@ -125,7 +133,7 @@ func (w *Watcher) startKube(ctx context.Context, wg *sync.WaitGroup, sp *space, 
 		},
 	}, pc), &metav1.PartialObjectMetadata{}, 0, cache.Indexers{})
 	_ = k.pods.SetTransform(stripPod)
-	_ = k.pods.SetWatchErrorHandlerWithContext(onError("pods"))
+	_ = k.pods.SetWatchErrorHandlerWithContext(onError("pods", stopPods))
 	kick := func() {
 		select {
 		case k.kick <- struct{}{}:
@@ -151,7 +159,7 @@ func (w *Watcher) startKube(ctx context.Context, wg *sync.WaitGroup, sp *space, 
 		},
 	}, pc), &appsv1.ReplicaSet{}, 0, cache.Indexers{})
 	_ = k.rs.SetTransform(stripReplicaSet)
-	_ = k.rs.SetWatchErrorHandlerWithContext(onError("replicasets"))
+	_ = k.rs.SetWatchErrorHandlerWithContext(onError("replicasets", stopRS))
 	_, _ = k.rs.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
 			if rs, ok := obj.(*appsv1.ReplicaSet); ok && !initial {
@@ -167,8 +175,8 @@ func (w *Watcher) startKube(ctx context.Context, wg *sync.WaitGroup, sp *space, 
 		},
 	})
 	sp.kube = k
-	wg.Go(func() { k.pods.RunWithContext(ctx) })
-	wg.Go(func() { k.rs.RunWithContext(ctx) })
+	wg.Go(func() { k.pods.RunWithContext(podsCtx) })
+	wg.Go(func() { k.rs.RunWithContext(rsCtx) })
 	wg.Go(func() {
 		for {
 			select {

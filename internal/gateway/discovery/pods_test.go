@@ -211,7 +211,7 @@ func TestPodsForbidden(t *testing.T) {
 	}
 	demo.waitFor(t, "10.0.0.1:8080=demo-1@")
 	discoverytest.Eventually(t, "warnings", func() error {
-		for _, want := range []string{"cannot watch pods", "cannot watch replicasets"} {
+		for _, want := range []string{"cannot list and watch pods", "cannot list and watch replicasets"} {
 			if !strings.Contains(logs.String(), want) {
 				return fmt.Errorf("log %q lacks %q", logs.String(), want)
 			}
@@ -220,6 +220,36 @@ func TestPodsForbidden(t *testing.T) {
 	})
 	if v := syncedMetric(t, w)(); v != 1 {
 		t.Errorf("synced = %v, want 1: pods are not the endpoints", v)
+	}
+	// Refused once, not asked again and again: the informers stop.
+	w.mu.Lock()
+	sp := w.spaces["ns"]
+	w.mu.Unlock()
+	discoverytest.Eventually(t, "pod and ReplicaSet informers stopped", func() error {
+		if !sp.kube.pods.IsStopped() || !sp.kube.rs.IsStopped() {
+			return fmt.Errorf("pods stopped %v, replicasets stopped %v", sp.kube.pods.IsStopped(), sp.kube.rs.IsStopped())
+		}
+		return nil
+	})
+	lists := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.GetVerb() == "list" && a.GetResource().Resource == "pods" {
+				n++
+			}
+		}
+		return n
+	}
+	before := lists()
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(context.Background(), podSlice("demo-a", "demo", []string{"demo-1"}, ep{"10.0.0.2", "ready"}), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	demo.waitFor(t, "10.0.0.2:8080=demo-1@")
+	if n := lists(); n != before || n != 1 {
+		t.Errorf("pods listed %d times, want once", n)
+	}
+	if c := strings.Count(logs.String(), "cannot list and watch pods"); c != 1 {
+		t.Errorf("%d warnings for pods, want 1", c)
 	}
 }
 
