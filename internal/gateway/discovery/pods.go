@@ -141,7 +141,13 @@ func (w *Watcher) startKube(ctx context.Context, wg *sync.WaitGroup, sp *space, 
 		}
 	}
 	_, _ = k.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { kick() },
+		// Only a label changes what subscribers get: a pod without one
+		// (most, outside the backends) needs no delivery.
+		AddFunc: func(obj any) {
+			if m, ok := obj.(*metav1.PartialObjectMetadata); ok && m.Labels[VersionLabel] != "" {
+				kick()
+			}
+		},
 		UpdateFunc: func(old, obj any) {
 			o, ok1 := old.(*metav1.PartialObjectMetadata)
 			n, ok2 := obj.(*metav1.PartialObjectMetadata)
