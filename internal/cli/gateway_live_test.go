@@ -1,13 +1,30 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/flotilla-dev/flotilla/internal/gateway"
+	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
+	"github.com/flotilla-dev/flotilla/internal/gateway/config"
 	"github.com/flotilla-dev/flotilla/internal/gateway/discovery"
+	"github.com/flotilla-dev/flotilla/internal/gateway/discovery/discoverytest"
 	"github.com/flotilla-dev/flotilla/internal/gateway/livepeers"
 )
 
@@ -63,3 +80,89 @@ func TestPeers(t *testing.T) {
 		t.Errorf("Peers(self by POD_IP) = %v, want gw-a and gw-b", got)
 	}
 }
+
+// TestLivePeersThroughEndpointSlices wires the merge as `flotilla
+// gateway --live-peers-service` does: two real gateways whose admin APIs
+// listen on the same port of two loopback addresses (as pods share a
+// port on their own IPs), the gateway Service's EndpointSlice in a fake
+// API server naming both pods; replica a finds b there, leaves itself
+// out, and its page counts both. When b leaves the slice it is no longer
+// a peer.
+func TestLivePeersThroughEndpointSlices(t *testing.T) {
+	token := []byte("0123456789abcdef0123456789abcdef")
+	var lnA, lnB net.Listener
+	for range 20 { // a port free on both addresses
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", strconv.Itoa(a.Addr().(*net.TCPAddr).Port)))
+		if err != nil {
+			a.Close()
+			continue
+		}
+		lnA, lnB = a, b
+		break
+	}
+	if lnA == nil {
+		t.Skip("no port free on both 127.0.0.1 and 127.0.0.2")
+	}
+	cfg, err := config.Parse([]byte("apiVersion: flotilla.dev/v1alpha1\nkind: Gateway\nbackends: [{name: b, addresses: [\"127.0.0.1:1\"]}]\nroutes: [{name: r, backends: [{name: b}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string, ln net.Listener) *gateway.Gateway {
+		gw, err := gateway.New(cfg, gateway.Options{Registry: prometheus.NewRegistry(), Replica: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(gw.Close)
+		srv := &http.Server{Handler: admin.Secure(gw.AdminHandler(), admin.Options{Token: token}), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return gw
+	}
+	gwA := start("gw-a", lnA)
+	start("gw-b", lnB)
+	slice := func(ips ...string) *discoveryv1.EndpointSlice {
+		es := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: "gateway-x", Labels: map[string]string{discoveryv1.LabelServiceName: "gateway"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptrTo("http"), Port: ptrTo(int32(8080))}},
+		}
+		for i, ip := range ips {
+			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptrTo(true)},
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: []string{"gw-a", "gw-b"}[i]}})
+		}
+		return es
+	}
+	client := fake.NewClientset(slice("127.0.0.1", "127.0.0.2"))
+	disc := discovery.New(discovery.Options{Connect: func() (discovery.Client, string, error) {
+		return discoverytest.Client{Interface: client}, "ns", nil
+	}})
+	defer disc.Close()
+	src, stop, err := startLivePeers(liveFlags{peersService: "gateway", peersPort: "http"}, lnA.Addr().String(), token, "gw-a",
+		func(string) string { return "" }, gwA, disc, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	discoverytest.Eventually(t, "both replicas merged", func() error {
+		s := src.LiveSnapshot()
+		if !slices.Equal(s.Replicas, []string{"gw-a", "gw-b"}) || len(s.Missing) != 0 {
+			return fmt.Errorf("replicas %v, missing %v", s.Replicas, s.Missing)
+		}
+		return nil
+	})
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(context.Background(), slice("127.0.0.1"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	discoverytest.Eventually(t, "b no longer a peer", func() error {
+		if s := src.LiveSnapshot(); !slices.Equal(s.Replicas, []string{"gw-a"}) || len(s.Missing) != 0 {
+			return fmt.Errorf("replicas %v, missing %v", s.Replicas, s.Missing)
+		}
+		return nil
+	})
+}
+
+func ptrTo[T any](v T) *T { return &v }
