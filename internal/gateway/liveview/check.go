@@ -13,6 +13,9 @@ const (
 	MaxPeerServices  = 1024
 	MaxPeerVersions  = MaxSeries * 4
 	MaxPeerInstances = 4096
+	// MaxPeerEvents bounds a peer's timeline (its own keeps
+	// DefaultMaxEvents unless configured otherwise).
+	MaxPeerEvents = 1000
 )
 
 // Check validates a snapshot decoded from a peer replica before it is
@@ -35,8 +38,8 @@ func (s *Snapshot) Check() error {
 	if len(s.Services) > MaxPeerServices {
 		return fmt.Errorf("services: %d, want at most %d", len(s.Services), MaxPeerServices)
 	}
-	if len(s.Events) > DefaultMaxEvents {
-		return fmt.Errorf("events: %d, want at most %d", len(s.Events), DefaultMaxEvents)
+	if len(s.Events) > MaxPeerEvents {
+		return fmt.Errorf("events: %d, want at most %d", len(s.Events), MaxPeerEvents)
 	}
 	instances := 0
 	for i, svc := range s.Services {
