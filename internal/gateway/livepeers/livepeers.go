@@ -129,6 +129,7 @@ func New(o Options) *Merger {
 func (m *Merger) Close() {
 	m.stop()
 	<-m.done
+	m.client.CloseIdleConnections()
 }
 
 // SetPeers replaces the peers (this replica left out); answers of peers
