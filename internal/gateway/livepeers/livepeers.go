@@ -82,6 +82,10 @@ type Merger struct {
 
 const minRoundGap = 500 * time.Millisecond
 
+// MaxSkew is how far a peer's snapshot time may be from this replica's
+// clock; further, the peer is left out (and listed as missing).
+const MaxSkew = 30 * time.Second
+
 type result struct {
 	snap   *liveview.Snapshot // last good answer
 	at     time.Time          // when it came
@@ -212,6 +216,14 @@ func (m *Merger) round(ctx context.Context) {
 	for _, p := range peers {
 		wg.Go(func() {
 			snap, err := Fetch(ctx, m.client, p.URL, m.o.Token, m.o.Timeout, m.o.MaxBytes)
+			if err == nil {
+				// Merge aligns histories by time: a peer whose clock is far
+				// off would push every other replica's history off the chart.
+				if skew := snap.Time.Sub(m.o.Now()); skew > MaxSkew || skew < -MaxSkew {
+					err = fmt.Errorf("peer %s: its clock is %s off this one's (more than %s)", p.URL, skew.Round(time.Second), MaxSkew)
+					snap = nil
+				}
+			}
 			m.record(p, snap, err)
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -147,6 +148,11 @@ func TestBadPeers(t *testing.T) {
 		io.WriteString(w, `{}]}`)
 	}))
 	defer huge.Close()
+	skewed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"time": %q, "replicas": ["skewed"], "windowSeconds": 10, "services": []}`, time.Now().Add(time.Hour).Format(time.RFC3339))
+	}))
+	defer skewed.Close()
 	ma := livepeers.New(livepeers.Options{Local: a.gw.LiveSnapshot, Token: token, MaxBytes: 256 << 10})
 	defer ma.Close()
 	ma.SetPeers([]livepeers.Peer{
@@ -155,6 +161,7 @@ func TestBadPeers(t *testing.T) {
 		{Name: "garbage", URL: garbage.URL},
 		{Name: "huge", URL: huge.URL},
 		{Name: "other-token", URL: startOther(t)},
+		{Name: "skewed", URL: skewed.URL},
 	})
 	a.send(t, 3)
 	b.send(t, 4)
@@ -168,6 +175,7 @@ func TestBadPeers(t *testing.T) {
 		"garbage":     "not a live view snapshot",
 		"huge":        "larger than 262144 bytes",
 		"other-token": "401 Unauthorized",
+		"skewed":      "off this one's (more than 30s)",
 	}
 	discoverytest.Eventually(t, "bad peers missing, good one merged", func() error {
 		s := ma.LiveSnapshot()
