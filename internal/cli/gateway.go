@@ -53,6 +53,7 @@ type gatewayConfig struct {
 	kubeconfig   string
 	ingress      ingressFlags
 	gatewayAPI   gatewayAPIFlags
+	live         liveFlags
 	server       httpserver.Options
 }
 
@@ -86,6 +87,7 @@ func (c gatewayConfig) validate() error {
 	if err := c.server.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.live.validate(c.adminAddr, c.admin.tokenFile)...)
 	errs = append(errs, c.ingress.validate(c.gatewayAPI.class != "")...)
 	errs = append(errs, c.gatewayAPI.validate(c.ingress.leaderElect, c.ingress.publishService, c.addr, c.tlsAddr, c.adminAddr)...)
 	return errors.Join(errs...)
@@ -126,6 +128,7 @@ serving.`,
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", 32<<20, "largest request body accepted; larger ones get 413")
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "kubeconfig file for backends with kubernetes discovery when running outside the cluster (default: the pod's service account in a cluster, else $KUBECONFIG or ~/.kube/config)")
 	fs.StringSliceVar(&cfg.trusted, "trusted-proxies", nil, "CIDRs of proxies in front of the gateway whose X-Forwarded-For/-Proto/-Host and Forwarded are believed (default none: they are rebuilt from the TCP peer)")
+	cfg.live.flags(fs)
 	cfg.ingress.flags(fs)
 	cfg.gatewayAPI.flags(fs)
 	cfg.server.Flags(fs)
@@ -154,7 +157,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 	// gateway's logger. klog's logger is process-wide; the gateway is the
 	// process.
 	klog.SetSlogLogger(log.With(slog.String("subsystem", "client-go")))
-	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log})
+	disc := discovery.New(discovery.Options{Connect: discovery.Connect(cfg.kubeconfig, g.env.Getenv), Logger: log, Pods: cfg.live.kubernetes})
 	defer disc.Close()
 	opts := gateway.Options{Logger: log, ConfigPath: cfg.configPath, MaxRequestBody: cfg.maxBodyBytes, Registry: metrics.NewRegistry("gateway"),
 		TrustedProxies: trusted, Endpoints: disc,
@@ -163,6 +166,7 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		AllowNoRoutes: cfg.ingress.class != "" || cfg.gatewayAPI.class != ""}
 	opts.Registry.MustRegister(disc)
 	opts.DisableLiveStats = !cfg.liveStats
+	opts.Replica = replicaName(g.env.Getenv)
 	if cfg.accessLog {
 		opts.AccessLog = g.env.Stdout
 	}
@@ -175,6 +179,9 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		return err
 	}
 	defer gw.Close()
+	// Pods behind the backends' Services turning ready or terminating,
+	// and with --live-kubernetes rollouts, go to the live view's timeline.
+	disc.SetTimeline(gw.LiveView())
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -270,7 +277,14 @@ func runGateway(ctx context.Context, cfg gatewayConfig, g *globals) error {
 		// HTTPRoute, as the admin API does, so every replica follows. As an
 		// Ingress controller alone a change would reach one replica and
 		// last until the next reconcile, so the page only shows.
-		ui := gw.LiveUI(cfg.admin.opts.Token, cfg.ingress.class != "" && cfg.gatewayAPI.class == "")
+		src, stopPeers, err := startLivePeers(cfg.live, cfg.adminAddr, cfg.admin.opts.Token, opts.Replica, g.env.Getenv, gw, disc, log)
+		if err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+		defer stopPeers()
+		ui := gw.LiveUIWith(src, cfg.admin.opts.Token, cfg.ingress.class != "" && cfg.gatewayAPI.class == "")
 		defer ui.Close()
 		secure := cfg.admin.opts
 		secure.UI = ui

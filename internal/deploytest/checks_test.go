@@ -892,7 +892,8 @@ func subjectNamespace(s rbacv1.Subject, bindingNS string) string {
 }
 
 // grants is every permission the manifests may give, by role kind and
-// apiGroup/resource: the gateway's EndpointSlice watch in its namespace,
+// apiGroup/resource: the gateway's EndpointSlice watch in its namespace
+// and the live view's pods and ReplicaSets there,
 // and the Ingress controller's (components/ingress-controller) and the
 // Gateway API controller's (components/gateway-api) leader Leases and
 // per-Gateway Services (components/gateway-api-per-gateway),
@@ -901,6 +902,11 @@ var grants = map[string]map[string][]string{
 	"Role": {
 		"discovery.k8s.io/endpointslices": {"get", "list", "watch"},
 		"coordination.k8s.io/leases":      {"create", "get", "update"},
+		// The live view (--live-kubernetes): pods' labels (read as
+		// metadata) and ReplicaSets, by informers, in the gateway's
+		// namespace only.
+		"/pods":            {"list", "watch"},
+		"apps/replicasets": {"list", "watch"},
 	},
 	"ClusterRole": {
 		"networking.k8s.io/ingresses":        {"get", "list", "watch"},

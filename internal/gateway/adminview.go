@@ -17,7 +17,10 @@ func (g *Gateway) AdminHandler() http.Handler {
 // adminView adapts Gateway to admin.Gateway.
 type adminView struct{ *Gateway }
 
-var _ admin.Gateway = adminView{}
+var (
+	_ admin.Gateway    = adminView{}
+	_ admin.LiveSource = adminView{}
+)
 
 // RouteInfo is one route as the admin API shows it.
 type RouteInfo struct {

@@ -494,18 +494,39 @@ func (g *Gateway) subscribe(p *backend.Pool) error {
 		return errors.New("this gateway has no Kubernetes API client: run `flotilla gateway` in a cluster or with --kubeconfig")
 	}
 	k := p.Config.Kubernetes
+	var known map[string]bool // endpoints given to the live view; calls are serialised
 	stop, err := g.opts.Endpoints.Subscribe(discovery.Key{Namespace: k.Namespace, Service: k.Service, Port: k.Port}, func(eps []discovery.Endpoint) {
 		ts := make([]backend.Target, len(eps))
 		for i, e := range eps {
 			ts[i] = backend.Target{Addr: e.Addr, Host: e.Host, Draining: e.Draining}
 		}
 		p.SetEndpoints(ts)
+		known = g.setInstances(p.Config.Name, eps, known)
 	})
 	if err != nil {
 		return err
 	}
 	g.unsub[p] = stop
 	return nil
+}
+
+// setInstances tells the live view each endpoint's pod and version
+// label, and forgets those of endpoints known before and gone now; it
+// returns the endpoints it told of.
+func (g *Gateway) setInstances(backendName string, eps []discovery.Endpoint, known map[string]bool) map[string]bool {
+	now := make(map[string]bool, len(eps))
+	for _, e := range eps {
+		if e.Pod != "" || e.Version != "" {
+			g.live.SetInstance(backendName, e.Addr, liveview.InstanceMeta{Pod: e.Pod, Version: e.Version})
+			now[e.Addr] = true
+		}
+	}
+	for addr := range known {
+		if !now[addr] {
+			g.live.SetInstance(backendName, addr, liveview.InstanceMeta{})
+		}
+	}
+	return now
 }
 
 // closePool ends p's discovery subscription, if any, and closes it.

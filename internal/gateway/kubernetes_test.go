@@ -2,13 +2,17 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -253,4 +257,84 @@ func endpointsGauge(t *testing.T, f *fixture, backend, state string) float64 {
 	}
 	t.Fatalf("no flotilla_gateway_backend_endpoints{backend=%q,state=%q}", backend, state)
 	return 0
+}
+
+// TestLiveVersionFromPodLabel: on Kubernetes a version is the answer's
+// X-Flotilla-Version, else the pod's app.kubernetes.io/version label
+// (read through discovery's pod metadata informer); each instance names its pod, and an instance's label follows the
+// pod's.
+func TestLiveVersionFromPodLabel(t *testing.T) {
+	header, labelled, bare := versionServer(t, "v-header", 200), versionServer(t, "", 200), versionServer(t, "", 200)
+	withPod := func(name, addr, pod string) *discoveryv1.EndpointSlice {
+		es := endpointSlice(t, "shop", name, "web", addr, "ready")
+		es.Endpoints[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: pod}
+		return es
+	}
+	podWith := func(name, version string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: map[string]string{}}}
+		if version != "" {
+			p.Labels[discovery.VersionLabel] = version
+		}
+		return p
+	}
+	client := fake.NewClientset(
+		withPod("web-a", header, "pod-header"), withPod("web-b", labelled, "pod-labelled"), withPod("web-c", bare, "pod-bare"),
+		podWith("pod-header", "label-loses"), podWith("pod-labelled", "1.0"), podWith("pod-bare", ""))
+	w := discovery.New(discovery.Options{Pods: true, Connect: func() (discovery.Client, string, error) {
+		return discoverytest.Client{Interface: client}, "shop", nil
+	}})
+	t.Cleanup(w.Close)
+	f := start(t, `
+backends: [{name: web, kubernetes: {service: web, port: http}}]
+routes: [{name: all, backends: [{name: web}]}]
+`, Options{Endpoints: w})
+	w.SetTimeline(f.gw.LiveView())
+	// bare's answers name no version and its pod no label: they count
+	// under the version the backend answers with most (snapshot.go).
+	want := map[string]string{header: "v-header/pod-header", labelled: "1.0/pod-labelled", bare: "v-header/pod-bare"}
+	check := func(want map[string]string) error {
+		f.gw.live.Tick(time.Now(), f.gw.routeInputs())
+		got := map[string]string{}
+		for _, svc := range f.gw.LiveSnapshot().Services {
+			for _, v := range svc.Versions {
+				for _, in := range v.Instances {
+					got[in.Address] = v.Name + "/" + in.Pod
+				}
+			}
+		}
+		if !cmp.Equal(got, want) {
+			b, _ := json.Marshal(f.gw.LiveSnapshot().Services)
+			return fmt.Errorf("instances %v, want %v; %s", got, want, b)
+		}
+		return nil
+	}
+	discoverytest.Eventually(t, "versions before traffic", func() error {
+		return check(map[string]string{header: "label-loses/pod-header", labelled: "1.0/pod-labelled", bare: "web/pod-bare"})
+	})
+	for range 30 {
+		if resp, body := f.do(t, "GET", "any.test", "/", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d %q", resp.StatusCode, body)
+		}
+	}
+	discoverytest.Eventually(t, "versions with traffic", func() error { return check(want) })
+	if _, err := client.CoreV1().Pods("shop").Update(context.Background(), podWith("pod-labelled", "1.1"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[labelled] = "1.1/pod-labelled"
+	// The requests counted as 1.0 stay 1.0 in the window; with none
+	// counted yet under the new label, the instance shows under both:
+	// check that it is listed under 1.1 once the window has no 1.0.
+	discoverytest.Eventually(t, "the label followed", func() error {
+		f.gw.live.Tick(time.Now(), f.gw.routeInputs())
+		for _, svc := range f.gw.LiveSnapshot().Services {
+			for _, v := range svc.Versions {
+				for _, in := range v.Instances {
+					if in.Address == labelled && in.Version == "1.1" {
+						return nil
+					}
+				}
+			}
+		}
+		return fmt.Errorf("instance %s has no label 1.1 yet", labelled)
+	})
 }

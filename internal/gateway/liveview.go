@@ -31,7 +31,13 @@ func (g *Gateway) LiveView() *liveview.Collector { return g.live }
 // API's (nil: the page answers on loopback only). Close it when the
 // admin server starts draining: Shutdown waits for its event streams.
 func (g *Gateway) LiveUI(token []byte, readOnly bool) *liveui.UI {
-	o := liveui.Options{Source: g, Token: token, Logger: g.log.With("component", "liveview")}
+	return g.LiveUIWith(g, token, readOnly)
+}
+
+// LiveUIWith is LiveUI showing src's snapshots: on Kubernetes a
+// livepeers.Merger, this gateway's merged with its peer replicas'.
+func (g *Gateway) LiveUIWith(src liveui.Source, token []byte, readOnly bool) *liveui.UI {
+	o := liveui.Options{Source: src, Token: token, Logger: g.log.With("component", "liveview")}
 	if !readOnly {
 		o.Controls = pageControls{g}
 	}

@@ -25,6 +25,8 @@ func TestSystem(t *testing.T) {
 	t.Run("Scale", func(t *testing.T) { testScale(t, s) })
 	t.Run("FleetRateLimit", func(t *testing.T) { testFleetRateLimit(t, s) })
 	t.Run("RollingUpgrade", func(t *testing.T) { testRollingUpgrade(t, s) })
+	// Right after RollingUpgrade: its rollouts are in the timeline.
+	t.Run("LiveView", func(t *testing.T) { testLiveView(t, s) })
 	t.Run("ReadinessDelay", func(t *testing.T) { testReadinessDelay(t, s) })
 	t.Run("LivenessRestart", func(t *testing.T) { testLivenessRestart(t, s) })
 	t.Run("RedisRestart", func(t *testing.T) { testRedisRestart(t, s) })

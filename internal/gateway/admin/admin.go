@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/flotilla-dev/flotilla/internal/gateway/liveview"
 	"github.com/flotilla-dev/flotilla/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,6 +33,17 @@ type Gateway interface {
 	// ConfigStatus reports the last configuration load.
 	ConfigStatus() any
 }
+
+// LiveSource is a Gateway with a live view: GET /live/snapshot serves
+// this replica's own snapshot (never a merge, so replicas that fetch each
+// other count each request once), behind the admin token like the rest
+// of the API; the live view's peer fetcher reads it.
+type LiveSource interface {
+	LiveSnapshot() *liveview.Snapshot
+}
+
+// LiveSnapshotPath is where LiveSource's snapshot is served.
+const LiveSnapshotPath = "/live/snapshot"
 
 // Errors the Gateway returns that map to 404, 422, 409 and 503; anything
 // else is 400 for SetWeights and 422 for ReloadFile.
@@ -65,6 +77,9 @@ const MaxBody = 64 << 10
 //	                              are kept (header Flotilla-Written-To)
 //	POST /reload                  re-read the config file
 //	GET  /config                  last load: ok, time, every error
+//	GET  /live/snapshot           this replica's own live view snapshot
+//	                              (JSON; its peers merge it), when g is
+//	                              a LiveSource
 //	GET  /metrics                 Prometheus metrics
 //	GET  /healthz, /readyz        probes
 //
@@ -122,6 +137,13 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, g.ConfigStatus())
 	})
+	if ls, ok := g.(LiveSource); ok {
+		mux.HandleFunc("GET "+LiveSnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			json.NewEncoder(w).Encode(ls.LiveSnapshot()) // compact: peers fetch it every second
+		})
+	}
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", p.Healthz)
 	mux.HandleFunc("GET /readyz", p.Readyz)

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 )
 
@@ -147,5 +150,85 @@ func TestNewClientAgainstAnAPIServer(t *testing.T) {
 				t.Errorf("requests %v, want a watch-list request and list and watch %v", api.asked, !watchList)
 			}
 		})
+	}
+}
+
+// TestNewClientPodMetadataAndReplicaSets runs the real client's pod and
+// ReplicaSet calls against an HTTP server answering as the API server
+// does: pods are asked for as PartialObjectMetadata (the server sends no
+// spec or status), ReplicaSets at apps/v1.
+func TestNewClientPodMetadataAndReplicaSets(t *testing.T) {
+	var mu sync.Mutex
+	var bad []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		bad = append(bad, fmt.Sprintf(format, args...))
+	}
+	podMeta := map[string]any{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+		"metadata": map[string]any{"name": "demo-1", "namespace": "ns", "resourceVersion": "5", "labels": map[string]string{VersionLabel: "v2"}}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		watching := r.URL.Query().Get("watch") == "true"
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/namespaces/ns/pods":
+			want := "as=PartialObjectMetadataList"
+			if watching {
+				want = "as=PartialObjectMetadata;"
+			}
+			if a := r.Header.Get("Accept"); !strings.Contains(a, want) {
+				fail("pods: Accept %q, want %s", a, want)
+			}
+			if watching {
+				json.NewEncoder(w).Encode(map[string]any{"type": "ADDED", "object": podMeta})
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+				"metadata": map[string]string{"resourceVersion": "5"}, "items": []any{podMeta}})
+		case "/apis/apps/v1/namespaces/ns/replicasets":
+			if watching {
+				fail("replicasets watched")
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"kind": "ReplicaSetList", "apiVersion": "apps/v1", "metadata": map[string]string{"resourceVersion": "7"},
+				"items": []any{map[string]any{"metadata": map[string]any{"name": "demo-rs", "namespace": "ns"}, "spec": map[string]any{"replicas": 3}}}})
+		default:
+			fail("request for %s", r.URL.Path)
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	client, err := NewClient(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := client.(PodClient)
+	ctx := context.Background()
+	pods, err := pc.ListPodMetadata(ctx, "ns", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 || pods.Items[0].Labels[VersionLabel] != "v2" {
+		t.Errorf("pods = %+v, want demo-1 labelled v2", pods.Items)
+	}
+	wi, err := pc.WatchPodMetadata(ctx, "ns", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-wi.ResultChan(); e.Type != watch.Added || e.Object.(*metav1.PartialObjectMetadata).Name != "demo-1" {
+		t.Errorf("watch event %v %+v", e.Type, e.Object)
+	}
+	wi.Stop()
+	sets, err := pc.ListReplicaSets(ctx, "ns", metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sets.Items) != 1 || *sets.Items[0].Spec.Replicas != 3 {
+		t.Errorf("replicasets = %+v, want demo-rs with 3 replicas", sets.Items)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range bad {
+		t.Error(b)
 	}
 }

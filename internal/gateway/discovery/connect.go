@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -99,7 +101,11 @@ func restConfig(kubeconfig string, getenv func(string) string) (*rest.Config, st
 type restClient struct {
 	rc     *rest.RESTClient
 	params runtime.ParameterCodec
+	apps   *rest.RESTClient   // apps/v1: ReplicaSets
+	meta   metadata.Interface // pods' metadata only
 }
+
+var podsResource = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 
 // NewClient returns a Client for the API server cfg points at. It speaks
 // protobuf, as kube-proxy does for slices: smaller and cheaper to decode
@@ -121,8 +127,46 @@ func NewClient(cfg *rest.Config) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &restClient{rc: rc, params: runtime.NewParameterCodec(s)}, nil
+	if err := appsv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	a := rest.CopyConfig(c)
+	a.GroupVersion = &appsv1.SchemeGroupVersion
+	apps, err := rest.RESTClientFor(a)
+	if err != nil {
+		return nil, err
+	}
+	// Pods as PartialObjectMetadata: the API server sends names, labels
+	// and owners, not specs and statuses, so the informer stays small.
+	m := metadata.ConfigFor(cfg)
+	m.UserAgent = "flotilla-gateway"
+	meta, err := metadata.NewForConfig(m)
+	if err != nil {
+		return nil, err
+	}
+	return &restClient{rc: rc, params: runtime.NewParameterCodec(s), apps: apps, meta: meta}, nil
 }
+
+func (c *restClient) ListPodMetadata(ctx context.Context, ns string, opts metav1.ListOptions) (*metav1.PartialObjectMetadataList, error) {
+	return c.meta.Resource(podsResource).Namespace(ns).List(ctx, opts)
+}
+
+func (c *restClient) WatchPodMetadata(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
+	return c.meta.Resource(podsResource).Namespace(ns).Watch(ctx, opts)
+}
+
+func (c *restClient) ListReplicaSets(ctx context.Context, ns string, opts metav1.ListOptions) (*appsv1.ReplicaSetList, error) {
+	out := &appsv1.ReplicaSetList{}
+	err := c.apps.Get().Namespace(ns).Resource("replicasets").VersionedParams(&opts, c.params).Do(ctx).Into(out)
+	return out, err
+}
+
+func (c *restClient) WatchReplicaSets(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return c.apps.Get().Namespace(ns).Resource("replicasets").VersionedParams(&opts, c.params).Watch(ctx)
+}
+
+var _ PodClient = (*restClient)(nil)
 
 func (c *restClient) ListEndpointSlices(ctx context.Context, ns string, opts metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
 	out := &discoveryv1.EndpointSliceList{}

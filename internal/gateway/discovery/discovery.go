@@ -57,6 +57,12 @@ type Endpoint struct {
 	// get new requests only while no endpoint of the Service is ready
 	// (Kubernetes' rule); requests in flight to it finish.
 	Draining bool
+	// Pod is the pod behind the address (the endpoint's targetRef), ""
+	// when the slice names none.
+	Pod string
+	// Version is the pod's app.kubernetes.io/version label, "" when it
+	// has none or pods are not read (Options.Pods).
+	Version string
 }
 
 // Key names what a subscription watches.
@@ -80,11 +86,23 @@ type Options struct {
 	Connect func() (client Client, namespace string, err error)
 	// Logger (default: discard).
 	Logger *slog.Logger
+	// Pods also watches, in each namespace watched, its pods' metadata
+	// (labels and owners only) and its ReplicaSets, when the client is a
+	// PodClient: Endpoint.Version from the pod's VersionLabel, and
+	// rollouts of the Deployments behind subscribed Services in Timeline
+	// (default false: EndpointSlices only; needs get, list and watch on
+	// pods and replicasets).
+	Pods bool
+	// Timeline, when set, gets the live view's Kubernetes events: pods
+	// behind subscribed Services turning ready, not ready or terminating
+	// (from the EndpointSlices) and, with Pods, rollouts.
+	Timeline Timeline
 }
 
 // Watcher watches EndpointSlices and feeds subscribers. Close stops it.
 type Watcher struct {
 	opts Options
+	tl   atomic.Value // timelineBox
 
 	mu     sync.Mutex // guards the fields below and every space's subs
 	client Client
@@ -104,6 +122,9 @@ type space struct {
 
 	stale   atomic.Bool // the watch failed and has not recovered
 	staleRV atomic.Pointer[string]
+
+	kube      *kube // Options.Pods; nil without
+	podStates podStates
 }
 
 // sub is one subscription; deliveries to it are serialised by mu and
@@ -124,7 +145,11 @@ func New(opts Options) *Watcher {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Watcher{opts: opts, spaces: map[string]*space{}}
+	w := &Watcher{opts: opts, spaces: map[string]*space{}}
+	if opts.Timeline != nil {
+		w.SetTimeline(opts.Timeline)
+	}
+	return w
 }
 
 // Subscribe calls fn with the endpoints of key's Service port now and
@@ -216,7 +241,9 @@ func (w *Watcher) start(ns string) *space {
 	ctx, cancel := context.WithCancel(context.Background())
 	sp = &space{ns: ns, informer: inf, subs: map[*sub]struct{}{}, cancel: cancel, done: make(chan struct{}),
 		log: w.opts.Logger.With(slog.String("namespace", ns))}
-	changed := func(obj any) {
+	// initial: obj comes with the first list (the timeline is told only
+	// of changes after it).
+	changed := func(obj any, initial bool) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
@@ -233,27 +260,34 @@ func (w *Watcher) start(ns string) *space {
 			}
 		}
 		w.mu.Unlock()
+		if len(subs) > 0 {
+			_, present, _ := sp.informer.GetStore().Get(es)
+			w.podEvents(sp, es, !present, initial)
+		}
 		for _, s := range subs {
 			sp.deliver(s)
 		}
 	}
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { changed(obj) },
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: changed,
 		UpdateFunc: func(old, obj any) {
 			if o, ok := old.(*discoveryv1.EndpointSlice); ok {
 				if n, ok := obj.(*discoveryv1.EndpointSlice); ok && o.Labels[discoveryv1.LabelServiceName] != n.Labels[discoveryv1.LabelServiceName] {
-					changed(old) // relabelled: its old Service lost it
+					changed(old, false) // relabelled: its old Service lost it
 				}
 			}
-			changed(obj)
+			changed(obj, false)
 		},
-		DeleteFunc: changed,
+		DeleteFunc: func(obj any) { changed(obj, false) },
 	})
 	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		sp.failed(err)
 		cache.DefaultWatchErrorHandler(ctx, r, err)
 	})
 	var wg sync.WaitGroup
+	if pc, ok := client.(PodClient); ok && w.opts.Pods {
+		w.startKube(ctx, &wg, sp, pc)
+	}
 	wg.Go(func() { inf.RunWithContext(ctx) })
 	wg.Go(func() {
 		// Recovery shows as a new resource version (an event, a bookmark
@@ -324,6 +358,9 @@ func (sp *space) deliver(s *sub) {
 		}
 	}
 	eps, problem := Endpoints(items, s.key)
+	if sp.kube != nil {
+		sp.kube.addVersions(sp.ns, eps)
+	}
 	if problem != s.warned {
 		if problem != "" {
 			sp.log.Warn("kubernetes discovery: endpoints left out", slog.String("service", s.key.Service), slog.String("port", s.key.Port), slog.String("problem", problem))
@@ -389,7 +426,11 @@ func Endpoints(items []*discoveryv1.EndpointSlice, key Key) ([]Endpoint, string)
 			default:
 				continue
 			}
-			out = append(out, Endpoint{Addr: net.JoinHostPort(e.Addresses[0], strconv.Itoa(int(port))), Host: host, Draining: draining})
+			var pod string
+			if r := e.TargetRef; r != nil && r.Kind == "Pod" && (r.Namespace == "" || r.Namespace == es.Namespace || es.Namespace == "") {
+				pod = r.Name
+			}
+			out = append(out, Endpoint{Addr: net.JoinHostPort(e.Addresses[0], strconv.Itoa(int(port))), Host: host, Draining: draining, Pod: pod})
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int {

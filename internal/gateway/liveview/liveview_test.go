@@ -390,3 +390,28 @@ func TestIdleHistoryLeftOut(t *testing.T) {
 		t.Errorf("merged history = %v", h.N)
 	}
 }
+
+// TestMergeShowsSharedEventsOnce: the same change seen by every replica
+// (a Kubernetes rollout, an endpoint leaving) shows once in the merged
+// timeline; the same text far apart in time, or from one replica twice,
+// stays.
+func TestMergeShowsSharedEventsOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	snap := func(replica string, events ...Event) *Snapshot {
+		return &Snapshot{Time: t0, Replicas: []string{replica}, WindowSeconds: 10, Events: events}
+	}
+	rollout := Event{Time: t0, Kind: "rollout", Message: "ReplicaSet demo-v2-abc created"}
+	later := rollout
+	later.Time = t0.Add(time.Second)
+	far := rollout
+	far.Time = t0.Add(SameEventWindow + time.Second)
+	m := Merge(snap("gw-a", rollout, far), snap("gw-b", later), snap("gw-c", Event{Time: t0, Kind: "weights", Message: "other"}))
+	var got []string
+	for _, e := range m.Events {
+		got = append(got, e.Replica+" "+e.Kind)
+	}
+	want := []string{"gw-a rollout", "gw-c weights", "gw-a rollout"}
+	if !cmp.Equal(got, want) {
+		t.Errorf("merged events = %q, want %q", got, want)
+	}
+}

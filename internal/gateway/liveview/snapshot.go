@@ -15,11 +15,23 @@ type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Replicas are the gateway replicas whose traffic it counts.
 	Replicas []string `json:"replicas"`
+	// Missing are the peer replicas known (on Kubernetes, the gateway
+	// Service's endpoints) whose snapshot could not be fetched: their
+	// traffic is not counted. The page shows len(Replicas) of
+	// len(Replicas)+len(Missing).
+	Missing []MissingReplica `json:"missing,omitempty"`
 	// WindowSeconds is the window of Rate, ErrorShare and the quantiles.
 	WindowSeconds int       `json:"windowSeconds"`
 	Services      []Service `json:"services"`
 	// Events is the timeline, oldest first.
 	Events []Event `json:"events"`
+}
+
+// MissingReplica is a peer replica left out of a merged snapshot.
+type MissingReplica struct {
+	Name string `json:"name"`
+	// Error says why: the fetch's error, or how old its last answer is.
+	Error string `json:"error"`
 }
 
 // Service is one route with a traffic split.
@@ -388,6 +400,7 @@ func Merge(snaps ...*Snapshot) *Snapshot {
 		}
 	}
 	slices.SortStableFunc(out.Events, func(a, b Event) int { return a.Time.Compare(b.Time) })
+	out.Events = dedupeEvents(out.Events)
 	if n := len(out.Events); n > DefaultMaxEvents {
 		out.Events = out.Events[n-DefaultMaxEvents:]
 	}
@@ -435,4 +448,31 @@ func mergeVersions(svc *Service, vs []Version, shift int) {
 			return cmp.Or(cmp.Compare(a.Backend, b.Backend), cmp.Compare(a.Address, b.Address))
 		})
 	}
+}
+
+// SameEventWindow is how close in time two replicas' reports of the same
+// event (a Kubernetes rollout, an endpoint every replica saw leave) must
+// be for Merge to show them once.
+const SameEventWindow = 3 * time.Second
+
+// dedupeEvents drops, from events sorted by time, an event that repeats
+// one of another replica within SameEventWindow before it: every replica
+// watches the same Kubernetes objects and endpoints, and the merged
+// timeline shows each change once (with the first replica that saw it).
+func dedupeEvents(events []Event) []Event {
+	out := events[:0]
+	for _, e := range events {
+		dup := false
+		for i := len(out) - 1; i >= 0 && e.Time.Sub(out[i].Time) <= SameEventWindow; i-- {
+			o := out[i]
+			if o.Replica != e.Replica && o.Kind == e.Kind && o.Message == e.Message && o.Service == e.Service && o.Backend == e.Backend && o.Instance == e.Instance {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -153,7 +153,15 @@
   function render(snap) {
     const when = new Date(snap.time).toLocaleTimeString();
     setStatus('Live');
-    $('updated').textContent = '· ' + when + ' · ' + snap.replicas.length + ' gateway replica' + (snap.replicas.length === 1 ? '' : 's');
+    // "2/2 gateway replicas": the merge of every replica's traffic; a
+    // replica that did not answer is named with the reason (in the title
+    // and in the text, not by colour alone).
+    const missing = snap.missing || [];
+    const known = snap.replicas.length + missing.length;
+    let replicas = snap.replicas.length + (known > 1 ? '/' + known : '') + ' gateway replica' + (known === 1 ? '' : 's');
+    if (missing.length) replicas += ' (missing: ' + missing.map((m) => m.name).join(', ') + ')';
+    $('updated').textContent = '· ' + when + ' · ' + replicas;
+    $('updated').title = missing.map((m) => m.name + ': ' + m.error).join('\n');
     $('window').textContent = snap.windowSeconds;
     const names = new Set(snap.services.map((s) => s.name));
     for (const [name, c] of cards) if (!names.has(name)) { c.root.remove(); cards.delete(name); }
