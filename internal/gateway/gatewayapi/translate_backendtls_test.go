@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -334,9 +333,7 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 // TLS: it answers with the SNI it was asked for and the common name of
 // the client certificate, verified against clientCA, if one was sent.
 type tlsEcho struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	snis []string
+	srv *httptest.Server
 }
 
 func newTLSEcho(t *testing.T, cert certtest.Pair, clientCA *certtest.CA) *tlsEcho {

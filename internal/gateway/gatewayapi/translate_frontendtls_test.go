@@ -204,10 +204,10 @@ spec:
 // every name the tests use), two client CAs and a client certificate of
 // each.
 type confPKI struct {
-	server            certtest.Pair
-	ca1, ca2          *certtest.CA
-	client1, client2  certtest.Pair
-	serverCA, otherCA *certtest.CA
+	server           certtest.Pair
+	ca1, ca2         *certtest.CA
+	client1, client2 certtest.Pair
+	serverCA         *certtest.CA
 }
 
 func newConfPKI(t *testing.T) *confPKI {

@@ -157,7 +157,7 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 	}
 	valid := 0
 	for i, e := range s.Spec.Listeners {
-		l := gwv1.Listener{Name: e.Name, Hostname: e.Hostname, Port: e.Port, Protocol: e.Protocol, TLS: e.TLS, AllowedRoutes: e.AllowedRoutes}
+		l := gwv1.Listener(e)
 		ls := &listenerState{l: l, owner: lss}
 		field := fmt.Sprintf("spec.listeners[%d] (%s)", i, l.Name)
 		accepted, aReason, aMsg := true, string(gwv1.ListenerEntryReasonAccepted), "Accepted"
