@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/flotilla-dev/flotilla/internal/load"
 )
 
 // browser is Debian's chromium, headless, driven over the DevTools
@@ -165,4 +168,75 @@ func (b *browser) liveVersions(service string) map[string]liveVersion {
 		out[r.Version] = r
 	}
 	return out
+}
+
+// livePage is the live view of one gateway replica open in the browser,
+// with the per-version counts of one service when it opened.
+type livePage struct {
+	b       *browser
+	service string
+	svc     string // its CSS selector
+	before  map[string]liveVersion
+}
+
+// openLiveView opens the live view of the first gateway replica of s.
+func openLiveView(t *testing.T, s *system, service string) *livePage {
+	t.Helper()
+	return openLiveViewOn(t, s, s.podNames(t, s.ns, "app.kubernetes.io/name=gateway")[0], service)
+}
+
+// openLiveViewOn logs in to the live view of gateway pod (its pod address,
+// the admin token of its Secret, the page's own login form), waits for
+// service and for every replica to be merged ("2/2 gateway replicas").
+func openLiveViewOn(t *testing.T, s *system, pod, service string) *livePage {
+	t.Helper()
+	ip := strings.TrimSpace(s.kc(t, s.ns, "get", "pod", pod, "-o", "jsonpath={.status.podIP}"))
+	token, err := s.adminToken(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &livePage{b: newBrowser(t), service: service, svc: fmt.Sprintf("[data-service=%q]", service)}
+	p.b.do("log in to the live view of "+pod, chromedp.Navigate("http://"+ip+":9901/ui/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), token),
+		chromedp.Click(chromedp.ID("login-button")),
+		chromedp.WaitVisible(chromedp.CSS(p.svc+" tr.version")))
+	eventually(t, convergeTimeout, "the page merges both gateway replicas", func() error {
+		if h := p.b.eval("read the header", `document.getElementById('updated').textContent`); !strings.Contains(h, "2/2 gateway replicas") {
+			return fmt.Errorf("header %q", h)
+		}
+		return nil
+	})
+	p.before = p.b.liveVersions(service)
+	return p
+}
+
+// checkShares waits until the page has counted at least sum's requests
+// since it opened (both replicas merged), then compares each version's
+// share with the load tool's: within tol.
+func (p *livePage) checkShares(t *testing.T, sum load.Summary, tol float64) {
+	t.Helper()
+	delta := func(shown map[string]liveVersion) (map[string]int, int) {
+		d, n := map[string]int{}, 0
+		for v, row := range shown {
+			d[v] = row.Total - p.before[v].Total
+			n += d[v]
+		}
+		return d, n
+	}
+	var got map[string]int
+	var n int
+	eventually(t, convergeTimeout, "the page counts the load's requests", func() error {
+		if got, n = delta(p.b.liveVersions(p.service)); int64(n) < sum.Requests {
+			return fmt.Errorf("the page counted %d of the load's %d requests", n, sum.Requests)
+		}
+		return nil
+	})
+	for _, v := range sum.Versions {
+		page, tool := float64(got[v.Version])/float64(n), float64(v.Count)/float64(sum.Requests)
+		t.Logf("live view: %s %.1f%% of %d requests; load tool %.1f%% of %d", v.Version, 100*page, n, 100*tool, sum.Requests)
+		if math.Abs(page-tool) > tol {
+			t.Errorf("live view share of %s %.1f%%, the load tool counted %.1f%%: want within %.0f points", v.Version, 100*page, 100*tool, 100*tol)
+		}
+	}
 }

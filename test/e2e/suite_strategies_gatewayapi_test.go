@@ -196,66 +196,25 @@ func testBlueGreenGatewayAPI(t *testing.T) {
 // ("2/2 gateway replicas") and per-version counts that match the load
 // tool's within 2 points. Screenshots before, during and after.
 func checkLiveViewFlip(t *testing.T, s *system, route, blue, green, pod string) {
-	ip := strings.TrimSpace(s.kc(t, s.ns, "get", "pod", pod, "-o", "jsonpath={.status.podIP}"))
-	token, err := s.adminToken(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t)
-	svc := fmt.Sprintf("[data-service=%q]", route)
-	b.do("log in to the live view of "+pod, chromedp.Navigate("http://"+ip+":9901/ui/"),
-		chromedp.WaitVisible(chromedp.ID("token")),
-		chromedp.SendKeys(chromedp.ID("token"), token),
-		chromedp.Click(chromedp.ID("login-button")),
-		chromedp.WaitVisible(chromedp.CSS(svc+" button[data-action=flip]")))
-	replicas := ""
-	eventually(t, convergeTimeout, "the page merges both gateway replicas", func() error {
-		if replicas = b.eval("read the header", `document.getElementById('updated').textContent`); !strings.Contains(replicas, "2/2 gateway replicas") {
-			return fmt.Errorf("header %q", replicas)
-		}
-		return nil
-	})
-	before := b.liveVersions(route)
+	page := openLiveViewOn(t, s, pod, route)
 	name := "blue/green flip back by a click on the live view, gateway NodePort"
 	tr := startLoad(t, name, load.Config{URL: s.gateway + "/"})
 	sleep(t, 3*time.Second)
-	b.shot("liveview-cluster-before-flip")
+	page.b.shot("liveview-cluster-before-flip")
 	clicked := time.Now()
-	b.do("click flip", chromedp.Click(chromedp.CSS(svc+" button[data-action=flip]")))
+	page.b.do("click flip", chromedp.Click(chromedp.CSS(page.svc+" button[data-action=flip]")))
 	waitWeights(t, s, route, blue, green, 100, 0)
 	t.Logf("every gateway replica had 100/0 %v after the click", time.Since(clicked).Round(10*time.Millisecond))
-	b.shot("liveview-cluster-during-flip")
+	page.b.shot("liveview-cluster-during-flip")
 	sleep(t, 3*time.Second)
 	sum := tr.stopNoFailures(t)
 	checkVersions(t, name, sum, "v2", "v1")
-	// The page counts what both replicas served since it opened.
-	want := map[string]int{}
-	for _, v := range sum.Versions {
-		want[v.Version] = int(v.Count)
-	}
-	var shown map[string]liveVersion
-	eventually(t, convergeTimeout, "the page counts the load's requests", func() error {
-		shown = b.liveVersions(route)
-		n := shown["v1"].Total + shown["v2"].Total - before["v1"].Total - before["v2"].Total
-		if int64(n) < sum.Requests {
-			return fmt.Errorf("page counted %d of the load's %d requests", n, sum.Requests)
-		}
-		return nil
-	})
-	n := float64(shown["v1"].Total + shown["v2"].Total - before["v1"].Total - before["v2"].Total)
-	for _, v := range []string{"v1", "v2"} {
-		page := float64(shown[v].Total-before[v].Total) / n
-		tool := float64(want[v]) / float64(sum.Requests)
-		t.Logf("live view share of %s: %.1f%% (load tool %.1f%%)", v, 100*page, 100*tool)
-		if math.Abs(page-tool) > 0.02 {
-			t.Errorf("live view share of %s %.1f%%, the load tool counted %.1f%%: want within 2 points", v, 100*page, 100*tool)
-		}
-	}
-	b.shot("liveview-cluster-after-flip")
+	page.checkShares(t, sum, 0.02)
+	page.b.shot("liveview-cluster-after-flip")
 	if weights, _ := s.httpRouteWeights(t); weights != "demo-blue=100 demo-green=0" {
 		t.Errorf("HTTPRoute demo after the page's flip: weights %q, want demo-blue=100 demo-green=0", weights)
 	}
-	b.checkNoProblems()
+	page.b.checkNoProblems()
 }
 
 // testCanaryGatewayAPI: 90/10 by HTTPRoute weights (± 2.5 points, as the

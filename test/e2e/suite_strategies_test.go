@@ -80,7 +80,7 @@ func mixedSeconds(tl *timeline) []second {
 // deploy/demo is set to v2 and rolled out, until only v2 pods are left
 // and the gateway has them. Probes before the change see only v1, probes
 // after it only v2 (expectOnly).
-func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate bool) (gw, np *traffic) {
+func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate bool, during ...func()) (gw, np *traffic) {
 	s.waitGateway(t, s.backend("demo"), "app.kubernetes.io/name=demo")
 	gwCfg := load.Config{URL: s.gateway + "/"}
 	npCfg := load.Config{URL: s.demo + "/", DisableKeepAlive: true}
@@ -89,6 +89,9 @@ func upgradeUnderLoad(t *testing.T, s *system, what string, pods int, recreate b
 	probes := []probe{{name: what + ", gateway probe", cfg: gwCfg}, {name: what + ", demo NodePort probe", cfg: npCfg}}
 	expectOnly(t, "v1", probes...)
 	s.kc(t, s.ns, "set", "image", "deploy/demo", "demo="+image("v2"))
+	for _, f := range during {
+		f()
+	}
 	s.waitRolledOut(t, "deploy/demo")
 	s.waitPods(t, "app.kubernetes.io/name=demo", pods)
 	s.waitGateway(t, s.backend("demo"), "app.kubernetes.io/name=demo")
@@ -118,19 +121,38 @@ func checkRecreate(t *testing.T, s *system, pods int) {
 	}
 }
 
-// testRamped: both versions answer during the ramp, no request fails.
-func testRamped(t *testing.T) { checkRamped(t, strategy(t, "ramped", "deploy/demo"), 4) }
+// testRamped: both versions answer during the ramp, no request fails;
+// the live view of one gateway replica, open in headless chromium through
+// the rollout, shows per-version counts that track the load tool's.
+func testRamped(t *testing.T) {
+	s := strategy(t, "ramped", "deploy/demo")
+	page := openLiveView(t, s, "demo")
+	sums := checkRamped(t, s, 4, func() {
+		sleep(t, 4*time.Second) // into the ramp: both versions serve
+		page.b.shot("liveview-cluster-rollout-during")
+	})
+	page.b.shot("liveview-cluster-rollout-after")
+	// The gateway's load and its probes (about 1 % of the requests,
+	// v1 before and v2 after) are what the gateways served.
+	page.checkShares(t, sums[0], 0.03)
+	page.b.checkNoProblems()
+}
 
-// checkRamped is testRamped on a deployed ramped system of pods demo pods.
-func checkRamped(t *testing.T, s *system, pods int) {
-	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", pods, false)
+// checkRamped is testRamped on a deployed ramped system of pods demo
+// pods; it returns the summaries of the loads through the gateway and
+// the NodePort.
+func checkRamped(t *testing.T, s *system, pods int, during ...func()) []load.Summary {
+	gw, np := upgradeUnderLoad(t, s, "ramped v1→v2", pods, false, during...)
+	var sums []load.Summary
 	for _, tr := range []*traffic{gw, np} {
 		sum := tr.stopNoFailures(t)
 		if len(mixedSeconds(tr.tl)) == 0 {
 			t.Errorf("%s: never both versions in the same second, want a mixed ramp", tr.name)
 		}
 		checkVersions(t, tr.name, sum, "v1", "v2")
+		sums = append(sums, sum)
 	}
+	return sums
 }
 
 // setWeights sets a route's weights on every gateway replica through its
