@@ -196,18 +196,17 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s not found", f, p.Namespace, ref.Name))
 				continue
 			}
-			ca, ok := cm.Data["ca.crt"]
-			if !ok {
-				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s has no key ca.crt", f, p.Namespace, ref.Name))
+			ca, err := configMapCA(cm)
+			if errors.Is(err, errNoCAKey) {
+				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s has no key %s", f, p.Namespace, ref.Name, CACertKey))
 				continue
 			}
-			if err := config.CheckCABundle([]byte(ca)); err != nil {
-				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s key ca.crt: %v", f, p.Namespace, ref.Name, err))
+			if err != nil {
+				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s key %s: %v", f, p.Namespace, ref.Name, CACertKey, err))
 				continue
 			}
 			valid++
-			bundle.WriteString(strings.TrimSpace(ca))
-			bundle.WriteByte('\n')
+			bundle.Write(ca)
 		}
 		if valid == 0 { // the problem is reported above
 			ps.accepted, ps.aReason, ps.aMsg = false, string(gwv1.BackendTLSPolicyReasonNoValidCACertificate), "no valid CA certificate: "+ps.rMsg

@@ -3,6 +3,7 @@ package gatewayapi
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -234,6 +235,11 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 	}{
 		{name: "valid", objs: good + policy("p", "", svc, caRef),
 			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com"},
+		// As for frontend validation: one reading of a CA ConfigMap.
+		{name: "ca.crt in binaryData", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\nbinaryData: {ca.crt: " + base64.StdEncoding.EncodeToString(ca.PEM) + "}\n---\n" + policy("p", "", svc, caRef),
+			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com"},
+		{name: "text after the certificates", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n" + indent(ca.PEM, 4) + "\n    -----BEGIN CERT\n---\n" + policy("p", "", svc, caRef),
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "ConfigMap default/ca key ca.crt: not PEM after 1 certificate(s)"},
 		{name: "system CAs", objs: policy("p", "", svc, `{hostname: app.example.com, wellKnownCACertificates: System}`),
 			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com", noCerts: true},
 		{name: "unknown well-known set", objs: policy("p", "", svc, `{hostname: app.example.com, wellKnownCACertificates: Corporate}`),
@@ -243,9 +249,9 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 		{name: "bad PEM in the ConfigMap", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    AAAA\n    -----END CERTIFICATE-----\n---\n" + policy("p", "", svc, caRef),
 			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "ConfigMap default/ca key ca.crt: certificate 1: x509: "},
 		{name: "a key in ca.crt", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n    -----BEGIN PRIVATE KEY-----\n    AAAA\n    -----END PRIVATE KEY-----\n---\n" + policy("p", "", svc, caRef),
-			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: `PEM block 1 is a "PRIVATE KEY", want only CERTIFICATE blocks`},
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "block 1 is a PRIVATE KEY, want CERTIFICATE"},
 		{name: "empty ca.crt", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {ca.crt: \"\"}\n---\n" + policy("p", "", svc, caRef),
-			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "no PEM certificate found"},
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "key ca.crt: no PEM certificate"},
 		{name: "unknown kind", objs: policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: Secret, name: ca}]}`),
 			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidKind"}, msg: `kind Secret in group "" is not supported (core ConfigMaps are)`},
 		{name: "one of two refs invalid: accepted, not served", objs: good + policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}, {group: "", kind: ConfigMap, name: gone}]}`),
