@@ -156,7 +156,11 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 			c.allocated[key] = map[int32]int32{}
 		}
 		var ports []corev1.ServicePort
-		for _, lp := range listenerPorts(g, res.ListenerSetPorts[key]) {
+		// The Gateway's own listener ports get local ports first: its
+		// ListenerSets' never take the last free ones from them.
+		own := listenerPorts(g, nil)
+		order := append(own, slices.DeleteFunc(listenerPorts(g, res.ListenerSetPorts[key]), func(p int32) bool { return slices.Contains(own, p) })...)
+		for _, lp := range order {
 			target, ok := have[lp]
 			if !ok {
 				target, ok = c.allocated[key][lp]
@@ -174,6 +178,7 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 		if len(ports) == 0 {
 			continue // a Service needs a port; the Gateway has none to serve
 		}
+		slices.SortFunc(ports, func(a, b corev1.ServicePort) int { return int(a.Port) - int(b.Port) })
 		if svc := c.applyService(ctx, key, g, old, pub, ports); svc != nil {
 			c.applyEndpoints(ctx, svc)
 		}
