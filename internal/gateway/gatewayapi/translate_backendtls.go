@@ -305,19 +305,17 @@ func (t *translator) applyBackendTLS(rs *routeState, svc *corev1.Service, port i
 	return true
 }
 
-// routeGateways are the Gateways of ours route r names as parents, in
+// routeGateways are the Gateways of ours route r names as parents,
+// directly or through one of their ListenerSets (t.parent), in
 // parentRefs order.
 func (t *translator) routeGateways(r *gwv1.HTTPRoute) []*gatewayState {
 	var out []*gatewayState
 	for _, ref := range r.Spec.ParentRefs {
-		if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && *ref.Kind != "Gateway" {
-			continue
-		}
 		ns := r.Namespace
 		if ref.Namespace != nil && *ref.Namespace != "" {
 			ns = string(*ref.Namespace)
 		}
-		if gs := t.gateways[ns+"/"+string(ref.Name)]; gs != nil && !slices.Contains(out, gs) {
+		if gs, _ := t.parent(ref, ns); gs != nil && !slices.Contains(out, gs) {
 			out = append(out, gs)
 		}
 	}

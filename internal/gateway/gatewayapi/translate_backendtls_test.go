@@ -1,6 +1,7 @@
 package gatewayapi
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -547,4 +549,89 @@ func FuzzBackendTLSPolicy(f *testing.F) {
 			t.Fatalf("emitted an invalid config: %v\nspec: %s", err, spec)
 		}
 	})
+}
+
+// TestBackendTLSThroughListenerSet: a route attached to a Gateway through
+// one of its ListenerSets (parentRef kind ListenerSet) is that Gateway's
+// route: its TLS backends get the Gateway's backend client certificate,
+// and the policy lists the Gateway among its ancestors.
+func TestBackendTLSThroughListenerSet(t *testing.T) {
+	ca := certtest.NewCA(t, "ca")
+	client := certtest.Issue(t, ca, certtest.Leaf{Client: true, Hosts: []string{"flotilla-gateway"}})
+	o := parseObjects(t, []byte(`apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: flotilla}
+spec: {controllerName: flotilla.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mtls}
+spec:
+  gatewayClassName: flotilla
+  allowedListeners: {namespaces: {from: Same}}
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: gw.example.com}]
+  tls: {backend: {clientCertificateRef: {group: "", kind: Secret, name: client}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: more}
+spec:
+  parentRef: {name: mtls}
+  listeners: [{name: extra, port: 80, protocol: HTTP, hostname: ls.example.com}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+`+indent(client.CertPEM, 4)+`
+  tls.key: |
+`+indent(client.KeyPEM, 4)+`
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ca}
+data:
+  ca.crt: |
+`+indent(ca.PEM, 4)+`
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec: {ports: [{name: https, port: 443}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: "", kind: Service, name: app}]
+  validation: {hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{kind: ListenerSet, name: more}]
+  rules:
+  - backendRefs: [{name: app, port: 443}]
+`))
+	res := Translate(o.input(), Options{})
+	routeAccepted := false
+	for _, p := range res.RouteParents["default/r"] {
+		routeAccepted = meta.IsStatusConditionTrue(p.Conditions, "Accepted")
+	}
+	if !routeAccepted {
+		t.Fatalf("route not accepted through the ListenerSet: %+v", res.RouteParents["default/r"])
+	}
+	if len(res.Backends) != 1 || res.Backends[0].TLS == nil {
+		t.Fatalf("backends %+v, want one TLS backend", res.Backends)
+	}
+	if !bytes.Equal(res.Backends[0].TLS.CertPEM, client.CertPEM) {
+		t.Errorf("the TLS backend of a route on the Gateway's ListenerSet has no client certificate (the Gateway's spec.tls.backend)")
+	}
+	anc := res.BackendTLSPolicies["default/p"]
+	if len(anc) != 1 || anc[0].AncestorRef.Name != "mtls" {
+		t.Errorf("policy ancestors %+v, want the Gateway mtls", anc)
+	}
 }
