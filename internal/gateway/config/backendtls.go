@@ -128,10 +128,6 @@ func readPEM(path string) ([]byte, error) {
 	return data, nil
 }
 
-// CheckCABundle is the check a CA bundle passes at validation, for
-// callers that give one in memory (BackendTLS.CAPEM).
-func CheckCABundle(data []byte) error { return checkCABundle(data) }
-
 // checkCABundle wants at least one certificate and nothing but
 // certificates, each parseable: a bundle that silently loses a CA fails
 // in production, not here.

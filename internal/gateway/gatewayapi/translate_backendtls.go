@@ -196,18 +196,17 @@ func (t *translator) resolvePolicy(p *gwv1.BackendTLSPolicy) *policyState {
 				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s not found", f, p.Namespace, ref.Name))
 				continue
 			}
-			ca, ok := cm.Data["ca.crt"]
-			if !ok {
-				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s has no key ca.crt", f, p.Namespace, ref.Name))
+			ca, err := configMapCA(cm)
+			if errors.Is(err, errNoCAKey) {
+				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s has no key %s", f, p.Namespace, ref.Name, CACertKey))
 				continue
 			}
-			if err := config.CheckCABundle([]byte(ca)); err != nil {
-				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s key ca.crt: %v", f, p.Namespace, ref.Name, err))
+			if err != nil {
+				unresolved(string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s key %s: %v", f, p.Namespace, ref.Name, CACertKey, err))
 				continue
 			}
 			valid++
-			bundle.WriteString(strings.TrimSpace(ca))
-			bundle.WriteByte('\n')
+			bundle.Write(ca)
 		}
 		if valid == 0 { // the problem is reported above
 			ps.accepted, ps.aReason, ps.aMsg = false, string(gwv1.BackendTLSPolicyReasonNoValidCACertificate), "no valid CA certificate: "+ps.rMsg
@@ -306,19 +305,17 @@ func (t *translator) applyBackendTLS(rs *routeState, svc *corev1.Service, port i
 	return true
 }
 
-// routeGateways are the Gateways of ours route r names as parents, in
+// routeGateways are the Gateways of ours route r names as parents,
+// directly or through one of their ListenerSets (t.parent), in
 // parentRefs order.
 func (t *translator) routeGateways(r *gwv1.HTTPRoute) []*gatewayState {
 	var out []*gatewayState
 	for _, ref := range r.Spec.ParentRefs {
-		if ref.Group != nil && string(*ref.Group) != Group || ref.Kind != nil && *ref.Kind != "Gateway" {
-			continue
-		}
 		ns := r.Namespace
 		if ref.Namespace != nil && *ref.Namespace != "" {
 			ns = string(*ref.Namespace)
 		}
-		if gs := t.gateways[ns+"/"+string(ref.Name)]; gs != nil && !slices.Contains(out, gs) {
+		if gs, _ := t.parent(ref, ns); gs != nil && !slices.Contains(out, gs) {
 			out = append(out, gs)
 		}
 	}

@@ -1,8 +1,10 @@
 package gatewayapi
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -233,6 +236,11 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 	}{
 		{name: "valid", objs: good + policy("p", "", svc, caRef),
 			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com"},
+		// As for frontend validation: one reading of a CA ConfigMap.
+		{name: "ca.crt in binaryData", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\nbinaryData: {ca.crt: " + base64.StdEncoding.EncodeToString(ca.PEM) + "}\n---\n" + policy("p", "", svc, caRef),
+			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com"},
+		{name: "text after the certificates", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n" + indent(ca.PEM, 4) + "\n    -----BEGIN CERT\n---\n" + policy("p", "", svc, caRef),
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "ConfigMap default/ca key ca.crt: not PEM after 1 certificate(s)"},
 		{name: "system CAs", objs: policy("p", "", svc, `{hostname: app.example.com, wellKnownCACertificates: System}`),
 			cond: map[string]string{"p": "True Accepted; True ResolvedRefs"}, served: true, sni: "app.example.com", noCerts: true},
 		{name: "unknown well-known set", objs: policy("p", "", svc, `{hostname: app.example.com, wellKnownCACertificates: Corporate}`),
@@ -242,9 +250,9 @@ func TestBackendTLSPolicyRules(t *testing.T) {
 		{name: "bad PEM in the ConfigMap", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    AAAA\n    -----END CERTIFICATE-----\n---\n" + policy("p", "", svc, caRef),
 			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "ConfigMap default/ca key ca.crt: certificate 1: x509: "},
 		{name: "a key in ca.crt", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata:\n  ca.crt: |\n    -----BEGIN PRIVATE KEY-----\n    AAAA\n    -----END PRIVATE KEY-----\n---\n" + policy("p", "", svc, caRef),
-			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: `PEM block 1 is a "PRIVATE KEY", want only CERTIFICATE blocks`},
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "block 1 is a PRIVATE KEY, want CERTIFICATE"},
 		{name: "empty ca.crt", objs: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {ca.crt: \"\"}\n---\n" + policy("p", "", svc, caRef),
-			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "no PEM certificate found"},
+			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidCACertificateRef"}, msg: "key ca.crt: no PEM certificate"},
 		{name: "unknown kind", objs: policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: Secret, name: ca}]}`),
 			cond: map[string]string{"p": "False NoValidCACertificate; False InvalidKind"}, msg: `kind Secret in group "" is not supported (core ConfigMaps are)`},
 		{name: "one of two refs invalid: accepted, not served", objs: good + policy("p", "", svc, `{hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}, {group: "", kind: ConfigMap, name: gone}]}`),
@@ -538,4 +546,89 @@ func FuzzBackendTLSPolicy(f *testing.F) {
 			t.Fatalf("emitted an invalid config: %v\nspec: %s", err, spec)
 		}
 	})
+}
+
+// TestBackendTLSThroughListenerSet: a route attached to a Gateway through
+// one of its ListenerSets (parentRef kind ListenerSet) is that Gateway's
+// route: its TLS backends get the Gateway's backend client certificate,
+// and the policy lists the Gateway among its ancestors.
+func TestBackendTLSThroughListenerSet(t *testing.T) {
+	ca := certtest.NewCA(t, "ca")
+	client := certtest.Issue(t, ca, certtest.Leaf{Client: true, Hosts: []string{"flotilla-gateway"}})
+	o := parseObjects(t, []byte(`apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: flotilla}
+spec: {controllerName: flotilla.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mtls}
+spec:
+  gatewayClassName: flotilla
+  allowedListeners: {namespaces: {from: Same}}
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: gw.example.com}]
+  tls: {backend: {clientCertificateRef: {group: "", kind: Secret, name: client}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: more}
+spec:
+  parentRef: {name: mtls}
+  listeners: [{name: extra, port: 80, protocol: HTTP, hostname: ls.example.com}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: client}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+`+indent(client.CertPEM, 4)+`
+  tls.key: |
+`+indent(client.KeyPEM, 4)+`
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ca}
+data:
+  ca.crt: |
+`+indent(ca.PEM, 4)+`
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec: {ports: [{name: https, port: 443}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: "", kind: Service, name: app}]
+  validation: {hostname: app.example.com, caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{kind: ListenerSet, name: more}]
+  rules:
+  - backendRefs: [{name: app, port: 443}]
+`))
+	res := Translate(o.input(), Options{})
+	routeAccepted := false
+	for _, p := range res.RouteParents["default/r"] {
+		routeAccepted = meta.IsStatusConditionTrue(p.Conditions, "Accepted")
+	}
+	if !routeAccepted {
+		t.Fatalf("route not accepted through the ListenerSet: %+v", res.RouteParents["default/r"])
+	}
+	if len(res.Backends) != 1 || res.Backends[0].TLS == nil {
+		t.Fatalf("backends %+v, want one TLS backend", res.Backends)
+	}
+	if !bytes.Equal(res.Backends[0].TLS.CertPEM, client.CertPEM) {
+		t.Errorf("the TLS backend of a route on the Gateway's ListenerSet has no client certificate (the Gateway's spec.tls.backend)")
+	}
+	anc := res.BackendTLSPolicies["default/p"]
+	if len(anc) != 1 || anc[0].AncestorRef.Name != "mtls" {
+		t.Errorf("policy ancestors %+v, want the Gateway mtls", anc)
+	}
 }

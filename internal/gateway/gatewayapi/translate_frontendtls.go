@@ -16,6 +16,7 @@ package gatewayapi
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -165,20 +167,32 @@ func (t *translator) caRef(ns string, ref gwv1.ObjectReference, field string) ([
 	if cm == nil {
 		return nil, &condFix{string(gwv1.ListenerReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s not found", field, refNS, ref.Name)}
 	}
-	data, ok := cm.Data[CACertKey]
-	if !ok {
-		if b, bok := cm.BinaryData[CACertKey]; bok {
-			data, ok = string(b), true
-		}
-	}
-	if !ok {
+	out, err := configMapCA(cm)
+	if errors.Is(err, errNoCAKey) {
 		return nil, &condFix{string(gwv1.ListenerReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s has no %s key", field, refNS, ref.Name, CACertKey)}
 	}
-	out, err := parseCAs([]byte(data))
 	if err != nil {
 		return nil, &condFix{string(gwv1.ListenerReasonInvalidCACertificateRef), fmt.Sprintf("%s: ConfigMap %s/%s key %s: %v", field, refNS, ref.Name, CACertKey, err)}
 	}
 	return out, nil
+}
+
+// errNoCAKey: a ConfigMap has no CACertKey.
+var errNoCAKey = errors.New("no " + CACertKey + " key")
+
+// configMapCA is the CA bundle of cm's CACertKey (in data, else in
+// binaryData), checked and re-encoded by parseCAs: the one reading of a
+// CA ConfigMap, for frontend validation and BackendTLSPolicies alike.
+func configMapCA(cm *corev1.ConfigMap) ([]byte, error) {
+	data, ok := cm.Data[CACertKey]
+	if !ok {
+		b, bok := cm.BinaryData[CACertKey]
+		if !bok {
+			return nil, errNoCAKey
+		}
+		data = string(b)
+	}
+	return parseCAs([]byte(data))
 }
 
 // parseCAs checks a PEM bundle: one or more CERTIFICATE blocks, each a

@@ -570,3 +570,78 @@ func TestFrontendPerPortWithoutValidation(t *testing.T) {
 		t.Errorf("TLSPorts = %+v, want only 20443 with the default's CA", res.TLSPorts)
 	}
 }
+
+// listenerSetValidationYAML: a Gateway whose spec.tls.frontend asks every
+// HTTPS port for client certificates, and a ListenerSet adding an HTTPS
+// listener on a port of its own (9443) with a route.
+const listenerSetValidationYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: validated, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: flotilla
+  allowedListeners: {namespaces: {from: Same}}
+  tls:
+    frontend:
+      default:
+        validation:
+          caCertificateRefs: [{kind: ConfigMap, group: "", name: tls-validity-checks-ca-certificate}]
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - name: https
+    port: 443` + httpsListener + `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: extra, namespace: gateway-conformance-infra}
+spec:
+  parentRef: {kind: Gateway, group: gateway.networking.k8s.io, name: validated}
+  listeners:
+  - name: https-extra
+    port: 9443
+    hostname: extra.example.org` + httpsListener + `
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: extra-route, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{kind: ListenerSet, name: extra}]
+  rules: [{backendRefs: [{name: infra-backend-v1, port: 8080}]}]
+`
+
+// TestFrontendValidationListenerSet: the Gateway's spec.tls.frontend
+// applies to its ListenerSets' HTTPS listeners too (they are the
+// Gateway's listeners, on its ports): a ListenerSet's HTTPS port asks for
+// client certificates like the Gateway's own (per Gateway), and is not
+// accepted in the shared mode, rather than served without the
+// validation the Gateway asks for.
+func TestFrontendValidationListenerSet(t *testing.T) {
+	p := newConfPKI(t)
+	in := p.input(t, listenerSetValidationYAML)
+	ports := in.Ports
+	in.Ports = func(ns, name string) map[int32]int32 {
+		m := ports(ns, name)
+		m[9443] = 29443
+		return m
+	}
+	res := Translate(in, Options{PerGateway: true})
+	for _, f := range []string{"listenerset " + infraNS + "/extra listener https-extra Accepted=True", "listenerset " + infraNS + "/extra listener https-extra Programmed=True"} {
+		if !slices.Contains(facts(res), f) {
+			t.Errorf("per Gateway: no %q", f)
+		}
+	}
+	i := slices.IndexFunc(res.TLSPorts, func(tp config.TLSPort) bool { return tp.Port == 29443 })
+	if i < 0 || res.TLSPorts[i].ClientAuth == nil || res.TLSPorts[i].ClientAuth.Mode != config.ClientAuthRequire {
+		t.Fatalf("per Gateway: TLSPorts = %+v, want local port 29443 (the ListenerSet's) asking for client certificates", res.TLSPorts)
+	}
+	if got := res.Files[res.TLSPorts[i].ClientAuth.CAFile]; string(got) != string(p.ca1.PEM) {
+		t.Errorf("port 29443: CA file holds %q, want the Gateway's default CA", got)
+	}
+
+	res = Translate(p.input(t, listenerSetValidationYAML), Options{})
+	if f := "listenerset " + infraNS + "/extra listener https-extra Accepted=False " + string(gwv1.ListenerReasonUnsupportedValue); !slices.Contains(facts(res), f) {
+		t.Errorf("shared: no %q in %q", f, facts(res))
+	}
+	if len(res.Routes) != 0 {
+		t.Errorf("shared: %d routes served without the Gateway's client certificate validation", len(res.Routes))
+	}
+}

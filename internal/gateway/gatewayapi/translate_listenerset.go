@@ -190,6 +190,18 @@ func (t *translator) listenerSetListeners(lss *listenerSetState) {
 				resolved, rReason, rMsg = false, reason, msg
 			}
 		}
+		// The Gateway's spec.tls.frontend covers its ListenerSets' HTTPS
+		// listeners too: never served without the validation it asks for.
+		if accepted && l.Protocol == gwv1.HTTPSProtocolType {
+			if acc, res := t.frontendTLS(gs, l); acc != nil || res != nil {
+				if acc != nil {
+					accepted, aReason, aMsg = false, acc.reason, acc.msg
+				}
+				if res != nil && resolved {
+					resolved, rReason, rMsg = false, res.reason, res.msg
+				}
+			}
+		}
 		ls.programmed = accepted && resolved
 		ls.valid = accepted && len(ls.kinds) > 0
 		pReason, pMsg := string(gwv1.ListenerEntryReasonProgrammed), "Programmed"

@@ -105,7 +105,26 @@ func (c *Controller) endpointSlices(svc *corev1.Service) []*discoveryv1.Endpoint
 // once first.
 func (c *Controller) applyEndpoints(ctx context.Context, svc *corev1.Service) {
 	api := c.opts.Client.Discovery.EndpointSlices(svc.Namespace)
-	for _, want := range c.endpointSlices(svc) {
+	wanted := c.endpointSlices(svc)
+	// A family the pods no longer have: its slice goes, rather than keep
+	// addresses that no longer serve. Known gone (a nil entry): no request.
+	for _, typ := range []discoveryv1.AddressType{discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6} {
+		if slices.ContainsFunc(wanted, func(es *discoveryv1.EndpointSlice) bool { return es.AddressType == typ }) {
+			continue
+		}
+		name := svc.Name + "-" + strings.ToLower(string(typ))
+		key := svc.Namespace + "/" + name
+		if have, known := c.slices[key]; known && have == nil {
+			continue
+		}
+		if err := api.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			delete(c.slices, key)
+			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not deleted", slog.String("endpointslice", key), slog.String("error", err.Error()))
+			continue
+		}
+		c.slices[key] = nil
+	}
+	for _, want := range wanted {
 		key := want.Namespace + "/" + want.Name
 		have := c.slices[key]
 		if have == nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway/config"
+	"github.com/flotilla-dev/flotilla/internal/gateway/gatewayapi"
 	"github.com/flotilla-dev/flotilla/internal/gateway/kubeshared"
 )
 
@@ -30,9 +31,31 @@ func (c *Controller) configMapInformer(ctx context.Context) cache.SharedIndexInf
 		return nil
 	}
 	inf := kubeshared.NewInformer(&corev1.ConfigMap{}, c.opts.Client, core.ConfigMaps("").List, core.ConfigMaps("").Watch)
+	_ = inf.SetTransform(stripConfigMap)
 	l := listerscorev1.NewConfigMapLister(inf.GetIndexer())
 	c.configMaps = func(ns, name string) *corev1.ConfigMap { m, _ := l.ConfigMaps(ns).Get(name); return m }
 	return inf
+}
+
+// stripConfigMap keeps of a ConfigMap what the CA references read: its
+// ca.crt key. The informer watches every ConfigMap of the cluster; the
+// rest of their data (up to 1 MiB each), annotations and managed fields
+// would all be held in memory for nothing.
+func stripConfigMap(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: metav1.ObjectMeta{Namespace: cm.Namespace, Name: cm.Name,
+		UID: cm.UID, ResourceVersion: cm.ResourceVersion, Generation: cm.Generation, CreationTimestamp: cm.CreationTimestamp,
+		DeletionTimestamp: cm.DeletionTimestamp}}
+	if v, ok := cm.Data[gatewayapi.CACertKey]; ok {
+		out.Data = map[string]string{gatewayapi.CACertKey: v}
+	}
+	if v, ok := cm.BinaryData[gatewayapi.CACertKey]; ok {
+		out.BinaryData = map[string][]byte{gatewayapi.CACertKey: v}
+	}
+	return out, nil
 }
 
 // tlsPorts are the translation's tls.ports with their CA files in the

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flotilla-dev/flotilla/internal/gateway"
@@ -112,5 +113,47 @@ func TestFrontendCAFromConfigMap(t *testing.T) {
 	defer mu.Unlock()
 	if len(last.TLSPorts) != 0 {
 		t.Errorf("TLSPorts %+v after the CA went: want the port gone with its listener", last.TLSPorts)
+	}
+}
+
+// TestStripConfigMap: the cluster-wide ConfigMap informer holds only the
+// CA key of each ConfigMap (Data or BinaryData), not the rest of its data,
+// annotations or managed fields.
+func TestStripConfigMap(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	for _, tt := range []struct {
+		name       string
+		cm         *corev1.ConfigMap
+		data       map[string]string
+		binaryData map[string][]byte
+	}{
+		{"other data only", &corev1.ConfigMap{Data: map[string]string{"app.yaml": big}, BinaryData: map[string][]byte{"blob": []byte(big)}}, nil, nil},
+		{"ca.crt and more", &corev1.ConfigMap{Data: map[string]string{"ca.crt": "PEM", "app.yaml": big}}, map[string]string{"ca.crt": "PEM"}, nil},
+		{"ca.crt as binary data", &corev1.ConfigMap{BinaryData: map[string][]byte{"ca.crt": []byte("PEM"), "blob": []byte(big)}}, nil, map[string][]byte{"ca.crt": []byte("PEM")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cm.ObjectMeta = metav1.ObjectMeta{Namespace: "ns", Name: "cm", ResourceVersion: "7", UID: "u",
+				Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": big},
+				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}
+			got, err := stripConfigMap(tt.cm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cm := got.(*corev1.ConfigMap)
+			if cm.Namespace != "ns" || cm.Name != "cm" || cm.ResourceVersion != "7" || cm.UID != "u" {
+				t.Errorf("identity lost: %+v", cm.ObjectMeta)
+			}
+			if len(cm.Annotations) != 0 || len(cm.ManagedFields) != 0 {
+				t.Errorf("annotations %d, managed fields %d kept", len(cm.Annotations), len(cm.ManagedFields))
+			}
+			if fmt.Sprint(cm.Data) != fmt.Sprint(tt.data) || fmt.Sprint(cm.BinaryData) != fmt.Sprint(tt.binaryData) {
+				t.Errorf("data %v, binary data %v; want %v, %v", cm.Data, cm.BinaryData, tt.data, tt.binaryData)
+			}
+		})
+	}
+	// Not a ConfigMap (a tombstone): passed through.
+	tomb := cache.DeletedFinalStateUnknown{Key: "ns/cm"}
+	if got, _ := stripConfigMap(tomb); got != tomb {
+		t.Errorf("tombstone changed: %v", got)
 	}
 }

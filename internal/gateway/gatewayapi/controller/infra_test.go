@@ -128,3 +128,81 @@ func TestGatewayInfrastructureOnService(t *testing.T) {
 		return has(map[string]string{"key2": "changed"}, s.Labels)
 	})
 }
+
+// TestServiceKeepsOthersMetadata: a label or annotation another writer
+// puts on a Gateway's Service (a load balancer controller's, a user's
+// kubectl annotate) stays: the controller removes only the keys it put
+// there itself, so the two never take turns rewriting the Service.
+func TestServiceKeepsOthersMetadata(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway", Labels: map[string]string{"app.kubernetes.io/name": "gateway"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	g := gatewayObj()
+	g.Spec.Infrastructure = &gwv1.GatewayInfrastructure{Labels: map[gwv1.LabelKey]gwv1.LabelValue{"team": "a"},
+		Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"key1": "value1"}}
+	rng := freeRange(t, 2)
+	var dyn *httpserver.Dynamic
+	h := startWith(t, []runtime.Object{pub}, []runtime.Object{class(), g}, perGateway(t, rng, &dyn))
+	ctx := context.Background()
+	svcs := h.core.CoreV1().Services("shop")
+	name := serviceName("shop", "edge")
+	eventually(t, "the Service exists with the Gateway's metadata", func() error {
+		s, err := svcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Labels["team"] != "a" || s.Annotations["key1"] != "value1" {
+			return fmt.Errorf("labels %v, annotations %v", s.Labels, s.Annotations)
+		}
+		return nil
+	})
+	// Another writer's annotation and label.
+	eventually(t, "another writer's metadata is on the Service", func() error {
+		s, err := svcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Annotations["lb.example.com/pool"] == "blue" {
+			return nil
+		}
+		s.Annotations["lb.example.com/pool"] = "blue"
+		s.Labels["owner"] = "ops"
+		_, err = svcs.Update(ctx, s, metav1.UpdateOptions{})
+		return err
+	})
+	// A change of the Gateway's metadata is followed (and proves a sync
+	// ran after the other writer's): its own removed key goes, the other
+	// writer's stay.
+	change := func() error {
+		cur, err := h.gw.GatewayV1().Gateways("shop").Get(ctx, "edge", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cur.Spec.Infrastructure.Labels["team"] == "b" {
+			return nil
+		}
+		cur.Spec.Infrastructure.Labels = map[gwv1.LabelKey]gwv1.LabelValue{"team": "b"}
+		cur.Spec.Infrastructure.Annotations = nil
+		cur.Generation++
+		_, err = h.gw.GatewayV1().Gateways("shop").Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	}
+	eventually(t, "the Service follows the Gateway and keeps the other writer's keys", func() error {
+		if err := change(); err != nil {
+			return err
+		}
+		s, err := svcs.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if s.Labels["team"] != "b" {
+			return fmt.Errorf("label team = %q, want b", s.Labels["team"])
+		}
+		if _, ok := s.Annotations["key1"]; ok {
+			return fmt.Errorf("annotation key1, taken out of spec.infrastructure, still there: %v", s.Annotations)
+		}
+		if s.Annotations["lb.example.com/pool"] != "blue" || s.Labels["owner"] != "ops" {
+			return fmt.Errorf("the other writer's metadata was removed: labels %v, annotations %v", s.Labels, s.Annotations)
+		}
+		return nil
+	})
+}

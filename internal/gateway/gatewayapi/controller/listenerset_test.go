@@ -139,3 +139,33 @@ func TestListenerSetThroughController(t *testing.T) {
 		return fmt.Errorf("no ListenerSetRejected Event on other/denied among %d events", len(evs.Items))
 	})
 }
+
+// TestListenerSetPortsAfterTheGateways: local ports go to the Gateway's
+// own listener ports before its ListenerSets' (whatever the port
+// numbers), so ListenerSets that take the range's last free ports never
+// leave the Gateway's own listeners without one.
+func TestListenerSetPortsAfterTheGateways(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	gw := gatewayObj()
+	gw.Spec.Listeners[0].Port = 9000
+	same := gwv1.NamespacesFromSame
+	gw.Spec.AllowedListeners = &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: &same}}
+	set := &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "more", Generation: 1}, Spec: gwv1.ListenerSetSpec{
+		ParentRef: gwv1.ParentGatewayReference{Name: "edge", Namespace: new(gwv1.Namespace("shop"))},
+		Listeners: []gwv1.ListenerEntry{{Name: "low", Port: 80, Protocol: gwv1.HTTPProtocolType, Hostname: new(gwv1.Hostname("ls.test"))}}}}
+	rng := freeRange(t, 1) // one local port for two listener ports
+	var dyn *httpserver.Dynamic
+	h := startWith(t, []runtime.Object{pub}, []runtime.Object{class(), gw, set}, perGateway(t, rng, &dyn))
+	ctx := context.Background()
+	eventually(t, "the Gateway's own listener port has the local port", func() error {
+		svc, err := h.core.CoreV1().Services("shop").Get(ctx, serviceName("shop", "edge"), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 9000 || svc.Spec.Ports[0].TargetPort.IntValue() != int(rng.Low) {
+			return fmt.Errorf("ports %+v, want 9000 on %d only", svc.Spec.Ports, rng.Low)
+		}
+		return nil
+	})
+}

@@ -34,6 +34,10 @@ import (
 const (
 	// annGateway names the Gateway ("namespace/name") a Service serves.
 	annGateway = "gateway.flotilla.dev/gateway"
+	// annKeys lists the label and annotation keys the controller put on
+	// a Service ("label:k,annotation:k"), so that it removes those it no
+	// longer wants and leaves other writers' alone.
+	annKeys = "gateway.flotilla.dev/metadata-keys"
 	// labelManaged marks the Services the controller owns.
 	labelManaged   = "app.kubernetes.io/managed-by"
 	managedByValue = "flotilla-gateway-api"
@@ -152,7 +156,11 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 			c.allocated[key] = map[int32]int32{}
 		}
 		var ports []corev1.ServicePort
-		for _, lp := range listenerPorts(g, res.ListenerSetPorts[key]) {
+		// The Gateway's own listener ports get local ports first: its
+		// ListenerSets' never take the last free ones from them.
+		own := listenerPorts(g, nil)
+		order := append(own, slices.DeleteFunc(listenerPorts(g, res.ListenerSetPorts[key]), func(p int32) bool { return slices.Contains(own, p) })...)
+		for _, lp := range order {
 			target, ok := have[lp]
 			if !ok {
 				target, ok = c.allocated[key][lp]
@@ -170,6 +178,7 @@ func (c *Controller) reconcileServices(ctx context.Context, in gatewayapi.Input,
 		if len(ports) == 0 {
 			continue // a Service needs a port; the Gateway has none to serve
 		}
+		slices.SortFunc(ports, func(a, b corev1.ServicePort) int { return int(a.Port) - int(b.Port) })
 		if svc := c.applyService(ctx, key, g, old, pub, ports); svc != nil {
 			c.applyEndpoints(ctx, svc)
 		}
@@ -215,6 +224,11 @@ func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gatew
 		typ = corev1.ServiceTypeClusterIP // node ports are not ours to hand out
 	}
 	labels, annotations := serviceMeta(key, g, pub)
+	annotations[annKeys] = metaKeys(labels, annotations)
+	if old != nil {
+		prevL, prevA := prevMetaKeys(old)
+		labels, annotations = keepOthers(old.Labels, labels, prevL), keepOthers(old.Annotations, annotations, prevA)
+	}
 	svcs := c.opts.Client.Core.Services(g.Namespace)
 	if old == nil {
 		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName(g.Namespace, g.Name), Namespace: g.Namespace,
@@ -245,6 +259,57 @@ func (c *Controller) applyService(ctx context.Context, key string, g *gwv1.Gatew
 		return nil
 	}
 	return made
+}
+
+// metaKeys is annKeys' value for a Service given labels and annotations.
+func metaKeys(labels, annotations map[string]string) string {
+	var keys []string
+	for k := range labels {
+		keys = append(keys, "label:"+k)
+	}
+	for k := range annotations {
+		if k != annKeys {
+			keys = append(keys, "annotation:"+k)
+		}
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
+
+// prevMetaKeys are the label and annotation keys the controller put on
+// s; without annKeys (a Service of an earlier version) all of them.
+func prevMetaKeys(s *corev1.Service) (labels, annotations map[string]bool) {
+	labels, annotations = map[string]bool{}, map[string]bool{}
+	v, ok := s.Annotations[annKeys]
+	if !ok {
+		for k := range s.Labels {
+			labels[k] = true
+		}
+		for k := range s.Annotations {
+			annotations[k] = true
+		}
+		return labels, annotations
+	}
+	for _, k := range strings.Split(v, ",") {
+		if l, ok := strings.CutPrefix(k, "label:"); ok {
+			labels[l] = true
+		} else if a, ok := strings.CutPrefix(k, "annotation:"); ok {
+			annotations[a] = true
+		}
+	}
+	return labels, annotations
+}
+
+// keepOthers is want plus the keys of have that the controller did not
+// put there (not in prev): another writer's.
+func keepOthers(have, want map[string]string, prev map[string]bool) map[string]string {
+	out := maps.Clone(want)
+	for k, v := range have {
+		if _, ok := out[k]; !ok && !prev[k] {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func portsEqual(a, b []corev1.ServicePort) bool {

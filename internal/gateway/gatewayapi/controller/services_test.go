@@ -218,3 +218,43 @@ func TestServiceName(t *testing.T) {
 		}
 	}
 }
+
+// TestPerGatewaySliceOfAGoneFamily: when the gateway's pods lose an
+// address family (the publish Service's IPv6 slice goes), the Gateway
+// Service's slice of that family goes too, rather than keeping pod
+// addresses that no longer serve (or serve another pod) for kube-proxy.
+func TestPerGatewaySliceOfAGoneFamily(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway", Labels: map[string]string{"app.kubernetes.io/name": "gateway"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	ready := discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)}
+	v4 := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway-v4", Labels: map[string]string{discoveryv1.LabelServiceName: "gateway"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.9"}, Conditions: ready}}}
+	v6 := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway-v6", Labels: map[string]string{discoveryv1.LabelServiceName: "gateway"}},
+		AddressType: discoveryv1.AddressTypeIPv6, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"fd00::9"}, Conditions: ready}}}
+	rng := freeRange(t, 2)
+	var dyn *httpserver.Dynamic
+	h := startWith(t, []runtime.Object{pub, v4, v6}, []runtime.Object{class(), gatewayObj()}, perGateway(t, rng, &dyn))
+	ctx := context.Background()
+	es := h.core.DiscoveryV1().EndpointSlices("shop")
+	name := serviceName("shop", "edge")
+	eventually(t, "both families' slices written", func() error {
+		for _, f := range []string{"-ipv4", "-ipv6"} {
+			if _, err := es.Get(ctx, name+f, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := es.Delete(ctx, "gateway-v6", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the IPv6 slice of the Gateway's Service deleted", func() error {
+		if s, err := es.Get(ctx, name+"-ipv6", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v): %+v", err, s)
+		}
+		if _, err := es.Get(ctx, name+"-ipv4", metav1.GetOptions{}); err != nil {
+			return err
+		}
+		return nil
+	})
+}
