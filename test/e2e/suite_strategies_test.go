@@ -131,10 +131,21 @@ func testRamped(t *testing.T) {
 		sleep(t, 4*time.Second) // into the ramp: both versions serve
 		page.b.shot("liveview-cluster-rollout-during")
 	})
-	page.b.shot("liveview-cluster-rollout-after")
-	// The gateway's load and its probes (about 1 % of the requests,
-	// v1 before and v2 after) are what the gateways served.
+	// Right after the ramp (rates are over the last 10 s) the page shows
+	// v2 with the traffic.
+	var shown map[string]liveVersion
+	deadline := time.Now().Add(5 * time.Second)
+	for shown = page.b.liveVersions("demo"); shown["v2"].Share < 0.9 && time.Now().Before(deadline); shown = page.b.liveVersions("demo") {
+		sleep(t, 500*time.Millisecond)
+	}
+	if shown["v2"].Share < 0.9 {
+		t.Errorf("live view after the ramp: rows %+v, want v2 with at least 90 %% of the last 10 s", shown)
+	}
+	// Its counts since it opened: the gateway's load and its probes
+	// (300 of about 4500 requests, v1 before and v2 after) are what the
+	// gateways served.
 	page.checkShares(t, sums[0], 0.03)
+	page.b.shot("liveview-cluster-rollout-after")
 	page.b.checkNoProblems()
 }
 

@@ -228,7 +228,7 @@ func (c *Collector) service(rt RouteInput) Service {
 	version := func(name, backend string) *Version {
 		v := versions[name]
 		if v == nil {
-			v = &Version{Name: name, Stats: Stats{History: newHistory()}}
+			v = &Version{Name: name, Instances: []Instance{}, Stats: Stats{History: newHistory()}}
 			versions[name] = v
 		}
 		if !slices.Contains(v.Backends, backend) {
@@ -415,7 +415,7 @@ func mergeVersions(svc *Service, vs []Version, shift int) {
 	for _, v := range vs {
 		i := slices.IndexFunc(svc.Versions, func(o Version) bool { return o.Name == v.Name })
 		if i < 0 {
-			svc.Versions = append(svc.Versions, Version{Name: v.Name, Stats: Stats{History: newHistory()}})
+			svc.Versions = append(svc.Versions, Version{Name: v.Name, Instances: []Instance{}, Stats: Stats{History: newHistory()}})
 			i = len(svc.Versions) - 1
 		}
 		mv := &svc.Versions[i]

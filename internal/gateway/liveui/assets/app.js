@@ -176,9 +176,9 @@
     c.root.dataset.paused = svc.paused ? 'true' : 'false';
     // Weights bar: colour, shape and text together.
     c.weights.replaceChildren();
-    const total = svc.backends.reduce((a, b) => a + b.weight, 0) || 1;
+    const total = (svc.backends || []).reduce((a, b) => a + b.weight, 0) || 1;
     const labels = [];
-    for (const b of svc.backends) {
+    for (const b of svc.backends || []) {
       const v = svc.versions.find((x) => x.backends.includes(b.name));
       const st = versionStyle(v ? v.name : b.name);
       const share = b.weight / total;
@@ -206,7 +206,7 @@
     renderChart(c, svc);
     // Table.
     const rows = [];
-    for (const v of svc.versions) {
+    for (const v of svc.versions || []) {
       const st = versionStyle(v.name);
       const tr = el('tr', { cls: 'version', 'data-version': v.name, 'data-share': v.share.toFixed(4), 'data-total-share': v.totalShare.toFixed(4),
         'data-total': v.stats.total, 'data-rate': v.stats.rate.toFixed(2) },
@@ -216,7 +216,7 @@
         opt(el('td', { text: lat(v.stats, v.stats.p50Ms) })), el('td', { text: lat(v.stats, v.stats.p99Ms) }),
         opt(el('td', {}, spark(v.stats.history, st.colour, v.name))), opt(el('td', { text: v.stats.total })));
       rows.push(tr);
-      for (const i of v.instances) {
+      for (const i of v.instances || []) {
         const label = i.pod ? i.pod + ' (' + i.address + ')' : i.address;
         rows.push(el('tr', { cls: 'instance', 'data-instance': i.address, 'data-state': i.state },
           el('td', { text: label }),
@@ -240,7 +240,7 @@
     const max = Math.max(1, ...svc.stats.history.n);
     const base = new Array(n).fill(0);
     const W = 600, H = 88, x = (i) => (i * W) / (n - 1), y = (v) => H - (v / max) * (H - 4);
-    for (const v of svc.versions) {
+    for (const v of svc.versions || []) {
       const st = versionStyle(v.name);
       const top = base.map((b, i) => b + (v.stats.history ? v.stats.history.n[i] || 0 : 0));
       let d = 'M0,' + y(base[0]);
