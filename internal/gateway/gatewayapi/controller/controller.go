@@ -317,6 +317,44 @@ func (c *Controller) report(in gatewayapi.Input, problems []gatewayapi.Problem) 
 	c.reported.Done()
 }
 
+// listenerView is what mergeListeners compares of a Gateway's or a
+// ListenerSet's listener status.
+type listenerView struct {
+	name     string
+	conds    *[]metav1.Condition
+	attached int32
+	kinds    []gwv1.RouteGroupKind
+}
+
+// mergeListeners returns the wanted listener statuses with the conditions
+// of the current ones of the same name merged in (mergeConditions keeps
+// their transition times), and whether anything differs.
+func mergeListeners[L any](cur, want []L, view func(*L) listenerView) ([]L, bool) {
+	changed := len(cur) != len(want)
+	out := make([]L, 0, len(want))
+	for _, wl := range want {
+		w := view(&wl)
+		var old *listenerView
+		for i := range cur {
+			if v := view(&cur[i]); v.name == w.name {
+				old = &v
+				break
+			}
+		}
+		var oldConds []metav1.Condition
+		if old != nil {
+			oldConds = *old.conds
+		}
+		conds, cchanged := mergeConditions(oldConds, *w.conds)
+		if old == nil || cchanged || old.attached != w.attached || !apiequality.Semantic.DeepEqual(old.kinds, w.kinds) {
+			changed = true
+		}
+		*w.conds = conds
+		out = append(out, wl)
+	}
+	return out, changed
+}
+
 // mergeConditions returns want with the LastTransitionTime of old's
 // conditions of the same type and status kept (meta.SetStatusCondition's
 // rule), and whether the result differs from old.
@@ -402,25 +440,10 @@ func (c *Controller) writeStatus(ctx context.Context, in gatewayapi.Input, res g
 		if !apiequality.Semantic.DeepEqual(st.Addresses, addrs) && !(len(st.Addresses) == 0 && len(addrs) == 0) {
 			st.Addresses, changed = addrs, true
 		}
-		var listeners []gwv1.ListenerStatus
-		for _, wl := range want.Listeners {
-			var old []metav1.Condition
-			var oldL *gwv1.ListenerStatus
-			if i := slices.IndexFunc(st.Listeners, func(l gwv1.ListenerStatus) bool { return l.Name == wl.Name }); i >= 0 {
-				oldL = &st.Listeners[i]
-				old = oldL.Conditions
-			}
-			lc, lchanged := mergeConditions(old, wl.Conditions)
-			if oldL == nil || lchanged || oldL.AttachedRoutes != wl.AttachedRoutes || !apiequality.Semantic.DeepEqual(oldL.SupportedKinds, wl.SupportedKinds) {
-				changed = true
-			}
-			wl.Conditions = lc
-			listeners = append(listeners, wl)
-		}
-		if len(listeners) != len(st.Listeners) {
-			changed = true
-		}
-		st.Listeners = listeners
+		listeners, lchanged := mergeListeners(st.Listeners, want.Listeners, func(l *gwv1.ListenerStatus) listenerView {
+			return listenerView{string(l.Name), &l.Conditions, l.AttachedRoutes, l.SupportedKinds}
+		})
+		st.Listeners, changed = listeners, changed || lchanged
 		if a, b := st.AttachedListenerSets, want.AttachedListenerSets; (a == nil) != (b == nil) || a != nil && *a != *b {
 			st.AttachedListenerSets, changed = b, true
 		}

@@ -3,9 +3,7 @@ package controller
 import (
 	"context"
 	"log/slog"
-	"slices"
 
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -47,25 +45,10 @@ func (c *Controller) writeListenerSetStatus(ctx context.Context, in gatewayapi.I
 		st := s.Status.DeepCopy()
 		conds, changed := mergeConditions(st.Conditions, want.Conditions)
 		st.Conditions = conds
-		var listeners []gwv1.ListenerEntryStatus
-		for _, wl := range want.Listeners {
-			var old []metav1.Condition
-			var oldL *gwv1.ListenerEntryStatus
-			if i := slices.IndexFunc(st.Listeners, func(l gwv1.ListenerEntryStatus) bool { return l.Name == wl.Name }); i >= 0 {
-				oldL = &st.Listeners[i]
-				old = oldL.Conditions
-			}
-			lc, lchanged := mergeConditions(old, wl.Conditions)
-			if oldL == nil || lchanged || oldL.AttachedRoutes != wl.AttachedRoutes || !apiequality.Semantic.DeepEqual(oldL.SupportedKinds, wl.SupportedKinds) {
-				changed = true
-			}
-			wl.Conditions = lc
-			listeners = append(listeners, wl)
-		}
-		if len(listeners) != len(st.Listeners) {
-			changed = true
-		}
-		st.Listeners = listeners
+		listeners, lchanged := mergeListeners(st.Listeners, want.Listeners, func(l *gwv1.ListenerEntryStatus) listenerView {
+			return listenerView{string(l.Name), &l.Conditions, l.AttachedRoutes, l.SupportedKinds}
+		})
+		st.Listeners, changed = listeners, changed || lchanged
 		if !changed {
 			continue
 		}
