@@ -164,7 +164,7 @@ func (f *fixture) weights(t *testing.T) string {
 func TestControlsAreProtected(t *testing.T) {
 	f := start(t, []byte(token), liveui.Options{})
 	s, other := f.login(t), f.login(t)
-	if other.csrf[0] == s.csrf[0] {
+	for other.csrf[0] == s.csrf[0] {
 		other = f.login(t) // "wrong CSRF token" below needs a first byte that differs
 	}
 	flip := func(r request) request { r.method, r.path = "POST", "/ui/routes/app/flip"; return r }
