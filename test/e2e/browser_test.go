@@ -224,11 +224,17 @@ func (p *livePage) checkShares(t *testing.T, sum load.Summary, tol float64) {
 		}
 		return d, n
 	}
+	// Settled: at least the load's requests, and the same count two
+	// seconds apart (the page merges its peers' last answers, a second or
+	// two behind its own).
 	var got map[string]int
-	var n int
+	n, last := 0, -1
 	eventually(t, convergeTimeout, "the page counts the load's requests", func() error {
-		if got, n = delta(p.b.liveVersions(p.service)); int64(n) < sum.Requests {
-			return fmt.Errorf("the page counted %d of the load's %d requests", n, sum.Requests)
+		sleep(t, 2*time.Second)
+		got, n = delta(p.b.liveVersions(p.service))
+		if settled := n == last; int64(n) < sum.Requests || !settled {
+			last = n
+			return fmt.Errorf("the page counted %d requests (2 s before: %d), the load %d", n, last, sum.Requests)
 		}
 		return nil
 	})
