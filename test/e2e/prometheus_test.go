@@ -23,8 +23,9 @@ import (
 // The local cluster's Prometheus (test/e2e/cluster, phase prometheus)
 // scrapes every pod through Kubernetes service discovery every 2 s.
 // promInterval is the range the Flagger and Grafana queries are evaluated
-// over: long enough for several scrapes of a 10 s load run.
-const promInterval = "20s"
+// over: the 10 s load run and the wait for the scrape after it, with room
+// for a slow machine.
+const promInterval = "30s"
 
 // prometheus returns a client of the cluster's Prometheus (PROMETHEUS_URL,
 // set by test/e2e/cluster/env.sh).

@@ -109,7 +109,7 @@ func TestStrategiesGatewayAPI(t *testing.T) {
 	})
 	t.Run("Ramped", func(t *testing.T) {
 		t.Parallel()
-		checkRamped(t, gatewayAPIStrategyPatched(t, "ramped", twoPods, "deploy/demo"), 2)
+		checkRamped(t, gatewayAPIStrategyPatched(t, "ramped", twoPods, "deploy/demo"), 2, nil, nil)
 	})
 }
 
