@@ -105,7 +105,7 @@ cluster-check: ## self-test of the local cluster: services, NodePorts, DNS, roll
 .PHONY: e2e
 # One package (not ./test/e2e/...), so that -v streams: a CI log shows progress.
 e2e: deps images cluster-up ## end-to-end tests (build tag e2e) on the local cluster, fresh images; E2E_FLAGS='-run X'
-	eval "$$($(CLUSTER)/env.sh)" && $(GO) test -tags e2e -count=1 -timeout 60m -v $(E2E_FLAGS) ./test/e2e/
+	eval "$$($(CLUSTER)/env.sh)" && $(GO) run ./hack/gotest -tags e2e -count=1 -timeout 60m $(E2E_FLAGS) ./test/e2e/
 
 # --- Kubernetes packaging (deploy/) ---------------------------------------
 # Helm from the Go module proxy, pinned, for machines without a helm binary.

@@ -27,6 +27,15 @@ func redact(raw string) string {
 	return u.Redacted()
 }
 
+// MarshalJSON adds first_seconds: when the failure came first.
+func (e ErrorSample) MarshalJSON() ([]byte, error) {
+	type plain ErrorSample
+	return json.Marshal(struct {
+		plain
+		FirstSeconds float64 `json:"first_seconds"`
+	}{plain(e), e.First.Seconds()})
+}
+
 // MarshalJSON writes every latency in milliseconds: min_ms, mean_ms,
 // p50_ms, p90_ms, p99_ms, p999_ms, max_ms.
 func (l Latency) MarshalJSON() ([]byte, error) {

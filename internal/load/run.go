@@ -252,5 +252,5 @@ func (r *runner) do(ctx context.Context, sh *shard, due time.Time) {
 	if err != nil && ctx.Err() != nil {
 		return // cut short by the caller, not failed by the target
 	}
-	sh.record(resp, err, lat)
+	sh.record(resp, err, lat, due.Sub(r.start))
 }

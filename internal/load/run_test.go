@@ -1,11 +1,14 @@
 package load
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +127,25 @@ func TestErrorsByKind(t *testing.T) {
 	if s.Latency.Max < c.Timeout {
 		t.Errorf("Latency.Max = %v, want timed-out requests counted at ≥ %v", s.Latency.Max, c.Timeout)
 	}
+	// One sample per kind of failure, each 5 times, none naming the local
+	// address (it differs for every connection).
+	if len(s.ErrorSamples) != 3 {
+		t.Fatalf("ErrorSamples = %+v, want 3 distinct failures", s.ErrorSamples)
+	}
+	for _, want := range []string{"503 Service Unavailable", "reset by peer", "deadline exceeded"} {
+		i := slices.IndexFunc(s.ErrorSamples, func(e ErrorSample) bool { return strings.Contains(e.Error, want) })
+		if i < 0 || s.ErrorSamples[i].Count != 5 {
+			t.Errorf("ErrorSamples = %+v, want %q 5 times", s.ErrorSamples, want)
+		}
+	}
+	for i, e := range s.ErrorSamples {
+		if strings.Contains(e.Error, "->") {
+			t.Errorf("sample %q names the local address", e.Error)
+		}
+		if e.First < 0 || e.First > s.Elapsed || i > 0 && e.First < s.ErrorSamples[i-1].First {
+			t.Errorf("samples' first times %+v: want within the run (%v), in order", s.ErrorSamples, s.Elapsed)
+		}
+	}
 }
 
 func TestRefused(t *testing.T) {
@@ -139,6 +161,41 @@ func TestRefused(t *testing.T) {
 	}
 	if len(s.Failures) != 0 {
 		t.Errorf("Failures = %q, want none with --max-error-rate 1", s.Failures)
+	}
+	if len(s.ErrorSamples) != 1 || s.ErrorSamples[0].Count != 20 ||
+		s.ErrorSamples[0].Error != "dial tcp "+addr+": connect: connection refused" {
+		t.Errorf("ErrorSamples = %+v, want 20× dial tcp %s: connect: connection refused", s.ErrorSamples, addr)
+	}
+}
+
+func TestErrorSamplesBounded(t *testing.T) {
+	a, b := newTally(), newTally()
+	for i := range 20 {
+		a.record(nil, fmt.Errorf("failure %d", i), time.Millisecond, time.Duration(20-i)*time.Second)
+	}
+	b.record(nil, fmt.Errorf("failure 0"), time.Millisecond, time.Second)
+	b.merge(a)
+	s := summarize(Config{Concurrency: 1}, b, time.Minute)
+	var total int64
+	for _, e := range s.ErrorSamples {
+		total += e.Count
+	}
+	if n := len(s.ErrorSamples); n > maxSamples+1 || s.ErrorSamples[n-1].Error != otherFailures || total != 21 {
+		t.Fatalf("ErrorSamples = %+v, want at most %d texts, then (other failures), 21 in all", s.ErrorSamples, maxSamples)
+	}
+	if e := s.ErrorSamples[0]; e.Error != "failure 0" || e.Count != 2 || e.First != time.Second {
+		t.Errorf("first sample = %+v, want failure 0, twice, first at 1s (the earlier of the two)", e)
+	}
+	var text bytes.Buffer
+	s.writeText(&text, Config{})
+	if !strings.Contains(text.String(), "2× failure 0 (first at 1.00s)") || !strings.Contains(text.String(), "(other failures)") {
+		t.Errorf("text summary:\n%s\nwant the samples listed", text.String())
+	}
+}
+
+func TestClipDefangsTerminalControls(t *testing.T) {
+	if got := clip("v1\x1b[2J\x1b]0;pwned\x07", 40); strings.ContainsAny(got, "\x1b\x07") || !strings.HasPrefix(got, "v1?[2J") {
+		t.Errorf("clip = %q, want control characters replaced", got)
 	}
 }
 

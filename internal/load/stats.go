@@ -52,6 +52,39 @@ func classify(err error) errKind {
 	return kindOther
 }
 
+// failureText is how a failed request reads in Summary.ErrorSamples: the
+// transport error without its local address (which would make every
+// connection's text unique), or the status of a 5xx answer and who gave it.
+func failureText(resp *http.Response, err error) string {
+	if err == nil {
+		text := resp.Status
+		if v := resp.Header[headerInstance]; len(v) > 0 && v[0] != "" {
+			text += " from " + v[0]
+		}
+		return text
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Source != nil {
+		c := *oe
+		c.Source = nil
+		return c.Error()
+	}
+	return err.Error()
+}
+
+// maxSamples bounds the distinct failure texts a run keeps; the rest
+// count under otherFailures.
+const (
+	maxSamples    = 8
+	otherFailures = "(other failures)"
+)
+
+// sample is how often one failure text came, and when first.
+type sample struct {
+	count int64
+	first time.Duration // since the start of the run
+}
+
 type instanceKey struct{ version, instance string }
 
 // tally is what a set of requests produced. Workers record into shards of
@@ -64,20 +97,40 @@ type tally struct {
 	status    map[int]int64
 	versions  map[string]int64
 	instances map[instanceKey]int64
+	samples   map[string]sample // failure texts, at most maxSamples+1
 }
 
 func newTally() *tally {
-	return &tally{status: map[int]int64{}, versions: map[string]int64{}, instances: map[instanceKey]int64{}}
+	return &tally{status: map[int]int64{}, versions: map[string]int64{}, instances: map[instanceKey]int64{}, samples: map[string]sample{}}
 }
 
-func (t *tally) record(resp *http.Response, err error, lat time.Duration) {
+// addSample counts n failures with text first seen at first.
+func (t *tally) addSample(text string, n int64, first time.Duration) {
+	if _, ok := t.samples[text]; !ok && len(t.samples) >= maxSamples {
+		text = otherFailures
+	}
+	s, ok := t.samples[text]
+	if !ok || first < s.first {
+		s.first = first
+	}
+	s.count += n
+	t.samples[text] = s
+}
+
+// record counts one request that started at offset at from the start of
+// the run and took lat.
+func (t *tally) record(resp *http.Response, err error, lat, at time.Duration) {
 	t.requests++
 	t.lat.record(lat)
 	if err != nil {
 		t.errs[classify(err)]++
+		t.addSample(failureText(nil, err), 1, at)
 		return
 	}
 	t.status[resp.StatusCode]++
+	if resp.StatusCode >= 500 {
+		t.addSample(failureText(resp, nil), 1, at)
+	}
 	version, instance := Unknown, Unknown
 	if v := resp.Header[headerVersion]; len(v) > 0 && v[0] != "" {
 		version = v[0]
@@ -103,6 +156,9 @@ func (t *tally) merge(o *tally) {
 	}
 	for k, n := range o.instances {
 		t.instances[k] += n
+	}
+	for text, s := range o.samples {
+		t.addSample(text, s.count, s.first)
 	}
 }
 
@@ -138,9 +194,9 @@ type shard struct {
 	t  *tally
 }
 
-func (s *shard) record(resp *http.Response, err error, lat time.Duration) {
+func (s *shard) record(resp *http.Response, err error, lat, at time.Duration) {
 	s.mu.Lock()
-	s.t.record(resp, err, lat)
+	s.t.record(resp, err, lat, at)
 	s.mu.Unlock()
 }
 
@@ -184,6 +240,11 @@ type Summary struct {
 	// from the time it was due.
 	Latency Latency `json:"latency"`
 
+	// ErrorSamples lists the distinct failures (transport errors and 5xx
+	// answers) with how often and when each came first, in order of first
+	// appearance; at most 8 texts, the rest under "(other failures)", last.
+	ErrorSamples []ErrorSample `json:"error_samples,omitempty"`
+
 	// Failures lists the checks that failed (error budget, expected
 	// versions); empty when the run passed.
 	Failures []string `json:"failures"`
@@ -196,6 +257,13 @@ type ErrorKinds struct {
 	Timeout   int64 `json:"timeout"`    // Config.Timeout passed
 	ServerErr int64 `json:"server_5xx"` // answered with a 5xx status
 	Other     int64 `json:"other"`      // DNS, TLS, malformed response…
+}
+
+// ErrorSample is one distinct failure of a run.
+type ErrorSample struct {
+	Error string        `json:"error"`
+	Count int64         `json:"count"`
+	First time.Duration `json:"-"` // since the start of the run
 }
 
 // Count is how many responses one version (and instance) gave.
@@ -258,6 +326,13 @@ func summarize(c Config, t *tally, elapsed time.Duration) Summary {
 		ErrorKinds: ErrorKinds{Refused: t.errs[kindRefused], Reset: t.errs[kindReset], Timeout: t.errs[kindTimeout],
 			ServerErr: t.serverErrors(), Other: t.errs[kindOther]},
 		Versions: t.counts(false), Instances: t.counts(true), Latency: latencyOf(&t.lat), Failures: []string{}}
+	for text, smp := range t.samples {
+		s.ErrorSamples = append(s.ErrorSamples, ErrorSample{Error: text, Count: smp.count, First: smp.first})
+	}
+	slices.SortFunc(s.ErrorSamples, func(a, b ErrorSample) int {
+		return cmp.Or(compareBool(a.Error == otherFailures, b.Error == otherFailures),
+			cmp.Compare(a.First, b.First), cmp.Compare(a.Error, b.Error))
+	})
 	if c.Rate > 0 {
 		s.Mode, s.TargetRate = "open", c.Rate
 	}
@@ -268,6 +343,17 @@ func summarize(c Config, t *tally, elapsed time.Duration) Summary {
 		s.ErrorRate = float64(s.Errors) / float64(t.requests)
 	}
 	return s
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // check fills in s.Failures from c's budgets.

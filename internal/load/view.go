@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Refresh and layout of the live view.
@@ -259,6 +260,9 @@ func (s Summary) writeText(b *bytes.Buffer, c Config) {
 	k := s.ErrorKinds
 	fmt.Fprintf(b, "\n  errors     %d (%.2f%%): refused %d, reset %d, timeout %d, 5xx %d, other %d\n",
 		s.Errors, 100*s.ErrorRate, k.Refused, k.Reset, k.Timeout, k.ServerErr, k.Other)
+	for _, e := range s.ErrorSamples {
+		fmt.Fprintf(b, "  %-10s %d× %s (first at %s)\n", "", e.Count, clip(e.Error, 160), fmtDur(e.First))
+	}
 	b.WriteString("  status    ")
 	for _, code := range sortedKeys(s.Status) {
 		fmt.Fprintf(b, " %d ×%d", code, s.Status[code])
@@ -335,7 +339,15 @@ func ratio(n, total int64) float64 {
 	return float64(n) / float64(total)
 }
 
+// clip shortens s to n runes and replaces what a terminal would act on
+// (escape sequences, in text the target sent) with '?'.
 func clip(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '?'
+	}, s)
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}

@@ -17,7 +17,7 @@ func fakeTally(versions map[string]int64, errs [numKinds]int64) *tally {
 	for v, n := range versions {
 		resp := &http.Response{StatusCode: 200, Header: http.Header{headerVersion: {v}, headerInstance: {v + "-pod"}}}
 		for range n {
-			t.record(resp, nil, time.Millisecond)
+			t.record(resp, nil, time.Millisecond, 0)
 		}
 	}
 	for k, n := range errs {
@@ -103,7 +103,7 @@ func TestTTYFrameFitsWidth(t *testing.T) {
 	tl := newTally()
 	for i := range 8 {
 		resp := &http.Response{StatusCode: 200 + i, Header: http.Header{headerVersion: {"v1"}, headerInstance: {"counter-" + strconv.Itoa(i)}}}
-		tl.record(resp, nil, time.Millisecond)
+		tl.record(resp, nil, time.Millisecond, 0)
 	}
 	v.frame(v.r.start.Add(time.Second), tl)
 	for _, want := range []string{"  counter-5 ", "  … 2 more instances\n"} {
@@ -212,8 +212,8 @@ func TestFmtDur(t *testing.T) {
 func TestRecordDoesNotAllocate(t *testing.T) {
 	tl := newTally()
 	resp := &http.Response{StatusCode: 200, Header: http.Header{headerVersion: {"v1"}, headerInstance: {"counter-1"}}}
-	tl.record(resp, nil, time.Millisecond)
-	if n := testing.AllocsPerRun(100, func() { tl.record(resp, nil, 2*time.Millisecond) }); n != 0 {
+	tl.record(resp, nil, time.Millisecond, 0)
+	if n := testing.AllocsPerRun(100, func() { tl.record(resp, nil, 2*time.Millisecond, 0) }); n != 0 {
 		t.Errorf("record() allocates %v times, want 0", n)
 	}
 }

@@ -274,6 +274,9 @@ func logLoad(t *testing.T, name string, s load.Summary, tl *timeline) {
 		name, s.Requests, s.Elapsed.Round(100*time.Millisecond), s.Rate, s.Unsent, s.Errors,
 		s.ErrorKinds.Refused, s.ErrorKinds.Reset, s.ErrorKinds.Timeout, s.ErrorKinds.ServerErr, s.ErrorKinds.Other,
 		versions(s), s.Latency.P99.Round(time.Millisecond), tl.String())
+	if s.Errors > 0 {
+		t.Logf("LOAD %s: failures: %s", name, failures(s))
+	}
 }
 
 // A probe is a short load that checks which version answers before a
@@ -345,9 +348,22 @@ func (tr *traffic) stopNoFailures(t *testing.T) load.Summary {
 		t.Errorf("load %s: no request was sent", tr.name)
 	}
 	if s.Errors > 0 {
-		t.Errorf("load %s: %d of %d requests failed, want 0 (status counts %v)", tr.name, s.Errors, s.Requests, s.Status)
+		t.Errorf("load %s: %d of %d requests failed, want 0 (status counts %v): %s", tr.name, s.Errors, s.Requests, s.Status, failures(s))
 	}
 	return s
+}
+
+// failures lists a summary's distinct failures: "3× dial tcp …: connection
+// refused (first at 12.3s); …".
+func failures(s load.Summary) string {
+	var b strings.Builder
+	for i, e := range s.ErrorSamples {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d× %s (first at %.1fs)", e.Count, e.Error, e.First.Seconds())
+	}
+	return b.String()
 }
 
 // versions formats a summary's version counts: "v1:1234 v2:567".
