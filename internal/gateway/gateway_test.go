@@ -816,3 +816,29 @@ routes: [{name: ws, backends: [{name: ws}]}]
 		t.Errorf("over the upgraded connection got %q, want the echo", line)
 	}
 }
+
+// TestConcurrentStepsAllCount: steps computed from the current weights
+// (the live view's canary step) at once on the file config's table: none
+// is computed on weights another is about to replace.
+func TestConcurrentStepsAllCount(t *testing.T) {
+	v1, v2, shadow := newUpstream(t, "v1"), newUpstream(t, "v2"), newUpstream(t, "shadow")
+	f := strategies(t, v1, v2, shadow, "")
+	if err := f.gw.SetWeights("canary", map[string]int{"v1": 100, "v2": 0}); err != nil {
+		t.Fatal(err)
+	}
+	step := func(cur map[string]int) (map[string]int, error) {
+		return map[string]int{"v1": cur["v1"] - 1, "v2": cur["v2"] + 1}, nil
+	}
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			if _, err := f.gw.UpdateWeights(context.Background(), "canary", step); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if w, _ := f.gw.Weights("canary"); w["v1"] != 70 || w["v2"] != 30 {
+		t.Errorf("after 30 steps of 1 at once: %v, want v1 70, v2 30", w)
+	}
+}

@@ -27,7 +27,7 @@ func (g *Gateway) LiveView() *liveview.Collector { return g.live }
 
 // LiveUI returns the live view page for the admin listener (pass it as
 // admin.Options.UI): this gateway's snapshots, with controls that go
-// through SetWeights and SetPaused unless readOnly. token is the admin
+// through UpdateWeights and SetPaused unless readOnly. token is the admin
 // API's (nil: the page answers on loopback only). Close it when the
 // admin server starts draining: Shutdown waits for its event streams.
 func (g *Gateway) LiveUI(token []byte, readOnly bool) *liveui.UI {
@@ -45,23 +45,16 @@ func (g *Gateway) LiveUIWith(src liveui.Source, token []byte, readOnly bool) *li
 }
 
 // pageControls are the page's buttons: weights go where the admin API's
-// PUT puts them (WriteWeights: through the HTTPRoute on Kubernetes, so
+// PUT puts them (UpdateWeights: through the HTTPRoute on Kubernetes, so
 // every replica follows); pause holds this process's weights, so it is
 // refused where weights live in the Kubernetes API.
-type pageControls struct{ g *Gateway }
-
-func (c pageControls) Weights(route string) (map[string]int, error) { return c.g.Weights(route) }
-
-func (c pageControls) SetWeights(route string, w map[string]int) error {
-	_, err := c.g.WriteWeights(context.Background(), route, w)
-	return err
-}
+type pageControls struct{ *Gateway }
 
 func (c pageControls) SetPaused(route string, paused bool) error {
-	if c.g.weightWriter.Load() != nil {
+	if c.weightWriter.Load() != nil {
 		return fmt.Errorf("%w: weights are kept in the Kubernetes API, where every replica reads them; pause is for the file config", admin.ErrConflict)
 	}
-	return c.g.SetPaused(route, paused)
+	return c.Gateway.SetPaused(route, paused)
 }
 
 var (

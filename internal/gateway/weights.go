@@ -10,10 +10,10 @@ import (
 
 var _ admin.WeightWriter = (*Gateway)(nil)
 
-// SetWeightWriter installs where WriteWeights writes: on Kubernetes the
+// SetWeightWriter installs where UpdateWeights writes: on Kubernetes the
 // Gateway API write-through (package gatewayapi/weights), which falls back
-// to SetWeights for routes of the config file. nil restores the default,
-// SetWeights for every route.
+// to UpdateWeightsLocal for routes of the config file. nil restores the
+// default, this gateway's table for every route.
 func (g *Gateway) SetWeightWriter(w admin.WeightWriter) {
 	if w == nil {
 		g.weightWriter.Store(nil)
@@ -22,28 +22,38 @@ func (g *Gateway) SetWeightWriter(w admin.WeightWriter) {
 	g.weightWriter.Store(&w)
 }
 
-// WriteWeights sets some of a route's weights where they are kept (see
+// UpdateWeights changes a route's weights where they are kept (see
 // admin.WeightWriter): through the writer SetWeightWriter installed, else
-// in this gateway's table (WriteWeightsLocal). It is what the admin API's
-// PUT /routes/{name}/weights and the admin page's controls call.
-func (g *Gateway) WriteWeights(ctx context.Context, route string, w map[string]int) (admin.Written, error) {
+// in this gateway's table (UpdateWeightsLocal). It is what the admin API's
+// PUT /routes/{name}/weights and the live view's controls call.
+func (g *Gateway) UpdateWeights(ctx context.Context, route string, next admin.NextWeights) (admin.Written, error) {
 	if p := g.weightWriter.Load(); p != nil {
-		return (*p).WriteWeights(ctx, route, w)
+		return (*p).UpdateWeights(ctx, route, next)
 	}
-	return g.WriteWeightsLocal(route, w)
+	return g.UpdateWeightsLocal(route, next)
 }
 
-// WriteWeightsLocal is SetWeights answered as a WriteWeights: the route's
-// live weights after the swap, written "local".
-func (g *Gateway) WriteWeightsLocal(route string, w map[string]int) (admin.Written, error) {
-	if err := g.SetWeights(route, w); err != nil {
-		return admin.Written{}, err
-	}
-	ws, err := g.Weights(route)
+// UpdateWeightsLocal is UpdateWeights on this gateway's table (SetWeights),
+// one update at a time so that none computes on weights another is about
+// to replace; answered with the route's live weights, written "local".
+func (g *Gateway) UpdateWeightsLocal(route string, next admin.NextWeights) (admin.Written, error) {
+	g.updateMu.Lock()
+	defer g.updateMu.Unlock()
+	cur, err := g.Weights(route)
 	if err != nil {
 		return admin.Written{}, err
 	}
-	return admin.Written{Where: "local", Weights: ws}, nil
+	w, err := next(cur)
+	if err != nil {
+		return admin.Written{}, err
+	}
+	if err := g.SetWeights(route, w); err != nil {
+		return admin.Written{}, err
+	}
+	if cur, err = g.Weights(route); err != nil {
+		return admin.Written{}, err
+	}
+	return admin.Written{Where: "local", Weights: cur}, nil
 }
 
 // RouteOfPart reports whether the route named route came from the extra

@@ -113,7 +113,7 @@ func Handler(g Gateway, p Probes, reg *prometheus.Registry) http.Handler {
 		// Where the weights are kept decides where they are written
 		// (WeightWriter); a Gateway without it swaps them locally.
 		if ww, ok := g.(WeightWriter); ok {
-			done, err := ww.WriteWeights(r.Context(), r.PathValue("name"), ws)
+			done, err := ww.UpdateWeights(r.Context(), r.PathValue("name"), Set(ws))
 			if err != nil {
 				writeError(w, statusOf(err, http.StatusBadRequest), err)
 				return

@@ -4,20 +4,37 @@ import (
 	"context"
 )
 
-// WeightWriter sets some of a route's weights where they are kept: in the
+// WeightWriter changes a route's weights where they are kept: in the
 // gateway's own table for routes of the config file, or, on Kubernetes,
 // in the HTTPRoute a route was translated from (package
 // gatewayapi/weights), so that every replica follows and the weights
 // survive a restart. PUT /routes/{name}/weights calls it when the
-// Gateway implements it; the admin web page's controls call the same.
+// Gateway implements it; the live view's controls call the same.
+//
+// UpdateWeights reads the route's weights where they are kept, calls next
+// with them and writes what next returns: some of the route's backends,
+// the others keep theirs. A change relative to the current weights (a
+// canary's step, a flip) is computed on what is written, not on a copy
+// that may lag it: on Kubernetes next runs again on the fresh weights
+// after a conflict, so two writers at once both count.
 //
 // Errors wrapping ErrNotFound mean no such route (404), ErrInvalid a
-// backend the route does not have or a weight out of range (422).
+// backend the route does not have or a weight out of range (422); an
+// error of next is returned as it is.
 type WeightWriter interface {
-	WriteWeights(ctx context.Context, route string, w map[string]int) (Written, error)
+	UpdateWeights(ctx context.Context, route string, next NextWeights) (Written, error)
 }
 
-// Written says where WriteWeights wrote.
+// NextWeights computes the weights to write from a route's current ones
+// (backend name → weight, on the gateway's 0..100 scale).
+type NextWeights func(cur map[string]int) (map[string]int, error)
+
+// Set is the NextWeights that writes w whatever the current weights.
+func Set(w map[string]int) NextWeights {
+	return func(map[string]int) (map[string]int, error) { return w, nil }
+}
+
+// Written says where UpdateWeights wrote.
 type Written struct {
 	// Where names the place: "local" (this replica's table, until the
 	// next reload), or "HTTPRoute <namespace>/<name> spec.rules[<i>]

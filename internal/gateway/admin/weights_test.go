@@ -28,7 +28,11 @@ func (g *stubGateway) SetWeights(string, map[string]int) error {
 }
 func (g *stubGateway) ReloadFile() error { return nil }
 func (g *stubGateway) ConfigStatus() any { return nil }
-func (g *stubGateway) WriteWeights(_ context.Context, route string, w map[string]int) (Written, error) {
+func (g *stubGateway) UpdateWeights(_ context.Context, route string, next NextWeights) (Written, error) {
+	w, err := next(nil)
+	if err != nil {
+		return Written{}, err
+	}
 	return g.write(route, w)
 }
 

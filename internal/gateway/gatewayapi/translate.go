@@ -34,7 +34,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"maps"
-	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -1040,42 +1039,18 @@ func total(refs []config.BackendRef) int {
 	return n
 }
 
-// scaleWeights maps Gateway API weights (0..1,000,000) onto the config's
-// 0..100: divided by their greatest common divisor, then, when one is
-// still above 100, scaled so the largest is 100 (a non-zero weight stays
-// at least 1). lossy reports a ratio that could not be kept exactly.
+// scaleWeights maps the refs' Gateway API weights onto the config's
+// 0..100 (kubeshared.ScaleWeights).
 func scaleWeights(refs []config.BackendRef) ([]config.BackendRef, bool) {
-	g, hi := 0, 0
-	for _, r := range refs {
-		g, hi = gcd(g, *r.Weight), max(hi, *r.Weight)
+	ws := make([]int, len(refs))
+	for i, r := range refs {
+		ws[i] = *r.Weight
 	}
-	if hi <= 100 || g == 0 {
-		return refs, false
-	}
-	lossy := false
+	ws, lossy := kubeshared.ScaleWeights(ws)
 	for i := range refs {
-		w := *refs[i].Weight / g
-		if hi/g > 100 {
-			exact := float64(w) * 100 / float64(hi/g)
-			s := int(math.Round(exact))
-			if w > 0 && s == 0 {
-				s = 1
-			}
-			if float64(s) != exact {
-				lossy = true
-			}
-			w = s
-		}
-		refs[i].Weight = &w
+		refs[i].Weight = &ws[i]
 	}
 	return refs, lossy
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }
 
 // parseDuration parses a Gateway API duration (GEP-2257: "1h", "10s",

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -234,4 +235,43 @@ func CheckPublish(service string, addresses []string) error {
 		}
 	}
 	return nil
+}
+
+// ScaleWeights maps Gateway API weights (0..1,000,000) onto the gateway's
+// 0..100: divided by their greatest common divisor, then, when one is
+// still above 100, scaled so the largest is 100 (a non-zero weight stays
+// at least 1). lossy reports a ratio that could not be kept exactly.
+// Weights already within 0..100 come back as they are.
+func ScaleWeights(ws []int) (scaled []int, lossy bool) {
+	g, hi := 0, 0
+	for _, w := range ws {
+		g, hi = gcd(g, w), max(hi, w)
+	}
+	if hi <= 100 || g == 0 {
+		return ws, false
+	}
+	out := make([]int, len(ws))
+	for i, w := range ws {
+		w /= g
+		if hi/g > 100 {
+			exact := float64(w) * 100 / float64(hi/g)
+			s := int(math.Round(exact))
+			if w > 0 && s == 0 {
+				s = 1
+			}
+			if float64(s) != exact {
+				lossy = true
+			}
+			w = s
+		}
+		out[i] = w
+	}
+	return out, lossy
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

@@ -152,23 +152,17 @@ func (u *UI) routeControl(w http.ResponseWriter, r *http.Request, rest string) {
 				return nil, err
 			}
 		}
-		cur, err := c.Weights(route)
+		// Computed on the weights where they are kept, not on the page's
+		// copy: two steps in quick succession make two.
+		next := Flip
+		if action == "step" {
+			next = func(cur map[string]int) (map[string]int, error) { return Step(cur, step.Backend, step.Delta) }
+		}
+		done, err := c.UpdateWeights(r.Context(), route, next)
 		if err != nil {
 			return nil, err
 		}
-		var next map[string]int
-		if action == "flip" {
-			next, err = Flip(cur)
-		} else {
-			next, err = Step(cur, step.Backend, step.Delta)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := c.SetWeights(route, next); err != nil {
-			return nil, err
-		}
-		u.o.Logger.Info("live view control", "route", route, "action", action)
-		return c.Weights(route)
+		u.o.Logger.Info("live view control", "route", route, "action", action, "written", done.Where)
+		return done.Weights, nil
 	})
 }

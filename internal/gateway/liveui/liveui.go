@@ -51,10 +51,9 @@ type Source interface {
 // wrap admin.ErrNotFound, ErrInvalid and ErrConflict answer 404, 422 and
 // 409.
 type Controls interface {
-	// Weights returns a route's live weights by backend name.
-	Weights(route string) (map[string]int, error)
-	// SetWeights changes some of a route's weights at once.
-	SetWeights(route string, w map[string]int) error
+	// UpdateWeights changes a route's weights, computed from the current
+	// ones where they are kept (admin.WeightWriter).
+	admin.WeightWriter
 	// SetPaused holds (true) or releases a route's weights.
 	SetPaused(route string, paused bool) error
 }
@@ -436,6 +435,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, admin.ErrInvalid):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, admin.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }

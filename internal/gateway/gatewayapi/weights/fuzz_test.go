@@ -12,11 +12,11 @@ import (
 	"github.com/flotilla-dev/flotilla/internal/gateway/admin"
 )
 
-// FuzzWriteWeights: any route name and any backend name and weight (the
+// FuzzUpdateWeights: any route name and any backend name and weight (the
 // admin API's URL path and JSON body) end in a write of the rule the
 // route came from, or in one of the admin API's errors; never a panic, a
 // write to a route that does not exist, or a weight out of range.
-func FuzzWriteWeights(f *testing.F) {
+func FuzzUpdateWeights(f *testing.F) {
 	for _, s := range []struct {
 		route, backend string
 		weight         int
@@ -34,7 +34,7 @@ func FuzzWriteWeights(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, route, backend string, weight int) {
 		core := fake.NewClientset(service("stable", 8080, ""), service("canary", 8080, ""), service("blue", 8080, ""), service("green", 8080, "kubernetes.io/h2c"))
-		gwc := gwfake.NewSimpleClientset() //nolint:staticcheck // see TestWriteWeights
+		gwc := gwfake.NewSimpleClientset() //nolint:staticcheck // see TestUpdateWeights
 		if _, err := gwc.GatewayV1().HTTPRoutes("shop").Create(context.Background(), demoRoute(), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -45,28 +45,28 @@ func FuzzWriteWeights(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := wr.WriteWeights(context.Background(), route, map[string]int{backend: weight})
+		got, err := wr.UpdateWeights(context.Background(), route, admin.Set(map[string]int{backend: weight}))
 		if err != nil {
 			if !errors.Is(err, admin.ErrNotFound) && !errors.Is(err, admin.ErrInvalid) && !errors.Is(err, admin.ErrUnavailable) {
-				t.Fatalf("WriteWeights(%q, %q=%d) = %v, want an admin API error", route, backend, weight, err)
+				t.Fatalf("UpdateWeights(%q, %q=%d) = %v, want an admin API error", route, backend, weight, err)
 			}
 			return
 		}
 		if weight < 0 || weight > MaxWeight {
-			t.Fatalf("WriteWeights(%q, %q=%d) wrote a weight out of range (%s)", route, backend, weight, got.Where)
+			t.Fatalf("UpdateWeights(%q, %q=%d) wrote a weight out of range (%s)", route, backend, weight, got.Where)
 		}
 		if got.Where == "local" {
 			if local.RouteOfPart(ExtraPart, route) {
-				t.Fatalf("WriteWeights(%q): a route of the Gateway API part written locally", route)
+				t.Fatalf("UpdateWeights(%q): a route of the Gateway API part written locally", route)
 			}
 			return
 		}
 		r := demoRoute()
 		if _, ok := RuleOf(r, route); !ok {
-			t.Fatalf("WriteWeights(%q) wrote %s, but no rule of HTTPRoute shop/demo has this route", route, got.Where)
+			t.Fatalf("UpdateWeights(%q) wrote %s, but no rule of HTTPRoute shop/demo has this route", route, got.Where)
 		}
 		if got.Weights[backend] != weight {
-			t.Fatalf("WriteWeights(%q, %q=%d) = %v", route, backend, weight, got.Weights)
+			t.Fatalf("UpdateWeights(%q, %q=%d) = %v", route, backend, weight, got.Weights)
 		}
 	})
 }

@@ -7,8 +7,8 @@
 // the gateway's own table, which the Writer swaps locally, as before.
 //
 // Writer implements admin.WeightWriter: the admin API's
-// PUT /routes/{name}/weights and the admin page's controls call it
-// through (*gateway.Gateway).WriteWeights.
+// PUT /routes/{name}/weights and the live view's controls call it
+// through (*gateway.Gateway).UpdateWeights.
 package weights
 
 import (
@@ -60,8 +60,8 @@ type Local interface {
 	// Weights returns a route's live weights; an error wrapping
 	// admin.ErrNotFound when there is no such route.
 	Weights(route string) (map[string]int, error)
-	// WriteWeightsLocal swaps some of a route's weights in the table.
-	WriteWeightsLocal(route string, w map[string]int) (admin.Written, error)
+	// UpdateWeightsLocal changes some of a route's weights in the table.
+	UpdateWeightsLocal(route string, next admin.NextWeights) (admin.Written, error)
 }
 
 // Options configure a Writer.
@@ -115,14 +115,20 @@ func New(opts Options) (*Writer, error) {
 	return &Writer{opts: opts, log: log}, nil
 }
 
-// Errors of WriteWeights besides admin.ErrNotFound and admin.ErrInvalid:
+// Errors of UpdateWeights besides admin.ErrNotFound and admin.ErrInvalid:
 // the API refused or failed the write (admin answers 503).
 var ErrNotWritten = fmt.Errorf("weights not written (%w)", admin.ErrUnavailable)
 
-// WriteWeights sets the weights w names (backend name → 0..100) of route.
-// A route of an HTTPRoute is patched in the API, its other backendRefs
-// keep their weights; every other route is swapped in the local table.
-func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]int) (admin.Written, error) {
+// nextErr carries an error of the caller's NextWeights out of the retry,
+// so that it is returned as it is.
+type nextErr struct{ error }
+
+// UpdateWeights changes some of route's weights (backend name → 0..100)
+// to what next computes from the current ones. A route of an HTTPRoute
+// is patched in the API, next running on the weights just read, again
+// after each conflict; its other backendRefs keep their weights. Every
+// other route is changed in the local table.
+func (wr *Writer) UpdateWeights(ctx context.Context, route string, next admin.NextWeights) (admin.Written, error) {
 	live, err := wr.opts.Local.Weights(route)
 	if err != nil {
 		return admin.Written{}, err
@@ -130,27 +136,21 @@ func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]i
 	// Where the route came from decides, not its name: a route of the
 	// routes file may be named gw.… too.
 	if wr.opts.Routes == nil || !wr.opts.Local.RouteOfPart(ExtraPart, route) {
-		return wr.opts.Local.WriteWeightsLocal(route, w)
-	}
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(w)) {
-		if v := w[name]; v < 0 || v > MaxWeight {
-			errs = append(errs, fmt.Errorf("weights[%q]: must be 0..%d, got %d", name, MaxWeight, v))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return admin.Written{}, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
+		return wr.opts.Local.UpdateWeightsLocal(route, next)
 	}
 	ctx, cancel := context.WithTimeout(ctx, wr.opts.Timeout)
 	defer cancel()
 	var done admin.Written
 	err = retry.RetryOnConflict(wr.opts.Backoff, func() error {
 		var err error
-		done, err = wr.patch(ctx, route, w, live)
+		done, err = wr.patch(ctx, route, next, live)
 		return err
 	})
 	if err != nil {
+		var ne nextErr
 		switch {
+		case errors.As(err, &ne):
+			return admin.Written{}, ne.error
 		case errors.Is(err, admin.ErrNotFound) || errors.Is(err, admin.ErrInvalid):
 			return admin.Written{}, err
 		case apierrors.IsInvalid(err):
@@ -161,16 +161,17 @@ func (wr *Writer) WriteWeights(ctx context.Context, route string, w map[string]i
 		}
 		return admin.Written{}, fmt.Errorf("%w: route %q: %w", ErrNotWritten, route, err)
 	}
-	wr.log.Info("weights written", slog.String("route", route), slog.String("where", done.Where), slog.Any("weights", w))
+	wr.log.Info("weights written", slog.String("route", route), slog.String("where", done.Where), slog.Any("weights", done.Weights))
 	return done, nil
 }
 
-// patch reads the HTTPRoute rule route came from, and patches the weights
-// of the backendRefs w names, with the HTTPRoute's resourceVersion as a
+// patch reads the HTTPRoute rule route came from, computes the weights
+// with next from the rule's (on the gateway's 0..100 scale), and patches
+// the rule's weights with the HTTPRoute's resourceVersion as a
 // precondition (a conflict when another writer came first). live are the
 // route's weights in this replica's table: a backend the gateway does not
 // serve (an unresolved backendRef) cannot be named.
-func (wr *Writer) patch(ctx context.Context, route string, w, live map[string]int) (admin.Written, error) {
+func (wr *Writer) patch(ctx context.Context, route string, next admin.NextWeights, live map[string]int) (admin.Written, error) {
 	r, rule, err := wr.locate(ctx, route)
 	if err != nil {
 		return admin.Written{}, err
@@ -192,37 +193,55 @@ func (wr *Writer) patch(ctx context.Context, route string, w, live map[string]in
 			weights[k] = int(*ref.Weight)
 		}
 	}
-	ops := []jsonPatchOp{{Op: "add", Path: "/metadata/resourceVersion", Value: r.ResourceVersion}}
+	// What the gateway serves: the served backendRefs' weights scaled to
+	// 0..100 (900/100 serves as 9/1), as the translation scales them.
+	var served []int // indexes into refs
+	for k, n := range names {
+		if _, ok := live[n]; ok && n != "" {
+			served = append(served, k)
+		}
+	}
+	raw := make([]int, len(served))
+	for i, k := range served {
+		raw[i] = weights[k]
+	}
+	scaled, _ := kubeshared.ScaleWeights(raw)
+	cur := map[string]int{}
+	for i, k := range served {
+		if _, dup := cur[names[k]]; !dup {
+			cur[names[k]] = scaled[i]
+		}
+	}
+	w, err := next(maps.Clone(cur))
+	if err != nil {
+		return admin.Written{}, nextErr{err}
+	}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(w)) {
-		_, served := live[name]
-		k := slices.Index(names, name)
-		if k < 0 || !served {
+		if _, ok := cur[name]; !ok {
 			errs = append(errs, fmt.Errorf("route %q (%s) has no backend %q; its backends: %s", route, where, name, known(names, live)))
-			continue
+		} else if v := w[name]; v < 0 || v > MaxWeight {
+			errs = append(errs, fmt.Errorf("weights[%q]: must be 0..%d, got %d", name, MaxWeight, v))
 		}
-		weights[k] = w[name]
-		ops = append(ops, jsonPatchOp{Op: "add", Path: fmt.Sprintf("/spec/rules/%d/backendRefs/%d/weight", rule, k), Value: w[name]})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return admin.Written{}, fmt.Errorf("%w: %w", admin.ErrInvalid, err)
 	}
-	// The gateway's weights are the HTTPRoute's scaled to 0..100 (900/100
-	// serves as 9/1): every other served backendRef is written at its live
-	// weight too, so the rule is on one scale and 10 more means 10 points.
-	for k, n := range names {
-		if _, named := w[n]; n != "" && !named {
-			if v, served := live[n]; served && v != weights[k] {
-				weights[k] = v
-				ops = append(ops, jsonPatchOp{Op: "add", Path: fmt.Sprintf("/spec/rules/%d/backendRefs/%d/weight", rule, k), Value: v})
-			}
-		}
-	}
+	// Every served backendRef is written on that scale, the named ones at
+	// their new weight, so the rule is on one scale and 10 more means 10
+	// points.
+	ops := []jsonPatchOp{{Op: "add", Path: "/metadata/resourceVersion", Value: r.ResourceVersion}}
 	total := 0
-	for k, n := range names {
-		if n != "" {
-			total += weights[k]
+	for i, k := range served {
+		v, named := w[names[k]]
+		if !named {
+			v = scaled[i]
 		}
+		if v != weights[k] || refs[k].Weight == nil {
+			weights[k] = v
+			ops = append(ops, jsonPatchOp{Op: "add", Path: fmt.Sprintf("/spec/rules/%d/backendRefs/%d/weight", rule, k), Value: v})
+		}
+		total += v
 	}
 	if total == 0 {
 		return admin.Written{}, fmt.Errorf("%w: route %q (%s): every weight would be 0, and the rule would answer 500", admin.ErrInvalid, route, where)

@@ -48,8 +48,12 @@ func (l *localTable) Weights(route string) (map[string]int, error) {
 	return maps.Clone(w), nil
 }
 
-func (l *localTable) WriteWeightsLocal(route string, w map[string]int) (admin.Written, error) {
+func (l *localTable) UpdateWeightsLocal(route string, next admin.NextWeights) (admin.Written, error) {
 	l.writes = append(l.writes, route)
+	w, err := next(maps.Clone(l.routes[route]))
+	if err != nil {
+		return admin.Written{}, err
+	}
 	for k, v := range w {
 		if _, ok := l.routes[route][k]; !ok {
 			return admin.Written{}, fmt.Errorf("%w: route %q has no backend %q", admin.ErrInvalid, route, k)
@@ -123,9 +127,9 @@ func ruleWeights(t *testing.T, gwc *gwfake.Clientset) [][]string {
 	return out
 }
 
-// TestWriteWeights: where each route's weights are written, what the API
+// TestUpdateWeights: where each route's weights are written, what the API
 // receives, and what is refused with which status.
-func TestWriteWeights(t *testing.T) {
+func TestUpdateWeights(t *testing.T) {
 	original := [][]string{{"90", "10"}, {"-", "0", "5"}}
 	for _, c := range []struct {
 		name      string
@@ -165,9 +169,9 @@ func TestWriteWeights(t *testing.T) {
 		{name: "canary step patches rule 0 only", route: "gw.shop.demo.0.0", w: map[string]int{stable: 50, canary: 50},
 			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 50, canary: 50},
 			wantRules: [][]string{{"50", "50"}, {"-", "0", "5"}}, patches: 1},
-		{name: "one backend named, the other keeps its live weight on the gateway's scale", route: "gw.shop.demo.0.0", w: map[string]int{canary: 30},
-			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 9, canary: 30},
-			wantRules: [][]string{{"9", "30"}, {"-", "0", "5"}}, patches: 1},
+		{name: "one backend named, the other keeps its weight as the HTTPRoute has it", route: "gw.shop.demo.0.0", w: map[string]int{canary: 30},
+			wantWhere: "HTTPRoute shop/demo spec.rules[0]", wantW: map[string]int{stable: 90, canary: 30},
+			wantRules: [][]string{{"90", "30"}, {"-", "0", "5"}}, patches: 1},
 		{name: "blue/green flip through the second match of rule 1", route: "gw.shop.demo.1.1", w: map[string]int{blue: 0, green: 100},
 			wantWhere: "HTTPRoute shop/demo spec.rules[1]", wantW: map[string]int{blue: 0, green: 100},
 			wantRules: [][]string{{"90", "10"}, {"0", "100", "5"}}, patches: 1},
@@ -210,8 +214,8 @@ func TestWriteWeights(t *testing.T) {
 			local := &localTable{routes: map[string]map[string]int{
 				"demo":    {"a": 100, "b": 0},
 				"gw.file": {"a": 0, "b": 100},
-				// 90/10 in the HTTPRoute serves as 9/1 (scaled by the
-				// greatest common divisor, as gatewayapi does).
+				// The table may lag the HTTPRoute (90/10): the Writer
+				// computes on what it reads from the API.
 				"gw.shop.demo.0.0":       {stable: 9, canary: 1},
 				"gw.shop.demo.0.0.https": {stable: 9, canary: 1},
 				"gw.shop.demo.1.0":       {blue: 1, green: 0},
@@ -222,14 +226,14 @@ func TestWriteWeights(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := wr.WriteWeights(context.Background(), c.route, c.w)
+			got, err := wr.UpdateWeights(context.Background(), c.route, admin.Set(c.w))
 			switch {
 			case c.wantErr == nil && err != nil:
-				t.Fatalf("WriteWeights(%q) = %v", c.route, err)
+				t.Fatalf("UpdateWeights(%q) = %v", c.route, err)
 			case c.wantErr != nil && !errors.Is(err, c.wantErr):
-				t.Fatalf("WriteWeights(%q) = %v, want an error wrapping %v", c.route, err, c.wantErr)
+				t.Fatalf("UpdateWeights(%q) = %v, want an error wrapping %v", c.route, err, c.wantErr)
 			case c.wantErr != nil && !strings.Contains(err.Error(), c.wantMsg):
-				t.Errorf("WriteWeights(%q) = %v, want it to say %q", c.route, err, c.wantMsg)
+				t.Errorf("UpdateWeights(%q) = %v, want it to say %q", c.route, err, c.wantMsg)
 			}
 			if c.wantErr == nil {
 				if !strings.HasPrefix(got.Where, c.wantWhere) {
@@ -267,6 +271,75 @@ func TestWriteWeights(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStepOnTheWrittenWeights: a change relative to the current weights
+// (the live view's canary step) is computed on the HTTPRoute as read for
+// the write, not on this replica's table, which may lag it; after a
+// conflict it is computed again on what the other writer wrote. Two
+// steps of 10 at once make 20.
+func TestStepOnTheWrittenWeights(t *testing.T) {
+	gwc := gwfake.NewSimpleClientset() //nolint:staticcheck // see TestUpdateWeights
+	routes := gwc.GatewayV1().HTTPRoutes("shop")
+	ctx := context.Background()
+	if _, err := routes.Create(ctx, demoRoute(), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica's step lands between our read and our patch: our
+	// first patch meets a conflict.
+	raced := false
+	gwc.PrependReactor("patch", "httproutes", func(clienttesting.Action) (bool, runtime.Object, error) {
+		if raced {
+			return false, nil, nil
+		}
+		raced = true
+		// The tracker, not the clientset: a reactor runs under the
+		// clientset's lock.
+		gvr := gwv1.SchemeGroupVersion.WithResource("httproutes")
+		o, err := gwc.Tracker().Get(gvr, "shop", "demo")
+		if err != nil {
+			return true, nil, err
+		}
+		r := o.(*gwv1.HTTPRoute).DeepCopy()
+		r.Spec.Rules[0].BackendRefs[0].Weight, r.Spec.Rules[0].BackendRefs[1].Weight = w32(80), w32(20)
+		r.ResourceVersion = "8"
+		if err := gwc.Tracker().Update(gvr, r, "shop"); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "gateway.networking.k8s.io", Resource: "httproutes"}, "demo", errors.New("the object has been modified"))
+	})
+	// This replica's table has not seen even the 90/10 on the 0..100
+	// scale: it still says 9/1.
+	local := &localTable{routes: map[string]map[string]int{"gw.shop.demo.0.0": {stable: 9, canary: 1}}}
+	core := fake.NewClientset(service("stable", 8080, ""), service("canary", 8080, ""))
+	wr, err := New(Options{Local: local, Routes: gwc.GatewayV1(), Services: core.CoreV1()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []map[string]int
+	step := func(cur map[string]int) (map[string]int, error) {
+		seen = append(seen, maps.Clone(cur))
+		return map[string]int{canary: cur[canary] + 10, stable: cur[stable] - 10}, nil
+	}
+	got, err := wr.UpdateWeights(ctx, "gw.shop.demo.0.0", step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]int{{stable: 90, canary: 10}, {stable: 80, canary: 20}}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("the step saw (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{stable: 70, canary: 30}, got.Weights); diff != "" {
+		t.Errorf("Weights (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([][]string{{"70", "30"}, {"-", "0", "5"}}, ruleWeights(t, gwc)); diff != "" {
+		t.Errorf("HTTPRoute weights (-want +got):\n%s", diff)
+	}
+	// An error of the step is returned as it is, nothing written.
+	refuse := errors.New("step: backend: no such backend")
+	if _, err := wr.UpdateWeights(ctx, "gw.shop.demo.0.0", func(map[string]int) (map[string]int, error) { return nil, refuse }); err != refuse {
+		t.Errorf("UpdateWeights with a failing step = %v, want %v", err, refuse)
 	}
 }
 
