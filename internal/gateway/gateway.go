@@ -125,7 +125,7 @@ type Gateway struct {
 	parts   map[string]*Extra     // SetExtraPart's, by part name
 
 	weightWriter atomic.Pointer[admin.WeightWriter] // SetWeightWriter's; nil: local
-	updateMu     sync.Mutex                          // one UpdateWeightsLocal at a time
+	updateMu     sync.Mutex                         // one UpdateWeightsLocal at a time
 	live         *liveview.Collector
 	paused       atomic.Pointer[map[string]bool] // routes whose weights are held (SetPaused); copied on write under g.mu
 	liveStop     context.CancelFunc
