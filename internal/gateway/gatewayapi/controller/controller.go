@@ -148,9 +148,9 @@ type Controller struct {
 	// allocated are the local ports given to each Gateway's listener
 	// ports (services.go), by Gateway namespace/name; the sync loop's.
 	allocated map[string]map[int32]int32
-	// slices are the per-Gateway EndpointSlices as last written, by
-	// namespace/name (endpoints.go).
-	slices map[string]*discoveryv1.EndpointSlice
+	// ownSlice is a per-Gateway EndpointSlice as the API has it, nil
+	// when there is none (endpoints.go).
+	ownSlice func(ns, name string) *discoveryv1.EndpointSlice
 }
 
 // Synced is closed once the first sync has applied the objects listed at
@@ -176,7 +176,7 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("gateway API secret dir: %w", err)
 	}
 	loop := &kubeshared.Loop{Name: "flotilla-gateway-api-status", Debounce: opts.Debounce, Lease: opts.Lease, Leases: opts.Client.Coordination, Log: opts.Logger}
-	return &Controller{opts: opts, log: opts.Logger, loop: loop, allocated: map[string]map[int32]int32{}, slices: map[string]*discoveryv1.EndpointSlice{}}, nil
+	return &Controller{opts: opts, log: opts.Logger, loop: loop, allocated: map[string]map[int32]int32{}}, nil
 }
 
 func (c *Controller) kick() { c.loop.Kick() }
@@ -226,7 +226,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		infs = append(infs, lsi)
 	}
 	if c.opts.Ports != nil {
-		infs = append(infs, c.gatewayPodsInformer())
+		infs = append(infs, c.gatewayPodsInformer(), c.ownSlicesInformer())
 	}
 	c.log.Info("gateway API controller starting", slog.String("controllerName", c.opts.Translate.ControllerName), slog.String("class", c.opts.Translate.ClassName))
 	for _, inf := range []cache.SharedIndexInformer{c.backendTLSInformer(ctx), c.configMapInformer(ctx)} {

@@ -99,70 +99,83 @@ func (c *Controller) endpointSlices(svc *corev1.Service) []*discoveryv1.Endpoint
 	return out
 }
 
+// ownSlicesInformer watches the EndpointSlices written here (managed-by
+// gateway.flotilla.dev, every namespace) and sets c.ownSlice: one edited
+// or deleted by someone else is put back at the next sync, and an
+// unchanged one costs no request.
+func (c *Controller) ownSlicesInformer() cache.SharedIndexInformer {
+	sel := discoveryv1.LabelManagedBy + "=" + managedBy
+	es := c.opts.Client.Discovery.EndpointSlices(metav1.NamespaceAll)
+	inf := kubeshared.NewInformer(&discoveryv1.EndpointSlice{}, c.opts.Client,
+		func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+			o.LabelSelector = sel
+			return es.List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return es.Watch(ctx, o)
+		})
+	c.ownSlice = func(ns, name string) *discoveryv1.EndpointSlice {
+		o, ok, _ := inf.GetStore().GetByKey(ns + "/" + name)
+		if s, _ := o.(*discoveryv1.EndpointSlice); ok && s != nil && s.Labels[discoveryv1.LabelManagedBy] == managedBy {
+			return s
+		}
+		return nil
+	}
+	return inf
+}
+
 // applyEndpoints (Lease holder) makes svc's EndpointSlices what
-// endpointSlices says. What it last wrote is remembered, so an unchanged
-// slice costs no request; a slice not written by this process yet is read
-// once first.
+// endpointSlices says, compared with the informer's copies. A write that
+// meets a newer copy (a conflict, or a slice that exists but lost our
+// label) kicks another sync, which sees it.
 func (c *Controller) applyEndpoints(ctx context.Context, svc *corev1.Service) {
 	api := c.opts.Client.Discovery.EndpointSlices(svc.Namespace)
 	wanted := c.endpointSlices(svc)
 	// A family the pods no longer have: its slice goes, rather than keep
-	// addresses that no longer serve. Known gone (a nil entry): no request.
+	// addresses that no longer serve.
 	for _, typ := range []discoveryv1.AddressType{discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6} {
-		if slices.ContainsFunc(wanted, func(es *discoveryv1.EndpointSlice) bool { return es.AddressType == typ }) {
-			continue
-		}
 		name := svc.Name + "-" + strings.ToLower(string(typ))
-		key := svc.Namespace + "/" + name
-		if have, known := c.slices[key]; known && have == nil {
+		if slices.ContainsFunc(wanted, func(es *discoveryv1.EndpointSlice) bool { return es.AddressType == typ }) ||
+			c.ownSlice(svc.Namespace, name) == nil {
 			continue
 		}
 		if err := api.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			delete(c.slices, key)
-			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not deleted", slog.String("endpointslice", key), slog.String("error", err.Error()))
-			continue
+			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not deleted", slog.String("endpointslice", svc.Namespace+"/"+name), slog.String("error", err.Error()))
 		}
-		c.slices[key] = nil
 	}
 	for _, want := range wanted {
 		key := want.Namespace + "/" + want.Name
-		have := c.slices[key]
-		if have == nil {
-			got, err := api.Get(ctx, want.Name, metav1.GetOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not read", slog.String("endpointslice", key), slog.String("error", err.Error()))
-				continue
-			}
-			if err == nil {
-				have = got
-			}
-		}
+		have := c.ownSlice(want.Namespace, want.Name)
 		if have != nil && have.AddressType == want.AddressType && apiequality.Semantic.DeepEqual(have.Endpoints, want.Endpoints) &&
 			apiequality.Semantic.DeepEqual(have.Ports, want.Ports) && apiequality.Semantic.DeepEqual(have.Labels, want.Labels) &&
 			apiequality.Semantic.DeepEqual(have.OwnerReferences, want.OwnerReferences) {
-			c.slices[key] = have
 			continue
 		}
-		var made *discoveryv1.EndpointSlice
 		var err error
 		if have == nil {
-			made, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"})
-		} else {
-			want.ResourceVersion = have.ResourceVersion
-			made, err = api.Update(ctx, want, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"})
-		}
-		if err != nil {
-			delete(c.slices, key) // read again next time
-			if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsInvalid(err) && have != nil && have.AddressType != want.AddressType {
-				if have != nil && have.AddressType != want.AddressType {
-					_ = api.Delete(ctx, want.Name, metav1.DeleteOptions{}) // addressType is immutable
-				}
-				c.kick()
-				continue
+			_, err = api.Create(ctx, want, metav1.CreateOptions{FieldManager: "flotilla-gateway-api"})
+			if apierrors.IsAlreadyExists(err) {
+				// Ours without our label (or the informer is behind):
+				// take it back.
+				have, err = api.Get(ctx, want.Name, metav1.GetOptions{})
 			}
-			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not written", slog.String("endpointslice", key), slog.String("error", err.Error()))
-			continue
 		}
-		c.slices[key] = made
+		if have != nil && err == nil {
+			if have.AddressType != want.AddressType {
+				// addressType is immutable: replaced at the next sync.
+				err = api.Delete(ctx, want.Name, metav1.DeleteOptions{})
+				c.kick()
+			} else {
+				want.ResourceVersion = have.ResourceVersion
+				_, err = api.Update(ctx, want, metav1.UpdateOptions{FieldManager: "flotilla-gateway-api"})
+			}
+		}
+		switch {
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+			c.kick() // the informer brings the newer copy
+		case err != nil:
+			c.log.Warn("gateway API: EndpointSlice of a Gateway's Service not written", slog.String("endpointslice", key), slog.String("error", err.Error()))
+		}
 	}
 }

@@ -258,3 +258,44 @@ func TestPerGatewaySliceOfAGoneFamily(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPerGatewaySliceRestored: a Gateway Service's EndpointSlice edited or
+// deleted by someone else is put back, without waiting for the gateway's
+// pods to change (the slices are watched, not remembered).
+func TestPerGatewaySliceRestored(t *testing.T) {
+	pub := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway", Labels: map[string]string{"app.kubernetes.io/name": "gateway"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app.kubernetes.io/name": "gateway"}}}
+	ready := discoveryv1.EndpointConditions{Ready: new(true), Serving: new(true), Terminating: new(false)}
+	v4 := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "gateway-v4", Labels: map[string]string{discoveryv1.LabelServiceName: "gateway"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.9"}, Conditions: ready}}}
+	rng := freeRange(t, 2)
+	var dyn *httpserver.Dynamic
+	h := startWith(t, []runtime.Object{pub, v4}, []runtime.Object{class(), gatewayObj()}, perGateway(t, rng, &dyn))
+	ctx := context.Background()
+	es := h.core.DiscoveryV1().EndpointSlices("shop")
+	name := serviceName("shop", "edge") + "-ipv4"
+	lists := func() error {
+		s, err := es.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(s.Endpoints) != 1 || s.Endpoints[0].Addresses[0] != "10.244.0.9" {
+			return fmt.Errorf("endpoints %+v, want the gateway pod 10.244.0.9", s.Endpoints)
+		}
+		return nil
+	}
+	eventually(t, "the slice written", lists)
+	s, err := es.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Endpoints[0].Addresses = []string{"10.244.0.66"}
+	if _, err := es.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the edited slice put back", lists)
+	if err := es.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deleted slice put back", lists)
+}
