@@ -35,17 +35,7 @@ const managedBy = "gateway.flotilla.dev"
 // sets c.gatewayPods.
 func (c *Controller) gatewayPodsInformer() cache.SharedIndexInformer {
 	ns, name, _ := strings.Cut(c.opts.PublishService, "/")
-	sel := discoveryv1.LabelServiceName + "=" + name
-	es := c.opts.Client.Discovery.EndpointSlices(ns)
-	inf := kubeshared.NewInformer(&discoveryv1.EndpointSlice{}, c.opts.Client,
-		func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
-			o.LabelSelector = sel
-			return es.List(ctx, o)
-		},
-		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return es.Watch(ctx, o)
-		})
+	inf := c.sliceInformer(ns, discoveryv1.LabelServiceName+"="+name)
 	c.gatewayPods = func() []*discoveryv1.EndpointSlice {
 		var out []*discoveryv1.EndpointSlice
 		for _, o := range inf.GetStore().List() {
@@ -59,6 +49,21 @@ func (c *Controller) gatewayPodsInformer() cache.SharedIndexInformer {
 		return out
 	}
 	return inf
+}
+
+// sliceInformer watches the EndpointSlices of namespace ns (all: "")
+// that label selector sel selects.
+func (c *Controller) sliceInformer(ns, sel string) cache.SharedIndexInformer {
+	es := c.opts.Client.Discovery.EndpointSlices(ns)
+	return kubeshared.NewInformer(&discoveryv1.EndpointSlice{}, c.opts.Client,
+		func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
+			o.LabelSelector = sel
+			return es.List(ctx, o)
+		},
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return es.Watch(ctx, o)
+		})
 }
 
 // endpointSlices are the EndpointSlices svc should have: one per address
@@ -104,17 +109,7 @@ func (c *Controller) endpointSlices(svc *corev1.Service) []*discoveryv1.Endpoint
 // or deleted by someone else is put back at the next sync, and an
 // unchanged one costs no request.
 func (c *Controller) ownSlicesInformer() cache.SharedIndexInformer {
-	sel := discoveryv1.LabelManagedBy + "=" + managedBy
-	es := c.opts.Client.Discovery.EndpointSlices(metav1.NamespaceAll)
-	inf := kubeshared.NewInformer(&discoveryv1.EndpointSlice{}, c.opts.Client,
-		func(ctx context.Context, o metav1.ListOptions) (*discoveryv1.EndpointSliceList, error) {
-			o.LabelSelector = sel
-			return es.List(ctx, o)
-		},
-		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return es.Watch(ctx, o)
-		})
+	inf := c.sliceInformer(metav1.NamespaceAll, discoveryv1.LabelManagedBy+"="+managedBy)
 	c.ownSlice = func(ns, name string) *discoveryv1.EndpointSlice {
 		o, ok, _ := inf.GetStore().GetByKey(ns + "/" + name)
 		if s, _ := o.(*discoveryv1.EndpointSlice); ok && s != nil && s.Labels[discoveryv1.LabelManagedBy] == managedBy {
