@@ -296,7 +296,7 @@ func TestStepOnTheWrittenWeights(t *testing.T) {
 		raced = true
 		// The tracker, not the clientset: a reactor runs under the
 		// clientset's lock.
-		gvr := gwv1.SchemeGroupVersion.WithResource("httproutes")
+		gvr := schema.GroupVersionResource{Group: gwv1.GroupName, Version: "v1", Resource: "httproutes"}
 		o, err := gwc.Tracker().Get(gvr, "shop", "demo")
 		if err != nil {
 			return true, nil, err
