@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,39 +41,20 @@ func TestHelm(t *testing.T) {
 	testHelmInstalled(t, c, ns, run)
 }
 
-// helmBuild is Helm built from the module proxy into a directory of its
-// own (GOBIN), unless $HELM names a binary. TestMain starts it in the
-// background when a Helm test will run: on a cold machine the build takes
-// minutes of CPU, which the tests before then leave idle while they wait
-// on rollouts.
-var helmBuild = sync.OnceValues(func() (string, error) {
-	if h := os.Getenv("HELM"); h != "" {
-		return h, nil
-	}
-	bin, err := os.MkdirTemp("", "flotilla-e2e-helm-")
-	if err != nil {
-		return "", err
-	}
-	helmDir = bin
-	build := exec.Command("go", "install", helmModule)
-	build.Env = append(os.Environ(), "GOBIN="+bin)
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s: %v\n%s", helmModule, err, out)
-	}
-	return filepath.Join(bin, "helm"), nil
-})
-
-// helmDir is the directory helmBuild made, removed by TestMain.
-var helmDir string
-
 // helmRunner returns a function that runs helm in namespace ns of c and
 // fails the test on error. $HELM names a helm binary; without it Helm is
 // built from the module proxy (slow once, then from Go's build cache).
 func helmRunner(t *testing.T, c *cluster, ns string) func(args ...string) string {
 	t.Helper()
-	helm, err := helmBuild() // waits for TestMain's
-	if err != nil {
-		t.Fatal(err)
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		bin := t.TempDir()
+		helm = filepath.Join(bin, "helm")
+		build := exec.CommandContext(t.Context(), "go", "install", helmModule)
+		build.Env = append(os.Environ(), "GOBIN="+bin)
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", helmModule, err, out)
+		}
 	}
 	return func(args ...string) string {
 		t.Helper()
